@@ -29,7 +29,8 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             display_name,
             kind,
         } => {
-            let display_name = bounded_text("display_name", display_name, 1, DISPLAY_NAME_CHARS_MAX)?;
+            let display_name =
+                bounded_text("display_name", display_name, 1, DISPLAY_NAME_CHARS_MAX)?;
             Ok(match state.users.get(user_id) {
                 None => vec![Event::UserRegistered {
                     user_id: user_id.clone(),
@@ -348,10 +349,9 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             }])
         }
         Action::EndContract { contract_id } => {
-            let contract = state
-                .contracts
-                .get(contract_id)
-                .ok_or_else(|| Rejection::new(ErrorCode::NotFound, "contract_id: no such contract"))?;
+            let contract = state.contracts.get(contract_id).ok_or_else(|| {
+                Rejection::new(ErrorCode::NotFound, "contract_id: no such contract")
+            })?;
             Ok(if contract.active {
                 vec![Event::ContractEnded {
                     contract_id: contract_id.clone(),
@@ -456,7 +456,9 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             ctx.member_room(room_id)?;
             let message = ctx.message_in_room(room_id, message_id)?;
             if &message.author == actor {
-                return Err(Rejection::invalid("message_id: you cannot report your own message"));
+                return Err(Rejection::invalid(
+                    "message_id: you cannot report your own message",
+                ));
             }
             let details = match details {
                 Some(text) => {
@@ -522,9 +524,16 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             sha256,
         } => {
             let name = bounded_text("name", name, 1, FILE_NAME_CHARS_MAX)?;
-            let content_type = bounded_text("content_type", content_type, 1, CONTENT_TYPE_CHARS_MAX)?;
-            if !(sha256.len() == 64 && sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) {
-                return Err(Rejection::invalid("sha256: must be 64 lowercase hex characters"));
+            let content_type =
+                bounded_text("content_type", content_type, 1, CONTENT_TYPE_CHARS_MAX)?;
+            if !(sha256.len() == 64
+                && sha256
+                    .bytes()
+                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            {
+                return Err(Rejection::invalid(
+                    "sha256: must be 64 lowercase hex characters",
+                ));
             }
             if *size > FILE_BYTES_MAX {
                 return Err(Rejection::new(
@@ -606,7 +615,10 @@ fn decide_send(
     };
     if let Some(original) = reply_to {
         ctx.message_in_room(&room_id, &original).map_err(|_| {
-            Rejection::new(ErrorCode::NotFound, "reply_to: no such message in this room")
+            Rejection::new(
+                ErrorCode::NotFound,
+                "reply_to: no such message in this room",
+            )
         })?;
     }
     let attachments = resolve_attachments(ctx, actor, attachments)?;
@@ -706,7 +718,8 @@ fn resolve_attachments(
                 let host = link_host(url).ok_or_else(|| {
                     Rejection::invalid("attachments: a link must be an http or https URL")
                 })?;
-                let dropbox = host == "dropbox.com" || host.ends_with(".dropbox.com") || host == "db.tt";
+                let dropbox =
+                    host == "dropbox.com" || host.ends_with(".dropbox.com") || host == "db.tt";
                 Ok(Attachment::Link {
                     url: url.clone(),
                     provider: dropbox.then(|| "dropbox".to_owned()),
@@ -807,7 +820,10 @@ impl<'a> Context<'a> {
             (Actor::Service(_), false) => {
                 return Err(Rejection::new(
                     ErrorCode::Forbidden,
-                    format!("{} is sent by users, not services", command.action.type_name()),
+                    format!(
+                        "{} is sent by users, not services",
+                        command.action.type_name()
+                    ),
                 ))
             }
             (Actor::User(user), false) if !state.users.contains_key(user) => {
@@ -843,10 +859,12 @@ impl<'a> Context<'a> {
 
     /// R-U1: a named user must be registered.
     fn known_user(&self, user: &UserId) -> Result<&'a UserState, Rejection> {
-        self.state
-            .users
-            .get(user)
-            .ok_or_else(|| Rejection::new(ErrorCode::NotFound, format!("user {user} is not registered")))
+        self.state.users.get(user).ok_or_else(|| {
+            Rejection::new(
+                ErrorCode::NotFound,
+                format!("user {user} is not registered"),
+            )
+        })
     }
 
     /// R-R6: a room the actor is a member of; a missing room is refused the same way.
@@ -857,7 +875,10 @@ impl<'a> Context<'a> {
             .get(room_id)
             .filter(|room| room.members.contains(user))
             .ok_or_else(|| {
-                Rejection::new(ErrorCode::NotMember, "no such room, or you are not a member")
+                Rejection::new(
+                    ErrorCode::NotMember,
+                    "no such room, or you are not a member",
+                )
             })
     }
 
@@ -871,7 +892,12 @@ impl<'a> Context<'a> {
             .messages
             .get(message_id)
             .filter(|m| &m.room_id == room_id)
-            .ok_or_else(|| Rejection::new(ErrorCode::NotFound, "message_id: no such message in this room"))
+            .ok_or_else(|| {
+                Rejection::new(
+                    ErrorCode::NotFound,
+                    "message_id: no such message in this room",
+                )
+            })
     }
 
     /// R-B2 for an existing room: in a direct room, neither member may act while blocked.

@@ -176,12 +176,18 @@ impl RoomId {
 
     /// The room an interview opens.
     pub fn for_interview(interview: &InterviewId) -> RoomId {
-        RoomId(Uuid::new_v5(&INTERVIEW_ROOM_NAMESPACE, interview.as_str().as_bytes()))
+        RoomId(Uuid::new_v5(
+            &INTERVIEW_ROOM_NAMESPACE,
+            interview.as_str().as_bytes(),
+        ))
     }
 
     /// The room a contract opens when it is not given an existing room.
     pub fn for_contract(contract: &ContractId) -> RoomId {
-        RoomId(Uuid::new_v5(&CONTRACT_ROOM_NAMESPACE, contract.as_str().as_bytes()))
+        RoomId(Uuid::new_v5(
+            &CONTRACT_ROOM_NAMESPACE,
+            contract.as_str().as_bytes(),
+        ))
     }
 }
 
@@ -272,16 +278,28 @@ mod tests {
 
     #[test]
     fn actors_are_users_or_services() {
-        assert_eq!(Actor::parse("bob").ok().and_then(|a| a.user().cloned()), UserId::parse("bob").ok());
-        assert!(matches!(Actor::parse("service:hiring"), Ok(Actor::Service(_))));
+        assert_eq!(
+            Actor::parse("bob").ok().and_then(|a| a.user().cloned()),
+            UserId::parse("bob").ok()
+        );
+        assert!(matches!(
+            Actor::parse("service:hiring"),
+            Ok(Actor::Service(_))
+        ));
         assert_eq!(Actor::parse("service:"), Err(IdError::NotAService));
         assert_eq!(Actor::parse("service:a b"), Err(IdError::NotAService));
-        assert_eq!(Actor::parse("service:hiring").map(|a| a.to_string()), Ok("service:hiring".to_owned()));
+        assert_eq!(
+            Actor::parse("service:hiring").map(|a| a.to_string()),
+            Ok("service:hiring".to_owned())
+        );
     }
 
     #[test]
     fn r_r1_direct_room_id_ignores_the_order_of_the_pair() {
-        let (a, b) = (UserId::parse("a").unwrap_or_else(|_| unreachable!()), UserId::parse("b").unwrap_or_else(|_| unreachable!()));
+        let (a, b) = (
+            UserId::parse("a").unwrap_or_else(|_| unreachable!()),
+            UserId::parse("b").unwrap_or_else(|_| unreachable!()),
+        );
         assert_eq!(RoomId::direct(&a, &b), RoomId::direct(&b, &a));
         assert_ne!(RoomId::direct(&a, &b), RoomId::direct(&a, &a));
     }

@@ -169,7 +169,8 @@ impl State {
 
     /// Whether either user blocks the other (R-B2).
     pub fn blocked_either_way(&self, a: &UserId, b: &UserId) -> bool {
-        let blocks = |x: &UserId, y: &UserId| self.users.get(x).is_some_and(|u| u.blocks.contains(y));
+        let blocks =
+            |x: &UserId, y: &UserId| self.users.get(x).is_some_and(|u| u.blocks.contains(y));
         blocks(a, b) || blocks(b, a)
     }
 
@@ -205,7 +206,13 @@ impl State {
         Some(room.views.entry(user.clone()).or_default())
     }
 
-    fn insert_room(&mut self, room_id: RoomId, kind: RoomKind, name: String, members: BTreeSet<UserId>) {
+    fn insert_room(
+        &mut self,
+        room_id: RoomId,
+        kind: RoomKind,
+        name: String,
+        members: BTreeSet<UserId>,
+    ) {
         debug_assert!(!self.rooms.contains_key(&room_id), "a room is created once");
         self.rooms.insert(
             room_id,
@@ -220,8 +227,18 @@ impl State {
         );
     }
 
-    fn record_message(&mut self, room_id: RoomId, message_id: MessageId, author: &UserId, sent_at: Timestamp, carries_file: bool) {
-        debug_assert!(!self.messages.contains_key(&message_id), "message ids are unique");
+    fn record_message(
+        &mut self,
+        room_id: RoomId,
+        message_id: MessageId,
+        author: &UserId,
+        sent_at: Timestamp,
+        carries_file: bool,
+    ) {
+        debug_assert!(
+            !self.messages.contains_key(&message_id),
+            "message ids are unique"
+        );
         self.messages.insert(
             message_id,
             MessageState {

@@ -1,0 +1,248 @@
+//! Property test: for random command sequences, no command panics, `decide` is deterministic,
+//! and folding every emitted event from an empty state reproduces the state `decide` saw.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use domain::{
+    evolve, Action, Actor, AttachmentRef, CallId, CallMedia, Client, ContractId, InterviewId,
+    MessageId, MessageTarget, NotificationFrequency, ReportReason, RoomId, State, Timestamp,
+};
+use proptest::prelude::*;
+use support::{user, World, HOUR, MINUTE};
+use uuid::Uuid;
+
+const ACTORS: [&str; 5] = ["alice", "bob", "carol", "dave", "zoe"];
+
+/// One step: raw choices interpreted against the world as it is when the step runs, so that
+/// most commands name rooms and messages that exist (and some name ones that do not).
+#[derive(Debug, Clone)]
+struct Step {
+    actor: usize,
+    kind: u8,
+    pick: usize,
+    other: usize,
+    flag: bool,
+    advance_ms: i64,
+    client: u8,
+    body: String,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (
+        0..ACTORS.len(),
+        0u8..26,
+        any::<usize>(),
+        any::<usize>(),
+        any::<bool>(),
+        prop_oneof![Just(0i64), 0..5 * MINUTE, Just(HOUR), Just(25 * HOUR)],
+        0u8..3,
+        prop_oneof![
+            Just(String::new()),
+            "[a-z ]{1,30}",
+            Just("mail me at x@example.com".to_owned()),
+            Just("   ".to_owned()),
+            "\\PC{0,40}",
+        ],
+    )
+        .prop_map(
+            |(actor, kind, pick, other, flag, advance_ms, client, body)| Step {
+                actor,
+                kind,
+                pick,
+                other,
+                flag,
+                advance_ms,
+                client,
+                body,
+            },
+        )
+}
+
+fn pick<T: Copy>(items: &[T], index: usize, fallback: T) -> T {
+    if items.is_empty() {
+        fallback
+    } else {
+        items[index % items.len()]
+    }
+}
+
+fn action_for(world: &World, step: &Step) -> (Actor, Action) {
+    let mut rooms: Vec<RoomId> = world.state.rooms.keys().copied().collect();
+    rooms.sort();
+    let mut messages: Vec<MessageId> = world.state.messages.keys().copied().collect();
+    messages.sort();
+    let mut files: Vec<domain::FileId> = world.state.files.keys().copied().collect();
+    files.sort();
+    let room = pick(&rooms, step.pick, RoomId(Uuid::from_u128(1)));
+    let message = pick(&messages, step.other, MessageId(Uuid::from_u128(2)));
+    let other = user(ACTORS[step.other % ACTORS.len()]);
+    let actor = Actor::User(user(ACTORS[step.actor]));
+    let service = Actor::parse("service:prop").unwrap();
+    let active_call = world
+        .state
+        .rooms
+        .get(&room)
+        .and_then(|r| r.active_call.map(|(id, _)| id))
+        .unwrap_or(CallId(Uuid::from_u128(3)));
+    let action = match step.kind {
+        0 => Action::SendMessage {
+            target: MessageTarget::Room(room),
+            message_id: None,
+            body: step.body.clone(),
+            reply_to: step.flag.then_some(message),
+            attachments: vec![],
+        },
+        1 => Action::SendMessage {
+            target: MessageTarget::User(other),
+            message_id: None,
+            body: step.body.clone(),
+            reply_to: None,
+            attachments: vec![],
+        },
+        2 => Action::EditMessage {
+            room_id: room,
+            message_id: message,
+            body: step.body.clone(),
+        },
+        3 => Action::DeleteMessage {
+            room_id: room,
+            message_id: message,
+        },
+        4 => Action::CreateRoom {
+            name: step.body.clone(),
+            members: vec![other],
+        },
+        5 => Action::AddMember {
+            room_id: room,
+            user_id: other,
+        },
+        6 => Action::LeaveRoom { room_id: room },
+        7 => Action::RenameRoom {
+            room_id: room,
+            name: step.body.clone(),
+        },
+        8 => Action::FavoriteRoom {
+            room_id: room,
+            on: step.flag,
+        },
+        9 => Action::HideRoom {
+            room_id: room,
+            on: step.flag,
+        },
+        10 => Action::ArchiveRoom {
+            room_id: room,
+            on: step.flag,
+        },
+        11 => Action::MarkRead {
+            room_id: room,
+            message_id: message,
+        },
+        12 => Action::BlockUser { user_id: other },
+        13 => Action::UnblockUser { user_id: other },
+        14 => Action::SetOutOfOffice {
+            message: "away".into(),
+            from: Timestamp::from_millis(world.now),
+            until: Timestamp::from_millis(world.now + 2 * HOUR),
+        },
+        15 => Action::ClearOutOfOffice,
+        16 => Action::ReportMessage {
+            room_id: room,
+            message_id: message,
+            reason: ReportReason::Other,
+            details: None,
+        },
+        17 => Action::StartCall {
+            room_id: room,
+            media: CallMedia::Audio,
+        },
+        18 => Action::EndCall {
+            room_id: room,
+            call_id: active_call,
+        },
+        19 => Action::SetNotifications {
+            frequency: NotificationFrequency::Daily,
+        },
+        20 => Action::SetOnlineVisibility { visible: step.flag },
+        21 => {
+            let file = pick(&files, step.pick, domain::FileId(Uuid::from_u128(4)));
+            Action::SendMessage {
+                target: MessageTarget::Room(room),
+                message_id: None,
+                body: String::new(),
+                reply_to: None,
+                attachments: vec![AttachmentRef::File(file)],
+            }
+        }
+        22 => {
+            return (
+                service,
+                Action::RegisterFile {
+                    file_id: domain::FileId(Uuid::from_u128(step.pick as u128)),
+                    uploader: user(ACTORS[step.actor]),
+                    name: "f.txt".into(),
+                    size: step.other as u64 % 5_000,
+                    content_type: "text/plain".into(),
+                    sha256: "a".repeat(64),
+                },
+            )
+        }
+        23 => {
+            return (
+                service,
+                Action::OpenInterview {
+                    interview_id: InterviewId::parse(&format!("i-{}", step.pick % 4)).unwrap(),
+                    title: "Interview".into(),
+                    client: user(ACTORS[step.actor]),
+                    freelancer: other,
+                },
+            )
+        }
+        24 => {
+            return (
+                service,
+                Action::StartContract {
+                    contract_id: ContractId::parse(&format!("c-{}", step.other % 4)).unwrap(),
+                    title: "Contract".into(),
+                    client: user(ACTORS[step.actor]),
+                    freelancer: other,
+                    room_id: step.flag.then_some(room),
+                },
+            )
+        }
+        _ => {
+            return (
+                service,
+                Action::EndContract {
+                    contract_id: ContractId::parse(&format!("c-{}", step.other % 4)).unwrap(),
+                },
+            )
+        }
+    };
+    (actor, action)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn folding_the_emitted_events_reproduces_the_state(steps in proptest::collection::vec(step(), 1..120)) {
+        let mut world = World::new();
+        for step in &steps {
+            world.advance(step.advance_ms);
+            world.client = [Client::Desktop, Client::MobileWeb, Client::MobileApp][step.client as usize];
+            let (actor, action) = action_for(&world, step);
+            let command = world.command(actor.clone(), action.clone());
+            let now = Timestamp::from_millis(world.now);
+            let first = domain::decide(&world.state, &command, now);
+            prop_assert_eq!(&first, &domain::decide(&world.state, &command, now), "decide is deterministic");
+            let _ = world.run_as(actor, action);
+        }
+        let mut rebuilt = State::new(world.state.config.clone());
+        for event in &world.log {
+            evolve(&mut rebuilt, event);
+        }
+        prop_assert_eq!(rebuilt, world.state);
+    }
+}
