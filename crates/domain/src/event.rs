@@ -36,6 +36,7 @@ impl RoomKind {
 
 /// An attachment as recorded: files carry what readers need to list them (R-F1, R-F2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Attachment {
     /// An uploaded file.
     File {
