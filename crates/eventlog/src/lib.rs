@@ -1,1 +1,96 @@
-//! Placeholder.
+//! Parlor's append-only event log on sled: atomic group-commit batches over many streams,
+//! gapless global positions, per-stream versions, idempotency keys and a sha256 hash chain.
+//!
+//! The crate knows bytes, not domain types: a record is a stream name and an opaque payload.
+//!
+//! # Use
+//! One appender (the writer) builds a [`Batch`] with [`EventLog::batch`], adds each command
+//! with [`Batch::add_command`] (which checks expected versions and idempotency keys and
+//! assigns positions and versions), then calls [`EventLog::commit`]. Readers share the same
+//! [`EventLog`] (it is `Clone + Send + Sync`) and page through it with
+//! [`EventLog::read_from`] and [`EventLog::read_stream`] while commits go on.
+//!
+//! # Durability
+//! `commit` writes the whole batch with one `sled::Tree::apply_batch` — which sled recovers
+//! atomically after a crash — and then calls `sled::Db::flush`; it returns `Ok` only after the
+//! flush has returned. Background flushing is switched off: the commit's flush is the only
+//! one. On Linux, sled 0.34.7's flush ends in `sync_file_range`, which survives a process
+//! crash but not a power loss (it flushes neither the disk's write cache nor the file size),
+//! and it never fsyncs the separate files it writes for large items (spacejam/sled#1452). So
+//! each commit also fdatasyncs sled's log file and any new blob files before returning.
+//!
+//! sled applies a batch key by key in memory, so a write in progress is partly visible to
+//! plain sled reads. The log hides that: reads stop at the acknowledged head, which moves only
+//! after the flush returned, and the appender's own lookups (`stream_version`, `reply_for`)
+//! wait for a write in progress. No reader can observe an event a crash could still take back.
+//!
+//! If the write or the flush fails, the batch is undone in memory and the head does not move;
+//! the log stays usable (`inject_fault` lets tests force this). If even the undo fails, the
+//! log refuses writes with [`LogError::Poisoned`] until it is reopened. After a crash, a batch
+//! that was never acknowledged may or may not be present, but always entirely or not at all.
+//!
+//! # Concurrency
+//! [`EventLog`] is a cheap handle (`Clone + Send + Sync`). Reads take `&self` and run while a
+//! commit flushes. There must be one appender: a [`Batch`] is bound to the state of the log
+//! when it was begun, and committing or adding to it after any other write fails with
+//! [`LogError::StaleBatch`]. A [`Batch`] owns its data (`Send + 'static`), so the appender can
+//! move it to a blocking thread for the commit.
+//!
+//! # Storage layout
+//! One sled tree, [`keys::TREE`], with one-byte key prefixes (the catalogue is in [`keys`]):
+//!
+//! | key | value |
+//! |---|---|
+//! | `r` ‖ position (u64 BE) | the record's stored bytes |
+//! | `s` ‖ stream length (u16 BE) ‖ stream ‖ version (u64 BE) | position (u64 BE) |
+//! | `k` ‖ idempotency key | format byte ‖ reply |
+//! | `m` | format byte ‖ head position (u64 BE) ‖ head hash |
+//!
+//! Positions start at 1 and come from the writer's own counter, stored in the meta record in
+//! the same atomic batch as the records (sled's `generate_id` is not contiguous). Stream
+//! versions start at 1 per stream.
+//!
+//! # Record format
+//! ```text
+//! format version (1 byte) ‖ position (u64 BE) ‖ stream length (u16 BE) ‖ stream (UTF-8)
+//!   ‖ version (u64 BE) ‖ payload length (u32 BE) ‖ payload ‖ hash (32 bytes)
+//! hash = sha256(previous record's hash ‖ every byte before the hash)
+//! ```
+//! The first record's previous hash is 32 zero bytes; hashes display as 64 lowercase hex
+//! characters, and a head as `position:hash`. Records are checked (length, format byte,
+//! position, hash against their predecessor) right before they are written and whenever they
+//! are read back; bad stored bytes are a [`LogError::Corrupt`], never a panic.
+//! [`EventLog::verify`] recomputes the whole chain; with an anchored head it also detects a
+//! truncated tail, which a chain alone cannot.
+//!
+//! # Limits
+//! Every bound is a named constant in [`limits`] and is enforced with error values.
+
+mod batch;
+mod error;
+pub mod keys;
+pub mod limits;
+mod log;
+mod record;
+mod verify;
+
+pub use batch::{AddRejected, Appended, Batch, ExpectedVersion, NewRecord};
+pub use error::{Corruption, LogError};
+pub use log::{Committed, EventLog, FaultPlan};
+pub use record::{
+    Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION, RECORD_OVERHEAD_BYTES,
+};
+pub use verify::VerifyReport;
+
+#[cfg(test)]
+mod tests {
+    /// The writer keeps the log in an `Arc` and serves reads from other tasks while a commit
+    /// runs on a blocking thread; these bounds make that possible.
+    #[test]
+    fn handles_can_cross_threads() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<crate::EventLog>();
+        assert_send_sync::<crate::Batch>();
+        assert_send_sync::<crate::LogError>();
+    }
+}

@@ -1,0 +1,322 @@
+//! Building a group-commit batch: commands are added one by one, each checked and assigned
+//! positions and versions against the log plus the commands already in the batch.
+//!
+//! Nothing touches storage until `EventLog::commit`; a batch is plain memory, so it can be
+//! dropped at any time without effect, and it is `Send` so it can be moved to the thread that
+//! performs the blocking commit.
+
+use std::collections::HashMap;
+
+use crate::error::LogError;
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, IDEMPOTENCY_KEY_BYTES_MAX, REPLY_BYTES_MAX,
+};
+use crate::log::{Acknowledged, EventLog};
+use crate::record::{self, Head};
+
+/// What a command expects a stream's version to be before its records are appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream has no records yet (version 0).
+    NoStream,
+    /// The stream's latest version is exactly this.
+    Exactly(u64),
+}
+
+impl ExpectedVersion {
+    fn accepts(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exactly(expected) => actual == expected,
+        }
+    }
+}
+
+/// A record a command wants to append.
+#[derive(Clone, Copy, Debug)]
+pub struct NewRecord<'a> {
+    /// Stream to append to (1 to `STREAM_NAME_BYTES_MAX` bytes of UTF-8).
+    pub stream: &'a str,
+    /// The bytes to store (up to `RECORD_PAYLOAD_BYTES_MAX`).
+    pub payload: &'a [u8],
+}
+
+/// Where one of a command's records will land once the batch is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Global position.
+    pub position: u64,
+    /// Stream.
+    pub stream: String,
+    /// Version within the stream.
+    pub version: u64,
+}
+
+/// Why a command was not added to the batch. These are expected outcomes, not failures; the
+/// batch is unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AddRejected {
+    /// A stream's version is not what the command expected.
+    VersionConflict {
+        /// The stream whose check failed (the first one, in the order given).
+        stream: String,
+        /// What the command expected.
+        expected: ExpectedVersion,
+        /// The stream's version including earlier commands of this batch (0: no stream).
+        actual: u64,
+    },
+    /// The idempotency key was already used, in the log or earlier in this batch: this is the
+    /// reply stored for it, and nothing was appended.
+    AlreadyRecorded {
+        /// The stored reply.
+        reply: Vec<u8>,
+    },
+    /// The batch has reached `BATCH_COMMANDS_MAX` or this command would take it over
+    /// `BATCH_BYTES_MAX`: commit this batch and add the command to the next one.
+    BatchFull,
+}
+
+/// A record waiting in a batch, already encoded and chained.
+#[derive(Debug)]
+pub(crate) struct PendingRecord {
+    pub position: u64,
+    pub stream: String,
+    pub version: u64,
+    pub bytes: Vec<u8>,
+}
+
+/// A group-commit batch under construction. Begin one with `EventLog::batch`, add commands,
+/// then hand it to `EventLog::commit`.
+///
+/// A batch is built against the log's head when it was begun; if anything is committed in the
+/// meantime (another batch, an import), adding to it or committing it fails with
+/// `LogError::StaleBatch`.
+#[derive(Debug)]
+pub struct Batch {
+    pub(crate) log: EventLog,
+    /// The log's acknowledged state when the batch was begun; any write since makes it stale.
+    pub(crate) begun_at: Acknowledged,
+    pub(crate) base: Head,
+    /// Head after the last pending record.
+    pub(crate) tip: Head,
+    pub(crate) commands: usize,
+    pub(crate) byte_size: usize,
+    pub(crate) records: Vec<PendingRecord>,
+    /// Stream → version after this batch's pending records, for the streams it touches.
+    pub(crate) versions: HashMap<String, u64>,
+    /// Idempotency key → reply for the commands in this batch that have a key.
+    pub(crate) replies: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Batch {
+    pub(crate) fn new(log: EventLog, begun_at: Acknowledged) -> Batch {
+        Batch {
+            log,
+            begun_at,
+            base: begun_at.head,
+            tip: begun_at.head,
+            commands: 0,
+            byte_size: 0,
+            records: Vec::new(),
+            versions: HashMap::new(),
+            replies: HashMap::new(),
+        }
+    }
+
+    /// Adds one command: all of its records go in, or none do.
+    ///
+    /// Checks, in order: the idempotency key (already stored, or pending in this batch → the
+    /// stored reply as `AlreadyRecorded`, so a retried command never appends twice), the
+    /// expected versions (counting earlier records of this batch), and the batch bounds. Then
+    /// assigns positions and versions and, when `key` is given, calls `make_reply` with them
+    /// and stores its bytes under `key` in the same atomic write as the records. `make_reply`
+    /// is not called without a key.
+    ///
+    /// The outer `Result` is for failures (storage errors, limits a command can never meet, a
+    /// stale batch); the inner one for the expected outcomes in `AddRejected`.
+    pub fn add_command(
+        &mut self,
+        key: Option<&[u8]>,
+        expected: &[(&str, ExpectedVersion)],
+        records: &[NewRecord<'_>],
+        make_reply: impl FnOnce(&[Appended]) -> Vec<u8>,
+    ) -> Result<Result<Vec<Appended>, AddRejected>, LogError> {
+        let now = self.log.acknowledged();
+        if now != self.begun_at {
+            return Err(LogError::StaleBatch {
+                batch_head: self.base,
+                log_head: now.head,
+            });
+        }
+        if let Some(key) = key {
+            check_key(key)?;
+        }
+        for (stream, _) in expected {
+            record::check_stream_name(stream)?;
+        }
+        let mut command_bytes = key.map_or(0, |key| key.len() + REPLY_BYTES_MAX);
+        for new in records {
+            record::check_stream_name(new.stream)?;
+            record::check_payload(new.payload)?;
+            command_bytes += record::encoded_len(new.stream, new.payload);
+        }
+
+        if let Some(key) = key {
+            if let Some(reply) = self.replies.get(key) {
+                return Ok(Err(AddRejected::AlreadyRecorded {
+                    reply: reply.clone(),
+                }));
+            }
+            if let Some(reply) = self.log.reply_for(key)? {
+                return Ok(Err(AddRejected::AlreadyRecorded { reply }));
+            }
+        }
+        for &(stream, expectation) in expected {
+            let actual = self.current_version(stream)?;
+            if !expectation.accepts(actual) {
+                return Ok(Err(AddRejected::VersionConflict {
+                    stream: stream.to_owned(),
+                    expected: expectation,
+                    actual,
+                }));
+            }
+        }
+        if command_bytes > BATCH_BYTES_MAX {
+            // Even an empty batch could not hold it, so "commit and retry" would loop forever.
+            return Err(LogError::LimitExceeded {
+                what: "command bytes (records, key and reserved reply)",
+                limit: BATCH_BYTES_MAX,
+                actual: command_bytes,
+            });
+        }
+        if self.commands >= BATCH_COMMANDS_MAX || self.byte_size + command_bytes > BATCH_BYTES_MAX {
+            return Ok(Err(AddRejected::BatchFull));
+        }
+
+        // Assign into locals first so that a failure below leaves the batch untouched.
+        let mut tip = self.tip;
+        let mut touched: HashMap<&str, u64> = HashMap::new();
+        let mut pending = Vec::with_capacity(records.len());
+        let mut appended = Vec::with_capacity(records.len());
+        for new in records {
+            let current = match touched.get(new.stream) {
+                Some(&version) => version,
+                None => self.current_version(new.stream)?,
+            };
+            let version = current + 1;
+            let position = tip.position + 1;
+            let (bytes, hash) =
+                record::encode(&tip.hash, position, new.stream, version, new.payload)?;
+            touched.insert(new.stream, version);
+            tip = Head { position, hash };
+            appended.push(Appended {
+                position,
+                stream: new.stream.to_owned(),
+                version,
+            });
+            pending.push(PendingRecord {
+                position,
+                stream: new.stream.to_owned(),
+                version,
+                bytes,
+            });
+        }
+        let reply = match key {
+            Some(key) => {
+                let reply = make_reply(&appended);
+                if reply.len() > REPLY_BYTES_MAX {
+                    return Err(LogError::LimitExceeded {
+                        what: "reply bytes",
+                        limit: REPLY_BYTES_MAX,
+                        actual: reply.len(),
+                    });
+                }
+                Some((key.to_vec(), reply))
+            }
+            None => None,
+        };
+
+        let stored_bytes = pending
+            .iter()
+            .map(|record| record.bytes.len())
+            .sum::<usize>()
+            + reply
+                .as_ref()
+                .map_or(0, |(key, reply)| key.len() + reply.len());
+        debug_assert!(stored_bytes <= command_bytes);
+        self.byte_size += stored_bytes;
+        self.commands += 1;
+        self.tip = tip;
+        self.records.extend(pending);
+        for (stream, version) in touched {
+            self.versions.insert(stream.to_owned(), version);
+        }
+        if let Some((key, reply)) = reply {
+            self.replies.insert(key, reply);
+        }
+        debug_assert!(self.commands <= BATCH_COMMANDS_MAX);
+        debug_assert!(self.byte_size <= BATCH_BYTES_MAX);
+        debug_assert_eq!(
+            self.tip.position - self.base.position,
+            self.records.len() as u64
+        );
+        Ok(Ok(appended))
+    }
+
+    /// The stream's version counting this batch's pending records.
+    fn current_version(&self, stream: &str) -> Result<u64, LogError> {
+        match self.versions.get(stream) {
+            Some(&version) => Ok(version),
+            None => self.log.stream_version(stream),
+        }
+    }
+
+    /// True when no command has been added.
+    pub fn is_empty(&self) -> bool {
+        self.commands == 0
+    }
+
+    /// Commands added so far.
+    pub fn len(&self) -> usize {
+        self.commands
+    }
+
+    /// Records added so far.
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Bytes the batch will store: records, idempotency keys and replies (sled's own overhead
+    /// and the stream index come on top).
+    pub fn byte_size(&self) -> usize {
+        self.byte_size
+    }
+
+    /// The head the batch was begun against.
+    pub fn base(&self) -> Head {
+        self.base
+    }
+
+    /// The head the log will have once this batch is committed.
+    pub fn tip(&self) -> Head {
+        self.tip
+    }
+}
+
+/// Checks an idempotency key against the limits.
+pub(crate) fn check_key(key: &[u8]) -> Result<(), LogError> {
+    if key.is_empty() {
+        return Err(LogError::InvalidArgument("idempotency key is empty"));
+    }
+    if key.len() > IDEMPOTENCY_KEY_BYTES_MAX {
+        return Err(LogError::LimitExceeded {
+            what: "idempotency key bytes",
+            limit: IDEMPOTENCY_KEY_BYTES_MAX,
+            actual: key.len(),
+        });
+    }
+    Ok(())
+}

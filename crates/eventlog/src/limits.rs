@@ -1,0 +1,46 @@
+//! Every bound the log enforces, named with its unit last.
+//!
+//! Each is checked where data enters the log (adding a command, importing) or leaves it (reads),
+//! and exceeding one is an error value or, for a full batch, an outcome — never a panic.
+
+/// Commands in one batch: the group-commit bound from the architecture.
+pub const BATCH_COMMANDS_MAX: usize = 4096;
+
+/// Bytes in one batch (records, idempotency keys and replies): the group-commit bound from the
+/// architecture. A single command larger than this can never be committed and is an error.
+pub const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+/// Events in one read page (`log.read` ≤ 10,000 events).
+pub const READ_EVENTS_MAX: usize = 10_000;
+
+/// Bytes of stored records in one read page; a page stops before it would exceed this.
+///
+/// A page always holds at least one record so that a reader can make progress; since
+/// `RECORD_PAYLOAD_BYTES_MAX` is well below this, that record still fits.
+pub const READ_BYTES_MAX: usize = 1024 * 1024;
+
+/// Bytes of a stream name (UTF-8).
+pub const STREAM_NAME_BYTES_MAX: usize = 256;
+
+/// Bytes of one record's payload.
+///
+/// Half of `READ_BYTES_MAX`, so that one record, even base64-encoded inside a reply envelope,
+/// fits in one `log.read` page and in one NATS message (1 MiB by default).
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = 512 * 1024;
+
+/// Bytes of an idempotency key (a command id is 16 bytes; this leaves room for a prefix).
+pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
+
+/// Bytes of a stored reply. Reserved in the batch byte budget before `make_reply` runs, so a
+/// reply can never push a batch over `BATCH_BYTES_MAX`.
+pub const REPLY_BYTES_MAX: usize = 64 * 1024;
+
+/// Entries in the in-memory stream-version cache; it is cleared when full (a miss costs one
+/// reverse prefix scan), so memory stays bounded however many streams the log holds.
+pub const STREAM_CACHE_ENTRIES_MAX: usize = 65_536;
+
+/// Milliseconds `EventLog::open` keeps retrying sled's file lock. sled 0.34 releases the lock
+/// from background work shortly after the last handle is dropped (spacejam/sled#1234), so a
+/// reopen in the same process can briefly find it held; a lock held by another process (a
+/// second writer) is still refused once this has passed.
+pub const OPEN_LOCK_WAIT_MS_MAX: u64 = 3_000;

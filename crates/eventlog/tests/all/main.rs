@@ -1,0 +1,24 @@
+//! The eventlog's integration tests: one test binary (it links sled once), one module per area.
+//! Every test works on real files in its own temporary directory.
+
+#![allow(clippy::unwrap_used)]
+
+/// Helpers shared by the modules: opening logs, appending, tampering with stored bytes.
+mod common;
+
+/// Appending batches: positions, versions, expected-version checks, batch bounds.
+mod append;
+/// SIGKILL a child process that appends, and check every acknowledged record survives.
+mod crash;
+/// Raw export and import reproduce the head hash.
+mod export;
+/// Injected write and flush failures leave the log as it was.
+mod faults;
+/// Idempotency keys: stored replies, duplicates in a batch, after commit, after reopen.
+mod idempotency;
+/// Disk bytes per event and append throughput (ignored; run with `--ignored --nocapture`).
+mod measure;
+/// Paging with `read_from` and `read_stream`, and reading while a writer commits.
+mod reads;
+/// `verify` against changed, missing, reordered and truncated records.
+mod verify;
