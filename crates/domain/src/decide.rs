@@ -940,13 +940,32 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The `result` of an accepted command (protocol.md §1), given the state *after* its events.
-/// Derived ids make this possible for no-ops too (opening an existing interview returns its room).
+/// The `result` of an accepted command (protocol.md §1), from its events, or for a no-op from
+/// the state (opening an interview that exists returns its room). Ids derived from the command
+/// id make the result the same whether it is computed before or after the events are applied.
 pub fn command_result(state: &State, command: &Command, events: &[Event]) -> CommandResult {
+    for event in events {
+        match event {
+            Event::GroupRoomCreated { room_id, .. }
+            | Event::InterviewRoomOpened { room_id, .. }
+            | Event::ContractStarted { room_id, .. } => {
+                return CommandResult::Room { room_id: *room_id }
+            }
+            Event::MessageSent {
+                room_id,
+                message_id,
+                ..
+            } => {
+                return CommandResult::Message {
+                    room_id: *room_id,
+                    message_id: *message_id,
+                }
+            }
+            Event::CallStarted { call_id, .. } => return CommandResult::Call { call_id: *call_id },
+            _ => {}
+        }
+    }
     match &command.action {
-        Action::CreateRoom { .. } => CommandResult::Room {
-            room_id: RoomId(command.command_id.derive("room")),
-        },
         Action::OpenInterview { interview_id, .. } => CommandResult::Room {
             room_id: state
                 .interviews
@@ -959,23 +978,6 @@ pub fn command_result(state: &State, command: &Command, events: &[Event]) -> Com
                 .contracts
                 .get(contract_id)
                 .map_or_else(|| RoomId::for_contract(contract_id), |c| c.room_id),
-        },
-        Action::SendMessage { .. } => events
-            .iter()
-            .find_map(|event| match event {
-                Event::MessageSent {
-                    room_id,
-                    message_id,
-                    ..
-                } => Some(CommandResult::Message {
-                    room_id: *room_id,
-                    message_id: *message_id,
-                }),
-                _ => None,
-            })
-            .unwrap_or(CommandResult::None),
-        Action::StartCall { .. } => CommandResult::Call {
-            call_id: CallId(command.command_id.derive("call")),
         },
         _ => CommandResult::None,
     }
