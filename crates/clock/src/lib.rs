@@ -51,7 +51,9 @@ impl Clock {
 
     /// Now, in UTC with millisecond precision.
     pub fn now(&self) -> Timestamp {
-        Timestamp::from_millis(real_now_ms().saturating_add(self.inner.offset_ms.load(Ordering::SeqCst)))
+        Timestamp::from_millis(
+            real_now_ms().saturating_add(self.inner.offset_ms.load(Ordering::SeqCst)),
+        )
     }
 
     /// Moves the clock forward (or back, for a negative `ms`) and returns the new now.
@@ -61,16 +63,19 @@ impl Clock {
         let _ = self
             .inner
             .offset_ms
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| Some(offset.saturating_add(ms)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |offset| {
+                Some(offset.saturating_add(ms))
+            });
         Ok(self.now())
     }
 
     /// Sets the clock to `time` (it keeps running from there) and returns the new now.
     pub fn set(&self, time: Timestamp) -> Result<Timestamp, ClockError> {
         self.require_adjustable()?;
-        self.inner
-            .offset_ms
-            .store(time.millis().saturating_sub(real_now_ms()), Ordering::SeqCst);
+        self.inner.offset_ms.store(
+            time.millis().saturating_sub(real_now_ms()),
+            Ordering::SeqCst,
+        );
         Ok(self.now())
     }
 
@@ -87,7 +92,9 @@ impl Clock {
 pub fn real_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 #[cfg(test)]

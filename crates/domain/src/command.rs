@@ -61,6 +61,7 @@ pub enum NotificationFrequency {
     #[default]
     Immediate,
     /// Batched every 15 minutes.
+    #[serde(rename = "every_15_minutes")]
     Every15Minutes,
     /// Batched hourly.
     Hourly,

@@ -1,7 +1,13 @@
 //! Test support for the rule tests: a small world that folds accepted commands into state, so a
 //! test reads given (commands already accepted) / when (one command) / then (events or code).
 
-#![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::new_without_default)]
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::new_without_default
+)]
 
 use domain::{
     decide, evolve, Action, Actor, AttachmentRef, Client, Command, CommandId, Config, ErrorCode,

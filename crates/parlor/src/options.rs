@@ -1,0 +1,89 @@
+//! Command-line options. Every flag also reads `PARLOR_<FLAG>` from the environment.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Parlor: the messaging backend of the marketplace.
+#[derive(Debug, Parser)]
+#[command(name = "parlor", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "PARLOR_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process with embedded defaults (in-process bus unless --nats-url).
+    Up(CommonOptions),
+    /// Run the writer alone over NATS.
+    Writer(CommonOptions),
+}
+
+/// Options shared by the services.
+#[derive(Debug, Clone, Args)]
+pub struct CommonOptions {
+    /// Where the log and the read models live.
+    #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+    pub data_dir: PathBuf,
+    /// NATS server URL; without it `up` uses an in-process bus.
+    #[arg(long, env = "PARLOR_NATS_URL")]
+    pub nats_url: Option<String>,
+    /// First token of every subject.
+    #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
+    pub subject_prefix: String,
+    /// New conversations per user per UTC day (R-R3).
+    #[arg(long, env = "PARLOR_DAILY_CONVERSATION_LIMIT", default_value_t = domain::limits::DAILY_CONVERSATION_LIMIT_DEFAULT)]
+    pub daily_conversation_limit: u32,
+    /// Encoding of events published on <prefix>.evt.<type>.
+    #[arg(long, env = "PARLOR_EVENT_FORMAT", default_value = "bincode")]
+    pub event_format: EventFormat,
+    /// Development only: the clock can be moved through <prefix>.dev.clock.
+    #[arg(long, env = "PARLOR_DEV_CLOCK")]
+    pub dev_clock: bool,
+}
+
+/// Encoding of published events.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EventFormat {
+    /// The protocol crate's bincode.
+    Bincode,
+    /// JSON, for foreign consumers.
+    Json,
+}
+
+impl From<EventFormat> for protocol::Format {
+    fn from(format: EventFormat) -> protocol::Format {
+        match format {
+            EventFormat::Bincode => protocol::Format::Bincode,
+            EventFormat::Json => protocol::Format::Json,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Structured logs to stderr; the level comes from `PARLOR_LOG` (default `info`).
+pub fn init_logging(format: &LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

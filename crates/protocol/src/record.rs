@@ -1,0 +1,362 @@
+//! Events as stored and as shown: [`StoredEvent`] is the payload the writer puts in the event log
+//! (bincode, schema-versioned, upcast on read); [`RecordedEvent`] is the public view of one log
+//! entry (protocol.md §2), in JSON for foreign consumers and in bincode for Rust ones.
+//!
+//! Stored layout: [`FORMAT_VERSION`](crate::FORMAT_VERSION), then bincode of the fields
+//! `schema_version` (u16), `event_id` (UUID), `command_id` (UUID), `actor` (text),
+//! `recorded_at` (i64 ms) and `event` (the domain's `Event`, by variant index). Because the
+//! schema version comes first, a reader can tell the layout before decoding the rest. Event
+//! variants may only be appended (the index is the tag); any other change is a new schema version
+//! with an upcaster in [`crate::upcast`].
+
+use domain::{Actor, CommandId, Event, Timestamp};
+use serde::de::Error as _;
+use serde::ser::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::codec::{self, CodecError, Format};
+use crate::digest::Sha256;
+use crate::spelling;
+use crate::upcast;
+
+/// The schema version [`encode_stored`] writes.
+pub const CURRENT_SCHEMA_VERSION: u16 = 1;
+
+/// The largest stored event, in bytes, format byte included: the event log's record payload
+/// bound (512 KiB), checked before writing and when reading back.
+pub const STORED_EVENT_BYTES_MAX: u64 = 512 * 1024;
+
+/// The largest single [`RecordedEvent`] accepted by [`RecordedEvent::decode`], in bytes.
+pub const RECORDED_EVENT_BYTES_MAX: u64 = 1024 * 1024;
+
+/// One event as the writer stores it in the log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// The layout version; [`CURRENT_SCHEMA_VERSION`] once decoded (older ones are upcast).
+    pub schema_version: u16,
+    /// The event's own id.
+    pub event_id: Uuid,
+    /// The command that caused it.
+    pub command_id: CommandId,
+    /// Who sent that command, as text (`alice`, `service:hiring`).
+    pub actor: String,
+    /// The writer's clock when the command was decided.
+    pub recorded_at: Timestamp,
+    /// What happened.
+    pub event: Event,
+}
+
+impl StoredEvent {
+    /// A stored event in the current schema.
+    pub fn new(
+        event_id: Uuid,
+        command_id: CommandId,
+        actor: &Actor,
+        recorded_at: Timestamp,
+        event: Event,
+    ) -> StoredEvent {
+        StoredEvent {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            event_id,
+            command_id,
+            actor: actor.to_string(),
+            recorded_at,
+            event,
+        }
+    }
+}
+
+/// The bincode limit of a stored event's body (everything after the format byte).
+pub(crate) const STORED_BODY_BYTES_MAX: u64 = STORED_EVENT_BYTES_MAX - 1;
+
+/// The first field of every stored layout.
+#[derive(Deserialize)]
+struct SchemaHeader {
+    schema_version: u16,
+}
+
+/// Encodes a stored event in the current schema; refuses another schema version, or a result
+/// over [`STORED_EVENT_BYTES_MAX`] (which [`decode_stored`] would refuse to read back).
+pub fn encode_stored(stored: &StoredEvent) -> Result<Vec<u8>, CodecError> {
+    if stored.schema_version != CURRENT_SCHEMA_VERSION {
+        return Err(CodecError::Encode(format!(
+            "schema_version is {}, but only {CURRENT_SCHEMA_VERSION} is written",
+            stored.schema_version
+        )));
+    }
+    let bytes = codec::encode(stored)?;
+    if u64::try_from(bytes.len()).map_or(true, |len| len > STORED_EVENT_BYTES_MAX) {
+        return Err(CodecError::TooLarge {
+            limit: STORED_EVENT_BYTES_MAX,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Decodes a stored event of any known schema version, upcast to the current one.
+pub fn decode_stored(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
+    let SchemaHeader { schema_version } = codec::decode_prefix(bytes, STORED_BODY_BYTES_MAX)?;
+    match schema_version {
+        CURRENT_SCHEMA_VERSION => {
+            let stored: StoredEvent = codec::decode(bytes, STORED_BODY_BYTES_MAX)?;
+            Ok(stored)
+        }
+        // Each older layout is decoded as itself, then stepped up one version at a time.
+        upcast::SCHEMA_VERSION_V0 => upcast::decode_v0(bytes).map(upcast::upcast_v0),
+        unknown => Err(CodecError::UnknownSchema(unknown)),
+    }
+}
+
+/// One log entry as consumers see it (protocol.md §2).
+///
+/// JSON: `{"position", "stream", "version", "type", "event_id", "command_id", "actor",
+/// "recorded_at", "data", "hash"}` where `data` is the event's fields as an object and `hash` is
+/// 64 lowercase hex characters. Bincode: the same fields in that order, but with the whole
+/// `Event` in place of `type` and `data`, and the hash as 32 bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Global position, gapless from 1.
+    pub position: u64,
+    /// The stream (`room-<uuid>`, …).
+    pub stream: String,
+    /// Version within the stream, gapless from 1.
+    pub version: u64,
+    /// The event's id.
+    pub event_id: Uuid,
+    /// The command that caused it.
+    pub command_id: CommandId,
+    /// Who sent that command.
+    pub actor: String,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// What happened.
+    pub event: Event,
+    /// The log's chain hash of this record.
+    pub hash: Sha256,
+}
+
+impl RecordedEvent {
+    /// The view of `stored`, kept at `position` in `stream` at `version`, with chain hash `hash`.
+    pub fn new(
+        position: u64,
+        stream: impl Into<String>,
+        version: u64,
+        hash: [u8; 32],
+        stored: &StoredEvent,
+    ) -> RecordedEvent {
+        RecordedEvent::from_stored(position, stream, version, hash, stored.clone())
+    }
+
+    /// Like [`RecordedEvent::new`], taking the stored event by value.
+    pub fn from_stored(
+        position: u64,
+        stream: impl Into<String>,
+        version: u64,
+        hash: [u8; 32],
+        stored: StoredEvent,
+    ) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            stream: stream.into(),
+            version,
+            event_id: stored.event_id,
+            command_id: stored.command_id,
+            actor: stored.actor,
+            recorded_at: stored.recorded_at,
+            event: stored.event,
+            hash: Sha256(hash),
+        }
+    }
+
+    /// The event's type (`message_sent`), the JSON `type`.
+    pub fn type_name(&self) -> &'static str {
+        self.event.type_name()
+    }
+
+    /// The event's fields as a JSON object, the JSON `data`.
+    pub fn data(&self) -> Result<Map<String, Value>, CodecError> {
+        event_data(&self.event)
+    }
+
+    /// Encodes the view in `format`.
+    pub fn encode(&self, format: Format) -> Result<Vec<u8>, CodecError> {
+        codec::encode_as(self, format)
+    }
+
+    /// Decodes a view in `format`; at most [`RECORDED_EVENT_BYTES_MAX`] bytes.
+    pub fn decode(bytes: &[u8], format: Format) -> Result<RecordedEvent, CodecError> {
+        codec::decode_as(bytes, format, RECORDED_EVENT_BYTES_MAX)
+    }
+
+    /// The bytes [`RecordedEvent::encode`] produces (to fill a `log.read` page up to its byte
+    /// bound). Inside a list, a bincode event takes one byte less (no format byte of its own)
+    /// and a JSON one a byte more (the comma).
+    pub fn encoded_len(&self, format: Format) -> Result<u64, CodecError> {
+        match format {
+            Format::Json => self
+                .encode(Format::Json)
+                .map(|bytes| u64::try_from(bytes.len()).unwrap_or(u64::MAX)),
+            Format::Bincode => codec::encoded_len(self),
+        }
+    }
+}
+
+/// The fields of `event` as a JSON object: serde_json writes an event as `{"<type>": {…}}`,
+/// this is the inner object, with enum values in the protocol's spelling.
+fn event_data(event: &Event) -> Result<Map<String, Value>, CodecError> {
+    let value =
+        serde_json::to_value(event).map_err(|error| CodecError::Encode(error.to_string()))?;
+    let Value::Object(outer) = value else {
+        return Err(CodecError::Encode("an event is not a JSON object".into()));
+    };
+    match outer.into_iter().next() {
+        Some((type_name, Value::Object(mut data))) => {
+            spelling::event_data_to_protocol(&type_name, &mut data);
+            Ok(data)
+        }
+        _ => Err(CodecError::Encode(
+            "an event is not {\"<type>\": {fields}}".into(),
+        )),
+    }
+}
+
+/// Rebuilds an event from its JSON `type` and `data` (the inverse of [`RecordedEvent::data`]).
+pub fn event_from_type_and_data(
+    type_name: &str,
+    mut data: Map<String, Value>,
+) -> Result<Event, CodecError> {
+    spelling::event_data_from_protocol(type_name, &mut data);
+    let mut outer = Map::new();
+    outer.insert(type_name.to_owned(), Value::Object(data));
+    serde_json::from_value(Value::Object(outer))
+        .map_err(|error| CodecError::Json(format!("event of type '{type_name}': {error}")))
+}
+
+/// The JSON layout of [`RecordedEvent`], borrowed for encoding.
+#[derive(Serialize)]
+struct JsonRecordedRef<'a> {
+    position: u64,
+    stream: &'a str,
+    version: u64,
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    event_id: &'a Uuid,
+    command_id: &'a CommandId,
+    actor: &'a str,
+    recorded_at: Timestamp,
+    data: Map<String, Value>,
+    hash: Sha256,
+}
+
+/// The JSON layout of [`RecordedEvent`], as read.
+#[derive(Deserialize)]
+struct JsonRecorded {
+    position: u64,
+    stream: String,
+    version: u64,
+    #[serde(rename = "type")]
+    type_name: String,
+    event_id: Uuid,
+    command_id: CommandId,
+    actor: String,
+    recorded_at: Timestamp,
+    data: Map<String, Value>,
+    hash: Sha256,
+}
+
+/// The bincode layout of [`RecordedEvent`], borrowed for encoding.
+#[derive(Serialize)]
+struct BinaryRecordedRef<'a> {
+    position: u64,
+    stream: &'a str,
+    version: u64,
+    event_id: &'a Uuid,
+    command_id: &'a CommandId,
+    actor: &'a str,
+    recorded_at: Timestamp,
+    event: &'a Event,
+    hash: Sha256,
+}
+
+/// The bincode layout of [`RecordedEvent`], as read; field for field [`BinaryRecordedRef`].
+#[derive(Deserialize)]
+struct BinaryRecorded {
+    position: u64,
+    stream: String,
+    version: u64,
+    event_id: Uuid,
+    command_id: CommandId,
+    actor: String,
+    recorded_at: Timestamp,
+    event: Event,
+    hash: Sha256,
+}
+
+impl Serialize for RecordedEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            JsonRecordedRef {
+                position: self.position,
+                stream: &self.stream,
+                version: self.version,
+                type_name: self.type_name(),
+                event_id: &self.event_id,
+                command_id: &self.command_id,
+                actor: &self.actor,
+                recorded_at: self.recorded_at,
+                data: self.data().map_err(S::Error::custom)?,
+                hash: self.hash,
+            }
+            .serialize(serializer)
+        } else {
+            BinaryRecordedRef {
+                position: self.position,
+                stream: &self.stream,
+                version: self.version,
+                event_id: &self.event_id,
+                command_id: &self.command_id,
+                actor: &self.actor,
+                recorded_at: self.recorded_at,
+                event: &self.event,
+                hash: self.hash,
+            }
+            .serialize(serializer)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordedEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let json = JsonRecorded::deserialize(deserializer)?;
+            let event =
+                event_from_type_and_data(&json.type_name, json.data).map_err(D::Error::custom)?;
+            Ok(RecordedEvent {
+                position: json.position,
+                stream: json.stream,
+                version: json.version,
+                event_id: json.event_id,
+                command_id: json.command_id,
+                actor: json.actor,
+                recorded_at: json.recorded_at,
+                event,
+                hash: json.hash,
+            })
+        } else {
+            let binary = BinaryRecorded::deserialize(deserializer)?;
+            Ok(RecordedEvent {
+                position: binary.position,
+                stream: binary.stream,
+                version: binary.version,
+                event_id: binary.event_id,
+                command_id: binary.command_id,
+                actor: binary.actor,
+                recorded_at: binary.recorded_at,
+                event: binary.event,
+                hash: binary.hash,
+            })
+        }
+    }
+}

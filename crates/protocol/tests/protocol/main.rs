@@ -1,0 +1,21 @@
+//! Integration tests of the `protocol` crate: one test binary, one module per part of the
+//! contract (protocol.md §1, §2, §4).
+
+/// Shared ids, payload builders and proptest strategies.
+mod support;
+
+/// §1 commands: every type from a JSON example, every kind of invalid input, round trips.
+mod commands;
+
+/// §1 replies: byte-exact JSON, bincode, HTTP statuses.
+mod replies;
+
+/// §2 and §4: stored events, `RecordedEvent`, `log.read`, audit head, dev clock, notifications,
+/// event headers.
+mod records;
+
+/// Schema v0: the checked-in fixture read as today's events.
+mod upcast;
+
+/// Random and mutated bytes into every decoder: errors, never panics.
+mod fuzz;

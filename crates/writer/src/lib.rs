@@ -1,0 +1,253 @@
+//! The writer: Parlor's only command service for a log.
+//!
+//! It takes commands from `<prefix>.cmd.<type>`, decides them with the pure domain against the
+//! write-side state it keeps in memory, appends the events of many commands as one durable batch
+//! (group commit: one atomic sled write, one flush), answers every command of the batch, and
+//! then publishes the committed events, in position order, on `<prefix>.evt.<type>`. It also
+//! serves `<prefix>.log.read`, announces the head on `<prefix>.audit.head`, and obeys
+//! `<prefix>.dev.clock` when started with the development clock.
+//!
+//! Exactly one writer may answer for a log: two would fork history. A writer that finds another
+//! answering `<prefix>.writer.ping` at start-up refuses to start.
+
+mod committer;
+mod publisher;
+mod services;
+mod snapshot;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Bus, BusError, Headers};
+use clock::Clock;
+use eventlog::EventLog;
+use protocol::Format;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::info;
+
+pub use snapshot::{load_state, SnapshotError};
+
+/// Commands waiting for the committer. When the queue is full the writer answers `unavailable`
+/// at once instead of queueing without bound (back-pressure to the callers, who retry).
+pub const QUEUE_COMMANDS_MAX: usize = 16_384;
+/// How long the start-up check waits for another writer's answer.
+pub const PING_WAIT: Duration = Duration::from_millis(500);
+
+/// How the writer runs.
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    /// The data directory; the log lives in `<data_dir>/log`.
+    pub data_dir: PathBuf,
+    /// The first token of every subject (`parlor`).
+    pub subject_prefix: String,
+    /// R-R3's limit.
+    pub daily_conversation_limit: u32,
+    /// How committed events are encoded when published.
+    pub event_format: Format,
+    /// How often the head is announced on `<prefix>.audit.head`.
+    pub head_interval: Duration,
+    /// Write a state snapshot after this many events since the last one (0: only at shutdown).
+    pub snapshot_every_events: u64,
+}
+
+impl WriterConfig {
+    /// Defaults for a data directory: prefix `parlor`, bincode events, head every 5 s.
+    pub fn new(data_dir: impl Into<PathBuf>) -> WriterConfig {
+        WriterConfig {
+            data_dir: data_dir.into(),
+            subject_prefix: "parlor".to_owned(),
+            daily_conversation_limit: domain::limits::DAILY_CONVERSATION_LIMIT_DEFAULT,
+            event_format: Format::Bincode,
+            head_interval: Duration::from_secs(5),
+            snapshot_every_events: 1_000_000,
+        }
+    }
+
+    /// Where the log lives.
+    pub fn log_dir(&self) -> PathBuf {
+        self.data_dir.join("log")
+    }
+
+    pub(crate) fn subject(&self, rest: &str) -> String {
+        format!("{}.{rest}", self.subject_prefix)
+    }
+}
+
+/// Why the writer could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    /// Another writer answers for this prefix: starting would fork history.
+    #[error("another writer already answers on {subject}; refusing to start (two writers would fork the log)")]
+    AnotherWriterRunning {
+        /// The ping subject that was answered.
+        subject: String,
+    },
+    /// The log could not be opened or read.
+    #[error("event log: {0}")]
+    Log(#[from] eventlog::LogError),
+    /// The write-side state could not be rebuilt.
+    #[error("state: {0}")]
+    State(#[from] SnapshotError),
+    /// The bus refused a subscription.
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    /// A task of the writer failed.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// Resolves once a stop is requested (or the stop sender is gone). The borrow of the watch
+/// value ends inside, so callers' futures stay `Send`.
+pub(crate) async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// A running writer. Dropping it does not stop it; call [`Writer::shutdown`].
+pub struct Writer {
+    log: EventLog,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<Result<(), WriterError>>,
+}
+
+impl Writer {
+    /// Opens the log, rebuilds the state, checks that no other writer answers, subscribes, and
+    /// starts serving.
+    pub async fn start(
+        config: WriterConfig,
+        bus: Bus,
+        clock: Clock,
+    ) -> Result<Writer, WriterError> {
+        let config = Arc::new(config);
+        let log_dir = config.log_dir();
+        let log = tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
+            .await
+            .map_err(|e| WriterError::Task(e.to_string()))??;
+
+        let ping_subject = config.subject("writer.ping");
+        match bus
+            .request(&ping_subject, Headers::new(), "{}", PING_WAIT)
+            .await
+        {
+            Ok(_) => {
+                return Err(WriterError::AnotherWriterRunning {
+                    subject: ping_subject,
+                })
+            }
+            Err(BusError::NoResponders | BusError::Timeout) => {}
+            Err(other) => return Err(other.into()),
+        }
+
+        let started = std::time::Instant::now();
+        let domain_config = domain::Config {
+            daily_conversation_limit: config.daily_conversation_limit,
+        };
+        let (state, snapshot_position) = {
+            let log = log.clone();
+            let data_dir = config.data_dir.clone();
+            tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
+                .await
+                .map_err(|e| WriterError::Task(e.to_string()))??
+        };
+        let head = log.head();
+        info!(
+            head = head.position,
+            from_snapshot = snapshot_position,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "write-side state ready"
+        );
+
+        // Subscribe to everything before answering anything, so no command is missed.
+        let commands = bus.subscribe(&config.subject("cmd.>")).await?;
+        let (stop, stopped) = watch::channel(false);
+        let (queue_tx, queue_rx) = mpsc::channel(QUEUE_COMMANDS_MAX);
+        let (committed_tx, committed_rx) = watch::channel(head.position);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(services::serve_pings(
+            bus.subscribe(&ping_subject).await?,
+            bus.clone(),
+            log.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(services::serve_log_reads(
+            bus.queue_subscribe(&config.subject("log.read"), "parlor-writer")
+                .await?,
+            bus.clone(),
+            log.clone(),
+            stopped.clone(),
+        ));
+        tasks.spawn(services::announce_head(
+            config.clone(),
+            bus.clone(),
+            log.clone(),
+            stopped.clone(),
+        ));
+        if clock.is_adjustable() {
+            tasks.spawn(services::serve_dev_clock(
+                bus.subscribe(&config.subject("dev.clock")).await?,
+                bus.clone(),
+                clock.clone(),
+                stopped.clone(),
+            ));
+        }
+        tasks.spawn(publisher::publish_committed(
+            config.clone(),
+            bus.clone(),
+            log.clone(),
+            committed_rx,
+        ));
+        tasks.spawn(committer::take_commands(
+            commands,
+            bus.clone(),
+            queue_tx,
+            stopped.clone(),
+        ));
+        tasks.spawn(committer::run(
+            committer::Committer::new(
+                config.clone(),
+                bus,
+                log.clone(),
+                clock,
+                state,
+                committed_tx,
+                snapshot_position,
+            ),
+            queue_rx,
+        ));
+        info!(head = head.position, "writer serving");
+        Ok(Writer { log, stop, tasks })
+    }
+
+    /// The event log this writer appends to (for reads in the same process).
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Stops taking commands, answers the ones already taken (finishing the batch in flight and
+    /// flushing it), publishes what was committed, writes a state snapshot and returns.
+    pub async fn shutdown(mut self) -> Result<(), WriterError> {
+        let _ = self.stop.send(true);
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined
+                .map_err(|e| WriterError::Task(e.to_string()))
+                .and_then(|r| r);
+            if let Err(error) = result {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits until a task of the writer ends by itself (which only an unrecoverable failure
+    /// does) and returns its result.
+    pub async fn failed(&mut self) -> Result<(), WriterError> {
+        match self.tasks.join_next().await {
+            Some(joined) => joined
+                .map_err(|e| WriterError::Task(e.to_string()))
+                .and_then(|r| r),
+            None => Ok(()),
+        }
+    }
+}

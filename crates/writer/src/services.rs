@@ -1,0 +1,220 @@
+//! The writer's small services: the start-up ping, `log.read`, the head announcement and the
+//! development clock.
+
+use std::sync::Arc;
+
+use bus::{Bus, Headers, Message, Subscription};
+use clock::Clock;
+use domain::ErrorCode;
+use eventlog::EventLog;
+use protocol::{
+    AuditHead, DevClockReply, DevClockRequest, Format, LogReadReply, LogReadRequest, RecordedEvent,
+    Sha256,
+};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::{WriterConfig, WriterError};
+
+/// Room left in a `log.read` reply for headers and framing under the 1 MiB message limit.
+const READ_REPLY_MARGIN_BYTES: usize = 16 * 1024;
+
+/// Runs `serve` for each message of `subscription` until stopped.
+async fn serve_each<F, Fut>(
+    mut subscription: Subscription,
+    mut stopped: watch::Receiver<bool>,
+    mut serve: F,
+) -> Result<(), WriterError>
+where
+    F: FnMut(Message) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    loop {
+        tokio::select! {
+            _ = crate::stop_requested(&mut stopped) => return Ok(()),
+            message = subscription.next() => match message {
+                Some(message) => serve(message).await,
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+/// Answers `<prefix>.writer.ping` so a second writer refuses to start.
+pub(crate) async fn serve_pings(
+    subscription: Subscription,
+    bus: Bus,
+    log: EventLog,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    serve_each(subscription, stopped, |request| {
+        let bus = bus.clone();
+        let head = log.head().position;
+        async move {
+            let payload = format!("{{\"head\":{head}}}");
+            let headers = Headers::new().with("Content-Type", Format::Json.content_type());
+            let _ = bus.respond(&request, headers, payload).await;
+        }
+    })
+    .await
+}
+
+/// Serves `<prefix>.log.read`: `{"from", "max"}` → `{"events", "head"}`, at most
+/// `max` events and less than 1 MiB per reply.
+pub(crate) async fn serve_log_reads(
+    subscription: Subscription,
+    bus: Bus,
+    log: EventLog,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    serve_each(subscription, stopped, |request| {
+        let bus = bus.clone();
+        let log = log.clone();
+        async move {
+            let format = Format::from_content_type(request.headers.get("Content-Type"));
+            // Errors are always JSON (`{"error": {code, message}}`, with a JSON Content-Type),
+            // so a reader can tell them from a page whatever format it asked for.
+            let (format, payload) = match format
+                .map(|f| (f, LogReadRequest::decode(&request.payload, f)))
+            {
+                Some((format, Ok(read))) => {
+                    match tokio::task::spawn_blocking(move || read_page(&log, read, format)).await {
+                        Ok(Ok(payload)) => (format, payload),
+                        Ok(Err(message)) => {
+                            (Format::Json, error_object(ErrorCode::Unavailable, &message))
+                        }
+                        Err(join_error) => (
+                            Format::Json,
+                            error_object(ErrorCode::Unavailable, &join_error.to_string()),
+                        ),
+                    }
+                }
+                Some((_, Err(invalid))) => (
+                    Format::Json,
+                    error_object(ErrorCode::InvalidCommand, &invalid.message),
+                ),
+                None => (
+                    Format::Json,
+                    error_object(
+                        ErrorCode::InvalidCommand,
+                        "Content-Type: use application/json or application/x-bincode",
+                    ),
+                ),
+            };
+            let headers = Headers::new().with("Content-Type", format.content_type());
+            if let Err(bus_error) = bus.respond(&request, headers, payload).await {
+                debug!(%bus_error, "could not deliver a log.read reply");
+            }
+        }
+    })
+    .await
+}
+
+/// Reads one page and encodes it, shrinking the page until it fits in a message.
+fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec<u8>, String> {
+    let head = log.head().position;
+    let budget = bus::PAYLOAD_BYTES_MAX - READ_REPLY_MARGIN_BYTES;
+    let records = log
+        .read_from(read.from.max(1), read.max as usize, budget)
+        .map_err(|e| format!("reading the log: {e}"))?;
+    let mut events = Vec::with_capacity(records.len());
+    for record in &records {
+        let stored = protocol::decode_stored(&record.payload)
+            .map_err(|e| format!("event at position {} is unreadable: {e}", record.position))?;
+        events.push(RecordedEvent::new(
+            record.position,
+            record.stream.clone(),
+            record.version,
+            record.hash.0,
+            &stored,
+        ));
+    }
+    loop {
+        let reply = LogReadReply { events, head };
+        let payload = reply
+            .encode(format)
+            .map_err(|e| format!("encoding a page: {e}"))?;
+        if payload.len() <= budget || reply.events.len() <= 1 {
+            return Ok(payload);
+        }
+        // Encoded events are larger than stored ones (JSON, hex hashes): halve and retry.
+        let keep = reply.events.len() / 2;
+        events = reply.events;
+        events.truncate(keep);
+    }
+}
+
+/// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`.
+pub(crate) async fn announce_head(
+    config: Arc<WriterConfig>,
+    bus: Bus,
+    log: EventLog,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    let subject = config.subject("audit.head");
+    let mut ticks = tokio::time::interval(config.head_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = crate::stop_requested(&mut stopped) => return Ok(()),
+            _ = ticks.tick() => {
+                let head = log.head();
+                let announcement = AuditHead { position: head.position, hash: Sha256(head.hash.0) };
+                let headers = Headers::new().with("Content-Type", Format::Json.content_type());
+                let payload = announcement.encode(Format::Json).unwrap_or_default();
+                if let Err(bus_error) = bus.publish(&subject, headers, payload).await {
+                    warn!(%bus_error, "could not announce the head");
+                }
+            }
+        }
+    }
+}
+
+/// Obeys `<prefix>.dev.clock` (`{"advance_ms"}` or `{"set_ms"}` → `{"now_ms"}`).
+pub(crate) async fn serve_dev_clock(
+    subscription: Subscription,
+    bus: Bus,
+    clock: Clock,
+    stopped: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    serve_each(subscription, stopped, |request| {
+        let bus = bus.clone();
+        let clock = clock.clone();
+        async move {
+            let headers = Headers::new().with("Content-Type", Format::Json.content_type());
+            let moved = match DevClockRequest::decode(&request.payload, Format::Json) {
+                Ok(DevClockRequest::AdvanceMs(ms)) => clock.advance(ms),
+                Ok(DevClockRequest::SetMs(ms)) => clock.set(domain::Timestamp::from_millis(ms)),
+                Err(invalid) => {
+                    let _ = bus
+                        .respond(
+                            &request,
+                            headers,
+                            error_object(ErrorCode::InvalidCommand, &invalid.message),
+                        )
+                        .await;
+                    return;
+                }
+            };
+            let payload = match moved {
+                Ok(now) => DevClockReply {
+                    now_ms: now.millis(),
+                }
+                .encode(Format::Json)
+                .unwrap_or_default(),
+                Err(_) => error_object(
+                    ErrorCode::Forbidden,
+                    "the clock is not the development clock",
+                ),
+            };
+            let _ = bus.respond(&request, headers, payload).await;
+        }
+    })
+    .await
+}
+
+/// `{"error": {"code", "message"}}`, the error shape of the writer's non-command services.
+fn error_object(code: ErrorCode, message: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"error": {"code": code.as_str(), "message": message}}))
+        .unwrap_or_default()
+}

@@ -1,0 +1,149 @@
+//! The write-side state at start-up: the newest valid snapshot plus the events after it, or the
+//! whole log when there is no usable snapshot. A snapshot only saves time; it is checked against
+//! the log (position and hash) and ignored when it does not match.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use domain::{evolve, Config, State};
+use eventlog::{EventLog, Head};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+/// The snapshot file in the data directory.
+pub const SNAPSHOT_FILE: &str = "writer-state.snapshot";
+/// A snapshot larger than this is not read (it would not fit the memory budget anyway).
+pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+/// Events read from the log per step while folding.
+const FOLD_PAGE_EVENTS_MAX: usize = 10_000;
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The log could not be read.
+    #[error("reading the log: {0}")]
+    Log(#[from] eventlog::LogError),
+    /// A stored event could not be decoded.
+    #[error("event at position {position} is unreadable: {reason}")]
+    Event {
+        /// Where.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The snapshot file could not be written.
+    #[error("writing the snapshot: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The snapshot as read. Field for field the same layout as [`SnapshotToWrite`].
+#[derive(Deserialize)]
+struct SnapshotFile {
+    position: u64,
+    hash: [u8; 32],
+    state: State,
+}
+
+/// The snapshot as written, borrowing the state so it is not copied.
+#[derive(Serialize)]
+struct SnapshotToWrite<'a> {
+    position: u64,
+    hash: [u8; 32],
+    state: &'a State,
+}
+
+fn snapshot_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SNAPSHOT_FILE)
+}
+
+/// Builds the state as of the log's head; returns it and the snapshot position it started from
+/// (0 when it folded the whole log).
+pub fn load_state(
+    log: &EventLog,
+    data_dir: &Path,
+    config: Config,
+) -> Result<(State, u64), SnapshotError> {
+    let (mut state, from) = match read_snapshot(log, data_dir) {
+        Some((state, position)) => (state, position),
+        None => (State::new(config.clone()), 0),
+    };
+    // Settings come from the command line, not the snapshot.
+    state.config = config;
+    let head = log.head().position;
+    let mut next = from + 1;
+    while next <= head {
+        let records = log.read_from(next, FOLD_PAGE_EVENTS_MAX, usize::MAX)?;
+        if records.is_empty() {
+            break;
+        }
+        for record in records {
+            let stored =
+                protocol::decode_stored(&record.payload).map_err(|e| SnapshotError::Event {
+                    position: record.position,
+                    reason: e.to_string(),
+                })?;
+            evolve(&mut state, &stored.event);
+            next = record.position + 1;
+        }
+    }
+    Ok((state, from))
+}
+
+fn read_snapshot(log: &EventLog, data_dir: &Path) -> Option<(State, u64)> {
+    let path = snapshot_path(data_dir);
+    let size = fs::metadata(&path).ok()?.len();
+    if size > SNAPSHOT_BYTES_MAX {
+        warn!(size, "snapshot too large; folding the whole log");
+        return None;
+    }
+    let bytes = fs::read(&path).ok()?;
+    let snapshot: SnapshotFile = match protocol::codec::decode(&bytes, SNAPSHOT_BYTES_MAX) {
+        Ok(snapshot) => snapshot,
+        Err(codec_error) => {
+            warn!(%codec_error, "snapshot unreadable; folding the whole log");
+            return None;
+        }
+    };
+    let matches = snapshot.position <= log.head().position
+        && match log.read_from(snapshot.position, 1, usize::MAX) {
+            Ok(records) => records
+                .first()
+                .is_some_and(|r| r.position == snapshot.position && r.hash.0 == snapshot.hash),
+            Err(_) => false,
+        };
+    if !matches {
+        warn!(
+            position = snapshot.position,
+            "snapshot does not match the log; folding the whole log"
+        );
+        return None;
+    }
+    info!(position = snapshot.position, "state loaded from snapshot");
+    Some((snapshot.state, snapshot.position))
+}
+
+/// Writes the state as of `head` durably: to a temporary file, synced, then renamed over the
+/// previous snapshot, so a crash leaves the old snapshot or the new one, never half of one.
+pub fn save(data_dir: &Path, head: Head, state: &State) -> Result<(), SnapshotError> {
+    if head.position == 0 {
+        return Ok(());
+    }
+    let snapshot = SnapshotToWrite {
+        position: head.position,
+        hash: head.hash.0,
+        state,
+    };
+    let bytes =
+        protocol::codec::encode(&snapshot).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let path = snapshot_path(data_dir);
+    let temporary = path.with_extension("tmp");
+    let mut file = fs::File::create(&temporary)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    fs::rename(&temporary, &path)?;
+    if let Ok(dir) = fs::File::open(data_dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,24 @@
+# Parlor's everyday commands. `just --list` shows them.
+
+export CARGO_TARGET_DIR := env_var_or_default("CARGO_TARGET_DIR", "/var/tmp/parlor-target")
+
+# Run everything in one process with embedded defaults.
+up *ARGS:
+    cargo run --release -p parlor -- up {{ARGS}}
+
+# The whole test suite (starts its own nats-server).
+test:
+    cargo test --workspace
+
+# Crash test with more cycles than CI runs.
+crash cycles="20":
+    PARLOR_CRASH_CYCLES={{cycles}} EVENTLOG_CRASH_CYCLES={{cycles}} cargo test --workspace crash -- --nocapture
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (release build).
+bench *ARGS:
+    cargo run --release -p parlor -- bench {{ARGS}}

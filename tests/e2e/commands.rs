@@ -1,0 +1,300 @@
+//! Commands over NATS: every error code a caller can meet, idempotent resends, raw payloads.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::harness::{json_headers, System};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_code_is_reachable_from_outside() {
+    let system = System::start_with(&["--daily-conversation-limit", "2"]).await;
+    let c = &system.client;
+    c.register(&["alice", "bob", "carol", "dave", "erin"]).await;
+
+    // invalid_command: an unknown type, and a body that is not JSON.
+    assert_eq!(
+        c.code("alice", "message.shout", json!({})).await,
+        "invalid_command"
+    );
+    let raw = c
+        .raw("message.send", json_headers(), b"{not json".to_vec())
+        .await
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(reply["error"]["code"], "invalid_command");
+    // forbidden: a user sending a service command.
+    let register = json!({"user_id": "mallory", "display_name": "M", "kind": "client"});
+    assert_eq!(
+        c.code("alice", "user.register", register).await,
+        "forbidden"
+    );
+    // not_found: an unknown user.
+    assert_eq!(
+        c.code("alice", "user.block", json!({"user_id": "nobody"}))
+            .await,
+        "not_found"
+    );
+
+    let group = c
+        .ok(
+            "alice",
+            "room.create",
+            json!({"name": "Team", "members": ["bob"]}),
+        )
+        .await;
+    let group = group["result"]["room_id"].as_str().unwrap().to_owned();
+    // not_member.
+    assert_eq!(
+        c.code(
+            "carol",
+            "message.send",
+            json!({"room_id": group, "body": "hi"})
+        )
+        .await,
+        "not_member"
+    );
+    let sent = c
+        .ok(
+            "alice",
+            "message.send",
+            json!({"room_id": group, "body": "hello"}),
+        )
+        .await;
+    let message = sent["result"]["message_id"].as_str().unwrap().to_owned();
+    // not_author.
+    let edit = json!({"room_id": group, "message_id": message, "body": "mine now"});
+    assert_eq!(c.code("bob", "message.edit", edit).await, "not_author");
+    // contact_info_outside_contract.
+    let leak = json!({"room_id": group, "body": "write to alice@example.com"});
+    assert_eq!(
+        c.code("alice", "message.send", leak).await,
+        "contact_info_outside_contract"
+    );
+    // body_too_long and empty_message.
+    let long = json!({"room_id": group, "body": "x".repeat(5_001)});
+    assert_eq!(c.code("alice", "message.send", long).await, "body_too_long");
+    assert_eq!(
+        c.code(
+            "alice",
+            "message.send",
+            json!({"room_id": group, "body": "  "})
+        )
+        .await,
+        "empty_message"
+    );
+    // duplicate_message_id.
+    let fixed = Uuid::new_v4();
+    c.ok(
+        "alice",
+        "message.send",
+        json!({"room_id": group, "message_id": fixed, "body": "one"}),
+    )
+    .await;
+    let again = json!({"room_id": group, "message_id": fixed, "body": "two"});
+    assert_eq!(
+        c.code("bob", "message.send", again).await,
+        "duplicate_message_id"
+    );
+    // already_deleted.
+    let delete = json!({"room_id": group, "message_id": fixed});
+    c.ok("alice", "message.delete", delete.clone()).await;
+    assert_eq!(
+        c.code("alice", "message.delete", delete).await,
+        "already_deleted"
+    );
+    // call_in_progress.
+    c.ok(
+        "alice",
+        "call.start",
+        json!({"room_id": group, "media": "audio"}),
+    )
+    .await;
+    assert_eq!(
+        c.code(
+            "bob",
+            "call.start",
+            json!({"room_id": group, "media": "video"})
+        )
+        .await,
+        "call_in_progress"
+    );
+    // cannot_hide_kind, platform_not_supported.
+    assert_eq!(
+        c.code("alice", "room.hide", json!({"room_id": group, "on": true}))
+            .await,
+        "cannot_hide_kind"
+    );
+    let archive = c
+        .send_as(
+            Uuid::new_v4(),
+            "alice",
+            "mobile_app",
+            "room.archive",
+            json!({"room_id": group, "on": true}),
+        )
+        .await;
+    assert_eq!(archive["error"]["code"], "platform_not_supported");
+    // file_too_large.
+    let huge = json!({"file_id": Uuid::new_v4(), "uploader": "alice", "name": "big.iso", "size": 1_073_741_825u64,
+        "content_type": "application/octet-stream", "sha256": "0".repeat(64)});
+    assert_eq!(
+        c.code("service:gateway", "file.register", huge).await,
+        "file_too_large"
+    );
+
+    // Direct rooms: cannot_add_to_direct, cannot_archive_kind, blocked, daily_conversation_limit.
+    let direct = c
+        .ok(
+            "alice",
+            "message.send",
+            json!({"to": "carol", "body": "hi carol"}),
+        )
+        .await;
+    let direct = direct["result"]["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        c.code(
+            "alice",
+            "room.add_member",
+            json!({"room_id": direct, "user_id": "dave"})
+        )
+        .await,
+        "cannot_add_to_direct"
+    );
+    assert_eq!(
+        c.code(
+            "alice",
+            "room.archive",
+            json!({"room_id": direct, "on": true})
+        )
+        .await,
+        "cannot_archive_kind"
+    );
+    c.ok("carol", "user.block", json!({"user_id": "alice"}))
+        .await;
+    assert_eq!(
+        c.code(
+            "alice",
+            "message.send",
+            json!({"room_id": direct, "body": "?"})
+        )
+        .await,
+        "blocked"
+    );
+    // alice started two conversations today (the group and the direct room): the limit is 2.
+    assert_eq!(
+        c.code("alice", "message.send", json!({"to": "dave", "body": "hi"}))
+            .await,
+        "daily_conversation_limit"
+    );
+
+    // edit_window_expired and delete_window_expired, an hour later by the development clock.
+    c.advance_clock(3_600_000).await;
+    let edit = json!({"room_id": group, "message_id": message, "body": "late"});
+    assert_eq!(
+        c.code("alice", "message.edit", edit).await,
+        "edit_window_expired"
+    );
+    let delete = json!({"room_id": group, "message_id": message});
+    assert_eq!(
+        c.code("alice", "message.delete", delete).await,
+        "delete_window_expired"
+    );
+    // A new UTC day may have begun meanwhile; either way the limit is per day, not forever.
+    // (`version_conflict` needs an expected version, which no public command carries, and
+    // `unavailable` needs a failing disk or an overload: see the reliability tests.)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_command_gets_the_first_reply_byte_for_byte() {
+    let system = System::start().await;
+    let c = &system.client;
+    c.register(&["alice", "bob"]).await;
+    let id = Uuid::new_v4();
+    let envelope = |body: &str| {
+        serde_json::to_vec(
+            &json!({"command_id": id, "actor": "alice", "data": {"to": "bob", "body": body}}),
+        )
+        .unwrap()
+    };
+    let first = c
+        .raw("message.send", json_headers(), envelope("hello"))
+        .await
+        .unwrap();
+    let second = c
+        .raw("message.send", json_headers(), envelope("hello"))
+        .await
+        .unwrap();
+    let other_payload = c
+        .raw("message.send", json_headers(), envelope("something else"))
+        .await
+        .unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        first, other_payload,
+        "even another payload gets the first reply"
+    );
+    let log = c.whole_log().await;
+    let sent: Vec<_> = log.iter().filter(|e| e["type"] == "message_sent").collect();
+    assert_eq!(sent.len(), 1, "appended once");
+
+    // A rejected command is not remembered: its id may be decided afresh.
+    let retry = Uuid::new_v4();
+    let reply = c
+        .send_as(
+            retry,
+            "carol",
+            "desktop",
+            "message.send",
+            json!({"to": "bob", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(reply["error"]["code"], "not_found");
+    c.register(&["carol"]).await;
+    let reply = c
+        .send_as(
+            retry,
+            "carol",
+            "desktop",
+            "message.send",
+            json!({"to": "bob", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_payloads_are_invalid_commands_never_silence() {
+    let system = System::start().await;
+    let c = &system.client;
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("message.send", vec![0xff, 0xfe, 0x00]),
+        ("message.send", b"[]".to_vec()),
+        ("message.send", br#"{"command_id": "nope", "actor": "alice", "data": {}}"#.to_vec()),
+        ("message.send", br#"{"command_id": "0192f0c1-7a3e-7cc4-9a51-5c2d7e0f4b11", "actor": "al ice", "data": {}}"#.to_vec()),
+        ("room.favorite", br#"{"command_id": "0192f0c1-7a3e-7cc4-9a51-5c2d7e0f4b11", "actor": "alice", "data": {"room_id": "x", "on": "yes"}}"#.to_vec()),
+        ("user.set_online_visibility", br#"{"command_id": "0192f0c1-7a3e-7cc4-9a51-5c2d7e0f4b12", "actor": "alice", "data": {"visible": 1e999}}"#.to_vec()),
+        ("nonsense", b"{}".to_vec()),
+        ("message.send", "[".repeat(100_000).into_bytes()),
+    ];
+    for (command_type, payload) in cases {
+        let raw = c
+            .raw(command_type, json_headers(), payload.clone())
+            .await
+            .expect("a reply, never silence");
+        let reply: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(reply["ok"], false);
+        assert_eq!(
+            reply["error"]["code"], "invalid_command",
+            "{command_type}: {reply}"
+        );
+    }
+    // Bincode garbage is answered too, in bincode.
+    let headers = bus::Headers::new().with("Content-Type", "application/x-bincode");
+    let raw = c
+        .raw("message.send", headers, vec![1, 2, 3])
+        .await
+        .expect("a reply");
+    assert!(!raw.is_empty());
+    // The writer is still up.
+    c.register(&["alice"]).await;
+}

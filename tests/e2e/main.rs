@@ -1,0 +1,18 @@
+//! End-to-end tests: the real `parlor` binary against a real `nats-server`, driven the way
+//! other services drive it (JSON over NATS request/reply).
+//!
+//! Modules:
+//! - `harness`: starts nats-server and parlor, sends commands, reads the log.
+//! - `commands`: every reachable error code, idempotent resends, validation of raw payloads.
+//! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
+//! - `lifecycle`: clean shutdown and restart with the state intact.
+//! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod harness;
+
+mod commands;
+mod crash;
+mod events;
+mod lifecycle;
