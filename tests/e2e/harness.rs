@@ -260,3 +260,69 @@ impl System {
         }
     }
 }
+
+/// Fills `data_dir` with a log of at least `events` events by running the writer in process
+/// (in-process bus, no NATS) and sending commands with many in flight; then stops it cleanly.
+pub async fn fill_log(data_dir: &Path, events: usize) {
+    use std::sync::Arc;
+
+    let bus = Bus::in_process();
+    let config = writer::WriterConfig::new(data_dir);
+    let writer = writer::Writer::start(config, bus.clone(), clock::Clock::system())
+        .await
+        .expect("writer");
+    let send = |bus: Bus, actor: String, command_type: &'static str, data: Value| async move {
+        let envelope = json!({"command_id": Uuid::new_v4(), "actor": actor, "data": data});
+        let reply = bus
+            .request(
+                &format!("parlor.cmd.{command_type}"),
+                json_headers(),
+                serde_json::to_vec(&envelope).unwrap(),
+                REPLY_WAIT,
+            )
+            .await
+            .expect("reply");
+        let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+        assert_eq!(reply["ok"], true, "{reply}");
+        reply
+    };
+    let users: Vec<String> = (0..50).map(|i| format!("user{i}")).collect();
+    for user in &users {
+        send(
+            bus.clone(),
+            "service:fill".into(),
+            "user.register",
+            json!({"user_id": user, "display_name": user, "kind": "client"}),
+        )
+        .await;
+    }
+    let room = send(
+        bus.clone(),
+        users[0].clone(),
+        "room.create",
+        json!({"name": "Bulk", "members": users[1..]}),
+    )
+    .await;
+    let room = Arc::new(room["result"]["room_id"].as_str().unwrap().to_owned());
+    let in_flight = 256;
+    let per_task = events / in_flight + 1;
+    let mut tasks = Vec::new();
+    for task in 0..in_flight {
+        let (bus, room, user) = (bus.clone(), room.clone(), users[task % users.len()].clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_task {
+                send(
+                    bus.clone(),
+                    user.clone(),
+                    "message.send",
+                    json!({"room_id": *room, "body": format!("bulk {task}/{i}")}),
+                )
+                .await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    writer.shutdown().await.expect("clean shutdown");
+}

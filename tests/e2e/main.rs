@@ -7,11 +7,13 @@
 //! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+//! - `audit`: verify catches tampering; room history as of a moment; export → import.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod harness;
 
+mod audit;
 mod commands;
 mod crash;
 mod events;

@@ -67,6 +67,8 @@
 //! Every bound is a named constant in [`limits`] and is enforced with error values.
 
 mod batch;
+#[cfg(feature = "tamper")]
+pub mod tamper;
 mod error;
 pub mod keys;
 pub mod limits;

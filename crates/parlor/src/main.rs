@@ -1,6 +1,7 @@
 //! `parlor`: runs Parlor's services (`up`, `writer`) and, later, its operator tools. Wiring
 //! only: every piece of logic lives in a library crate.
 
+mod audit;
 mod options;
 
 use std::process::ExitCode;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;
             serve_writer(&common, bus).await

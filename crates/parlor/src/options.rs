@@ -23,6 +23,73 @@ pub enum Command {
     Up(CommonOptions),
     /// Run the writer alone over NATS.
     Writer(CommonOptions),
+    /// Audit the log of a stopped data directory.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `parlor audit …`: every subcommand reads a stopped data directory.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and every record's checks; ends with `head <position> <hash>`.
+    Verify {
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+        /// An anchored head: `<hash>` (the head must be it) or `<position>:<hash>` (the record
+        /// at that position must have that hash), to catch a truncated tail.
+        #[arg(long)]
+        expect_head: Option<String>,
+    },
+    /// A room's full history as of a moment: members, messages with edits, deletions,
+    /// reports, calls.
+    Room {
+        /// The room.
+        room_id: String,
+        /// The moment (RFC 3339); the whole history when absent.
+        #[arg(long)]
+        at: Option<String>,
+        /// JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
+    /// Everything a user did, in order.
+    User {
+        /// The user.
+        user_id: String,
+        /// From this moment (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Until this moment (RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
+    /// The log as JSON lines on stdout, one RecordedEvent with its stored bytes per line.
+    Export {
+        /// The first position.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// Stop before the first event recorded after this moment (RFC 3339).
+        #[arg(long)]
+        until_time: Option<String>,
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
+    /// Read an export (FILE, or stdin) into an empty data directory, bit for bit.
+    Import {
+        /// The export; stdin when absent.
+        file: Option<PathBuf>,
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// Options shared by the services.
