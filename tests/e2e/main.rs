@@ -7,6 +7,7 @@
 //! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+//! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -18,3 +19,4 @@ mod commands;
 mod crash;
 mod events;
 mod lifecycle;
+mod reliability;

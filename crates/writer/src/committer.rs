@@ -9,6 +9,8 @@ use bus::{Bus, Message};
 use clock::Clock;
 use domain::{command_result, decide, evolve, ErrorCode, State};
 use eventlog::{AddRejected, Batch, EventLog, NewRecord};
+
+use crate::shared_log::SharedLog;
 use protocol::{EventRef, Format, Reply, StoredEvent};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
@@ -52,7 +54,7 @@ pub(crate) async fn take_commands(
 pub(crate) struct Committer {
     config: Arc<WriterConfig>,
     bus: Bus,
-    log: EventLog,
+    log: SharedLog,
     clock: Clock,
     state: State,
     committed: watch::Sender<u64>,
@@ -71,7 +73,7 @@ impl Committer {
     pub(crate) fn new(
         config: Arc<WriterConfig>,
         bus: Bus,
-        log: EventLog,
+        log: SharedLog,
         clock: Clock,
         state: State,
         committed: watch::Sender<u64>,
@@ -95,10 +97,11 @@ impl Committer {
     /// answered from the stored reply once the first is durable).
     fn build_batch(
         &mut self,
+        log: &EventLog,
         incoming: Vec<Message>,
         carry: &mut VecDeque<Message>,
     ) -> (Batch, Vec<Pending>) {
-        let mut batch = self.log.batch();
+        let mut batch = log.batch();
         let mut pending = Vec::with_capacity(incoming.len());
         let mut keys = HashSet::with_capacity(incoming.len());
         let now = self.clock.now();
@@ -124,7 +127,7 @@ impl Committer {
                 carry.push_back(message);
                 continue;
             }
-            match self.log.reply_for(&key) {
+            match log.reply_for(&key) {
                 Ok(Some(stored)) => {
                     let reply =
                         protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
@@ -249,11 +252,21 @@ impl Committer {
         incoming: Vec<Message>,
         carry: &mut VecDeque<Message>,
     ) -> Result<(), WriterError> {
-        let (batch, mut pending) = self.build_batch(incoming, carry);
+        let log = match self.log.get() {
+            Ok(log) => log,
+            Err(_) => {
+                // The log is being reopened after a failure: nothing can be decided now.
+                for message in incoming.into_iter().chain(carry.drain(..)) {
+                    respond(&self.bus, &message, &unavailable()).await;
+                }
+                return self.recover().await;
+            }
+        };
+        let (batch, mut pending) = self.build_batch(&log, incoming, carry);
         if !batch.is_empty() {
-            let log = self.log.clone();
+            let committing = log.clone();
             let commands = batch.len();
-            let committed = tokio::task::spawn_blocking(move || log.commit(batch))
+            let committed = tokio::task::spawn_blocking(move || committing.commit(batch))
                 .await
                 .map_err(|e| WriterError::Task(e.to_string()))?;
             match committed {
@@ -269,7 +282,11 @@ impl Committer {
                     for answer in &mut pending {
                         answer.reply = unavailable();
                     }
-                    self.reload_state().await?;
+                    drop(log);
+                    for answer in &pending {
+                        respond(&self.bus, &answer.message, &answer.reply).await;
+                    }
+                    return self.recover().await;
                 }
             }
         }
@@ -279,16 +296,27 @@ impl Committer {
         self.maybe_snapshot(false).await
     }
 
-    async fn reload_state(&mut self) -> Result<(), WriterError> {
-        let log = self.log.clone();
+    /// After a failed commit: reopen the log (sled refuses everything after a failed write) and
+    /// rebuild the state from what is durable. A failure here leaves the writer answering
+    /// `unavailable` and trying again with the next command, so it recovers when the disk does.
+    async fn recover(&mut self) -> Result<(), WriterError> {
+        let shared = self.log.clone();
         let data_dir = self.config.data_dir.clone();
         let config = self.state.config.clone();
-        let (state, position) =
-            tokio::task::spawn_blocking(move || snapshot::load_state(&log, &data_dir, config))
-                .await
-                .map_err(|e| WriterError::Task(e.to_string()))??;
-        self.state = state;
-        self.snapshot_position = position;
+        let recovered = tokio::task::spawn_blocking(move || {
+            let log = shared.reopen().map_err(snapshot::SnapshotError::from)?;
+            snapshot::load_state(&log, &data_dir, config)
+        })
+        .await
+        .map_err(|e| WriterError::Task(e.to_string()))?;
+        match recovered {
+            Ok((state, position)) => {
+                self.state = state;
+                self.snapshot_position = position;
+                warn!("event log reopened after a failed write; serving again");
+            }
+            Err(recover_error) => error!(%recover_error, "could not reopen the event log yet"),
+        }
         Ok(())
     }
 

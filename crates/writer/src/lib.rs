@@ -13,6 +13,7 @@
 mod committer;
 mod publisher;
 mod services;
+mod shared_log;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use bus::{Bus, BusError, Headers};
 use clock::Clock;
 use eventlog::EventLog;
 use protocol::Format;
+use shared_log::SharedLog;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::info;
@@ -106,7 +108,7 @@ pub(crate) async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
 
 /// A running writer. Dropping it does not stop it; call [`Writer::shutdown`].
 pub struct Writer {
-    log: EventLog,
+    log: SharedLog,
     stop: watch::Sender<bool>,
     tasks: JoinSet<Result<(), WriterError>>,
 }
@@ -121,9 +123,13 @@ impl Writer {
     ) -> Result<Writer, WriterError> {
         let config = Arc::new(config);
         let log_dir = config.log_dir();
-        let log = tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
-            .await
-            .map_err(|e| WriterError::Task(e.to_string()))??;
+        let opened = {
+            let log_dir = log_dir.clone();
+            tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
+                .await
+                .map_err(|e| WriterError::Task(e.to_string()))??
+        };
+        let log = SharedLog::new(log_dir, opened.clone());
 
         let ping_subject = config.subject("writer.ping");
         match bus
@@ -144,13 +150,14 @@ impl Writer {
             daily_conversation_limit: config.daily_conversation_limit,
         };
         let (state, snapshot_position) = {
-            let log = log.clone();
+            let log = opened.clone();
             let data_dir = config.data_dir.clone();
             tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
                 .await
                 .map_err(|e| WriterError::Task(e.to_string()))??
         };
-        let head = log.head();
+        let head = opened.head();
+        drop(opened);
         info!(
             head = head.position,
             from_snapshot = snapshot_position,
@@ -219,9 +226,9 @@ impl Writer {
         Ok(Writer { log, stop, tasks })
     }
 
-    /// The event log this writer appends to (for reads in the same process).
-    pub fn log(&self) -> &EventLog {
-        &self.log
+    /// The acknowledged head of the log.
+    pub fn head(&self) -> eventlog::Head {
+        self.log.head()
     }
 
     /// Stops taking commands, answers the ones already taken (finishing the batch in flight and

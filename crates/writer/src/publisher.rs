@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::shared_log::SharedLog;
 use bus::{Bus, Headers};
-use eventlog::EventLog;
 use protocol::RecordedEvent;
 use tokio::sync::watch;
 use tracing::{error, warn};
@@ -20,7 +20,7 @@ const PUBLISH_PAGE_EVENTS_MAX: usize = 4_096;
 pub(crate) async fn publish_committed(
     config: Arc<WriterConfig>,
     bus: Bus,
-    log: EventLog,
+    log: SharedLog,
     mut committed: watch::Receiver<u64>,
 ) -> Result<(), WriterError> {
     // Events committed before this start were published by the previous run (or were lost with
@@ -32,7 +32,9 @@ pub(crate) async fn publish_committed(
             let from = published + 1;
             let reader = log.clone();
             let records = tokio::task::spawn_blocking(move || {
-                reader.read_from(from, PUBLISH_PAGE_EVENTS_MAX, usize::MAX)
+                reader
+                    .get()?
+                    .read_from(from, PUBLISH_PAGE_EVENTS_MAX, usize::MAX)
             })
             .await
             .map_err(|e| WriterError::Task(e.to_string()))?;

@@ -7,6 +7,8 @@ use bus::{Bus, Headers, Message, Subscription};
 use clock::Clock;
 use domain::ErrorCode;
 use eventlog::EventLog;
+
+use crate::shared_log::SharedLog;
 use protocol::{
     AuditHead, DevClockReply, DevClockRequest, Format, LogReadReply, LogReadRequest, RecordedEvent,
     Sha256,
@@ -44,7 +46,7 @@ where
 pub(crate) async fn serve_pings(
     subscription: Subscription,
     bus: Bus,
-    log: EventLog,
+    log: SharedLog,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     serve_each(subscription, stopped, |request| {
@@ -64,7 +66,7 @@ pub(crate) async fn serve_pings(
 pub(crate) async fn serve_log_reads(
     subscription: Subscription,
     bus: Bus,
-    log: EventLog,
+    log: SharedLog,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     serve_each(subscription, stopped, |request| {
@@ -74,33 +76,38 @@ pub(crate) async fn serve_log_reads(
             let format = Format::from_content_type(request.headers.get("Content-Type"));
             // Errors are always JSON (`{"error": {code, message}}`, with a JSON Content-Type),
             // so a reader can tell them from a page whatever format it asked for.
-            let (format, payload) = match format
-                .map(|f| (f, LogReadRequest::decode(&request.payload, f)))
-            {
-                Some((format, Ok(read))) => {
-                    match tokio::task::spawn_blocking(move || read_page(&log, read, format)).await {
-                        Ok(Ok(payload)) => (format, payload),
-                        Ok(Err(message)) => {
-                            (Format::Json, error_object(ErrorCode::Unavailable, &message))
+            let (format, payload) =
+                match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
+                    Some((format, Ok(read))) => {
+                        let page = tokio::task::spawn_blocking(move || {
+                            let log = log
+                                .get()
+                                .map_err(|e| format!("the log is reopening: {e}"))?;
+                            read_page(&log, read, format)
+                        });
+                        match page.await {
+                            Ok(Ok(payload)) => (format, payload),
+                            Ok(Err(message)) => {
+                                (Format::Json, error_object(ErrorCode::Unavailable, &message))
+                            }
+                            Err(join_error) => (
+                                Format::Json,
+                                error_object(ErrorCode::Unavailable, &join_error.to_string()),
+                            ),
                         }
-                        Err(join_error) => (
-                            Format::Json,
-                            error_object(ErrorCode::Unavailable, &join_error.to_string()),
-                        ),
                     }
-                }
-                Some((_, Err(invalid))) => (
-                    Format::Json,
-                    error_object(ErrorCode::InvalidCommand, &invalid.message),
-                ),
-                None => (
-                    Format::Json,
-                    error_object(
-                        ErrorCode::InvalidCommand,
-                        "Content-Type: use application/json or application/x-bincode",
+                    Some((_, Err(invalid))) => (
+                        Format::Json,
+                        error_object(ErrorCode::InvalidCommand, &invalid.message),
                     ),
-                ),
-            };
+                    None => (
+                        Format::Json,
+                        error_object(
+                            ErrorCode::InvalidCommand,
+                            "Content-Type: use application/json or application/x-bincode",
+                        ),
+                    ),
+                };
             let headers = Headers::new().with("Content-Type", format.content_type());
             if let Err(bus_error) = bus.respond(&request, headers, payload).await {
                 debug!(%bus_error, "could not deliver a log.read reply");
@@ -148,7 +155,7 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
 pub(crate) async fn announce_head(
     config: Arc<WriterConfig>,
     bus: Bus,
-    log: EventLog,
+    log: SharedLog,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     let subject = config.subject("audit.head");

@@ -1,0 +1,88 @@
+//! The errors of the read side: [`ProjectionError`] for the runtime and the stores (fail-stop or
+//! retried), [`QueryError`] for answers a caller gets (expected outcomes, with a protocol code).
+
+use bus::BusError;
+
+/// Why applying events, reading the log or serving a read model failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProjectionError {
+    /// The sled store failed (IO, corruption detected by sled, a lock held by another process).
+    #[error("store: {0}")]
+    Store(String),
+    /// A stored value could not be encoded or decoded.
+    #[error("stored value under key {key}: {message}")]
+    Value {
+        /// The key, hex-encoded.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A batch does not continue the checkpoint: applying it would skip events.
+    #[error("gap in the events: expected position {expected}, got {got}")]
+    Gap {
+        /// The position that must come next (checkpoint + 1).
+        expected: u64,
+        /// The position offered instead.
+        got: u64,
+    },
+    /// The bus failed (no writer answering `log.read`, a timeout, a closed connection).
+    #[error("bus: {0}")]
+    Bus(#[from] BusError),
+    /// `log.read` answered something unusable (an error object, undecodable bytes).
+    #[error("log.read: {0}")]
+    LogRead(String),
+    /// A blocking task panicked or a lock was poisoned by a panic.
+    #[error("task: {0}")]
+    Task(String),
+}
+
+impl From<sled::Error> for ProjectionError {
+    fn from(error: sled::Error) -> ProjectionError {
+        ProjectionError::Store(error.to_string())
+    }
+}
+
+/// Why a query is not answered with data (docs/queries.md). Each variant has a protocol code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The room or message does not exist, or the caller may not see it (R-R6: the same answer).
+    #[error("not found")]
+    NotFound,
+    /// A parameter is missing, malformed or unknown (the text names it).
+    #[error("{0}")]
+    Invalid(String),
+    /// The caller lacks a role (the moderation queue needs `"moderator": true`).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The read model has not applied `min_position` within the wait.
+    #[error("the read model has applied position {position}, not yet {min_position}")]
+    Lagging {
+        /// The position the caller asked for.
+        min_position: u64,
+        /// The position applied when the wait ended.
+        position: u64,
+    },
+    /// The read model could not answer (a store error); retrying may succeed.
+    #[error("the read model cannot answer: {0}")]
+    Unavailable(String),
+}
+
+impl QueryError {
+    /// The protocol's error code: `not_found`, `invalid_command`, `forbidden`,
+    /// `projection_lagging` or `unavailable`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueryError::NotFound => "not_found",
+            QueryError::Invalid(_) => "invalid_command",
+            QueryError::Forbidden(_) => "forbidden",
+            QueryError::Lagging { .. } => "projection_lagging",
+            QueryError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
+impl From<ProjectionError> for QueryError {
+    fn from(error: ProjectionError) -> QueryError {
+        QueryError::Unavailable(error.to_string())
+    }
+}

@@ -1,0 +1,35 @@
+//! Parlor's read side: the projection runtime and the read models built on it.
+//!
+//! - [`runtime`]: the [`Projector`] trait every read model implements, the [`Runner`] that keeps
+//!   one level with the log (catch-up through `log.read`, then live `evt.>`, gaps closed) and
+//!   serves its queries, and [`rebuild`]/[`replay`] to build a model from the log alone.
+//! - [`store`]: the sled store a model owns, with its checkpoint in the same atomic write.
+//! - [`query`]: the internal query contract (docs/queries.md).
+//! - Read models, one module each: [`rooms`], [`timeline`], [`moderation`], [`notifications`].
+//!
+//! This crate reads the log and never writes it.
+
+pub mod envelope;
+pub mod error;
+pub mod moderation;
+pub mod notifications;
+pub mod presence;
+pub mod query;
+pub mod rooms;
+pub mod runtime;
+pub mod store;
+pub mod text;
+pub mod timeline;
+
+pub use envelope::EventEnvelope;
+pub use error::{ProjectionError, QueryError};
+pub use moderation::Moderation;
+pub use notifications::Notifications;
+pub use presence::Presence;
+pub use query::QueryRequest;
+pub use rooms::Rooms;
+pub use runtime::{
+    rebuild, replay, run, unapplied, Outgoing, Projector, RunOptions, Runner, Shared,
+};
+pub use store::{store_path, Dump, Store};
+pub use timeline::Timeline;

@@ -1,0 +1,875 @@
+//! The `rooms` read model: each user's room list (protocol.md §3 Room) with their own view of
+//! every room — favorite, hidden, archived, unread (R-S1..R-S4) — and the rooms' names, members,
+//! last message and contract; queries `list`, `get` and `member_rooms` (docs/queries.md).
+//! Presence (R-A1) comes from the volatile [`Presence`] table, away periods (R-A2) from the log,
+//! both judged at the query's `now`, so nothing here changes with time alone.
+//!
+//! Store catalogue (`<data_dir>/projections/rooms/`, one sled tree):
+//!
+//! | key | value | what |
+//! |---|---|---|
+//! | `u/<user>\0` | [`UserRecord`] | display name, visibility, away period |
+//! | `r/<room>` | [`RoomRecord`] | kind, name, contract, last message, last activity |
+//! | `m/<room><user>\0` | [`ViewRecord`] | a member's own view; present exactly for members |
+//! | `i/<user>\0<activity><room>` | `()` | a user's rooms, by last activity (ascending keys) |
+//! | `g/<message>` | [`MessageIndex`] | where a message is (its room and position) |
+//! | `p/<room><position>` | [`PostRecord`] | a room's messages in order, for unread counts |
+//!
+//! Activity keys hold the bitwise complement of the ordered time, so an ascending scan walks a
+//! user's rooms newest first.
+
+use std::path::Path;
+
+use domain::{ContractId, Event, MessageId, RoomId, RoomKind, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::envelope::EventEnvelope;
+use crate::error::{ProjectionError, QueryError};
+use crate::presence::Presence;
+use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
+use crate::runtime::{unapplied, Projector};
+use crate::store::{ordered_millis, store_path, Changes, Direction, Dump, Key, Store};
+use crate::text::preview;
+
+/// The model's name.
+pub const NAME: &str = "rooms";
+
+/// The most room ids `member_rooms` returns (about 400 KiB of JSON, well inside a message).
+pub const MEMBER_ROOMS_MAX: usize = 10_000;
+
+/// A registered user as room lists show them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The name others see.
+    pub display_name: String,
+    /// "Online for messages" (R-A1); on by default.
+    pub visible: bool,
+    /// The out-of-office period, if one is set (R-A2).
+    pub away: Option<AwayRecord>,
+}
+
+/// An out-of-office period (R-A2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwayRecord {
+    /// The away message.
+    pub message: String,
+    /// Start (inclusive).
+    pub from: Timestamp,
+    /// End (exclusive).
+    pub until: Timestamp,
+}
+
+/// A room, the same for every member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomRecord {
+    /// The room.
+    pub room_id: RoomId,
+    /// Its kind (an interview room becomes a contract room on `contract_started`).
+    pub kind: RoomKind,
+    /// Its name (empty for direct rooms, which show the other person's display name).
+    pub name: String,
+    /// The contract whose room it is.
+    pub contract: Option<ContractRecord>,
+    /// The newest message.
+    pub last_message: Option<LastMessage>,
+    /// When the room was created or last got a message: the list's order.
+    pub last_activity_at: Timestamp,
+}
+
+/// A room's contract (R-C2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContractRecord {
+    /// The contract.
+    pub contract_id: ContractId,
+    /// Between `contract_started` and `contract_ended`.
+    pub active: bool,
+}
+
+/// The newest message of a room, as the list previews it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastMessage {
+    /// The message.
+    pub message_id: MessageId,
+    /// Its author.
+    pub author: UserId,
+    /// The start of its latest body; empty once deleted.
+    pub preview: String,
+    /// What an empty body previews as: the first attachment's name or URL.
+    pub attachment_label: String,
+    /// When it was sent.
+    pub sent_at: Timestamp,
+    /// Whether it was deleted (R-M4).
+    pub deleted: bool,
+}
+
+/// One member's own view of a room (R-S1..R-S4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewRecord {
+    /// The member.
+    pub user_id: UserId,
+    /// R-S1.
+    pub favorite: bool,
+    /// R-S2; cleared by every new message.
+    pub hidden: bool,
+    /// R-S3; kept when messages arrive.
+    pub archived: bool,
+    /// The position of the message the member read up to (0: none).
+    pub read_position: u64,
+    /// Messages by others after the marker, not deleted (R-S4).
+    pub unread: u64,
+}
+
+/// Where a message is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageIndex {
+    /// Its room.
+    pub room_id: RoomId,
+    /// Its position in the log.
+    pub position: u64,
+}
+
+/// A message as unread counts need it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRecord {
+    /// Its author (an automatic reply's is the away member).
+    pub author: UserId,
+    /// Deleted messages are not unread.
+    pub deleted: bool,
+}
+
+/// The `rooms` read model.
+#[derive(Debug)]
+pub struct Rooms {
+    store: Store,
+    presence: Presence,
+}
+
+impl Rooms {
+    /// Opens the model under a data directory (`<data_dir>/projections/rooms/`).
+    pub fn open(data_dir: &Path) -> Result<Rooms, ProjectionError> {
+        Rooms::open_path(&store_path(data_dir, NAME))
+    }
+
+    /// Opens the model in the directory `path`.
+    pub fn open_path(path: &Path) -> Result<Rooms, ProjectionError> {
+        Ok(Rooms {
+            store: Store::open(path)?,
+            presence: Presence::new(),
+        })
+    }
+
+    /// A model in a temporary store (tests, rebuild comparisons).
+    pub fn temporary() -> Result<Rooms, ProjectionError> {
+        Ok(Rooms {
+            store: Store::temporary()?,
+            presence: Presence::new(),
+        })
+    }
+
+    /// Uses `presence` as the heartbeat table (to share one table between models or tests).
+    #[must_use]
+    pub fn with_presence(mut self, presence: Presence) -> Rooms {
+        self.presence = presence;
+        self
+    }
+
+    /// The heartbeat table.
+    pub fn presence_table(&self) -> &Presence {
+        &self.presence
+    }
+
+    fn list(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        let view = ListView::parse(request.text("view")?)?;
+        let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
+        let prefix = Key::new(b"i/").text(user.as_str()).build();
+        let after = request
+            .cursor()?
+            .map(|suffix| [prefix.as_slice(), &suffix].concat());
+        let mut rooms = Vec::new();
+        let mut last_suffix: Vec<u8> = Vec::new();
+        let mut next_cursor = None;
+        for entry in self
+            .store
+            .scan::<()>(&prefix, after.as_deref(), Direction::Forward)
+        {
+            let (key, ()) = entry?;
+            let suffix = &key[prefix.len()..];
+            let Some(room_id) = room_of_index_suffix(suffix) else {
+                continue;
+            };
+            let Some(member_view) = self.store.get::<ViewRecord>(&view_key(&room_id, &user))?
+            else {
+                continue;
+            };
+            if !view.admits(&member_view) {
+                continue;
+            }
+            if rooms.len() == limit {
+                next_cursor = Some(encode_cursor(&last_suffix));
+                break;
+            }
+            let Some(room) = self.store.get::<RoomRecord>(&room_key(&room_id))? else {
+                continue;
+            };
+            rooms.push(self.room_json(&room, &member_view, &user, now)?);
+            last_suffix = suffix.to_vec();
+        }
+        Ok(json!({"rooms": rooms, "next_cursor": next_cursor}))
+    }
+
+    fn get(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        let room_id = request.room_id("room_id")?;
+        // A non-member learns nothing, not even that the room exists (R-R6).
+        let member_view = self
+            .store
+            .get::<ViewRecord>(&view_key(&room_id, &user))?
+            .ok_or(QueryError::NotFound)?;
+        let room = self
+            .store
+            .get::<RoomRecord>(&room_key(&room_id))?
+            .ok_or(QueryError::NotFound)?;
+        self.room_json(&room, &member_view, &user, now)
+    }
+
+    fn member_rooms(&self, request: &QueryRequest) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        let prefix = Key::new(b"i/").text(user.as_str()).build();
+        let mut room_ids = Vec::new();
+        for entry in self
+            .store
+            .scan::<()>(&prefix, None, Direction::Forward)
+            .take(MEMBER_ROOMS_MAX)
+        {
+            let (key, ()) = entry?;
+            if let Some(room_id) = room_of_index_suffix(&key[prefix.len()..]) {
+                room_ids.push(room_id.to_string());
+            }
+        }
+        Ok(json!({"room_ids": room_ids}))
+    }
+
+    /// The Room of protocol.md §3 as `user` sees it at `now`.
+    fn room_json(
+        &self,
+        room: &RoomRecord,
+        member_view: &ViewRecord,
+        user: &UserId,
+        now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        let mut members = Vec::new();
+        let mut other_name = None;
+        for entry in self.store.scan::<ViewRecord>(
+            &Key::new(b"m/").uuid(&room.room_id.0).build(),
+            None,
+            Direction::Forward,
+        ) {
+            let (_, view) = entry?;
+            let record = self.store.get::<UserRecord>(&user_key(&view.user_id))?;
+            let display_name = record
+                .as_ref()
+                .map_or_else(|| view.user_id.to_string(), |r| r.display_name.clone());
+            if &view.user_id != user && other_name.is_none() {
+                other_name = Some(display_name.clone());
+            }
+            let online = record.as_ref().is_some_and(|r| r.visible)
+                && self.presence.is_active(&view.user_id, now);
+            let away = record
+                .as_ref()
+                .and_then(|r| r.away.as_ref())
+                .filter(|away| away.from <= now && now < away.until)
+                .map(|away| json!({"message": away.message, "until": away.until}));
+            members.push(json!({
+                "user_id": view.user_id,
+                "display_name": display_name,
+                "online": online,
+                "away": away,
+            }));
+        }
+        let name = match room.kind {
+            RoomKind::Direct => other_name.unwrap_or_default(),
+            _ => room.name.clone(),
+        };
+        let last_message = room.last_message.as_ref().map(|last| {
+            json!({
+                "message_id": last.message_id,
+                "author": last.author,
+                "preview": if last.deleted { None } else { Some(&last.preview) },
+                "sent_at": last.sent_at,
+                "deleted": last.deleted,
+            })
+        });
+        let contract = room.contract.as_ref().map(
+            |contract| json!({"contract_id": contract.contract_id, "active": contract.active}),
+        );
+        Ok(json!({
+            "room_id": room.room_id,
+            "kind": room.kind.as_str(),
+            "name": name,
+            "members": members,
+            "last_message": last_message,
+            "last_activity_at": room.last_activity_at,
+            "unread": member_view.unread,
+            "favorite": member_view.favorite,
+            "hidden": member_view.hidden,
+            "archived": member_view.archived,
+            "contract": contract,
+        }))
+    }
+}
+
+/// The lists of `GET /v1/rooms?view=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListView {
+    Inbox,
+    Favorites,
+    Hidden,
+    Archived,
+    Unread,
+}
+
+impl ListView {
+    fn parse(view: Option<&str>) -> Result<ListView, QueryError> {
+        match view {
+            None | Some("inbox") => Ok(ListView::Inbox),
+            Some("favorites") => Ok(ListView::Favorites),
+            Some("hidden") => Ok(ListView::Hidden),
+            Some("archived") => Ok(ListView::Archived),
+            Some("unread") => Ok(ListView::Unread),
+            Some(other) => Err(QueryError::Invalid(format!(
+                "view: {other:?} is not inbox, favorites, hidden, archived or unread"
+            ))),
+        }
+    }
+
+    fn admits(self, view: &ViewRecord) -> bool {
+        match self {
+            ListView::Inbox => !view.hidden && !view.archived,
+            ListView::Favorites => view.favorite,
+            ListView::Hidden => view.hidden,
+            ListView::Archived => view.archived,
+            ListView::Unread => view.unread > 0,
+        }
+    }
+}
+
+impl Projector for Rooms {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn position(&self) -> u64 {
+        self.store.checkpoint()
+    }
+
+    fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        let fresh = unapplied(batch, self.store.checkpoint())?;
+        let Some(last) = fresh.last() else {
+            return Ok(());
+        };
+        let mut changes = self.store.changes();
+        for envelope in fresh {
+            apply_event(&mut changes, envelope)?;
+        }
+        changes.commit(last.position)
+    }
+
+    fn query(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
+        match request.op.as_str() {
+            "list" => self.list(request, now),
+            "get" => self.get(request, now),
+            "member_rooms" => self.member_rooms(request),
+            op => Err(unknown_op(op)),
+        }
+    }
+
+    fn dump(&self) -> Result<Dump, ProjectionError> {
+        self.store.dump(&[])
+    }
+
+    fn presence(&self) -> Option<Presence> {
+        Some(self.presence.clone())
+    }
+
+    fn flush(&self) -> Result<(), ProjectionError> {
+        self.store.flush()
+    }
+}
+
+fn user_key(user: &UserId) -> Vec<u8> {
+    Key::new(b"u/").text(user.as_str()).build()
+}
+
+fn room_key(room: &RoomId) -> Vec<u8> {
+    Key::new(b"r/").uuid(&room.0).build()
+}
+
+fn view_key(room: &RoomId, user: &UserId) -> Vec<u8> {
+    Key::new(b"m/").uuid(&room.0).text(user.as_str()).build()
+}
+
+fn index_key(user: &UserId, activity: Timestamp, room: &RoomId) -> Vec<u8> {
+    // The complement makes newer activity sort first.
+    Key::new(b"i/")
+        .text(user.as_str())
+        .number(!ordered_millis(activity))
+        .uuid(&room.0)
+        .build()
+}
+
+fn message_key(message: &MessageId) -> Vec<u8> {
+    Key::new(b"g/").uuid(&message.0).build()
+}
+
+fn post_key(room: &RoomId, position: u64) -> Vec<u8> {
+    Key::new(b"p/").uuid(&room.0).number(position).build()
+}
+
+/// The room of an activity index key's suffix (8 bytes of time, 16 of room id).
+fn room_of_index_suffix(suffix: &[u8]) -> Option<RoomId> {
+    let bytes: [u8; 16] = suffix.get(8..24)?.try_into().ok()?;
+    Some(RoomId(uuid::Uuid::from_bytes(bytes)))
+}
+
+fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
+    let position = envelope.position;
+    match &envelope.event {
+        Event::UserRegistered {
+            user_id,
+            display_name,
+            ..
+        } => changes.put(
+            user_key(user_id),
+            &UserRecord {
+                display_name: display_name.clone(),
+                visible: true,
+                away: None,
+            },
+        ),
+        Event::UserDisplayNameChanged {
+            user_id,
+            display_name,
+        } => update_user(changes, user_id, |user| {
+            user.display_name.clone_from(display_name);
+        }),
+        Event::OutOfOfficeSet {
+            user_id,
+            message,
+            from,
+            until,
+        } => update_user(changes, user_id, |user| {
+            user.away = Some(AwayRecord {
+                message: message.clone(),
+                from: *from,
+                until: *until,
+            });
+        }),
+        Event::OutOfOfficeCleared { user_id } => {
+            update_user(changes, user_id, |user| user.away = None)
+        }
+        Event::OnlineVisibilityChanged { user_id, visible } => {
+            update_user(changes, user_id, |user| user.visible = *visible)
+        }
+        Event::DirectRoomOpened {
+            room_id,
+            initiator,
+            recipient,
+            opened_at,
+        } => create_room(
+            changes,
+            *room_id,
+            RoomKind::Direct,
+            String::new(),
+            *opened_at,
+            &[initiator.clone(), recipient.clone()],
+        ),
+        Event::GroupRoomCreated {
+            room_id,
+            name,
+            members,
+            created_at,
+            ..
+        } => create_room(
+            changes,
+            *room_id,
+            RoomKind::Group,
+            name.clone(),
+            *created_at,
+            members,
+        ),
+        Event::InterviewRoomOpened {
+            room_id,
+            title,
+            client,
+            freelancer,
+            opened_at,
+            ..
+        } => create_room(
+            changes,
+            *room_id,
+            RoomKind::Interview,
+            title.clone(),
+            *opened_at,
+            &[client.clone(), freelancer.clone()],
+        ),
+        Event::ContractStarted {
+            contract_id,
+            room_id,
+            room_created,
+            title,
+            client,
+            freelancer,
+            started_at,
+        } => {
+            if *room_created {
+                create_room(
+                    changes,
+                    *room_id,
+                    RoomKind::Contract,
+                    title.clone(),
+                    *started_at,
+                    &[],
+                )?;
+            }
+            let Some(mut room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
+                return Ok(());
+            };
+            // An existing room (an interview, say) becomes the contract's room, keeping its
+            // history and members (R-C2).
+            room.kind = RoomKind::Contract;
+            room.name.clone_from(title);
+            room.contract = Some(ContractRecord {
+                contract_id: contract_id.clone(),
+                active: true,
+            });
+            changes.put(room_key(room_id), &room)?;
+            add_member(changes, &room, client)?;
+            add_member(changes, &room, freelancer)
+        }
+        Event::ContractEnded { room_id, .. } => update_room(changes, room_id, |room| {
+            if let Some(contract) = room.contract.as_mut() {
+                contract.active = false;
+            }
+        }),
+        Event::MemberAdded {
+            room_id, user_id, ..
+        } => match changes.get::<RoomRecord>(&room_key(room_id))? {
+            Some(room) => add_member(changes, &room, user_id),
+            None => Ok(()),
+        },
+        Event::MemberLeft {
+            room_id, user_id, ..
+        } => remove_member(changes, room_id, user_id),
+        Event::RoomRenamed { room_id, name, .. } => {
+            update_room(changes, room_id, |room| room.name.clone_from(name))
+        }
+        Event::RoomFavoriteChanged {
+            room_id,
+            user_id,
+            on,
+        } => update_view(changes, room_id, user_id, |view| view.favorite = *on),
+        Event::RoomHiddenChanged {
+            room_id,
+            user_id,
+            on,
+        } => update_view(changes, room_id, user_id, |view| view.hidden = *on),
+        Event::RoomArchivedChanged {
+            room_id,
+            user_id,
+            on,
+        } => update_view(changes, room_id, user_id, |view| view.archived = *on),
+        Event::RoomMarkedRead {
+            room_id,
+            user_id,
+            message_id,
+        } => mark_read(changes, room_id, user_id, message_id),
+        Event::MessageSent {
+            room_id,
+            message_id,
+            author,
+            body,
+            attachments,
+            sent_at,
+            ..
+        } => post(
+            changes,
+            position,
+            room_id,
+            LastMessage {
+                message_id: *message_id,
+                author: author.clone(),
+                preview: preview(body, attachments),
+                attachment_label: preview("", attachments),
+                sent_at: *sent_at,
+                deleted: false,
+            },
+        ),
+        Event::AutoReplySent {
+            room_id,
+            message_id,
+            author,
+            body,
+            sent_at,
+            ..
+        } => post(
+            changes,
+            position,
+            room_id,
+            LastMessage {
+                message_id: *message_id,
+                author: author.clone(),
+                preview: preview(body, &[]),
+                attachment_label: String::new(),
+                sent_at: *sent_at,
+                deleted: false,
+            },
+        ),
+        Event::MessageEdited {
+            room_id,
+            message_id,
+            body,
+            ..
+        } => update_room(changes, room_id, |room| {
+            if let Some(last) = room.last_message.as_mut() {
+                if last.message_id == *message_id && !last.deleted {
+                    last.preview = if body.is_empty() {
+                        last.attachment_label.clone()
+                    } else {
+                        preview(body, &[])
+                    };
+                }
+            }
+        }),
+        Event::MessageDeleted {
+            room_id,
+            message_id,
+            ..
+        } => delete_message(changes, room_id, message_id),
+        Event::UserBlocked { .. }
+        | Event::UserUnblocked { .. }
+        | Event::NotificationFrequencyChanged { .. }
+        | Event::MessageReported { .. }
+        | Event::CallStarted { .. }
+        | Event::CallEnded { .. }
+        | Event::FileRegistered { .. } => Ok(()),
+    }
+}
+
+fn update_user(
+    changes: &mut Changes<'_>,
+    user: &UserId,
+    change: impl FnOnce(&mut UserRecord),
+) -> Result<(), ProjectionError> {
+    let key = user_key(user);
+    let Some(mut record) = changes.get::<UserRecord>(&key)? else {
+        return Ok(());
+    };
+    change(&mut record);
+    changes.put(key, &record)
+}
+
+fn update_room(
+    changes: &mut Changes<'_>,
+    room: &RoomId,
+    change: impl FnOnce(&mut RoomRecord),
+) -> Result<(), ProjectionError> {
+    let key = room_key(room);
+    let Some(mut record) = changes.get::<RoomRecord>(&key)? else {
+        return Ok(());
+    };
+    change(&mut record);
+    changes.put(key, &record)
+}
+
+fn update_view(
+    changes: &mut Changes<'_>,
+    room: &RoomId,
+    user: &UserId,
+    change: impl FnOnce(&mut ViewRecord),
+) -> Result<(), ProjectionError> {
+    let key = view_key(room, user);
+    let Some(mut view) = changes.get::<ViewRecord>(&key)? else {
+        return Ok(());
+    };
+    change(&mut view);
+    changes.put(key, &view)
+}
+
+fn create_room(
+    changes: &mut Changes<'_>,
+    room_id: RoomId,
+    kind: RoomKind,
+    name: String,
+    created_at: Timestamp,
+    members: &[UserId],
+) -> Result<(), ProjectionError> {
+    let room = RoomRecord {
+        room_id,
+        kind,
+        name,
+        contract: None,
+        last_message: None,
+        last_activity_at: created_at,
+    };
+    changes.put(room_key(&room_id), &room)?;
+    for member in members {
+        add_member(changes, &room, member)?;
+    }
+    Ok(())
+}
+
+/// Makes `user` a member with a fresh view; a member already is left alone (R-R4 no-op).
+/// The room's whole history counts as unread for a new member, as R-S4 defines it (no marker).
+fn add_member(
+    changes: &mut Changes<'_>,
+    room: &RoomRecord,
+    user: &UserId,
+) -> Result<(), ProjectionError> {
+    let key = view_key(&room.room_id, user);
+    if changes.contains(&key)? {
+        return Ok(());
+    }
+    let unread = count_unread(changes, &room.room_id, user, 0)?;
+    changes.put(
+        key,
+        &ViewRecord {
+            user_id: user.clone(),
+            favorite: false,
+            hidden: false,
+            archived: false,
+            read_position: 0,
+            unread,
+        },
+    )?;
+    changes.put(index_key(user, room.last_activity_at, &room.room_id), &())
+}
+
+fn remove_member(
+    changes: &mut Changes<'_>,
+    room_id: &RoomId,
+    user: &UserId,
+) -> Result<(), ProjectionError> {
+    let Some(room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
+        return Ok(());
+    };
+    changes.remove(view_key(room_id, user));
+    changes.remove(index_key(user, room.last_activity_at, room_id));
+    Ok(())
+}
+
+/// Messages by others than `user` after `after_position`, not deleted (R-S4).
+fn count_unread(
+    changes: &Changes<'_>,
+    room: &RoomId,
+    user: &UserId,
+    after_position: u64,
+) -> Result<u64, ProjectionError> {
+    let prefix = Key::new(b"p/").uuid(&room.0).build();
+    let after = post_key(room, after_position);
+    changes.count::<PostRecord>(&prefix, Some(&after), |post| {
+        !post.deleted && &post.author != user
+    })
+}
+
+/// A new message (or automatic reply) in a room: last message, activity order, unread counts
+/// of the others, and every hidden view back in the main list (R-S2; archived ones stay, R-S3).
+fn post(
+    changes: &mut Changes<'_>,
+    position: u64,
+    room_id: &RoomId,
+    last: LastMessage,
+) -> Result<(), ProjectionError> {
+    let Some(mut room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
+        return Ok(());
+    };
+    changes.put(
+        post_key(room_id, position),
+        &PostRecord {
+            author: last.author.clone(),
+            deleted: false,
+        },
+    )?;
+    changes.put(
+        message_key(&last.message_id),
+        &MessageIndex {
+            room_id: *room_id,
+            position,
+        },
+    )?;
+    let before = room.last_activity_at;
+    let after = last.sent_at;
+    let views = changes.scan::<ViewRecord>(&Key::new(b"m/").uuid(&room_id.0).build(), None)?;
+    for (key, mut view) in views {
+        view.hidden = false;
+        if view.user_id != last.author {
+            view.unread = view.unread.saturating_add(1);
+        }
+        if before != after {
+            changes.remove(index_key(&view.user_id, before, room_id));
+            changes.put(index_key(&view.user_id, after, room_id), &())?;
+        }
+        changes.put(key, &view)?;
+    }
+    room.last_activity_at = after;
+    room.last_message = Some(last);
+    changes.put(room_key(room_id), &room)
+}
+
+fn delete_message(
+    changes: &mut Changes<'_>,
+    room_id: &RoomId,
+    message_id: &MessageId,
+) -> Result<(), ProjectionError> {
+    let Some(index) = changes.get::<MessageIndex>(&message_key(message_id))? else {
+        return Ok(());
+    };
+    let key = post_key(room_id, index.position);
+    let Some(mut post) = changes.get::<PostRecord>(&key)? else {
+        return Ok(());
+    };
+    if post.deleted {
+        return Ok(());
+    }
+    post.deleted = true;
+    changes.put(key, &post)?;
+    let views = changes.scan::<ViewRecord>(&Key::new(b"m/").uuid(&room_id.0).build(), None)?;
+    for (key, mut view) in views {
+        if view.user_id != post.author && view.read_position < index.position {
+            view.unread = view.unread.saturating_sub(1);
+            changes.put(key, &view)?;
+        }
+    }
+    update_room(changes, room_id, |room| {
+        if let Some(last) = room.last_message.as_mut() {
+            if last.message_id == *message_id {
+                // The tombstone keeps nothing of the body (R-M4).
+                last.deleted = true;
+                last.preview.clear();
+                last.attachment_label.clear();
+            }
+        }
+    })
+}
+
+fn mark_read(
+    changes: &mut Changes<'_>,
+    room_id: &RoomId,
+    user: &UserId,
+    message_id: &MessageId,
+) -> Result<(), ProjectionError> {
+    let Some(index) = changes.get::<MessageIndex>(&message_key(message_id))? else {
+        return Ok(());
+    };
+    if index.room_id != *room_id {
+        return Ok(());
+    }
+    let key = view_key(room_id, user);
+    let Some(mut view) = changes.get::<ViewRecord>(&key)? else {
+        return Ok(());
+    };
+    view.read_position = index.position;
+    view.unread = count_unread(changes, room_id, user, index.position)?;
+    changes.put(key, &view)
+}

@@ -1,0 +1,765 @@
+//! The projection runtime: a read model behind the [`Projector`] trait, kept level with the log
+//! by [`Runner`] (catch up through `log.read`, then follow `evt.>` live, closing every gap) and
+//! serving its queries over the bus; [`rebuild`] and [`replay`] build a model from the log alone.
+//!
+//! How the runner follows the log (protocol.md §2: no event is ever lost to a read model):
+//! 1. Subscribe `<prefix>.evt.>` first, so nothing published during the catch-up is missed.
+//! 2. Catch up: `log.read {from: checkpoint + 1, max: 1000}` page by page until `head`, one
+//!    atomic store write per page, the next page fetched while the previous one is applied.
+//! 3. Live: an event at checkpoint + 1 is applied (several waiting events as one batch); one at
+//!    or below the checkpoint is ignored; one beyond it means events were dropped, so the
+//!    runner catches up through `log.read` instead. A bus reconnect also triggers a catch-up.
+//! 4. Idle for [`RunOptions::idle_probe_interval`]: probe `log.read {from: checkpoint + 1,
+//!    max: 1}`, so a dropped *last* event (no later event reveals the gap) is recovered too.
+//!
+//! Blocking work (sled) runs on tokio's blocking pool; the model sits behind an `RwLock`, so
+//! queries run concurrently with each other and wait only while a batch is written.
+//!
+//! Writing a read model: own a [`crate::Store`] (or an index that commits its checkpoint with
+//! its changes), and in [`Projector::apply`] take `unapplied(batch, checkpoint)?`, buffer the
+//! changes of every event in one [`crate::store::Changes`], and `commit(last.position)`; the
+//! rooms, timeline and moderation modules are three examples of that shape.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use bus::{Bus, BusError, Headers, Message, Subscription};
+use clock::Clock;
+use domain::Timestamp;
+use futures::FutureExt as _;
+use protocol::{
+    EventHeaders, Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE,
+};
+use serde_json::{json, Value};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::envelope::EventEnvelope;
+use crate::error::{ProjectionError, QueryError};
+use crate::presence::Presence;
+use crate::query::{encode_reply, QueryRequest};
+use crate::store::{dump_digest, Dump};
+
+/// Events asked for per `log.read` page during a catch-up (one store write each).
+pub const CATCH_UP_PAGE_EVENTS: u32 = 1_000;
+
+/// Pages one catch-up reads before returning to the live loop (10 million events); the next
+/// idle probe continues. Bounds the time the runner is deaf to `stop` and reconnects.
+pub const CATCH_UP_PAGES_PER_CALL_MAX: u32 = 10_000;
+
+/// Live events applied as one batch (one store write) when several are waiting.
+pub const LIVE_BATCH_EVENTS_MAX: usize = 1_000;
+
+/// Queries answered at the same time by one runner; further requests wait in the bus's
+/// bounded subscription buffer.
+pub const QUERIES_IN_FLIGHT_MAX: usize = 64;
+
+/// Events per store write in [`rebuild`].
+pub const REBUILD_BATCH_EVENTS: usize = 1_000;
+
+/// A message to publish that is not an answer: a notification batch, say. `subject` comes
+/// after the prefix (`notify.alice` is published on `<prefix>.notify.alice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The subject after `<prefix>.`.
+    pub subject: String,
+    /// A JSON body.
+    pub payload: Vec<u8>,
+}
+
+/// A read model: a fold of the log into its own store, answering queries.
+///
+/// Every method is synchronous and may block on its store; the runtime calls them on tokio's
+/// blocking pool. Implementations keep their checkpoint in the same atomic write as the changes
+/// (see [`crate::store::Changes::commit`]).
+pub trait Projector: Send + Sync + 'static {
+    /// The model's name: its query subject `<prefix>.query.<name>`, its queue group
+    /// `parlor-<name>` and its directory `<data_dir>/projections/<name>/`.
+    fn name(&self) -> &'static str;
+
+    /// The position of the last applied event (0 for a new model).
+    fn position(&self) -> u64;
+
+    /// Applies a batch of events in position order, writing the model's changes and the new
+    /// checkpoint in one atomic store operation. Envelopes at or below the checkpoint are
+    /// skipped, so applying anything twice has no effect; a batch that would leave a gap is
+    /// refused with [`ProjectionError::Gap`] (use [`unapplied`]).
+    fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError>;
+
+    /// Answers one query (docs/queries.md) at `now` (the clock of the service, dev-clock aware,
+    /// for presence and away periods). `status` and `min_position` are handled by the runtime.
+    fn query(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError>;
+
+    /// The whole model as ordered `(key, value)` pairs, leaving out state that depends on the
+    /// clock rather than the log: equal logs give equal dumps, however they were applied. For
+    /// tests and consistency checks: it holds the whole model in memory.
+    fn dump(&self) -> Result<Dump, ProjectionError>;
+
+    /// A digest of [`Projector::dump`] (sha256, 64 lowercase hex characters).
+    fn digest(&self) -> Result<String, ProjectionError> {
+        self.dump().map(|dump| dump_digest(&dump))
+    }
+
+    /// Work that falls due with time rather than with an event (notification batches): called
+    /// after every applied batch and at every idle tick; returns messages to publish, after
+    /// recording in the store that they were sent. None by default.
+    fn due(&mut self, _now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        Ok(Vec::new())
+    }
+
+    /// The presence table the runtime fills from `<prefix>.presence.heartbeat`, for the models
+    /// that show who is online. None by default.
+    fn presence(&self) -> Option<Presence> {
+        None
+    }
+
+    /// Makes everything applied so far durable (called when the runner stops).
+    fn flush(&self) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+/// The part of `batch` not yet applied at `checkpoint`: envelopes at or below it are skipped,
+/// and the rest must continue it without a gap.
+pub fn unapplied(
+    batch: &[EventEnvelope],
+    checkpoint: u64,
+) -> Result<&[EventEnvelope], ProjectionError> {
+    let start = batch
+        .iter()
+        .position(|envelope| envelope.position > checkpoint)
+        .unwrap_or(batch.len());
+    let fresh = &batch[start..];
+    let mut expected = checkpoint.saturating_add(1);
+    for envelope in fresh {
+        if envelope.position != expected {
+            return Err(ProjectionError::Gap {
+                expected,
+                got: envelope.position,
+            });
+        }
+        expected = expected.saturating_add(1);
+    }
+    Ok(fresh)
+}
+
+/// Builds `projector` from the log alone: applies `events` (in position order) in batches of
+/// [`REBUILD_BATCH_EVENTS`]. Returns the position reached.
+pub fn rebuild<P, I>(projector: &mut P, events: I) -> Result<u64, ProjectionError>
+where
+    P: Projector + ?Sized,
+    I: IntoIterator<Item = EventEnvelope>,
+{
+    replay(projector, events, REBUILD_BATCH_EVENTS, |_| {})
+}
+
+/// Like [`rebuild`], with the batch size chosen and `progress` told the position after each
+/// batch (for `parlor replay`).
+pub fn replay<P, I>(
+    projector: &mut P,
+    events: I,
+    batch_events: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ProjectionError>
+where
+    P: Projector + ?Sized,
+    I: IntoIterator<Item = EventEnvelope>,
+{
+    let batch_events = batch_events.max(1);
+    let mut batch = Vec::with_capacity(batch_events);
+    for envelope in events {
+        batch.push(envelope);
+        if batch.len() == batch_events {
+            projector.apply(&batch)?;
+            batch.clear();
+            progress(projector.position());
+        }
+    }
+    if !batch.is_empty() {
+        projector.apply(&batch)?;
+        progress(projector.position());
+    }
+    Ok(projector.position())
+}
+
+/// How a [`Runner`] talks to the log and answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    /// The subject prefix (`parlor`).
+    pub subject_prefix: String,
+    /// The format of `log.read` requests and so of their replies; bincode is the compact one.
+    pub log_read_format: Format,
+    /// How long one `log.read` may take.
+    pub log_read_timeout: Duration,
+    /// Events asked for per catch-up page.
+    pub catch_up_page_events: u32,
+    /// Quiet time after which the log is probed for a dropped last event; also the period of
+    /// [`Projector::due`] ticks.
+    pub idle_probe_interval: Duration,
+    /// How long a query with `min_position` waits before `projection_lagging`.
+    pub min_position_wait_max: Duration,
+}
+
+impl RunOptions {
+    /// The defaults under `subject_prefix`: bincode `log.read` with a 5 s timeout, pages of
+    /// [`CATCH_UP_PAGE_EVENTS`], a 1 s idle probe, and a 5 s `min_position` wait (protocol.md §3).
+    pub fn new(subject_prefix: &str) -> RunOptions {
+        RunOptions {
+            subject_prefix: subject_prefix.to_owned(),
+            log_read_format: Format::Bincode,
+            log_read_timeout: Duration::from_secs(5),
+            catch_up_page_events: CATCH_UP_PAGE_EVENTS,
+            idle_probe_interval: Duration::from_secs(1),
+            min_position_wait_max: Duration::from_secs(5),
+        }
+    }
+
+    fn subject(&self, suffix: &str) -> String {
+        format!("{}.{suffix}", self.subject_prefix)
+    }
+}
+
+/// A read model shared between the runner, its queries and its owner (for `/healthz`, tests and
+/// `parlor replay`).
+#[derive(Debug)]
+pub struct Shared<P> {
+    model: Arc<RwLock<P>>,
+}
+
+impl<P> Clone for Shared<P> {
+    fn clone(&self) -> Self {
+        Shared {
+            model: Arc::clone(&self.model),
+        }
+    }
+}
+
+impl<P: Projector> Shared<P> {
+    /// Runs `read` on the model (blocking while a batch is being written).
+    pub fn read<R>(&self, read: impl FnOnce(&P) -> R) -> Result<R, ProjectionError> {
+        let model = self.model.read().map_err(poisoned)?;
+        Ok(read(&model))
+    }
+}
+
+/// Runs one read model: follows the log and serves its queries until stopped.
+#[derive(Debug)]
+pub struct Runner<P> {
+    model: Arc<RwLock<P>>,
+    name: &'static str,
+    bus: Bus,
+    clock: Clock,
+    options: RunOptions,
+    position: watch::Sender<u64>,
+}
+
+/// Runs `projector` on `bus` under `subject_prefix` with the default [`RunOptions`] until `stop`
+/// turns true (or its sender is dropped).
+pub async fn run<P: Projector>(
+    projector: P,
+    bus: Bus,
+    subject_prefix: &str,
+    clock: Clock,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ProjectionError> {
+    Runner::new(projector, bus, clock, RunOptions::new(subject_prefix))
+        .run(stop)
+        .await
+}
+
+impl<P: Projector> Runner<P> {
+    /// A runner for `projector`; nothing happens until [`Runner::run`].
+    pub fn new(projector: P, bus: Bus, clock: Clock, options: RunOptions) -> Runner<P> {
+        let name = projector.name();
+        let (position, _) = watch::channel(projector.position());
+        Runner {
+            model: Arc::new(RwLock::new(projector)),
+            name,
+            bus,
+            clock,
+            options,
+            position,
+        }
+    }
+
+    /// The applied position, updated after every write (for `/healthz` and read-your-writes).
+    pub fn position(&self) -> watch::Receiver<u64> {
+        self.position.subscribe()
+    }
+
+    /// The model, for reading it from outside the runner.
+    pub fn model(&self) -> Shared<P> {
+        Shared {
+            model: Arc::clone(&self.model),
+        }
+    }
+
+    /// Follows the log and serves queries until `stop` turns true (or its sender is dropped);
+    /// then flushes the store. Fails when the store fails or the bus is closed for good;
+    /// an unreachable writer is not an error (queries are still answered, catch-up retried).
+    pub async fn run(self, stop: watch::Receiver<bool>) -> Result<(), ProjectionError> {
+        // Live first: an event published while the catch-up runs is then buffered, not lost.
+        let live = self.bus.subscribe(&self.options.subject("evt.>")).await?;
+        let queries = self
+            .bus
+            .queue_subscribe(
+                &self.options.subject(&format!("query.{}", self.name)),
+                &format!("parlor-{}", self.name),
+            )
+            .await?;
+        let presence = self.read_model(|model| model.presence())?;
+        let heartbeats = match presence {
+            Some(presence) => Some((
+                presence,
+                self.bus
+                    .subscribe(&self.options.subject("presence.heartbeat"))
+                    .await?,
+            )),
+            None => None,
+        };
+        let mut services = JoinSet::new();
+        let answers = Answers {
+            model: Arc::clone(&self.model),
+            name: self.name,
+            bus: self.bus.clone(),
+            clock: self.clock.clone(),
+            position: self.position.subscribe(),
+            wait_max: self.options.min_position_wait_max,
+        };
+        services.spawn(serve_queries(queries, answers, stop.clone()));
+        if let Some((presence, subscription)) = heartbeats {
+            services.spawn(serve_presence(
+                subscription,
+                presence,
+                self.bus.clone(),
+                self.clock.clone(),
+                self.position.subscribe(),
+                stop.clone(),
+            ));
+        }
+        info!(
+            model = self.name,
+            position = *self.position.borrow(),
+            "projector starting"
+        );
+        let result = self.follow(live, stop).await;
+        // The services watch `stop` too, but after an error it may still be false.
+        services.abort_all();
+        while services.join_next().await.is_some() {}
+        let model = Arc::clone(&self.model);
+        let flushed = tokio::task::spawn_blocking(move || model.read().map_err(poisoned)?.flush())
+            .await
+            .map_err(join_failed)
+            .and_then(|flushed| flushed);
+        info!(
+            model = self.name,
+            position = *self.position.borrow(),
+            "projector stopped"
+        );
+        result.and(flushed)
+    }
+
+    fn read_model<R>(&self, read: impl FnOnce(&P) -> R) -> Result<R, ProjectionError> {
+        let model = self.model.read().map_err(poisoned)?;
+        Ok(read(&model))
+    }
+
+    /// The catch-up and live loop.
+    async fn follow(
+        &self,
+        mut live: Subscription,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), ProjectionError> {
+        // A second receiver for the catch-up's own checks, since the loop below borrows `stop`.
+        let stop_check = stop.clone();
+        let mut reconnects = self.bus.reconnects();
+        reconnects.borrow_and_update();
+        let mut reconnects_open = true;
+        // Whether the model may be behind the log (a catch-up failed or stopped early).
+        let mut behind = !self.catch_up(&stop_check).await?;
+        let mut ticks = tokio::time::interval(self.options.idle_probe_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        let mut live_since_tick = false;
+        loop {
+            tokio::select! {
+                () = stopped(&mut stop) => return Ok(()),
+                message = live.next() => {
+                    let Some(first) = message else {
+                        return Err(ProjectionError::Bus(BusError::Closed));
+                    };
+                    live_since_tick = true;
+                    let mut messages = vec![first];
+                    // Take what is already waiting, without waiting, to write it in one batch.
+                    while messages.len() < LIVE_BATCH_EVENTS_MAX {
+                        match live.next().now_or_never() {
+                            Some(Some(message)) => messages.push(message),
+                            _ => break,
+                        }
+                    }
+                    if !self.apply_live(messages).await? {
+                        behind = !self.catch_up(&stop_check).await?;
+                    }
+                }
+                changed = reconnects.changed(), if reconnects_open => {
+                    match changed {
+                        Ok(()) => {
+                            info!(model = self.name, "bus reconnected; catching up");
+                            behind = !self.catch_up(&stop_check).await?;
+                        }
+                        Err(_) => reconnects_open = false,
+                    }
+                }
+                _ = ticks.tick() => {
+                    if behind || !live_since_tick {
+                        behind = !self.probe(&stop_check).await?;
+                    }
+                    live_since_tick = false;
+                    self.write(Vec::new()).await?;
+                }
+            }
+        }
+    }
+
+    /// Applies the live events that continue the checkpoint. Returns false when one is missing
+    /// (dropped, or undecodable), so that the caller catches up through `log.read`.
+    async fn apply_live(&self, messages: Vec<Message>) -> Result<bool, ProjectionError> {
+        let position = *self.position.borrow();
+        let mut batch: Vec<EventEnvelope> = Vec::with_capacity(messages.len());
+        let mut level = true;
+        for message in messages {
+            let headers = match EventHeaders::from_pairs(message.headers.iter()) {
+                Ok(headers) => headers,
+                Err(error) => {
+                    warn!(model = self.name, subject = %message.subject, %error, "ignoring a message without event headers");
+                    continue;
+                }
+            };
+            let expected = position + batch.len() as u64 + 1;
+            if headers.position < expected {
+                continue;
+            }
+            if headers.position > expected {
+                debug!(
+                    model = self.name,
+                    expected,
+                    got = headers.position,
+                    "gap in live events"
+                );
+                level = false;
+                break;
+            }
+            match RecordedEvent::decode(&message.payload, headers.format) {
+                Ok(recorded) if recorded.position == expected => batch.push(recorded.into()),
+                Ok(recorded) => {
+                    warn!(
+                        model = self.name,
+                        header = headers.position,
+                        body = recorded.position,
+                        "event headers and body disagree; reading the log"
+                    );
+                    level = false;
+                    break;
+                }
+                Err(error) => {
+                    warn!(model = self.name, position = expected, %error, "undecodable live event; reading the log");
+                    level = false;
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.write(batch).await?;
+        }
+        Ok(level)
+    }
+
+    /// Reads the log from the checkpoint on until the head (or [`CATCH_UP_PAGES_PER_CALL_MAX`]
+    /// pages, or `stop`). Returns whether the model is level with the head it saw; a failed
+    /// read is logged and reported as not level, to be retried at the next tick.
+    async fn catch_up(&self, stop: &watch::Receiver<bool>) -> Result<bool, ProjectionError> {
+        let page_events = self.options.catch_up_page_events.max(1);
+        let mut from = *self.position.borrow() + 1;
+        let mut reply = match self.log_read(from, page_events).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                warn!(model = self.name, from, %error, "cannot read the log; will retry");
+                return Ok(false);
+            }
+        };
+        let mut pages = 0u32;
+        loop {
+            let head = reply.head;
+            let events = contiguous(reply.events, from);
+            let Some(last) = events.last().map(|envelope| envelope.position) else {
+                if head >= from {
+                    warn!(
+                        model = self.name,
+                        from, head, "log.read returned no event at the position asked for"
+                    );
+                    return Ok(false);
+                }
+                return Ok(true);
+            };
+            pages += 1;
+            let more = last < head && pages < CATCH_UP_PAGES_PER_CALL_MAX && !*stop.borrow();
+            if !more {
+                self.write(events).await?;
+                return Ok(last >= head);
+            }
+            // Fetch the next page while this one is written.
+            let (written, next) =
+                tokio::join!(self.write(events), self.log_read(last + 1, page_events));
+            written?;
+            match next {
+                Ok(next) => {
+                    reply = next;
+                    from = last + 1;
+                }
+                Err(error) => {
+                    warn!(model = self.name, from = last + 1, %error, "cannot read the log; will retry");
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Asks the log whether anything follows the checkpoint; catches up if so.
+    async fn probe(&self, stop: &watch::Receiver<bool>) -> Result<bool, ProjectionError> {
+        let position = *self.position.borrow();
+        match self.log_read(position + 1, 1).await {
+            Ok(reply) if reply.events.is_empty() && reply.head <= position => Ok(true),
+            Ok(_) => self.catch_up(stop).await,
+            Err(error) => {
+                debug!(model = self.name, %error, "cannot probe the log");
+                Ok(false)
+            }
+        }
+    }
+
+    /// One `log.read` request.
+    async fn log_read(&self, from: u64, max: u32) -> Result<LogReadReply, ProjectionError> {
+        let format = self.options.log_read_format;
+        let request = LogReadRequest::new(from, max)
+            .map_err(|invalid| ProjectionError::LogRead(invalid.message))?;
+        let payload = request
+            .encode(format)
+            .map_err(|error| ProjectionError::LogRead(error.to_string()))?;
+        let headers = Headers::new().with(HEADER_CONTENT_TYPE, format.content_type());
+        let reply = self
+            .bus
+            .request(
+                &self.options.subject("log.read"),
+                headers,
+                payload,
+                self.options.log_read_timeout,
+            )
+            .await?;
+        let reply_format =
+            Format::from_content_type(reply.headers.get(HEADER_CONTENT_TYPE)).unwrap_or(format);
+        LogReadReply::decode(&reply.payload, reply_format).map_err(|error| {
+            // An error reply is a JSON object; quote its start to say what the writer said.
+            let start: String = String::from_utf8_lossy(&reply.payload)
+                .chars()
+                .take(200)
+                .collect();
+            ProjectionError::LogRead(format!("{error}; reply starts {start:?}"))
+        })
+    }
+
+    /// Applies `batch` (possibly empty), runs [`Projector::due`], publishes what fell due and
+    /// announces the new position.
+    async fn write(&self, batch: Vec<EventEnvelope>) -> Result<(), ProjectionError> {
+        let model = Arc::clone(&self.model);
+        let now = self.clock.now();
+        let (position, outgoing) = tokio::task::spawn_blocking(move || {
+            let mut model = model.write().map_err(poisoned)?;
+            if !batch.is_empty() {
+                model.apply(&batch)?;
+            }
+            let outgoing = model.due(now)?;
+            Ok::<_, ProjectionError>((model.position(), outgoing))
+        })
+        .await
+        .map_err(join_failed)??;
+        self.position.send_if_modified(|announced| {
+            let changed = *announced != position;
+            *announced = position;
+            changed
+        });
+        for message in outgoing {
+            let subject = self.options.subject(&message.subject);
+            let headers = Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
+            if let Err(error) = self.bus.publish(&subject, headers, message.payload).await {
+                // Recorded as sent already: at most once, by design (a duplicate is worse).
+                warn!(model = self.name, %subject, %error, "could not publish");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The events of a `log.read` page that continue from `from` without a gap.
+fn contiguous(events: Vec<RecordedEvent>, from: u64) -> Vec<EventEnvelope> {
+    (from..)
+        .zip(events)
+        .take_while(|(expected, recorded)| recorded.position == *expected)
+        .map(|(_, recorded)| EventEnvelope::from(recorded))
+        .collect()
+}
+
+/// What a query answer needs, cloned into each answering task.
+struct Answers<P> {
+    model: Arc<RwLock<P>>,
+    name: &'static str,
+    bus: Bus,
+    clock: Clock,
+    position: watch::Receiver<u64>,
+    wait_max: Duration,
+}
+
+impl<P> Clone for Answers<P> {
+    fn clone(&self) -> Self {
+        Answers {
+            model: Arc::clone(&self.model),
+            name: self.name,
+            bus: self.bus.clone(),
+            clock: self.clock.clone(),
+            position: self.position.clone(),
+            wait_max: self.wait_max,
+        }
+    }
+}
+
+impl<P: Projector> Answers<P> {
+    async fn answer(&self, message: Message) {
+        let result = match QueryRequest::parse(&message.payload) {
+            Ok(request) => self.result(request).await,
+            Err(error) => Err(error),
+        };
+        let headers = Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
+        match self
+            .bus
+            .respond(&message, headers.clone(), encode_reply(&result))
+            .await
+        {
+            Ok(()) => {}
+            Err(BusError::PayloadTooLarge { .. }) => {
+                let too_large = Err(QueryError::Unavailable(
+                    "the answer is larger than a message; ask for a smaller limit".into(),
+                ));
+                let _ = self
+                    .bus
+                    .respond(&message, headers, encode_reply(&too_large))
+                    .await;
+            }
+            Err(error) => debug!(model = self.name, %error, "could not answer a query"),
+        }
+    }
+
+    async fn result(&self, request: QueryRequest) -> Result<(u64, Value), QueryError> {
+        let mut position = self.position.clone();
+        if let Some(min_position) = request.min_position {
+            let reached = matches!(
+                tokio::time::timeout(self.wait_max, position.wait_for(|p| *p >= min_position))
+                    .await,
+                Ok(Ok(_))
+            );
+            if !reached {
+                return Err(QueryError::Lagging {
+                    min_position,
+                    position: *position.borrow(),
+                });
+            }
+        }
+        if request.op == "status" {
+            let position = *position.borrow();
+            return Ok((position, json!({"name": self.name, "position": position})));
+        }
+        let now = self.clock.now();
+        let model = Arc::clone(&self.model);
+        tokio::task::spawn_blocking(move || {
+            let model = model.read().map_err(poisoned)?;
+            let data = model.query(&request, now)?;
+            Ok((model.position(), data))
+        })
+        .await
+        .map_err(|error| QueryError::Unavailable(error.to_string()))?
+    }
+}
+
+/// Answers `<prefix>.query.<name>` until stopped, at most [`QUERIES_IN_FLIGHT_MAX`] at a time.
+async fn serve_queries<P: Projector>(
+    mut subscription: Subscription,
+    answers: Answers<P>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(QUERIES_IN_FLIGHT_MAX));
+    let mut in_flight = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            message = subscription.next() => {
+                let Some(message) = message else { break };
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { break };
+                while in_flight.try_join_next().is_some() {}
+                let answers = answers.clone();
+                in_flight.spawn(async move {
+                    answers.answer(message).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+    in_flight.abort_all();
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// Fills `presence` from `<prefix>.presence.heartbeat` and answers each heartbeat once it is
+/// recorded, so that the gateway's 204 means "reads see it" (protocol.md §3).
+async fn serve_presence(
+    mut subscription: Subscription,
+    presence: Presence,
+    bus: Bus,
+    clock: Clock,
+    position: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            message = subscription.next() => {
+                let Some(message) = message else { break };
+                let result = match Presence::parse_heartbeat(&message.payload, clock.now()) {
+                    Some((user, at)) => {
+                        presence.heartbeat(&user, at);
+                        Ok((*position.borrow(), json!({})))
+                    }
+                    None => Err(QueryError::Invalid(
+                        "a heartbeat is {\"user_id\", \"at_ms\"}".into(),
+                    )),
+                };
+                if message.reply_to.is_some() {
+                    let headers =
+                        Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
+                    let _ = bus.respond(&message, headers, encode_reply(&result)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once `stop` turns true or its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is dropped here, before any await of the caller.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+fn poisoned<T>(_: PoisonError<T>) -> ProjectionError {
+    ProjectionError::Task("the read model's lock was poisoned by a panic".into())
+}
+
+fn join_failed(error: tokio::task::JoinError) -> ProjectionError {
+    ProjectionError::Task(error.to_string())
+}

@@ -1,0 +1,476 @@
+//! The sled store a read model owns: one tree with a short key prefix per kind of record (each
+//! model's module docs hold its catalogue), values in the protocol codec's bincode, and the
+//! checkpoint written in the same atomic `apply_batch` as the changes it covers. So after any
+//! crash the model and its checkpoint agree, and catching up from checkpoint + 1 applies each
+//! event exactly once.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use domain::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use crate::error::ProjectionError;
+
+/// sled's page cache per store. sled's default is 1 GiB per database, too much for five read
+/// models in one process; the hot part of a read model (recent rooms and messages) fits in this.
+pub const STORE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The largest stored value read back, in bytes: a bound on what a corrupt length can allocate.
+/// Values are small records (a room, a view, a message of at most 5,000 characters with ten
+/// attachments), far below this.
+pub const STORED_VALUE_BYTES_MAX: u64 = 4 * 1024 * 1024;
+
+/// The checkpoint's key. Its first byte, 0xff, sorts after every model prefix (all ASCII), so
+/// no prefix scan of a model ever meets it.
+const CHECKPOINT_KEY: &[u8] = b"\xffcheckpoint";
+
+/// The directory of the read model `name` under a data directory:
+/// `<data_dir>/projections/<name>/`.
+pub fn store_path(data_dir: &Path, name: &str) -> PathBuf {
+    data_dir.join("projections").join(name)
+}
+
+/// A whole model as ordered `(key, value)` pairs, for rebuild-equality checks.
+pub type Dump = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The sha256 of a dump, as 64 lowercase hex characters. Keys and values are length-prefixed,
+/// so no two different dumps hash the same input.
+pub fn dump_digest(dump: &Dump) -> String {
+    let mut hasher = Sha256::new();
+    for (key, value) in dump {
+        hasher.update((key.len() as u64).to_be_bytes());
+        hasher.update(key);
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Which way a scan walks its keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending keys.
+    Forward,
+    /// Descending keys.
+    Backward,
+}
+
+/// One read model's sled database and its cached checkpoint.
+#[derive(Debug)]
+pub struct Store {
+    db: sled::Db,
+    /// The position of the last applied event, as last committed; read without touching sled.
+    checkpoint: AtomicU64,
+}
+
+impl Store {
+    /// Opens (or creates) the store in the directory `path`.
+    ///
+    /// Fails with [`ProjectionError::Store`] when another process (or another handle in this
+    /// one) has it open: sled locks its directory.
+    pub fn open(path: &Path) -> Result<Store, ProjectionError> {
+        std::fs::create_dir_all(path).map_err(|error| {
+            ProjectionError::Store(format!("creating {}: {error}", path.display()))
+        })?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open()?;
+        Store::from_db(db)
+    }
+
+    /// A store in a temporary directory that sled deletes when it is dropped (tests, rebuilds
+    /// compared and thrown away).
+    pub fn temporary() -> Result<Store, ProjectionError> {
+        let db = sled::Config::new()
+            .temporary(true)
+            .cache_capacity(STORE_CACHE_BYTES)
+            .open()?;
+        Store::from_db(db)
+    }
+
+    fn from_db(db: sled::Db) -> Result<Store, ProjectionError> {
+        let checkpoint = match db.get(CHECKPOINT_KEY)? {
+            None => 0,
+            Some(bytes) => {
+                let bytes: [u8; 8] = bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| value_error(CHECKPOINT_KEY, "the checkpoint is not 8 bytes"))?;
+                u64::from_be_bytes(bytes)
+            }
+        };
+        Ok(Store {
+            db,
+            checkpoint: AtomicU64::new(checkpoint),
+        })
+    }
+
+    /// The position of the last applied event (0 for a new store).
+    pub fn checkpoint(&self) -> u64 {
+        self.checkpoint.load(Ordering::SeqCst)
+    }
+
+    /// The value under `key`, if any.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
+        match self.db.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode_value(key, &bytes).map(Some),
+        }
+    }
+
+    /// Whether anything is stored under `key`.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, ProjectionError> {
+        Ok(self.db.contains_key(key)?)
+    }
+
+    /// The entries whose keys start with `prefix`, in `direction`, starting after the key
+    /// `after` (exclusive; "after" in the direction of the walk) when one is given.
+    pub fn scan<'a, T: DeserializeOwned + 'a>(
+        &'a self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        direction: Direction,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), ProjectionError>> + 'a {
+        let (lower, upper) = scan_bounds(prefix, after, direction);
+        let entries = self.db.range::<Vec<u8>, _>((lower, upper));
+        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
+            match direction {
+                Direction::Forward => Box::new(entries),
+                Direction::Backward => Box::new(entries.rev()),
+            };
+        entries.map(|entry| {
+            let (key, value) = entry?;
+            let decoded = decode_value(&key, &value)?;
+            Ok((key.to_vec(), decoded))
+        })
+    }
+
+    /// A set of changes to commit atomically with a new checkpoint.
+    pub fn changes(&self) -> Changes<'_> {
+        Changes {
+            store: self,
+            overlay: BTreeMap::new(),
+        }
+    }
+
+    /// Every entry, in key order, except those under the `volatile` prefixes (state that
+    /// depends on the clock rather than on the log, such as notifications already sent).
+    pub fn dump(&self, volatile: &[&[u8]]) -> Result<Dump, ProjectionError> {
+        let mut dump = Vec::new();
+        for entry in self.db.iter() {
+            let (key, value) = entry?;
+            if volatile.iter().any(|prefix| key.starts_with(prefix)) {
+                continue;
+            }
+            dump.push((key.to_vec(), value.to_vec()));
+        }
+        Ok(dump)
+    }
+
+    /// Writes everything committed so far to disk. Commits are atomic without it (sled writes
+    /// a batch whole or not at all), but only durable after it or sled's periodic flush.
+    pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Changes buffered in memory until [`Changes::commit`] writes them in one atomic sled batch
+/// with the new checkpoint. Reads see the buffered changes first, so one batch of events can
+/// build on its own earlier events.
+#[derive(Debug)]
+pub struct Changes<'a> {
+    store: &'a Store,
+    /// `Some(bytes)` to write, `None` to remove.
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+}
+
+impl Changes<'_> {
+    /// The value under `key`, as the buffered changes leave it.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
+        match self.overlay.get(key) {
+            Some(Some(bytes)) => decode_value(key, bytes).map(Some),
+            Some(None) => Ok(None),
+            None => self.store.get(key),
+        }
+    }
+
+    /// Whether a value is under `key`, as the buffered changes leave it.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, ProjectionError> {
+        match self.overlay.get(key) {
+            Some(value) => Ok(value.is_some()),
+            None => self.store.contains(key),
+        }
+    }
+
+    /// Buffers writing `value` under `key`.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), ProjectionError> {
+        let bytes = protocol::codec::encode(value)
+            .map_err(|error| value_error(&key, &error.to_string()))?;
+        self.overlay.insert(key, Some(bytes));
+        Ok(())
+    }
+
+    /// Buffers removing `key`.
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.overlay.insert(key, None);
+    }
+
+    /// The entries under `prefix` after the key `after` (exclusive), ascending, as the buffered
+    /// changes leave them. Collected, because the overlay and the tree are merged; callers scan
+    /// one room's or one user's records, never the whole store.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+    ) -> Result<Vec<(Vec<u8>, T)>, ProjectionError> {
+        let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for entry in self
+            .store
+            .db
+            .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
+        {
+            let (key, value) = entry?;
+            merged.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, value) in self.overlay.range::<Vec<u8>, _>((lower, upper)) {
+            match value {
+                Some(bytes) => merged.insert(key.clone(), bytes.clone()),
+                None => merged.remove(key),
+            };
+        }
+        merged
+            .into_iter()
+            .map(|(key, bytes)| {
+                let value = decode_value(&key, &bytes)?;
+                Ok((key, value))
+            })
+            .collect()
+    }
+
+    /// Counts the entries under `prefix` after the key `after` (exclusive) that `admit`, as the
+    /// buffered changes leave them, without collecting them: a room's whole history may be
+    /// counted (a new member's unread messages).
+    pub fn count<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        mut admit: impl FnMut(&T) -> bool,
+    ) -> Result<u64, ProjectionError> {
+        let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
+        let mut count = 0u64;
+        for entry in self
+            .store
+            .db
+            .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
+        {
+            let (key, value) = entry?;
+            // Keys the overlay touches are counted from the overlay below.
+            if self.overlay.contains_key(key.as_ref()) {
+                continue;
+            }
+            if admit(&decode_value(&key, &value)?) {
+                count += 1;
+            }
+        }
+        for (key, value) in self.overlay.range::<Vec<u8>, _>((lower, upper)) {
+            if let Some(bytes) = value {
+                if admit(&decode_value(key, bytes)?) {
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Writes the buffered changes and `checkpoint` in one atomic sled batch.
+    pub fn commit(self, checkpoint: u64) -> Result<(), ProjectionError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.overlay {
+            match value {
+                Some(bytes) => batch.insert(key, bytes),
+                None => batch.remove(key),
+            }
+        }
+        batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
+        self.store.db.apply_batch(batch)?;
+        self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// The sled range of a prefix scan; `after` is exclusive in the direction of the walk.
+fn scan_bounds(
+    prefix: &[u8],
+    after: Option<&[u8]>,
+    direction: Direction,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let start = Bound::Included(prefix.to_vec());
+    let end = match prefix_end(prefix) {
+        Some(end) => Bound::Excluded(end),
+        None => Bound::Unbounded,
+    };
+    match (after, direction) {
+        (None, _) => (start, end),
+        (Some(after), Direction::Forward) => (Bound::Excluded(after.to_vec()), end),
+        (Some(after), Direction::Backward) => (start, Bound::Excluded(after.to_vec())),
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`, or `None` when there is
+/// none (the prefix is empty or all 0xff bytes).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn decode_value<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, ProjectionError> {
+    protocol::codec::decode(bytes, STORED_VALUE_BYTES_MAX)
+        .map_err(|error| value_error(key, &error.to_string()))
+}
+
+fn value_error(key: &[u8], message: &str) -> ProjectionError {
+    ProjectionError::Value {
+        key: hex::encode(key),
+        message: message.to_owned(),
+    }
+}
+
+/// Builds a store key: a tag naming the kind of record, then its components. Text ids end with
+/// a 0 byte (which no id contains), so one user's prefix never matches another's (`bob` and
+/// `bobby`); numbers are big-endian and times order-preserving, so keys sort as their values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key(Vec<u8>);
+
+impl Key {
+    /// A key of the record kind `tag` (by convention a short ASCII name and `/`).
+    pub fn new(tag: &[u8]) -> Key {
+        Key(tag.to_vec())
+    }
+
+    /// Appends a text id and its 0 terminator.
+    #[must_use]
+    pub fn text(mut self, text: &str) -> Key {
+        self.0.extend_from_slice(text.as_bytes());
+        self.0.push(0);
+        self
+    }
+
+    /// Appends a UUID's 16 bytes.
+    #[must_use]
+    pub fn uuid(mut self, uuid: &Uuid) -> Key {
+        self.0.extend_from_slice(uuid.as_bytes());
+        self
+    }
+
+    /// Appends a number, big-endian.
+    #[must_use]
+    pub fn number(mut self, number: u64) -> Key {
+        self.0.extend_from_slice(&number.to_be_bytes());
+        self
+    }
+
+    /// Appends a time so that later times sort later.
+    #[must_use]
+    pub fn time(self, time: Timestamp) -> Key {
+        self.number(ordered_millis(time))
+    }
+
+    /// Appends raw bytes (a suffix taken from another key, say).
+    #[must_use]
+    pub fn bytes(mut self, bytes: &[u8]) -> Key {
+        self.0.extend_from_slice(bytes);
+        self
+    }
+
+    /// The key's bytes.
+    pub fn build(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+/// Milliseconds mapped to an unsigned number of the same order (the sign bit flipped), so
+/// times before 1970 still sort first.
+pub fn ordered_millis(time: Timestamp) -> u64 {
+    u64::from_be_bytes(time.millis().to_be_bytes()) ^ (1 << 63)
+}
+
+/// The time [`ordered_millis`] was made from.
+pub fn millis_from_ordered(ordered: u64) -> Timestamp {
+    Timestamp::from_millis(i64::from_be_bytes((ordered ^ (1 << 63)).to_be_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_ends_are_the_next_key_after_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn ordered_times_sort_like_times_and_round_trip() {
+        let times = [i64::MIN, -1, 0, 1, 1_795_773_600_000, i64::MAX];
+        for pair in times.windows(2) {
+            let (a, b) = (
+                Timestamp::from_millis(pair[0]),
+                Timestamp::from_millis(pair[1]),
+            );
+            assert!(ordered_millis(a) < ordered_millis(b));
+            assert_eq!(millis_from_ordered(ordered_millis(a)), a);
+        }
+    }
+
+    #[test]
+    fn changes_are_visible_before_commit_and_atomic_with_the_checkpoint(
+    ) -> Result<(), ProjectionError> {
+        let store = Store::temporary()?;
+        let mut changes = store.changes();
+        changes.put(Key::new(b"a/").text("x").build(), &1u32)?;
+        changes.put(Key::new(b"a/").text("y").build(), &2u32)?;
+        changes.put(Key::new(b"b/").text("z").build(), &3u32)?;
+        assert_eq!(
+            changes.get::<u32>(&Key::new(b"a/").text("x").build())?,
+            Some(1)
+        );
+        assert_eq!(store.get::<u32>(&Key::new(b"a/").text("x").build())?, None);
+        changes.commit(7)?;
+        assert_eq!(store.checkpoint(), 7);
+        let mut changes = store.changes();
+        changes.remove(Key::new(b"a/").text("x").build());
+        changes.put(Key::new(b"a/").text("w").build(), &4u32)?;
+        let scanned: Vec<u32> = changes
+            .scan::<u32>(b"a/", None)?
+            .into_iter()
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(scanned, [4, 2]);
+        assert_eq!(changes.count::<u32>(b"a/", None, |value| *value > 1)?, 2);
+        assert_eq!(changes.count::<u32>(b"a/", None, |_| true)?, 2);
+        assert_eq!(changes.count::<u32>(b"b/", None, |_| true)?, 1);
+        let backward: Vec<u32> = store
+            .scan::<u32>(b"a/", None, Direction::Backward)
+            .map(|entry| entry.map(|(_, value)| value))
+            .collect::<Result<_, _>>()?;
+        assert_eq!(backward, [2, 1]);
+        Ok(())
+    }
+}

@@ -1,0 +1,402 @@
+//! The rooms read model, applied straight from a log: views (R-S1..R-S3), unread counts (R-S4),
+//! names, members, presence (R-A1), away (R-A2), contracts (R-C2), membership (R-R4, R-R6).
+
+use domain::{Action, ContractId, RoomId, Timestamp, UserKind};
+use projections::{Projector, QueryError, Rooms};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::support::{answer, ask, rebuilt, user, World, HOUR, MINUTE};
+
+fn rooms(world: &World) -> Rooms {
+    rebuilt(Rooms::temporary().unwrap(), &world.log)
+}
+
+/// The caller's list in `view`, all pages.
+fn list(model: &Rooms, caller: &str, view: &str, now: Timestamp) -> Vec<Value> {
+    let data = answer(
+        model,
+        json!({"op": "list", "caller": caller, "view": view, "limit": 200}),
+        now,
+    );
+    assert_eq!(data["next_cursor"], Value::Null);
+    data["rooms"].as_array().unwrap().clone()
+}
+
+fn ids(rooms: &[Value]) -> Vec<String> {
+    rooms
+        .iter()
+        .map(|room| room["room_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn id(room: RoomId) -> String {
+    room.to_string()
+}
+
+fn get(model: &Rooms, caller: &str, room: RoomId, now: Timestamp) -> Result<Value, QueryError> {
+    ask(
+        model,
+        json!({"op": "get", "caller": caller, "room_id": room.to_string()}),
+        now,
+    )
+}
+
+#[test]
+fn lists_are_newest_first_with_each_users_views_and_unread_counts() {
+    let mut world = World::new();
+    let (direct, first) = world.direct("alice", "bob", "hi bob");
+    world.advance(MINUTE);
+    let group = world.group("alice", "Team", &["bob", "carol"]);
+    world.advance(MINUTE);
+    world.say("carol", group, "hello team");
+    world.advance(MINUTE);
+    let contract = world.contract("c-1");
+    world.advance(MINUTE);
+    let interview = world.interview("i-1");
+    let now = world.now();
+
+    let model = rooms(&world);
+    let inbox = list(&model, "bob", "inbox", now);
+    assert_eq!(
+        ids(&inbox),
+        [id(interview), id(contract), id(group), id(direct)]
+    );
+    let kinds: Vec<&str> = inbox.iter().map(|r| r["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["interview", "contract", "group", "direct"]);
+    let unread: Vec<u64> = inbox
+        .iter()
+        .map(|r| r["unread"].as_u64().unwrap())
+        .collect();
+    assert_eq!(unread, [0, 0, 1, 1]);
+    assert_eq!(
+        ids(&list(&model, "bob", "unread", now)),
+        [id(group), id(direct)]
+    );
+    // Direct rooms are named after the other person; others by their own name.
+    assert_eq!(inbox[3]["name"], "ALICE");
+    assert_eq!(inbox[2]["name"], "Team");
+    assert_eq!(get(&model, "alice", direct, now).unwrap()["name"], "BOB");
+    assert_eq!(
+        inbox[1]["contract"],
+        json!({"contract_id": "c-1", "active": true})
+    );
+    assert_eq!(inbox[2]["contract"], Value::Null);
+    let last = &inbox[3]["last_message"];
+    assert_eq!(last["message_id"], first.to_string());
+    assert_eq!(last["author"], "alice");
+    assert_eq!(last["preview"], "hi bob");
+    assert_eq!(last["deleted"], false);
+    let members: Vec<&str> = inbox[2]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["display_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["ALICE", "BOB", "CAROL"]);
+    // The exact shape of protocol.md §3.
+    let mut keys: Vec<&str> = inbox[2]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "archived",
+            "contract",
+            "favorite",
+            "hidden",
+            "kind",
+            "last_activity_at",
+            "last_message",
+            "members",
+            "name",
+            "room_id",
+            "unread"
+        ]
+    );
+    assert_eq!(inbox[0]["last_activity_at"], "2026-11-27T10:04:00.000Z");
+    // Alice sent the direct message: nothing unread for her there.
+    assert_eq!(get(&model, "alice", direct, now).unwrap()["unread"], 0);
+}
+
+#[test]
+fn r_s4_unread_counts_messages_by_others_after_the_marker_that_are_not_deleted() {
+    let mut world = World::new();
+    let (direct, first) = world.direct("alice", "bob", "one");
+    world.ok(
+        "bob",
+        Action::MarkRead {
+            room_id: direct,
+            message_id: first,
+        },
+    );
+    let model = rooms(&world);
+    assert_eq!(
+        get(&model, "bob", direct, world.now()).unwrap()["unread"],
+        0
+    );
+
+    world.say("alice", direct, "two");
+    let third = world.say("alice", direct, "three");
+    world.say("bob", direct, "mine do not count");
+    world.ok(
+        "alice",
+        Action::DeleteMessage {
+            room_id: direct,
+            message_id: third,
+        },
+    );
+    let model = rooms(&world);
+    let room = get(&model, "bob", direct, world.now()).unwrap();
+    assert_eq!(room["unread"], 1);
+    // Marking read an older message counts again from there.
+    world.ok(
+        "bob",
+        Action::MarkRead {
+            room_id: direct,
+            message_id: first,
+        },
+    );
+    assert_eq!(
+        get(&rooms(&world), "bob", direct, world.now()).unwrap()["unread"],
+        1
+    );
+
+    // Deleting the last message leaves a tombstone preview.
+    let last = world.say("alice", direct, "oops");
+    world.ok(
+        "alice",
+        Action::DeleteMessage {
+            room_id: direct,
+            message_id: last,
+        },
+    );
+    let room = get(&rooms(&world), "bob", direct, world.now()).unwrap();
+    assert_eq!(
+        room["last_message"],
+        json!({"message_id": last.to_string(), "author": "alice", "preview": null,
+               "sent_at": "2026-11-27T10:00:00.000Z", "deleted": true})
+    );
+    assert_eq!(room["unread"], 1);
+}
+
+#[test]
+fn r_s2_hidden_rooms_come_back_with_a_new_message_and_r_s3_archived_ones_stay() {
+    let mut world = World::new();
+    let (direct, _) = world.direct("alice", "bob", "hi");
+    let group = world.group("alice", "Team", &["bob", "carol"]);
+    world.ok(
+        "bob",
+        Action::HideRoom {
+            room_id: direct,
+            on: true,
+        },
+    );
+    world.ok(
+        "bob",
+        Action::ArchiveRoom {
+            room_id: group,
+            on: true,
+        },
+    );
+    world.ok(
+        "bob",
+        Action::FavoriteRoom {
+            room_id: group,
+            on: true,
+        },
+    );
+    let now = world.now();
+    let model = rooms(&world);
+    assert!(list(&model, "bob", "inbox", now).is_empty());
+    assert_eq!(ids(&list(&model, "bob", "hidden", now)), [id(direct)]);
+    assert_eq!(ids(&list(&model, "bob", "archived", now)), [id(group)]);
+    assert_eq!(ids(&list(&model, "bob", "favorites", now)), [id(group)]);
+    // Per user: alice's own list is untouched.
+    assert_eq!(list(&model, "alice", "inbox", now).len(), 2);
+
+    world.advance(MINUTE);
+    world.say("alice", direct, "are you there?");
+    world.advance(MINUTE);
+    world.say("carol", group, "news");
+    let now = world.now();
+    let model = rooms(&world);
+    let inbox = list(&model, "bob", "inbox", now);
+    assert_eq!(ids(&inbox), [id(direct)]);
+    assert_eq!(inbox[0]["hidden"], false);
+    assert_eq!(inbox[0]["unread"], 2);
+    let archived = list(&model, "bob", "archived", now);
+    assert_eq!(ids(&archived), [id(group)]);
+    assert_eq!(archived[0]["archived"], true);
+    assert_eq!(archived[0]["favorite"], true);
+    // The archived room's unread count still grows.
+    assert_eq!(archived[0]["unread"], 1);
+    assert!(list(&model, "bob", "hidden", now).is_empty());
+    assert_eq!(
+        ids(&list(&model, "bob", "unread", now)),
+        [id(group), id(direct)]
+    );
+    assert!(ask(
+        &model,
+        json!({"op": "list", "caller": "bob", "view": "bogus"}),
+        now
+    )
+    .is_err());
+}
+
+#[test]
+fn names_contracts_and_automatic_replies_follow_the_log() {
+    let mut world = World::new();
+    let (direct, _) = world.direct("alice", "bob", "hi");
+    let contract = world.contract("c-9");
+    world.service_ok(Action::RegisterUser {
+        user_id: user("alice"),
+        display_name: "Alice Smith".into(),
+        kind: UserKind::Client,
+    });
+    world.service_ok(Action::EndContract {
+        contract_id: ContractId::parse("c-9").unwrap(),
+    });
+    let now = world.now();
+    world.ok(
+        "bob",
+        Action::SetOutOfOffice {
+            message: "on holiday".into(),
+            from: now,
+            until: now.plus_millis(2 * HOUR),
+        },
+    );
+    world.say("alice", direct, "ping");
+    let model = rooms(&world);
+    let room = get(&model, "bob", direct, now).unwrap();
+    assert_eq!(room["name"], "Alice Smith");
+    assert_eq!(room["members"][0]["display_name"], "Alice Smith");
+    let contract_room = get(&model, "bob", contract, now).unwrap();
+    assert_eq!(
+        contract_room["contract"],
+        json!({"contract_id": "c-9", "active": false})
+    );
+    // Bob's automatic reply is a message of his: unread for alice, and the last message.
+    let room = get(&model, "alice", direct, now).unwrap();
+    assert_eq!(room["unread"], 1);
+    assert_eq!(room["last_message"]["author"], "bob");
+    assert_eq!(room["last_message"]["preview"], "on holiday");
+    // Bob is away while the period lasts, for everyone who sees him.
+    let bob = |room: &Value| room["members"][1].clone();
+    assert_eq!(bob(&room)["user_id"], "bob");
+    assert_eq!(
+        bob(&room)["away"],
+        json!({"message": "on holiday", "until": now.plus_millis(2 * HOUR).to_rfc3339()})
+    );
+    let later = get(&model, "alice", direct, now.plus_millis(3 * HOUR)).unwrap();
+    assert_eq!(bob(&later)["away"], Value::Null);
+}
+
+#[test]
+fn r_a1_members_are_online_when_visible_with_a_recent_heartbeat() {
+    let mut world = World::new();
+    let (direct, _) = world.direct("alice", "bob", "hi");
+    let now = world.now();
+    let model = rooms(&world);
+    let bob_online = |model: &Rooms, at: Timestamp| {
+        get(model, "alice", direct, at).unwrap()["members"][1]["online"].clone()
+    };
+    assert_eq!(bob_online(&model, now), false);
+    model.presence_table().heartbeat(&user("bob"), now);
+    assert_eq!(bob_online(&model, now.plus_millis(59_999)), true);
+    assert_eq!(bob_online(&model, now.plus_millis(60_000)), false);
+
+    world.ok("bob", Action::SetOnlineVisibility { visible: false });
+    let hidden = rooms(&world);
+    hidden.presence_table().heartbeat(&user("bob"), now);
+    assert_eq!(bob_online(&hidden, now), false);
+}
+
+#[test]
+fn r_r4_new_members_see_the_room_and_r_r6_others_get_not_found() {
+    let mut world = World::new();
+    let group = world.group("alice", "Team", &["bob", "carol"]);
+    world.say("bob", group, "before dave");
+    let deleted = world.say("bob", group, "deleted before dave");
+    world.ok(
+        "bob",
+        Action::DeleteMessage {
+            room_id: group,
+            message_id: deleted,
+        },
+    );
+    world.say("alice", group, "also before dave");
+    world.ok(
+        "alice",
+        Action::AddMember {
+            room_id: group,
+            user_id: user("dave"),
+        },
+    );
+    world.ok("carol", Action::LeaveRoom { room_id: group });
+    let (direct, _) = world.direct("alice", "bob", "private");
+    let now = world.now();
+    let model = rooms(&world);
+
+    let room = get(&model, "dave", group, now).unwrap();
+    assert_eq!(
+        room["unread"], 2,
+        "the history before joining counts, deleted messages do not"
+    );
+    assert_eq!(ids(&list(&model, "dave", "inbox", now)), [id(group)]);
+    assert_eq!(
+        answer(&model, json!({"op": "member_rooms", "caller": "dave"}), now),
+        json!({"room_ids": [id(group)]})
+    );
+    // Carol left: the room is gone from her list and answers like a room that never existed.
+    assert_eq!(get(&model, "carol", group, now), Err(QueryError::NotFound));
+    assert!(list(&model, "carol", "inbox", now).is_empty());
+    assert_eq!(get(&model, "dave", direct, now), Err(QueryError::NotFound));
+    let nowhere = RoomId(Uuid::from_u128(42));
+    assert_eq!(get(&model, "dave", nowhere, now), Err(QueryError::NotFound));
+    let members: Vec<&str> = room["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["alice", "bob", "dave"]);
+}
+
+#[test]
+fn lists_page_with_limit_and_cursor() {
+    let mut world = World::new();
+    let mut expected = Vec::new();
+    for index in 0..7 {
+        world.advance(MINUTE);
+        let room = world.group("alice", &format!("Room {index}"), &["bob"]);
+        expected.insert(0, id(room));
+    }
+    let now = world.now();
+    let model = rooms(&world);
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    let mut pages = 0;
+    loop {
+        let page = answer(
+            &model,
+            json!({"op": "list", "caller": "bob", "limit": 3, "cursor": cursor}),
+            now,
+        );
+        pages += 1;
+        seen.extend(ids(page["rooms"].as_array().unwrap()));
+        cursor = page["next_cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, expected);
+    let default = answer(&model, json!({"op": "list", "caller": "bob"}), now);
+    assert_eq!(default["rooms"].as_array().unwrap().len(), 7);
+    assert!(model.position() > 0);
+}
