@@ -7,6 +7,7 @@
 //! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+//! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
 
@@ -19,4 +20,5 @@ mod commands;
 mod crash;
 mod events;
 mod lifecycle;
+mod readside;
 mod reliability;

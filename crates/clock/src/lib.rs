@@ -4,6 +4,10 @@
 //! offset that `parlor.dev.clock` requests move (`advance_ms`, `set_ms`), so tests and demos can
 //! cross the one-hour edit window or a UTC midnight without waiting (protocol.md §4).
 
+mod serve;
+
+pub use serve::serve_dev_clock;
+
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -3,6 +3,8 @@
 
 mod audit;
 mod options;
+mod parts;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -42,14 +44,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;
-            serve_writer(&common, bus).await
+            serve(&common, bus, true, None).await
         }
+        Command::Projector { name, common } => {
+            if common.nats_url.is_none() {
+                anyhow::bail!(
+                    "parlor projector runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
+                );
+            }
+            let bus = connect(&common, &format!("parlor-projector-{name}")).await?;
+            serve(&common, bus, false, Some(vec![name])).await
+        }
+        Command::Replay {
+            name,
+            from,
+            data_dir,
+        } => tokio::task::spawn_blocking(move || replay::run(&name, from, &data_dir)).await?,
         Command::Writer(common) => {
             if common.nats_url.is_none() {
                 anyhow::bail!("parlor writer runs over NATS: give --nats-url (or PARLOR_NATS_URL)");
             }
             let bus = connect(&common, "parlor-writer").await?;
-            serve_writer(&common, bus).await
+            serve(&common, bus, true, Some(Vec::new())).await
         }
     }
 }
@@ -72,27 +88,77 @@ fn clock_for(common: &CommonOptions) -> Clock {
     }
 }
 
-async fn serve_writer(common: &CommonOptions, bus: Bus) -> anyhow::Result<()> {
+/// Runs the writer (when `with_writer`) and the named read models (all for `None`) until a
+/// signal, then stops them in reverse order: the writer finishes its batch first.
+async fn serve(
+    common: &CommonOptions,
+    bus: Bus,
+    with_writer: bool,
+    projector_names: Option<Vec<String>>,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("creating the data directory {}", common.data_dir.display()))?;
-    let mut config = WriterConfig::new(&common.data_dir);
-    config.subject_prefix = common.subject_prefix.clone();
-    config.daily_conversation_limit = common.daily_conversation_limit;
-    config.event_format = common.event_format.into();
-    let mut writer = Writer::start(config, bus, clock_for(common)).await?;
+    let clock = clock_for(common);
+    let (stop_dev_clock, dev_clock_stopped) = tokio::sync::watch::channel(false);
+    let mut writer = None;
+    if with_writer {
+        let mut config = WriterConfig::new(&common.data_dir);
+        config.subject_prefix = common.subject_prefix.clone();
+        config.daily_conversation_limit = common.daily_conversation_limit;
+        config.event_format = common.event_format.into();
+        writer = Some(Writer::start(config, bus.clone(), clock.clone()).await?);
+    } else if clock.is_adjustable() {
+        // Without a writer here, this process follows parlor.dev.clock itself.
+        let subscription = bus
+            .subscribe(&format!("{}.dev.clock", common.subject_prefix))
+            .await?;
+        tokio::spawn(clock::serve_dev_clock(
+            subscription,
+            bus.clone(),
+            clock.clone(),
+            dev_clock_stopped,
+        ));
+    }
+    let mut projectors = match projector_names.as_deref() {
+        Some([]) => None,
+        names => Some(parts::start_projectors(
+            names,
+            &common.data_dir,
+            &bus,
+            &clock,
+            &common.subject_prefix,
+        )?),
+    };
     info!(data_dir = %common.data_dir.display(), "parlor is up");
-    tokio::select! {
+    let outcome = tokio::select! {
         signal = shutdown_signal() => {
             info!(signal, "shutting down: finishing the batch in flight");
-            writer.shutdown().await?;
-            info!("stopped cleanly");
             Ok(())
         }
-        failed = writer.failed() => {
-            failed?;
-            anyhow::bail!("the writer stopped unexpectedly")
-        }
+        failed = async {
+            match writer.as_mut() {
+                Some(writer) => writer.failed().await.map_err(anyhow::Error::from),
+                None => std::future::pending().await,
+            }
+        } => failed.and_then(|()| Err(anyhow::anyhow!("the writer stopped unexpectedly"))),
+        failed = async {
+            match projectors.as_mut() {
+                Some(projectors) => projectors.failed().await,
+                None => std::future::pending().await,
+            }
+        } => failed.and_then(|()| Err(anyhow::anyhow!("a read model stopped unexpectedly"))),
+    };
+    if let Some(writer) = writer {
+        writer.shutdown().await?;
     }
+    if let Some(projectors) = projectors {
+        projectors.stop().await?;
+    }
+    let _ = stop_dev_clock.send(true);
+    if outcome.is_ok() {
+        info!("stopped cleanly");
+    }
+    outcome
 }
 
 /// Waits for SIGINT or SIGTERM and names it.

@@ -23,6 +23,26 @@ pub enum Command {
     Up(CommonOptions),
     /// Run the writer alone over NATS.
     Writer(CommonOptions),
+    /// Run one read model alone over NATS.
+    Projector {
+        /// The read model: rooms, timeline, moderation or notifications.
+        name: String,
+        /// Shared service options.
+        #[command(flatten)]
+        common: CommonOptions,
+    },
+    /// Rebuild read models from the log of a stopped data directory, with progress, then swap.
+    Replay {
+        /// A read model's name, or `all`.
+        name: String,
+        /// Start at this position (continuing a copy of the current model); 1 rebuilds from
+        /// scratch.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+        /// The data directory.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
     /// Audit the log of a stopped data directory.
     #[command(subcommand)]
     Audit(AuditCommand),

@@ -191,12 +191,12 @@ impl Writer {
             stopped.clone(),
         ));
         if clock.is_adjustable() {
-            tasks.spawn(services::serve_dev_clock(
-                bus.subscribe(&config.subject("dev.clock")).await?,
-                bus.clone(),
-                clock.clone(),
-                stopped.clone(),
-            ));
+            let subscription = bus.subscribe(&config.subject("dev.clock")).await?;
+            let (bus, clock, stopped) = (bus.clone(), clock.clone(), stopped.clone());
+            tasks.spawn(async move {
+                clock::serve_dev_clock(subscription, bus, clock, stopped).await;
+                Ok(())
+            });
         }
         tasks.spawn(publisher::publish_committed(
             config.clone(),

@@ -4,15 +4,11 @@
 use std::sync::Arc;
 
 use bus::{Bus, Headers, Message, Subscription};
-use clock::Clock;
 use domain::ErrorCode;
 use eventlog::EventLog;
 
 use crate::shared_log::SharedLog;
-use protocol::{
-    AuditHead, DevClockReply, DevClockRequest, Format, LogReadReply, LogReadRequest, RecordedEvent,
-    Sha256,
-};
+use protocol::{AuditHead, Format, LogReadReply, LogReadRequest, RecordedEvent, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
@@ -175,49 +171,6 @@ pub(crate) async fn announce_head(
             }
         }
     }
-}
-
-/// Obeys `<prefix>.dev.clock` (`{"advance_ms"}` or `{"set_ms"}` → `{"now_ms"}`).
-pub(crate) async fn serve_dev_clock(
-    subscription: Subscription,
-    bus: Bus,
-    clock: Clock,
-    stopped: watch::Receiver<bool>,
-) -> Result<(), WriterError> {
-    serve_each(subscription, stopped, |request| {
-        let bus = bus.clone();
-        let clock = clock.clone();
-        async move {
-            let headers = Headers::new().with("Content-Type", Format::Json.content_type());
-            let moved = match DevClockRequest::decode(&request.payload, Format::Json) {
-                Ok(DevClockRequest::AdvanceMs(ms)) => clock.advance(ms),
-                Ok(DevClockRequest::SetMs(ms)) => clock.set(domain::Timestamp::from_millis(ms)),
-                Err(invalid) => {
-                    let _ = bus
-                        .respond(
-                            &request,
-                            headers,
-                            error_object(ErrorCode::InvalidCommand, &invalid.message),
-                        )
-                        .await;
-                    return;
-                }
-            };
-            let payload = match moved {
-                Ok(now) => DevClockReply {
-                    now_ms: now.millis(),
-                }
-                .encode(Format::Json)
-                .unwrap_or_default(),
-                Err(_) => error_object(
-                    ErrorCode::Forbidden,
-                    "the clock is not the development clock",
-                ),
-            };
-            let _ = bus.respond(&request, headers, payload).await;
-        }
-    })
-    .await
 }
 
 /// `{"error": {"code", "message"}}`, the error shape of the writer's non-command services.
