@@ -7,13 +7,16 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use bus::Bus;
 use clock::Clock;
-use projections::{Moderation, Notifications, Projector, Rooms, RunOptions, Runner, Timeline};
+use projections::{
+    Files, Moderation, Notifications, Projector, Rooms, RunOptions, Runner, Timeline,
+};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
 
 /// The read models a process can run, by name.
-pub const PROJECTOR_NAMES: [&str; 4] = ["rooms", "timeline", "moderation", "notifications"];
+pub const PROJECTOR_NAMES: [&str; 5] =
+    ["rooms", "timeline", "files", "moderation", "notifications"];
 
 /// Read models running in this process.
 pub struct RunningProjectors {
@@ -78,6 +81,14 @@ pub fn start_projectors(
             ),
             "timeline" => spawn(
                 Timeline::open(data_dir)?,
+                bus,
+                clock,
+                prefix,
+                &stopped,
+                &mut running,
+            ),
+            "files" => spawn(
+                Files::open(data_dir)?,
                 bus,
                 clock,
                 prefix,

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use eventlog::EventLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::{
-    store_path, EventEnvelope, Moderation, Notifications, Projector, Rooms, Timeline,
+    store_path, EventEnvelope, Files, Moderation, Notifications, Projector, Rooms, Timeline,
 };
 use protocol::RecordedEvent;
 
@@ -44,6 +44,7 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
         let position = match name {
             "rooms" => replay_into(Rooms::open_path(&rebuilt)?, &log, from, name)?,
             "timeline" => replay_into(Timeline::open_path(&rebuilt)?, &log, from, name)?,
+            "files" => replay_into(Files::open_path(&rebuilt)?, &log, from, name)?,
             "moderation" => replay_into(Moderation::open_path(&rebuilt)?, &log, from, name)?,
             "notifications" => replay_into(Notifications::open_path(&rebuilt)?, &log, from, name)?,
             other => bail!(

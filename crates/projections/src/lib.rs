@@ -5,12 +5,14 @@
 //!   serves its queries, and [`rebuild`]/[`replay`] to build a model from the log alone.
 //! - [`store`]: the sled store a model owns, with its checkpoint in the same atomic write.
 //! - [`query`]: the internal query contract (docs/queries.md).
-//! - Read models, one module each: [`rooms`], [`timeline`], [`moderation`], [`notifications`].
+//! - Read models, one module each: [`rooms`], [`timeline`], [`files`], [`moderation`],
+//!   [`notifications`].
 //!
 //! This crate reads the log and never writes it.
 
 pub mod envelope;
 pub mod error;
+pub mod files;
 pub mod moderation;
 pub mod notifications;
 pub mod presence;
@@ -23,6 +25,7 @@ pub mod timeline;
 
 pub use envelope::EventEnvelope;
 pub use error::{ProjectionError, QueryError};
+pub use files::Files;
 pub use moderation::Moderation;
 pub use notifications::Notifications;
 pub use presence::Presence;

@@ -12,6 +12,8 @@ mod workload;
 /// The runtime: catch-up, live, gaps, queries, presence, over NATS and in process.
 mod runtime;
 
+/// The files model.
+mod files;
 /// The moderation model.
 mod moderation;
 /// The notifications model, with a dev clock.

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use bus::Bus;
 use clock::Clock;
+use domain::{Attachment, Event};
 use projections::{
-    EventEnvelope, Moderation, Notifications, ProjectionError, Projector, Rooms, Runner, Timeline,
+    EventEnvelope, Files, Moderation, Notifications, ProjectionError, Projector, Rooms, Runner,
+    Timeline,
 };
 use protocol::{Format, RecordedEvent};
 use testkit::TempDataDir;
@@ -110,15 +112,44 @@ fn every_model_rebuilt_from_the_log_alone_equals_the_one_built_live() {
         "member_added",
         "message_reported",
         "call_ended",
+        "file_registered",
     ] {
         assert!(
             counts.get(kind).copied().unwrap_or(0) > 0,
             "the workload has no {kind}"
         );
     }
+    // The files model needs messages with files and links, some of them deleted.
+    let mut with_attachments = std::collections::BTreeSet::new();
+    let (mut files, mut deleted) = (0, 0);
+    for record in &world.log {
+        match &record.event {
+            Event::MessageSent {
+                message_id,
+                attachments,
+                ..
+            } if !attachments.is_empty() => {
+                with_attachments.insert(*message_id);
+                files += attachments
+                    .iter()
+                    .filter(|a| matches!(a, Attachment::File { .. }))
+                    .count();
+            }
+            Event::MessageDeleted { message_id, .. } if with_attachments.contains(message_id) => {
+                deleted += 1;
+            }
+            _ => {}
+        }
+    }
+    eprintln!(
+        "{} messages with attachments ({files} files), {deleted} of them deleted",
+        with_attachments.len()
+    );
+    assert!(files > 0 && with_attachments.len() > files && deleted > 0);
     let mut rng = Rng::new(seed);
     live_equals_rebuilt(|| Rooms::temporary().unwrap(), &world.log, &mut rng);
     live_equals_rebuilt(|| Timeline::temporary().unwrap(), &world.log, &mut rng);
+    live_equals_rebuilt(|| Files::temporary().unwrap(), &world.log, &mut rng);
     live_equals_rebuilt(|| Moderation::temporary().unwrap(), &world.log, &mut rng);
     live_equals_rebuilt(|| Notifications::temporary().unwrap(), &world.log, &mut rng);
 }
@@ -144,7 +175,7 @@ fn spawn<P: Projector>(model: P, bus: &Bus, stop: &watch::Sender<bool>) -> Runni
     }
 }
 
-/// The four models under `dir`, reopened as soon as the previous handles have let go.
+/// The five models under `dir`, reopened as soon as the previous handles have let go.
 async fn open_all(dir: &TempDataDir, bus: &Bus, stop: &watch::Sender<bool>) -> Vec<Running> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -152,6 +183,7 @@ async fn open_all(dir: &TempDataDir, bus: &Bus, stop: &watch::Sender<bool>) -> V
             Ok::<_, ProjectionError>(vec![
                 spawn(Rooms::open(dir.path())?, bus, stop),
                 spawn(Timeline::open(dir.path())?, bus, stop),
+                spawn(Files::open(dir.path())?, bus, stop),
                 spawn(Moderation::open(dir.path())?, bus, stop),
                 spawn(Notifications::open(dir.path())?, bus, stop),
             ])
@@ -174,6 +206,7 @@ fn expected_digests(log: &[RecordedEvent]) -> Vec<String> {
         rebuilt(Timeline::temporary().unwrap(), log)
             .digest()
             .unwrap(),
+        rebuilt(Files::temporary().unwrap(), log).digest().unwrap(),
         rebuilt(Moderation::temporary().unwrap(), log)
             .digest()
             .unwrap(),
@@ -199,6 +232,7 @@ async fn every_model_converges_when_live_events_are_dropped() {
     let running = vec![
         spawn(Rooms::temporary().unwrap(), &bus, &stop),
         spawn(Timeline::temporary().unwrap(), &bus, &stop),
+        spawn(Files::temporary().unwrap(), &bus, &stop),
         spawn(Moderation::temporary().unwrap(), &bus, &stop),
         spawn(Notifications::temporary().unwrap(), &bus, &stop),
     ];
@@ -296,6 +330,8 @@ async fn every_model_killed_mid_stream_resumes_from_its_store_without_applying_t
     projections::rebuild(&mut rooms, all.clone()).unwrap();
     let mut timeline = Timeline::open(dir.path()).unwrap();
     projections::rebuild(&mut timeline, all.clone()).unwrap();
+    let mut files = Files::open(dir.path()).unwrap();
+    projections::rebuild(&mut files, all.clone()).unwrap();
     let mut moderation = Moderation::open(dir.path()).unwrap();
     projections::rebuild(&mut moderation, all.clone()).unwrap();
     let mut notifications = Notifications::open(dir.path()).unwrap();
@@ -304,6 +340,7 @@ async fn every_model_killed_mid_stream_resumes_from_its_store_without_applying_t
         [
             rooms.digest().unwrap(),
             timeline.digest().unwrap(),
+            files.digest().unwrap(),
             moderation.digest().unwrap(),
             notifications.digest().unwrap()
         ]
