@@ -33,7 +33,9 @@ impl Parlor {
             .args(extra)
             .env("PARLOR_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: nobody reads a pipe while the test runs, and a full pipe would
+            // stall the writer the moment it logs a lot.
+            .stderr(log_file(data_dir))
             .spawn()
             .expect("spawn parlor");
         Parlor { child }
@@ -67,6 +69,28 @@ impl Drop for Parlor {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A fresh log file beside `data_dir` for a child's stderr.
+pub fn log_file(data_dir: &Path) -> std::fs::File {
+    let name = format!("{}.parlor-{}.log", data_dir.display(), Uuid::new_v4());
+    std::fs::File::create(name).expect("create a log file")
+}
+
+/// The stderr of the last parlor started beside `data_dir`.
+pub fn read_logs(data_dir: &Path) -> String {
+    let parent = data_dir.parent().expect("a parent");
+    let prefix = format!(
+        "{}.parlor-",
+        data_dir.file_name().unwrap().to_string_lossy()
+    );
+    let mut text = String::new();
+    for entry in std::fs::read_dir(parent).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    text
 }
 
 /// A NATS client for the tests.

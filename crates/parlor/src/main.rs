@@ -44,7 +44,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;
-            serve(&common, bus, true, None).await
+            serve(&common, bus, true, None, true).await
+        }
+        Command::Gateway(common) => {
+            if common.nats_url.is_none() {
+                anyhow::bail!(
+                    "parlor gateway runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
+                );
+            }
+            let bus = connect(&common, "parlor-gateway").await?;
+            serve(&common, bus, false, Some(Vec::new()), true).await
+        }
+        Command::Token {
+            subject,
+            moderator,
+            service,
+            ttl_hours,
+            data_dir,
+            jwt_secret,
+        } => {
+            let secret = match jwt_secret {
+                Some(secret) => secret,
+                None => gateway::auth::load_or_create_secret(&data_dir)
+                    .with_context(|| format!("reading the secret in {}", data_dir.display()))?,
+            };
+            let role = match (moderator, service) {
+                (true, true) => anyhow::bail!("a token is for a moderator or a service, not both"),
+                (true, false) => Some(gateway::auth::Role::Moderator),
+                (false, true) => Some(gateway::auth::Role::Service),
+                (false, false) => None,
+            };
+            let ttl = std::time::Duration::from_secs(ttl_hours.saturating_mul(3600));
+            let token = gateway::auth::mint_token(secret.as_bytes(), &subject, role, ttl)?;
+            println!("{token}");
+            Ok(())
         }
         Command::Projector { name, common } => {
             if common.nats_url.is_none() {
@@ -53,7 +86,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             let bus = connect(&common, &format!("parlor-projector-{name}")).await?;
-            serve(&common, bus, false, Some(vec![name])).await
+            serve(&common, bus, false, Some(vec![name]), false).await
         }
         Command::Replay {
             name,
@@ -65,7 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("parlor writer runs over NATS: give --nats-url (or PARLOR_NATS_URL)");
             }
             let bus = connect(&common, "parlor-writer").await?;
-            serve(&common, bus, true, Some(Vec::new())).await
+            serve(&common, bus, true, Some(Vec::new()), false).await
         }
     }
 }
@@ -95,6 +128,7 @@ async fn serve(
     bus: Bus,
     with_writer: bool,
     projector_names: Option<Vec<String>>,
+    with_gateway: bool,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&common.data_dir)
         .with_context(|| format!("creating the data directory {}", common.data_dir.display()))?;
@@ -106,6 +140,7 @@ async fn serve(
         config.subject_prefix = common.subject_prefix.clone();
         config.daily_conversation_limit = common.daily_conversation_limit;
         config.event_format = common.event_format.into();
+        config.queue_commands_max = common.command_queue_max;
         writer = Some(Writer::start(config, bus.clone(), clock.clone()).await?);
     } else if clock.is_adjustable() {
         // Without a writer here, this process follows parlor.dev.clock itself.
@@ -129,6 +164,23 @@ async fn serve(
             &common.subject_prefix,
         )?),
     };
+    let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
+    let mut gateway_task = None;
+    if with_gateway {
+        let secret = match &common.jwt_secret {
+            Some(secret) => secret.clone(),
+            None => gateway::auth::load_or_create_secret(&common.data_dir)?,
+        };
+        let mut config =
+            gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
+        config.subject_prefix = common.subject_prefix.clone();
+        let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
+        info!(http = %bound.local_addr(), "HTTP gateway listening");
+        let mut stopped = gateway_stopped;
+        gateway_task = Some(tokio::spawn(bound.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await.map(|_| ());
+        })));
+    }
     info!(data_dir = %common.data_dir.display(), "parlor is up");
     let outcome = tokio::select! {
         signal = shutdown_signal() => {
@@ -148,6 +200,11 @@ async fn serve(
             }
         } => failed.and_then(|()| Err(anyhow::anyhow!("a read model stopped unexpectedly"))),
     };
+    // Stop in reverse order of dependence: no new requests, then no new commands, then the models.
+    let _ = stop_gateway.send(true);
+    if let Some(task) = gateway_task {
+        task.await??;
+    }
     if let Some(writer) = writer {
         writer.shutdown().await?;
     }

@@ -31,6 +31,28 @@ pub enum Command {
         #[command(flatten)]
         common: CommonOptions,
     },
+    /// Run the HTTP gateway alone over NATS.
+    Gateway(CommonOptions),
+    /// Print a development token for a user (HS256, signed with the data directory's secret).
+    Token {
+        /// The token's subject: a user id, or `service:<name>` with --service.
+        subject: String,
+        /// A moderator's token.
+        #[arg(long)]
+        moderator: bool,
+        /// A service's token (`service:<name>` subjects), for driving service commands over HTTP.
+        #[arg(long)]
+        service: bool,
+        /// Hours until it expires.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+        /// The data directory holding `jwt-secret`.
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+        /// The secret, instead of the data directory's.
+        #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
+    },
     /// Rebuild read models from the log of a stopped data directory, with progress, then swap.
     Replay {
         /// A read model's name, or `all`.
@@ -130,6 +152,15 @@ pub struct CommonOptions {
     /// Encoding of events published on <prefix>.evt.<type>.
     #[arg(long, env = "PARLOR_EVENT_FORMAT", default_value = "bincode")]
     pub event_format: EventFormat,
+    /// Where the HTTP gateway listens.
+    #[arg(long, env = "PARLOR_HTTP_ADDR", default_value = "127.0.0.1:8787")]
+    pub http_addr: std::net::SocketAddr,
+    /// HS256 secret for tokens; without it, a random secret kept in the data directory.
+    #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Commands the writer queues at most; beyond that it answers `unavailable` at once.
+    #[arg(long, env = "PARLOR_COMMAND_QUEUE_MAX", default_value_t = writer::QUEUE_COMMANDS_MAX)]
+    pub command_queue_max: usize,
     /// Development only: the clock can be moved through <prefix>.dev.clock.
     #[arg(long, env = "PARLOR_DEV_CLOCK")]
     pub dev_clock: bool,

@@ -25,6 +25,7 @@ pub(crate) async fn take_commands(
     queue: mpsc::Sender<Message>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
+    let mut refused: u64 = 0;
     loop {
         let message = tokio::select! {
             _ = crate::stop_requested(&mut stopped) => break,
@@ -36,7 +37,12 @@ pub(crate) async fn take_commands(
         match queue.try_send(message) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(message)) => {
-                warn!("command queue full; answering unavailable");
+                // Logged at powers of two only: under overload a line per command would itself
+                // become the bottleneck (or fill a log pipe and stall the process).
+                refused += 1;
+                if refused.is_power_of_two() {
+                    warn!(refused, "command queue full; answering unavailable");
+                }
                 let reply = error_reply(
                     ErrorCode::Unavailable,
                     "the writer is overloaded; retry with the same command_id",

@@ -31,7 +31,7 @@ use tracing::info;
 
 pub use snapshot::{load_state, SnapshotError};
 
-/// Commands waiting for the committer. When the queue is full the writer answers `unavailable`
+/// Commands waiting for the committer, by default. When the queue is full the writer answers `unavailable`
 /// at once instead of queueing without bound (back-pressure to the callers, who retry).
 pub const QUEUE_COMMANDS_MAX: usize = 16_384;
 /// How long the start-up check waits for another writer's answer.
@@ -52,6 +52,8 @@ pub struct WriterConfig {
     pub head_interval: Duration,
     /// Write a state snapshot after this many events since the last one (0: only at shutdown).
     pub snapshot_every_events: u64,
+    /// Commands waiting for the committer at most; more are answered `unavailable` at once.
+    pub queue_commands_max: usize,
 }
 
 impl WriterConfig {
@@ -64,6 +66,7 @@ impl WriterConfig {
             event_format: Format::Bincode,
             head_interval: Duration::from_secs(5),
             snapshot_every_events: 1_000_000,
+            queue_commands_max: QUEUE_COMMANDS_MAX,
         }
     }
 
@@ -168,7 +171,7 @@ impl Writer {
         // Subscribe to everything before answering anything, so no command is missed.
         let commands = bus.subscribe(&config.subject("cmd.>")).await?;
         let (stop, stopped) = watch::channel(false);
-        let (queue_tx, queue_rx) = mpsc::channel(QUEUE_COMMANDS_MAX);
+        let (queue_tx, queue_rx) = mpsc::channel(config.queue_commands_max.max(1));
         let (committed_tx, committed_rx) = watch::channel(head.position);
         let mut tasks = JoinSet::new();
         tasks.spawn(services::serve_pings(

@@ -1,0 +1,336 @@
+//! Files (protocol.md §3, R-F1, R-F2): `POST /v1/files` streams the raw body into the blob store
+//! and registers the file with the writer; `GET /v1/files/{file_id}` and `…/preview` stream the
+//! bytes or the thumbnail back to a caller the files projector allows.
+//!
+//! An upload is never held in memory whole: the body flows chunk by chunk into the store, which
+//! hashes it and enforces the size limit as it goes. A declared `Content-Length` over the limit is
+//! refused before a byte of the body is read.
+
+use std::io;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use blobs::{BlobError, BlobReader, ContentHash};
+use domain::{FileId, UserId};
+use futures::StreamExt;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use protocol::Reply;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::commands::{header_text, send_command, Envelope};
+use crate::error::{json_response, ApiError};
+use crate::extract::{Authenticated, PathText, QueryParams};
+use crate::state::{AppState, SharedState};
+use crate::thumbnail::{is_previewable, make_thumbnail, THUMBNAIL_NAME};
+use crate::{metrics as gateway_metrics, queries};
+
+/// The actor of `file.register` commands: the gateway registers uploads as a service.
+pub(crate) const GATEWAY_ACTOR: &str = "service:gateway";
+
+/// The content type of an upload that declares none.
+pub(crate) const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Characters left as they are in an RFC 5987 `filename*` value (its `attr-char`); every other
+/// byte of the UTF-8 name is percent-encoded.
+const ATTR_CHAR_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// The 201 answer to an upload.
+#[derive(Serialize)]
+struct Uploaded<'a> {
+    file_id: String,
+    name: &'a str,
+    size: u64,
+    content_type: &'a str,
+    sha256: String,
+    position: u64,
+}
+
+/// `POST /v1/files`.
+pub(crate) async fn upload(
+    State(state): State<SharedState>,
+    Authenticated(caller): Authenticated,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let uploader = UserId::parse(&caller.subject)
+        .map_err(|_| ApiError::forbidden("only users upload files"))?;
+    let bytes_max = state.limits.upload_bytes_max;
+    let too_large = || {
+        ApiError::too_large(
+            "file_too_large",
+            format!("files are limited to {bytes_max} bytes"),
+        )
+    };
+    // Answered from the declared length alone, before reading the body.
+    if let Some(text) = header_text(&headers, header::CONTENT_LENGTH.as_str())? {
+        let length: u64 = text
+            .parse()
+            .map_err(|_| ApiError::invalid("Content-Length: must be an integer"))?;
+        if length > bytes_max {
+            return Err(too_large());
+        }
+    }
+    let name = file_name(&headers)?;
+    let content_type = content_type(&headers)?;
+
+    let content = body.into_data_stream().map(|chunk| {
+        chunk
+            .inspect(|bytes| gateway_metrics::upload_bytes(bytes.len()))
+            .map_err(io::Error::other)
+    });
+    let stored = state
+        .blobs
+        .put(Box::pin(content), bytes_max)
+        .await
+        .map_err(|error| match error {
+            BlobError::TooLarge { .. } => too_large(),
+            BlobError::Source(error) => {
+                ApiError::invalid(format!("the upload was interrupted: {error}"))
+            }
+            other => {
+                tracing::error!(error = %other, "cannot store an upload");
+                ApiError::internal("cannot store the file")
+            }
+        })?;
+    if is_previewable(&content_type) {
+        make_thumbnail(&state, stored.hash).await;
+    }
+
+    let file_id = FileId(uuid::Uuid::new_v4());
+    let sha256 = stored.hash.to_hex();
+    let data = serde_json::value::to_raw_value(&json!({
+        "file_id": file_id.to_string(),
+        "uploader": uploader.as_str(),
+        "name": name,
+        "size": stored.size,
+        "content_type": content_type,
+        "sha256": sha256,
+    }))
+    .map_err(|error| ApiError::internal(format!("cannot encode file.register: {error}")))?;
+    let envelope = Envelope {
+        command_id: uuid::Uuid::new_v4().to_string(),
+        actor: GATEWAY_ACTOR,
+        client: "desktop",
+        correlation_id: None,
+        data: &data,
+    };
+    let answer = send_command(&state, "file.register", &envelope).await?;
+    match answer.reply {
+        Reply::Ok { position, .. } => {
+            let body = serde_json::to_vec(&Uploaded {
+                file_id: file_id.to_string(),
+                name: &name,
+                size: stored.size,
+                content_type: &content_type,
+                sha256,
+                position,
+            })
+            .map_err(|error| ApiError::internal(error.to_string()))?;
+            Ok(json_response(StatusCode::CREATED, body))
+        }
+        Reply::Err { code, message } => Err(ApiError::new(
+            StatusCode::from_u16(protocol::http_status(code))
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code.as_str(),
+            message,
+        )),
+    }
+}
+
+/// `X-File-Name`, percent-decoded: 1–255 characters of UTF-8 without control characters.
+fn file_name(headers: &HeaderMap) -> Result<String, ApiError> {
+    let chars_max = domain::limits::FILE_NAME_CHARS_MAX;
+    let encoded = header_text(headers, "x-file-name")?
+        .ok_or_else(|| ApiError::invalid("X-File-Name: missing (the percent-encoded file name)"))?;
+    let name = percent_decode_str(encoded)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid("X-File-Name: must be percent-encoded UTF-8"))?;
+    let count = name.chars().count();
+    if count == 0 || count > chars_max {
+        return Err(ApiError::invalid(format!(
+            "X-File-Name: must be 1 to {chars_max} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "X-File-Name: must not contain control characters",
+        ));
+    }
+    Ok(name.into_owned())
+}
+
+/// `Content-Type`, or [`DEFAULT_CONTENT_TYPE`]: at most 255 characters.
+fn content_type(headers: &HeaderMap) -> Result<String, ApiError> {
+    let chars_max = domain::limits::CONTENT_TYPE_CHARS_MAX;
+    let text = header_text(headers, header::CONTENT_TYPE.as_str())?.unwrap_or(DEFAULT_CONTENT_TYPE);
+    if text.len() > chars_max {
+        return Err(ApiError::invalid(format!(
+            "Content-Type: at most {chars_max} characters"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+/// What the files projector says about a file the caller may download.
+#[derive(Debug, Deserialize)]
+struct FileData {
+    name: String,
+    content_type: String,
+    sha256: String,
+}
+
+/// A downloadable file.
+struct FileInfo {
+    name: String,
+    content_type: String,
+    hash: ContentHash,
+}
+
+/// Asks the files projector whether the caller may download `file` (`not_found` if not).
+async fn file_info(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    file: &str,
+    min_position: Option<u64>,
+) -> Result<FileInfo, ApiError> {
+    let file_id = FileId::parse(file).map_err(|_| ApiError::invalid("file_id: must be a UUID"))?;
+    let mut params = serde_json::Map::new();
+    params.insert("file_id".into(), file_id.to_string().into());
+    let answer = queries::ask(state, "files", "file", caller, min_position, params).await?;
+    let data: FileData = serde_json::from_str(answer.data.get()).map_err(|error| {
+        ApiError::bad_reply(format!(
+            "the files projector sent a malformed file: {error}"
+        ))
+    })?;
+    let hash = ContentHash::from_hex(&data.sha256)
+        .ok_or_else(|| ApiError::bad_reply("the files projector sent a malformed sha256"))?;
+    Ok(FileInfo {
+        name: data.name,
+        content_type: data.content_type,
+        hash,
+    })
+}
+
+/// A streamed response of `reader`'s bytes.
+fn stream_response(reader: BlobReader, content_type: &str) -> Response {
+    let mut response = Response::new(Body::from_stream(reader.stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static(DEFAULT_CONTENT_TYPE)),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(reader.size));
+    // The declared type is the uploader's word: browsers must not second-guess it into HTML.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+/// `Content-Disposition: attachment; filename*=UTF-8''<percent-encoded name>` (RFC 6266).
+fn content_disposition(name: &str) -> HeaderValue {
+    let encoded = utf8_percent_encode(name, ATTR_CHAR_UNRESERVED);
+    HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
+        .unwrap_or(HeaderValue::from_static("attachment"))
+}
+
+/// `GET /v1/files/{file_id}`.
+pub(crate) async fn download(
+    State(state): State<SharedState>,
+    Authenticated(caller): Authenticated,
+    PathText(file): PathText,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let info = file_info(&state, &caller, &file, query.min_position()?).await?;
+    let reader = state
+        .blobs
+        .open(info.hash)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| ApiError::not_found("the file's bytes are not stored here"))?;
+    let mut response = stream_response(reader, &info.content_type);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_DISPOSITION, content_disposition(&info.name));
+    Ok(response)
+}
+
+/// `GET /v1/files/{file_id}/preview`.
+pub(crate) async fn preview(
+    State(state): State<SharedState>,
+    Authenticated(caller): Authenticated,
+    PathText(file): PathText,
+    query: QueryParams,
+) -> Result<Response, ApiError> {
+    let info = file_info(&state, &caller, &file, query.min_position()?).await?;
+    let reader = state
+        .blobs
+        .open_derived(info.hash, THUMBNAIL_NAME)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(|| ApiError::not_found("this file has no preview"))?;
+    Ok(stream_response(reader, "image/png"))
+}
+
+fn storage_error(error: BlobError) -> ApiError {
+    tracing::error!(%error, "cannot read a stored file");
+    ApiError::internal("cannot read the stored file")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_percent_encoded_in_content_disposition() {
+        assert_eq!(
+            content_disposition("report final.pdf"),
+            "attachment; filename*=UTF-8''report%20final.pdf"
+        );
+        assert_eq!(
+            content_disposition("résumé \"v2\";.txt"),
+            "attachment; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22v2%22%3B.txt"
+        );
+    }
+
+    #[test]
+    fn file_names_are_checked() {
+        let headers = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("x-file-name", HeaderValue::from_static(value));
+            headers
+        };
+        assert_eq!(
+            file_name(&headers("a%20b.txt")).ok(),
+            Some("a b.txt".into())
+        );
+        assert_eq!(file_name(&headers("%C3%A9.txt")).ok(), Some("é.txt".into()));
+        assert!(file_name(&headers("%FF")).is_err());
+        assert!(file_name(&headers("a%0Ab")).is_err());
+        assert!(file_name(&HeaderMap::new()).is_err());
+        let long = "a".repeat(256);
+        let mut too_long = HeaderMap::new();
+        too_long.insert(
+            "x-file-name",
+            HeaderValue::from_str(&long).unwrap_or(HeaderValue::from_static("")),
+        );
+        assert!(file_name(&too_long).is_err());
+    }
+}

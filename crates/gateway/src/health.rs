@@ -1,0 +1,100 @@
+//! `GET /healthz` and `POST /v1/presence/heartbeat`: the two endpoints that only ping a part.
+//!
+//! `/healthz` asks the writer (`<prefix>.writer.ping` → `{"head": N}`) and every query model
+//! (`{"op": "status"}`) at once, each with a short timeout, and reports each part's position:
+//! 200 `"ok"` when all answer, 200 `"degraded"` when only projectors are missing (reads of the
+//! others still work), 503 `"down"` when the writer is (nothing can be written).
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use bus::Headers;
+use domain::UserId;
+use serde_json::{json, Map, Value};
+
+use crate::error::{json_response, ApiError};
+use crate::extract::Authenticated;
+use crate::state::{AppState, SharedState};
+
+/// How long `/healthz` waits for each part.
+pub(crate) const HEALTH_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// The query models whose projectors `/healthz` asks (docs/queries.md).
+pub(crate) const QUERY_MODELS: [&str; 5] = ["rooms", "timeline", "files", "search", "moderation"];
+
+/// Asks one part, returning the position it reports.
+async fn ask_part(state: &AppState, subject: String, request: &'static str) -> Result<u64, String> {
+    let reply = state
+        .bus
+        .request(
+            &subject,
+            Headers::new().with("Content-Type", protocol::CONTENT_TYPE_JSON),
+            request,
+            HEALTH_WAIT_MAX,
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    let value: Value = serde_json::from_slice(&reply.payload)
+        .map_err(|error| format!("malformed reply: {error}"))?;
+    // The writer answers `{"head"}`; projectors `{"position"}`, possibly inside `data`.
+    ["head", "position"]
+        .iter()
+        .find_map(|key| value.get(key).and_then(Value::as_u64))
+        .or_else(|| value.pointer("/data/position").and_then(Value::as_u64))
+        .ok_or_else(|| "the reply holds no position".to_owned())
+}
+
+fn part(answer: &Result<u64, String>) -> Value {
+    match answer {
+        Ok(position) => json!({"status": "up", "position": position}),
+        Err(error) => json!({"status": "down", "error": error}),
+    }
+}
+
+/// `GET /healthz`.
+pub(crate) async fn healthz(State(state): State<SharedState>) -> Response {
+    let writer = ask_part(&state, state.subjects.writer_ping(), "{}");
+    let models = futures::future::join_all(
+        QUERY_MODELS
+            .iter()
+            .map(|model| ask_part(&state, state.subjects.query(model), r#"{"op":"status"}"#)),
+    );
+    let (writer, models) = tokio::join!(writer, models);
+    let mut parts = Map::new();
+    parts.insert("writer".into(), part(&writer));
+    for (model, answer) in QUERY_MODELS.iter().zip(&models) {
+        parts.insert((*model).into(), part(answer));
+    }
+    let (status, text) = if writer.is_err() {
+        (StatusCode::SERVICE_UNAVAILABLE, "down")
+    } else if models.iter().all(Result::is_ok) {
+        (StatusCode::OK, "ok")
+    } else {
+        (StatusCode::OK, "degraded")
+    };
+    let body = json!({"status": text, "parts": parts}).to_string();
+    json_response(status, body)
+}
+
+/// `POST /v1/presence/heartbeat` (R-A1): 204 once a rooms replica has recorded it.
+pub(crate) async fn heartbeat(
+    State(state): State<SharedState>,
+    Authenticated(caller): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    let user = UserId::parse(&caller.subject)
+        .map_err(|_| ApiError::forbidden("only users have presence"))?;
+    let request = json!({"user_id": user.as_str(), "at_ms": state.clock.now().millis()});
+    state
+        .bus
+        .request(
+            &state.subjects.presence_heartbeat(),
+            Headers::new().with("Content-Type", protocol::CONTENT_TYPE_JSON),
+            request.to_string(),
+            state.limits.query_timeout,
+        )
+        .await
+        .map_err(|error| ApiError::from_bus(&error, "the rooms projector"))?;
+    Ok(StatusCode::NO_CONTENT)
+}
