@@ -7,6 +7,7 @@
 //! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+//! - `http`: the HTTP API of `parlor up` (frontends' view), access refusals, hostile input.
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
@@ -19,6 +20,7 @@ mod audit;
 mod commands;
 mod crash;
 mod events;
+mod http;
 mod lifecycle;
 mod readside;
 mod reliability;
