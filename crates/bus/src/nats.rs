@@ -191,8 +191,29 @@ impl NatsBus {
             },
             SubscribeErrorKind::Other => BusError::Transport(error.to_string()),
         })?;
-        self.flush().await?;
+        self.sync_with_server().await?;
         Ok(subscriber)
+    }
+
+    /// A round trip through the server on this connection: a message to a fresh inbox we
+    /// subscribe to. The server handles a connection's protocol lines in order, so once the
+    /// message comes back every earlier subscription is active. (async-nats's `flush` only
+    /// writes the socket; it does not wait for the server.)
+    async fn sync_with_server(&self) -> Result<(), BusError> {
+        let inbox = self.client.new_inbox();
+        let mut probe = self
+            .bounded(self.client.subscribe(inbox.clone()))
+            .await?
+            .map_err(|error| BusError::Transport(error.to_string()))?;
+        self.bounded(self.client.publish(inbox, Bytes::new()))
+            .await?
+            .map_err(|error| BusError::Transport(error.to_string()))?;
+        self.flush().await?;
+        match tokio::time::timeout(SEND_WAIT_MAX, futures::StreamExt::next(&mut probe)).await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(BusError::Disconnected),
+            Err(_) => Err(BusError::Timeout),
+        }
     }
 
     pub(crate) async fn flush(&self) -> Result<(), BusError> {
