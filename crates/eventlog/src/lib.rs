@@ -67,13 +67,13 @@
 //! Every bound is a named constant in [`limits`] and is enforced with error values.
 
 mod batch;
-#[cfg(feature = "tamper")]
-pub mod tamper;
 mod error;
 pub mod keys;
 pub mod limits;
 mod log;
 mod record;
+#[cfg(feature = "tamper")]
+pub mod tamper;
 mod verify;
 
 pub use batch::{AddRejected, Appended, Batch, ExpectedVersion, NewRecord};
