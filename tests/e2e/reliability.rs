@@ -49,15 +49,27 @@ fn fill(path: &Path) {
     let _ = file.sync_all();
 }
 
+/// Sends with a given command id, retrying on a lost or late reply as a client must (the
+/// writer may be busy reopening its log); gives up after a minute.
 async fn send(c: &Client, id: Uuid, body: &str, room: &str) -> Value {
-    c.send_as(
-        id,
-        "alice",
-        "desktop",
-        "message.send",
-        json!({"room_id": room, "body": body}),
-    )
-    .await
+    let envelope =
+        json!({"command_id": id, "actor": "alice", "data": {"room_id": room, "body": body}});
+    for _ in 0..12 {
+        match c
+            .bus
+            .request(
+                "parlor.cmd.message.send",
+                crate::harness::json_headers(),
+                envelope.to_string(),
+                Duration::from_secs(5),
+            )
+            .await
+        {
+            Ok(reply) => return serde_json::from_slice(&reply.payload).unwrap(),
+            Err(_) => continue,
+        }
+    }
+    panic!("command {id} got no reply within a minute");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -87,6 +87,14 @@ pub fn start_projectors(
                 &stopped,
                 &mut running,
             ),
+            "search" => spawn(
+                search::SearchProjector::open(data_dir)?,
+                bus,
+                clock,
+                prefix,
+                &stopped,
+                &mut running,
+            ),
             "files" => spawn(
                 Files::open(data_dir)?,
                 bus,

@@ -42,11 +42,21 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
         }
         let started = Instant::now();
         let position = match name {
-            "rooms" => replay_into(Rooms::open_path(&rebuilt)?, &log, from, name)?,
-            "timeline" => replay_into(Timeline::open_path(&rebuilt)?, &log, from, name)?,
-            "files" => replay_into(Files::open_path(&rebuilt)?, &log, from, name)?,
-            "moderation" => replay_into(Moderation::open_path(&rebuilt)?, &log, from, name)?,
-            "notifications" => replay_into(Notifications::open_path(&rebuilt)?, &log, from, name)?,
+            "rooms" => replay_into(&mut Rooms::open_path(&rebuilt)?, &log, from, name)?,
+            "timeline" => replay_into(&mut Timeline::open_path(&rebuilt)?, &log, from, name)?,
+            "search" => {
+                // Bulk settings (a large writer heap, rare commits), then one merged segment.
+                let options = search::SearchOptions::rebuild();
+                let mut model = search::SearchProjector::open_path(&rebuilt, options)?;
+                let position = replay_into(&mut model, &log, from, name)?;
+                model.merge_segments()?;
+                position
+            }
+            "files" => replay_into(&mut Files::open_path(&rebuilt)?, &log, from, name)?,
+            "moderation" => replay_into(&mut Moderation::open_path(&rebuilt)?, &log, from, name)?,
+            "notifications" => {
+                replay_into(&mut Notifications::open_path(&rebuilt)?, &log, from, name)?
+            }
             other => bail!(
                 "no read model named {other:?} (known: {}, all)",
                 PROJECTOR_NAMES.join(", ")
@@ -88,7 +98,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 fn replay_into<P: Projector>(
-    mut model: P,
+    model: &mut P,
     log: &EventLog,
     from: u64,
     name: &str,

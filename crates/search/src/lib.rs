@@ -1,0 +1,28 @@
+//! Parlor's search read model (R-Q1): a tantivy index of message bodies, and in memory the
+//! rooms, their members and the users' display names, answering `search` (docs/queries.md)
+//! with the caller's matching rooms and messages, newest first, with `<mark>` snippets.
+//!
+//! - [`SearchProjector`]: the [`projections::Projector`] named `search`, its index under
+//!   `<data_dir>/projections/search/`, its checkpoint in the payload of the index's own
+//!   commits (so index and checkpoint never disagree), committed every
+//!   [`COMMIT_INTERVAL_LIVE`] while events come (near-real-time) or rarely while rebuilding.
+//! - [`text`]: the one definition of a word, the prefix tokenizer of the index, and snippets.
+//! - [`schema`]: the index's fields and documents.
+//! - [`model`]: rooms, members and display names, kept in memory and persisted in the index.
+//!
+//! Membership is never baked into message documents: messages are filtered at query time by a
+//! `TermSetQuery` of the caller's rooms now, so a new member finds the room's whole history
+//! (R-R4) and a member who left finds nothing of it any more.
+
+pub mod model;
+pub mod projector;
+mod query;
+pub mod schema;
+pub mod text;
+
+pub use projector::{
+    SearchOptions, SearchProjector, BULK_BATCH_EVENTS_MIN, COMMITTER_TICK, COMMIT_INTERVAL_BULK,
+    COMMIT_INTERVAL_LIVE, COMMIT_INTERVAL_REBUILD, NAME, PENDING_MESSAGES_MAX,
+    WRITER_HEAP_BYTES_LIVE, WRITER_HEAP_BYTES_REBUILD,
+};
+pub use query::{QUERY_BYTES_MAX, QUERY_WORDS_MAX, SEARCH_PAGE_ITEMS_DEFAULT};

@@ -1,0 +1,824 @@
+//! [`SearchProjector`]: the search read model behind [`projections::Projector`], a tantivy index
+//! under `<data_dir>/projections/search/` whose checkpoint is the payload of its own commits.
+//!
+//! Atomicity: the position applied so far travels in the commit payload
+//! (`prepare_commit().set_payload(…)`), and the room and user documents changed since the last
+//! commit are written into that same commit. So after any crash the index, the rooms and the
+//! checkpoint agree, and the runner resumes from the checkpoint + 1, applying nothing twice.
+//!
+//! Commit cadence: applied events are buffered in the `IndexWriter` and committed (then the
+//! reader reloaded, [`ReloadPolicy::Manual`]) once [`SearchOptions::commit_interval`] has passed
+//! since the last commit: at the end of `apply` when it is due, else by a small committer thread
+//! that checks every [`COMMITTER_TICK`]. A message is so searchable about
+//! [`COMMIT_INTERVAL_LIVE`] after it is applied, and under load commits happen at most that often.
+//! While the model is catching up (batches of at least [`BULK_BATCH_EVENTS_MIN`] events: the
+//! runner's `log.read` pages, or a backlog of live events) it commits every
+//! [`SearchOptions::bulk_commit_interval`] instead, for fewer, larger segments.
+//! A query with `min_position` above the committed position commits first, so `min_position`
+//! on search means "committed and reloaded" (protocol.md §3), whatever the cadence.
+//!
+//! [`Projector::position`] is the *applied* position, not the committed one: the runner takes it
+//! as the base of its gap check, and a position behind what it has handed over would make every
+//! live event after a buffered one look like a gap (a needless `log.read`). The durable
+//! checkpoint is [`SearchProjector::committed_position`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use domain::{Event, MessageId, RoomId, Timestamp, UserId};
+use projections::{
+    store_path, unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError,
+    QueryRequest,
+};
+use serde_json::{json, Value};
+use tantivy::collector::DocSetCollector;
+use tantivy::directory::MmapDirectory;
+use tantivy::merge_policy::{LogMergePolicy, NoMergePolicy};
+use tantivy::query::TermQuery;
+use tantivy::schema::{IndexRecordOption, Value as _};
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::{
+    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+};
+use tracing::warn;
+
+use crate::model::{Model, RoomRecord};
+use crate::schema::{
+    Fields, MessageDoc, MessageMeta, StoredRoom, StoredUser, DOC_MESSAGE, DOC_ROOM, DOC_USER,
+    PREFIX_TOKENIZER,
+};
+use crate::text::PrefixTokenizer;
+
+/// The model's name: its query subject, queue group and directory.
+pub const NAME: &str = "search";
+
+/// The live commit cadence: a message is searchable about this long after it is applied.
+pub const COMMIT_INTERVAL_LIVE: Duration = Duration::from_millis(150);
+
+/// The live commit cadence while catching up: a backlog is searchable within about a second.
+pub const COMMIT_INTERVAL_BULK: Duration = Duration::from_secs(1);
+
+/// The rebuild commit cadence: rare commits make few, large segments.
+pub const COMMIT_INTERVAL_REBUILD: Duration = Duration::from_secs(60);
+
+/// A batch this large means the model is catching up (the runner applies a `log.read` page, or
+/// a backlog of live events, as one batch), so commits follow the bulk cadence.
+pub const BULK_BATCH_EVENTS_MIN: usize = 500;
+
+/// The indexing memory of a live writer (allocated as documents arrive, not up front).
+pub const WRITER_HEAP_BYTES_LIVE: usize = 64 * 1024 * 1024;
+
+/// The indexing memory of a rebuilding writer: larger segments, fewer merges.
+pub const WRITER_HEAP_BYTES_REBUILD: usize = 512 * 1024 * 1024;
+
+/// Messages added since the last commit, at most: their room, author and time are kept in
+/// memory until the commit (an edit in the same commit needs them), so this forces a commit.
+pub const PENDING_MESSAGES_MAX: usize = 250_000;
+
+/// Attempts of [`SearchProjector::merge_segments`] while background merges end.
+const MERGE_ATTEMPTS_MAX: u32 = 600;
+
+/// The pause between two of those attempts.
+const MERGE_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often the committer thread looks for a commit that is due.
+pub const COMMITTER_TICK: Duration = Duration::from_millis(25);
+
+/// The version of the commit payload's layout.
+const PAYLOAD_FORMAT: u64 = 1;
+
+/// How a [`SearchProjector`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// The least time between two commits while events keep coming.
+    pub commit_interval: Duration,
+    /// The least time between two commits while catching up (batches of at least
+    /// [`BULK_BATCH_EVENTS_MIN`] events).
+    pub bulk_commit_interval: Duration,
+    /// The writer's indexing memory, over all its threads.
+    pub writer_heap_bytes: usize,
+    /// Indexing threads.
+    pub indexing_threads: usize,
+    /// Messages added since the last commit before a commit is forced.
+    pub pending_messages_max: usize,
+    /// Whether segments are merged in the background while indexing (tantivy's log merge
+    /// policy). A rebuild does not, and merges once at the end
+    /// ([`SearchProjector::merge_segments`]).
+    pub merge_while_indexing: bool,
+}
+
+impl SearchOptions {
+    /// Following the log live: commits every [`COMMIT_INTERVAL_LIVE`] ([`COMMIT_INTERVAL_BULK`]
+    /// while catching up), one indexing thread.
+    pub fn live() -> SearchOptions {
+        SearchOptions {
+            commit_interval: COMMIT_INTERVAL_LIVE,
+            bulk_commit_interval: COMMIT_INTERVAL_BULK,
+            writer_heap_bytes: WRITER_HEAP_BYTES_LIVE,
+            indexing_threads: 1,
+            pending_messages_max: PENDING_MESSAGES_MAX,
+            merge_while_indexing: true,
+        }
+    }
+
+    /// Rebuilding from the log (`parlor replay search`): a large writer heap, two indexing
+    /// threads, a commit every [`COMMIT_INTERVAL_REBUILD`] or [`PENDING_MESSAGES_MAX`] messages
+    /// (and on [`Projector::flush`]), no background merging (call
+    /// [`SearchProjector::merge_segments`] at the end).
+    pub fn rebuild() -> SearchOptions {
+        SearchOptions {
+            commit_interval: COMMIT_INTERVAL_REBUILD,
+            bulk_commit_interval: COMMIT_INTERVAL_REBUILD,
+            writer_heap_bytes: WRITER_HEAP_BYTES_REBUILD,
+            indexing_threads: 2,
+            pending_messages_max: PENDING_MESSAGES_MAX,
+            merge_while_indexing: false,
+        }
+    }
+}
+
+impl Default for SearchOptions {
+    fn default() -> SearchOptions {
+        SearchOptions::live()
+    }
+}
+
+/// The search read model (docs/queries.md op `search`; R-Q1).
+pub struct SearchProjector {
+    shared: Arc<Shared>,
+    /// Dropped to stop the committer thread.
+    stop: Option<mpsc::Sender<()>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SearchProjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SearchProjector")
+            .field("applied", &self.shared.applied.load(Ordering::SeqCst))
+            .field("committed", &self.shared.committed.load(Ordering::SeqCst))
+            .field("options", &self.shared.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the projector, its queries and its committer thread share.
+pub(crate) struct Shared {
+    pub(crate) reader: IndexReader,
+    pub(crate) fields: Fields,
+    options: SearchOptions,
+    writing: Mutex<Writing>,
+    pub(crate) model: RwLock<Model>,
+    /// The position of the last applied event.
+    applied: AtomicU64,
+    /// The position in the last commit's payload: what a restart resumes from.
+    committed: AtomicU64,
+}
+
+/// The writer and what has been applied to it but not committed yet.
+struct Writing {
+    writer: IndexWriter,
+    /// Messages added since the last commit (an edit needs their room, author and time, and
+    /// the reader does not see them yet).
+    pending: HashMap<MessageId, MessageMeta>,
+    last_commit: Instant,
+    /// Whether the last batch was large: the model is catching up.
+    bulk: bool,
+    /// Set when applying or committing failed: the writer's buffer may then hold half a batch,
+    /// so nothing more is committed; reopening resumes from the last good commit.
+    failure: Option<String>,
+}
+
+impl SearchProjector {
+    /// Opens (or creates) the index under `<data_dir>/projections/search/` for following the log.
+    pub fn open(data_dir: &Path) -> Result<SearchProjector, ProjectionError> {
+        SearchProjector::open_with(data_dir, SearchOptions::live())
+    }
+
+    /// Opens (or creates) the index under `<data_dir>/projections/search/` with `options`.
+    pub fn open_with(
+        data_dir: &Path,
+        options: SearchOptions,
+    ) -> Result<SearchProjector, ProjectionError> {
+        SearchProjector::open_path(&store_path(data_dir, NAME), options)
+    }
+
+    /// Opens (or creates) the index in the directory `path`.
+    ///
+    /// Fails with [`ProjectionError::Store`] when another writer holds the index (tantivy locks
+    /// its directory) or the index is not this model's.
+    pub fn open_path(
+        path: &Path,
+        options: SearchOptions,
+    ) -> Result<SearchProjector, ProjectionError> {
+        std::fs::create_dir_all(path).map_err(|error| {
+            ProjectionError::Store(format!("creating {}: {error}", path.display()))
+        })?;
+        let directory = MmapDirectory::open(path).map_err(store_error)?;
+        let (schema, fields) = Fields::schema();
+        let index = Index::open_or_create(directory, schema).map_err(store_error)?;
+        SearchProjector::from_index(index, fields, options)
+    }
+
+    /// An index in a temporary directory deleted when the projector is dropped (tests, rebuilds
+    /// compared and thrown away).
+    pub fn temporary(options: SearchOptions) -> Result<SearchProjector, ProjectionError> {
+        let (schema, fields) = Fields::schema();
+        let index = Index::create_from_tempdir(schema).map_err(store_error)?;
+        SearchProjector::from_index(index, fields, options)
+    }
+
+    fn from_index(
+        index: Index,
+        fields: Fields,
+        options: SearchOptions,
+    ) -> Result<SearchProjector, ProjectionError> {
+        index.tokenizers().register(
+            PREFIX_TOKENIZER,
+            TextAnalyzer::from(PrefixTokenizer::default()),
+        );
+        let committed = read_checkpoint(&index)?;
+        let writer: IndexWriter = index
+            .writer_with_num_threads(options.indexing_threads.max(1), options.writer_heap_bytes)
+            .map_err(store_error)?;
+        if !options.merge_while_indexing {
+            writer.set_merge_policy(Box::new(NoMergePolicy));
+        }
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(store_error)?;
+        let model = load_model(&reader.searcher(), &fields)?;
+        let shared = Arc::new(Shared {
+            reader,
+            fields,
+            options,
+            writing: Mutex::new(Writing {
+                writer,
+                pending: HashMap::new(),
+                last_commit: Instant::now(),
+                bulk: false,
+                failure: None,
+            }),
+            model: RwLock::new(model),
+            applied: AtomicU64::new(committed),
+            committed: AtomicU64::new(committed),
+        });
+        let (stop, stopped) = mpsc::channel::<()>();
+        let committer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("search-committer".into())
+                .spawn(move || committer(&shared, &stopped))
+                .map_err(|error| {
+                    ProjectionError::Task(format!("spawning the committer: {error}"))
+                })?
+        };
+        Ok(SearchProjector {
+            shared,
+            stop: Some(stop),
+            committer: Some(committer),
+        })
+    }
+
+    /// The position of the last commit (the checkpoint a restart resumes from): everything up
+    /// to it is searchable.
+    pub fn committed_position(&self) -> u64 {
+        self.shared.committed.load(Ordering::SeqCst)
+    }
+
+    /// The options the projector was opened with.
+    pub fn options(&self) -> &SearchOptions {
+        &self.shared.options
+    }
+
+    /// Commits everything applied so far (and reloads the reader) now.
+    pub fn commit(&self) -> Result<(), ProjectionError> {
+        self.shared.commit_now()
+    }
+
+    /// The index's searchable segments (each query pays a little per segment).
+    pub fn segment_count(&self) -> usize {
+        self.shared.reader.searcher().segment_readers().len()
+    }
+
+    /// Commits, then merges every segment into one and waits for it (after a rebuild: the
+    /// fewest segments make the fastest queries). Applying waits meanwhile; queries do not.
+    /// The merge keeps the last commit's payload, so the checkpoint is unchanged.
+    pub fn merge_segments(&self) -> Result<(), ProjectionError> {
+        let mut writing = lock(&self.shared.writing)?;
+        self.shared.commit_locked(&mut writing)?;
+        // No new background merge may take a segment meanwhile; one already running makes the
+        // merge fail, so it is tried again once that one has had time to end.
+        writing.writer.set_merge_policy(Box::new(NoMergePolicy));
+        let mut attempt = 0;
+        let merged = loop {
+            attempt += 1;
+            let segments = writing
+                .writer
+                .index()
+                .searchable_segment_ids()
+                .map_err(store_error)?;
+            if segments.len() <= 1 {
+                break Ok(());
+            }
+            match writing.writer.merge(&segments).wait() {
+                Ok(_) => break Ok(()),
+                Err(_) if attempt < MERGE_ATTEMPTS_MAX => std::thread::sleep(MERGE_RETRY_PAUSE),
+                Err(error) => break Err(store_error(error)),
+            }
+        };
+        if self.shared.options.merge_while_indexing {
+            writing
+                .writer
+                .set_merge_policy(Box::new(LogMergePolicy::default()));
+        }
+        merged?;
+        self.shared.reader.reload().map_err(store_error)
+    }
+}
+
+impl Drop for SearchProjector {
+    fn drop(&mut self) {
+        // Closing the channel stops the committer; what was not committed is discarded with
+        // the writer and applied again from the checkpoint on the next start.
+        drop(self.stop.take());
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+impl Projector for SearchProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn position(&self) -> u64 {
+        self.shared.applied.load(Ordering::SeqCst)
+    }
+
+    fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        self.shared.apply(batch)
+    }
+
+    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
+        match request.op.as_str() {
+            "search" => {
+                if let Some(min_position) = request.min_position {
+                    self.shared.commit_up_to(min_position)?;
+                }
+                crate::query::search(&self.shared, request)
+            }
+            other => Err(projections::query::unknown_op(other)),
+        }
+    }
+
+    fn dump(&self) -> Result<Dump, ProjectionError> {
+        self.shared.commit_now()?;
+        self.shared.dump()
+    }
+
+    fn flush(&self) -> Result<(), ProjectionError> {
+        self.shared.commit_now()
+    }
+}
+
+impl Shared {
+    fn apply(&self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
+        let mut writing = lock(&self.writing)?;
+        if let Some(failure) = &writing.failure {
+            return Err(ProjectionError::Store(format!(
+                "an earlier write failed ({failure}); reopen the index"
+            )));
+        }
+        let fresh = unapplied(batch, self.applied.load(Ordering::SeqCst))?;
+        let Some(last) = fresh.last() else {
+            return Ok(());
+        };
+        let applied = {
+            let mut model = write(&self.model)?;
+            fresh
+                .iter()
+                .try_for_each(|envelope| self.apply_event(&mut writing, &mut model, envelope))
+        };
+        if let Err(error) = applied {
+            writing.failure = Some(error.to_string());
+            return Err(error);
+        }
+        self.applied.store(last.position, Ordering::SeqCst);
+        writing.bulk = fresh.len() >= BULK_BATCH_EVENTS_MIN;
+        if self.is_due(&writing) || writing.pending.len() >= self.options.pending_messages_max {
+            self.commit_locked(&mut writing)?;
+        }
+        Ok(())
+    }
+
+    fn apply_event(
+        &self,
+        writing: &mut Writing,
+        model: &mut Model,
+        envelope: &EventEnvelope,
+    ) -> Result<(), ProjectionError> {
+        model.apply(&envelope.event);
+        match &envelope.event {
+            Event::MessageSent {
+                room_id,
+                message_id,
+                author,
+                body,
+                sent_at,
+                ..
+            }
+            | Event::AutoReplySent {
+                room_id,
+                message_id,
+                author,
+                body,
+                sent_at,
+                ..
+            } => {
+                let meta = MessageMeta {
+                    room_id: *room_id,
+                    author: author.clone(),
+                    sent_at: *sent_at,
+                    position: envelope.position,
+                };
+                self.add_message(writing, *message_id, meta, body)?;
+            }
+            Event::MessageEdited {
+                message_id, body, ..
+            } => {
+                // The latest body replaces the document (R-M3); room, author and time stay.
+                match self.message_meta(writing, message_id)? {
+                    Some(meta) => {
+                        writing
+                            .writer
+                            .delete_term(self.fields.message_term(message_id));
+                        self.add_message(writing, *message_id, meta, body)?;
+                    }
+                    None => {
+                        warn!(%message_id, position = envelope.position, "edit of a message search does not hold")
+                    }
+                }
+            }
+            Event::MessageDeleted { message_id, .. } => {
+                // Deleted messages are not found (R-M4).
+                writing
+                    .writer
+                    .delete_term(self.fields.message_term(message_id));
+                writing.pending.remove(message_id);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn add_message(
+        &self,
+        writing: &mut Writing,
+        message_id: MessageId,
+        meta: MessageMeta,
+        body: &str,
+    ) -> Result<(), ProjectionError> {
+        let message = MessageDoc {
+            message_id,
+            meta,
+            body: body.to_owned(),
+        };
+        writing
+            .writer
+            .add_document(self.fields.message_document(&message))
+            .map_err(store_error)?;
+        writing.pending.insert(message_id, message.meta);
+        Ok(())
+    }
+
+    /// Room, author, time and position of a live message: from the uncommitted ones, else from
+    /// the index as last committed.
+    fn message_meta(
+        &self,
+        writing: &Writing,
+        message_id: &MessageId,
+    ) -> Result<Option<MessageMeta>, ProjectionError> {
+        if let Some(meta) = writing.pending.get(message_id) {
+            return Ok(Some(meta.clone()));
+        }
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            self.fields.message_term(message_id),
+            IndexRecordOption::Basic,
+        );
+        let found = searcher
+            .search(&query, &DocSetCollector)
+            .map_err(store_error)?;
+        match found.into_iter().next() {
+            Some(address) => Ok(Some(read_message(&searcher, &self.fields, address)?.meta)),
+            None => Ok(None),
+        }
+    }
+
+    /// Commits now if anything was applied since the last commit.
+    fn commit_now(&self) -> Result<(), ProjectionError> {
+        let mut writing = lock(&self.writing)?;
+        self.commit_locked(&mut writing)
+    }
+
+    /// Commits if `position` is applied but not yet committed (a query's `min_position`).
+    fn commit_up_to(&self, position: u64) -> Result<(), ProjectionError> {
+        if self.committed.load(Ordering::SeqCst) >= position {
+            return Ok(());
+        }
+        self.commit_now()
+    }
+
+    /// Writes the changed room and user documents, commits with the applied position as the
+    /// payload, and reloads the reader. Does nothing when nothing is pending.
+    fn commit_locked(&self, writing: &mut Writing) -> Result<(), ProjectionError> {
+        if let Some(failure) = &writing.failure {
+            return Err(ProjectionError::Store(format!(
+                "an earlier write failed ({failure}); reopen the index"
+            )));
+        }
+        let applied = self.applied.load(Ordering::SeqCst);
+        if applied == self.committed.load(Ordering::SeqCst) {
+            writing.last_commit = Instant::now();
+            return Ok(());
+        }
+        let result = self.write_commit(writing, applied);
+        match result {
+            Ok(()) => {
+                self.committed.store(applied, Ordering::SeqCst);
+                writing.pending.clear();
+                writing.last_commit = Instant::now();
+                Ok(())
+            }
+            Err(error) => {
+                writing.failure = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    fn write_commit(&self, writing: &mut Writing, applied: u64) -> Result<(), ProjectionError> {
+        {
+            let mut model = write(&self.model)?;
+            let (rooms, users) = model.take_dirty();
+            for room_id in rooms {
+                let Some(room) = model.room(&room_id) else {
+                    continue;
+                };
+                let stored = StoredRoom {
+                    room_id,
+                    room: room.clone(),
+                };
+                let json = to_json(&stored)?;
+                writing
+                    .writer
+                    .delete_term(self.fields.room_record_term(&room_id));
+                writing
+                    .writer
+                    .add_document(self.fields.room_document(&room_id, &json))
+                    .map_err(store_error)?;
+            }
+            for user_id in users {
+                let Some(display_name) = model.display_name(&user_id) else {
+                    continue;
+                };
+                let stored = StoredUser {
+                    user_id: user_id.clone(),
+                    display_name: display_name.to_owned(),
+                };
+                let json = to_json(&stored)?;
+                writing
+                    .writer
+                    .delete_term(self.fields.user_record_term(&user_id));
+                writing
+                    .writer
+                    .add_document(self.fields.user_document(&user_id, &json))
+                    .map_err(store_error)?;
+            }
+        }
+        let mut prepared = writing.writer.prepare_commit().map_err(store_error)?;
+        prepared.set_payload(&checkpoint_payload(applied));
+        prepared.commit().map_err(store_error)?;
+        self.reader.reload().map_err(store_error)?;
+        Ok(())
+    }
+
+    /// Commits when the interval has passed (the committer thread's tick).
+    fn commit_if_due(&self) -> Result<(), ProjectionError> {
+        let mut writing = lock(&self.writing)?;
+        if writing.failure.is_some()
+            || self.applied.load(Ordering::SeqCst) == self.committed.load(Ordering::SeqCst)
+            || !self.is_due(&writing)
+        {
+            return Ok(());
+        }
+        self.commit_locked(&mut writing)
+    }
+
+    /// Whether the commit interval (bulk or live) has passed since the last commit.
+    fn is_due(&self, writing: &Writing) -> bool {
+        let interval = if writing.bulk {
+            self.options.bulk_commit_interval
+        } else {
+            self.options.commit_interval
+        };
+        writing.last_commit.elapsed() >= interval
+    }
+
+    /// The whole committed model: every live message, every room and user, the checkpoint.
+    fn dump(&self) -> Result<Dump, ProjectionError> {
+        let searcher = self.reader.searcher();
+        let query = TermQuery::new(
+            self.fields.doc_type_term(DOC_MESSAGE),
+            IndexRecordOption::Basic,
+        );
+        let addresses = searcher
+            .search(&query, &DocSetCollector)
+            .map_err(store_error)?;
+        let mut entries: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for address in addresses {
+            let message = read_message(&searcher, &self.fields, address)?;
+            let value = json!({
+                "room_id": message.meta.room_id.to_string(),
+                "author": message.meta.author.as_str(),
+                "sent_at": message.meta.sent_at.millis(),
+                "position": message.meta.position,
+                "body": message.body,
+            });
+            let key = format!("m/{}", message.message_id).into_bytes();
+            if entries.insert(key, to_json(&value)?.into_bytes()).is_some() {
+                return Err(ProjectionError::Store(format!(
+                    "message {} is indexed twice",
+                    message.message_id
+                )));
+            }
+        }
+        let model = read(&self.model)?;
+        for (room_id, room) in model.rooms_sorted() {
+            entries.insert(
+                format!("r/{room_id}").into_bytes(),
+                to_json(room)?.into_bytes(),
+            );
+        }
+        for (user_id, display_name) in model.users_sorted() {
+            entries.insert(
+                format!("u/{user_id}").into_bytes(),
+                to_json(display_name)?.into_bytes(),
+            );
+        }
+        entries.insert(
+            b"\xffcheckpoint".to_vec(),
+            self.committed.load(Ordering::SeqCst).to_be_bytes().to_vec(),
+        );
+        Ok(entries.into_iter().collect())
+    }
+}
+
+/// The committer thread: commits what is due every [`COMMITTER_TICK`] until its channel closes.
+fn committer(shared: &Shared, stopped: &mpsc::Receiver<()>) {
+    loop {
+        match stopped.recv_timeout(COMMITTER_TICK) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+        }
+        if let Err(error) = shared.commit_if_due() {
+            // The failure is recorded in the writer state; the next apply reports it.
+            warn!(%error, "search: commit failed");
+        }
+    }
+}
+
+/// Reads a message document.
+pub(crate) fn read_message(
+    searcher: &Searcher,
+    fields: &Fields,
+    address: DocAddress,
+) -> Result<MessageDoc, ProjectionError> {
+    let document: TantivyDocument = searcher.doc(address).map_err(store_error)?;
+    let text = |field, name: &str| {
+        document
+            .get_first(field)
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .ok_or_else(|| ProjectionError::Store(format!("a message document lacks {name}")))
+    };
+    let message_id = text(fields.message_id, "message_id")?;
+    let room_id = text(fields.room_id, "room_id")?;
+    let author = text(fields.author, "author")?;
+    let body = text(fields.body, "body")?;
+    let sent_at = document
+        .get_first(fields.sent_at)
+        .and_then(|value| value.as_i64())
+        .ok_or_else(|| ProjectionError::Store("a message document lacks sent_at".into()))?;
+    let position = document
+        .get_first(fields.position)
+        .and_then(|value| value.as_u64())
+        .ok_or_else(|| ProjectionError::Store("a message document lacks position".into()))?;
+    let corrupt = |what: &str| ProjectionError::Store(format!("a message document's {what}"));
+    Ok(MessageDoc {
+        message_id: MessageId::parse(&message_id).map_err(|_| corrupt("message_id"))?,
+        meta: MessageMeta {
+            room_id: RoomId::parse(&room_id).map_err(|_| corrupt("room_id"))?,
+            author: UserId::parse(&author).map_err(|_| corrupt("author"))?,
+            sent_at: Timestamp::from_millis(sent_at),
+            position,
+        },
+        body,
+    })
+}
+
+/// The rooms and users of the last commit.
+fn load_model(searcher: &Searcher, fields: &Fields) -> Result<Model, ProjectionError> {
+    let records = |doc_type: &str| -> Result<Vec<String>, ProjectionError> {
+        let query = TermQuery::new(fields.doc_type_term(doc_type), IndexRecordOption::Basic);
+        let addresses = searcher
+            .search(&query, &DocSetCollector)
+            .map_err(store_error)?;
+        addresses
+            .into_iter()
+            .map(|address| {
+                let document: TantivyDocument = searcher.doc(address).map_err(store_error)?;
+                document
+                    .get_first(fields.record)
+                    .and_then(|value| value.as_str().map(str::to_owned))
+                    .ok_or_else(|| ProjectionError::Store("a record document lacks record".into()))
+            })
+            .collect()
+    };
+    let mut rooms: Vec<(RoomId, RoomRecord)> = Vec::new();
+    for json in records(DOC_ROOM)? {
+        let stored: StoredRoom = from_json(&json)?;
+        rooms.push((stored.room_id, stored.room));
+    }
+    let mut users: Vec<(UserId, String)> = Vec::new();
+    for json in records(DOC_USER)? {
+        let stored: StoredUser = from_json(&json)?;
+        users.push((stored.user_id, stored.display_name));
+    }
+    Ok(Model::from_records(rooms, users))
+}
+
+/// The commit payload: `{"format": 1, "position": N}`.
+fn checkpoint_payload(position: u64) -> String {
+    json!({"format": PAYLOAD_FORMAT, "position": position}).to_string()
+}
+
+/// The position in the last commit's payload (0 for a new index).
+fn read_checkpoint(index: &Index) -> Result<u64, ProjectionError> {
+    let metas = index.load_metas().map_err(store_error)?;
+    let Some(payload) = metas.payload else {
+        return Ok(0);
+    };
+    let value: Value = from_json(&payload)?;
+    if value.get("format").and_then(Value::as_u64) != Some(PAYLOAD_FORMAT) {
+        return Err(ProjectionError::Store(format!(
+            "unknown search checkpoint payload {payload:?}"
+        )));
+    }
+    value
+        .get("position")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| ProjectionError::Store(format!("search checkpoint payload {payload:?}")))
+}
+
+fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, ProjectionError> {
+    serde_json::to_string(value).map_err(|error| ProjectionError::Value {
+        key: "search".into(),
+        message: error.to_string(),
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, ProjectionError> {
+    serde_json::from_str(json).map_err(|error| ProjectionError::Value {
+        key: "search".into(),
+        message: error.to_string(),
+    })
+}
+
+/// A tantivy error as a store error.
+pub(crate) fn store_error(error: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Store(format!("search index: {error}"))
+}
+
+fn poisoned<T>(_: PoisonError<T>) -> ProjectionError {
+    ProjectionError::Task("the search model's lock was poisoned by a panic".into())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> Result<MutexGuard<'_, T>, ProjectionError> {
+    mutex.lock().map_err(poisoned)
+}
+
+pub(crate) fn read<T>(lock: &RwLock<T>) -> Result<RwLockReadGuard<'_, T>, ProjectionError> {
+    lock.read().map_err(poisoned)
+}
+
+fn write<T>(lock: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>, ProjectionError> {
+    lock.write().map_err(poisoned)
+}

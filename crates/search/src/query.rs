@@ -1,0 +1,219 @@
+//! The `search` operation (docs/queries.md; protocol.md §3 `GET /v1/search`): the caller's
+//! matching rooms and messages, newest first, with `<mark>` snippets (R-Q1).
+//!
+//! Parameters: `q` (required; at most [`QUERY_BYTES_MAX`] bytes and [`QUERY_WORDS_MAX`] words),
+//! `room_id` (optional: one of the caller's rooms, else `not_found`, R-R6), `limit` (default
+//! [`SEARCH_PAGE_ITEMS_DEFAULT`], at most 200) and `cursor`. Every query word must match (AND),
+//! as the prefix of a word: a message by its latest body, a room by its own name or another
+//! member's display name. Rooms are listed on the first page only (most recently active first,
+//! at most `limit`); messages page on with the cursor, which is the `(sent_at, position)` of
+//! the last message shown.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use domain::RoomId;
+use projections::query::encode_cursor;
+use projections::{QueryError, QueryRequest};
+use serde_json::{json, Value};
+use tantivy::collector::TopDocs;
+use tantivy::query::{
+    BooleanQuery, InvertedIndexRangeQuery, Occur, Query, TermQuery, TermSetQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, SegmentReader, Term};
+
+use crate::projector::{read, read_message, store_error, Shared};
+use crate::text::{is_short, query_words, snippet};
+
+/// Messages in a page when the request names no `limit` (protocol.md §3: 20 on search).
+pub const SEARCH_PAGE_ITEMS_DEFAULT: usize = 20;
+
+/// The longest `q` accepted, in bytes.
+pub const QUERY_BYTES_MAX: usize = 1_000;
+
+/// The most words in `q`: each is one more term to intersect.
+pub const QUERY_WORDS_MAX: usize = 16;
+
+/// The sort key of a message: `(sent_at in ms, position of its message_sent)`, larger is newer.
+type SortKey = (i64, u64);
+
+/// Answers `search` for `request.caller`.
+pub(crate) fn search(shared: &Shared, request: &QueryRequest) -> Result<Value, QueryError> {
+    let caller = request.caller_user()?;
+    let text = request
+        .text("q")?
+        .ok_or_else(|| QueryError::Invalid("q: missing".into()))?;
+    if text.len() > QUERY_BYTES_MAX {
+        return Err(QueryError::Invalid(format!(
+            "q: longer than {QUERY_BYTES_MAX} bytes"
+        )));
+    }
+    let words = query_words(text);
+    if words.len() > QUERY_WORDS_MAX {
+        return Err(QueryError::Invalid(format!(
+            "q: more than {QUERY_WORDS_MAX} words"
+        )));
+    }
+    let limit = request.limit(SEARCH_PAGE_ITEMS_DEFAULT)?;
+    let cursor = request
+        .cursor()?
+        .map(|bytes| decode_cursor(&bytes))
+        .transpose()?;
+    let only = request
+        .text("room_id")?
+        .map(|text| {
+            RoomId::parse(text).map_err(|error| QueryError::Invalid(format!("room_id: {error}")))
+        })
+        .transpose()?;
+
+    // The caller's rooms now, and the rooms that match, from the model in memory.
+    let (rooms, room_hits) = {
+        let model = read(&shared.model)?;
+        if let Some(only) = &only {
+            if !model.is_member(&caller, only) {
+                return Err(QueryError::NotFound);
+            }
+        }
+        let rooms: BTreeSet<RoomId> = match &only {
+            Some(only) => BTreeSet::from([*only]),
+            None => model.rooms_of(&caller).cloned().unwrap_or_default(),
+        };
+        let room_hits = if cursor.is_none() && !words.is_empty() {
+            model.matching_rooms(&caller, only.as_ref(), &words, limit)
+        } else {
+            Vec::new()
+        };
+        (rooms, room_hits)
+    };
+
+    let (messages, next_cursor) = if words.is_empty() || rooms.is_empty() {
+        (Vec::new(), None)
+    } else {
+        search_messages(shared, &rooms, &words, limit, cursor)?
+    };
+    let rooms: Vec<Value> = room_hits
+        .into_iter()
+        .map(|hit| {
+            json!({
+                "room_id": hit.room_id.to_string(),
+                "name": hit.name,
+                "kind": hit.kind.as_str(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "rooms": rooms,
+        "messages": messages,
+        "next_cursor": next_cursor,
+    }))
+}
+
+/// One page of matching messages in `rooms`, newest first, and the cursor of the next page.
+fn search_messages(
+    shared: &Shared,
+    rooms: &BTreeSet<RoomId>,
+    words: &[String],
+    limit: usize,
+    cursor: Option<SortKey>,
+) -> Result<(Vec<Value>, Option<String>), QueryError> {
+    let fields = shared.fields;
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = words
+        .iter()
+        .map(|word| (Occur::Must, prefix_query(fields.body, word)))
+        .collect();
+    // The permission filter: the caller's rooms now (R-Q1, R-R4, R-R6).
+    let mut terms: Vec<Term> = rooms.iter().map(|room| fields.room_term(room)).collect();
+    let filter: Box<dyn Query> = match terms.pop() {
+        Some(term) if terms.is_empty() => Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
+        Some(term) => {
+            terms.push(term);
+            Box::new(TermSetQuery::new(terms))
+        }
+        None => return Ok((Vec::new(), None)),
+    };
+    clauses.push((Occur::Must, filter));
+    let query = BooleanQuery::new(clauses);
+
+    // Newest first by (sent_at, position); on a later page only what sorts below the cursor.
+    let collector = TopDocs::with_limit(limit + 1).order_by(move |segment: &SegmentReader| {
+        let fast = segment.fast_fields();
+        let sent_at = fast.i64("sent_at").ok();
+        let position = fast.u64("position").ok();
+        move |doc: DocId| -> Option<SortKey> {
+            let key = (
+                sent_at.as_ref()?.first(doc)?,
+                position.as_ref()?.first(doc)?,
+            );
+            match cursor {
+                Some(cursor) if key >= cursor => None,
+                _ => Some(key),
+            }
+        }
+    });
+    let searcher = shared.reader.searcher();
+    let found = searcher.search(&query, &collector).map_err(store_error)?;
+    let keyed: Vec<(SortKey, tantivy::DocAddress)> = found
+        .into_iter()
+        .filter_map(|(key, address)| key.map(|key| (key, address)))
+        .collect();
+    let more = keyed.len() > limit;
+    let mut messages = Vec::with_capacity(limit.min(keyed.len()));
+    let mut last = None;
+    for (key, address) in keyed.into_iter().take(limit) {
+        let message = read_message(&searcher, &fields, address)?;
+        messages.push(json!({
+            "room_id": message.meta.room_id.to_string(),
+            "message_id": message.message_id.to_string(),
+            "author": message.meta.author.as_str(),
+            "sent_at": message.meta.sent_at.to_rfc3339(),
+            "snippet": snippet(&message.body, words),
+        }));
+        last = Some(key);
+    }
+    let next_cursor = match (more, last) {
+        (true, Some(key)) => Some(encode_cursor(&encode_key(key))),
+        _ => None,
+    };
+    Ok((messages, next_cursor))
+}
+
+/// The documents with a word starting with `word` (lowered): a short word is an indexed prefix,
+/// a longer one the range of whole words from `word` up to (excluding) `word` with its last
+/// byte incremented (see [`crate::text`]).
+fn prefix_query(body: Field, word: &str) -> Box<dyn Query> {
+    let lower = Term::from_field_text(body, word);
+    if is_short(word) {
+        return Box::new(TermQuery::new(lower, IndexRecordOption::Basic));
+    }
+    // UTF-8 has no 0xff byte, so the increment never carries; the bound need not be UTF-8.
+    let mut upper = word.as_bytes().to_vec();
+    if let Some(last) = upper.last_mut() {
+        *last = last.saturating_add(1);
+    }
+    Box::new(InvertedIndexRangeQuery::new(
+        Bound::Included(lower),
+        Bound::Excluded(Term::from_field_bytes(body, &upper)),
+    ))
+}
+
+/// A sort key as cursor bytes: `sent_at` then `position`, big-endian.
+fn encode_key((sent_at, position): SortKey) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&sent_at.to_be_bytes());
+    bytes[8..].copy_from_slice(&position.to_be_bytes());
+    bytes
+}
+
+fn decode_cursor(bytes: &[u8]) -> Result<SortKey, QueryError> {
+    let malformed = || QueryError::Invalid("cursor: malformed".into());
+    let sent_at: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|part| part.try_into().ok())
+        .ok_or_else(malformed)?;
+    let position: [u8; 8] = bytes
+        .get(8..)
+        .and_then(|part| part.try_into().ok())
+        .ok_or_else(malformed)?;
+    Ok((i64::from_be_bytes(sent_at), u64::from_be_bytes(position)))
+}

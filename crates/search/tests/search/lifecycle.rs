@@ -1,0 +1,369 @@
+//! The model over time: edits (found by the latest body only, R-M3) and deletions (not found,
+//! R-M4); the checkpoint in the commit payload across a restart (resume from it, nothing
+//! applied twice, nothing uncommitted kept); rebuild equality; the commit cadence.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use projections::{EventEnvelope, Projector};
+use search::{SearchOptions, SearchProjector};
+use serde_json::json;
+use testkit::TempDataDir;
+
+use crate::support::{ask, feed, finds, message_ids, model, model_of, search, World, MINUTE};
+
+#[test]
+fn edits_are_found_by_the_latest_body_only() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    // Edited in the same batch as it was sent (the writer has not committed it yet).
+    let quick = world.say("alice", room, "first draft of the brochure");
+    world.edit("alice", room, quick, "final version of the brochure");
+    let mut model = model_of(&world);
+    assert!(message_ids(&search(&model, "bob", "draft")).is_empty());
+    assert_eq!(
+        message_ids(&search(&model, "bob", "final")),
+        [quick.to_string()]
+    );
+
+    // Edited after the message was committed, twice.
+    let slow = world.say("alice", room, "meeting at noon");
+    feed(&mut model, &world);
+    assert!(finds(&search(&model, "bob", "noon"), slow));
+    world.advance(MINUTE);
+    world.edit("alice", room, slow, "meeting at three");
+    feed(&mut model, &world);
+    world.edit("alice", room, slow, "meeting at four");
+    feed(&mut model, &world);
+    assert!(message_ids(&search(&model, "bob", "noon")).is_empty());
+    assert!(message_ids(&search(&model, "bob", "three")).is_empty());
+    let answer = search(&model, "bob", "meeting four");
+    assert_eq!(message_ids(&answer), [slow.to_string()]);
+    assert_eq!(
+        answer["messages"][0]["snippet"],
+        "<mark>meeting</mark> at <mark>four</mark>"
+    );
+    // The edit keeps the message's place: its author and send time.
+    let dump = model.dump().unwrap();
+    let key = format!("m/{slow}").into_bytes();
+    let (_, value) = dump.iter().find(|(k, _)| *k == key).unwrap();
+    let value: serde_json::Value = serde_json::from_slice(value).unwrap();
+    assert_eq!(value["author"], "alice");
+    assert_eq!(value["body"], "meeting at four");
+}
+
+#[test]
+fn deleted_messages_are_not_found() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    let gone = world.say("alice", room, "wrong invoice attached");
+    let kept = world.say("alice", room, "right invoice attached");
+    let edited = world.say("alice", room, "invoice draft");
+    let mut model = model_of(&world);
+    assert_eq!(message_ids(&search(&model, "bob", "invoice")).len(), 3);
+
+    world.delete("alice", room, gone);
+    world.edit("alice", room, edited, "invoice final");
+    world.delete("alice", room, edited);
+    // Deleted in the same batch as it was sent.
+    let brief = world.say("alice", room, "invoice oops");
+    world.delete("alice", room, brief);
+    feed(&mut model, &world);
+    assert_eq!(
+        message_ids(&search(&model, "bob", "invoice")),
+        [kept.to_string()]
+    );
+    assert!(message_ids(&search(&model, "bob", "wrong")).is_empty());
+    assert!(message_ids(&search(&model, "bob", "oops")).is_empty());
+}
+
+#[test]
+fn the_checkpoint_survives_a_restart() {
+    let data = TempDataDir::new();
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    world.say("alice", room, "before the restart");
+    {
+        let mut model = SearchProjector::open(data.path()).unwrap();
+        assert_eq!(model.position(), 0);
+        feed(&mut model, &world);
+        model.flush().unwrap();
+        assert_eq!(model.committed_position(), world.head());
+    }
+    assert!(data.join("projections").join("search").is_dir());
+
+    world.add("alice", room, "carol");
+    let after = world.say("bob", room, "after the restart");
+    let mut model = SearchProjector::open(data.path()).unwrap();
+    let resumed = model.position();
+    assert!(resumed > 0 && resumed < world.head());
+    assert_eq!(model.committed_position(), resumed);
+    // The rooms and names came back with the index.
+    assert_eq!(
+        search(&model, "bob", "planning")["rooms"][0]["room_id"],
+        room.to_string()
+    );
+    // Offering the whole log again applies only what follows the checkpoint.
+    projections::rebuild(&mut model, world.envelopes()).unwrap();
+    assert_eq!(model.position(), world.head());
+    let answer = search(&model, "carol", "restart");
+    assert_eq!(message_ids(&answer).len(), 2);
+    assert!(finds(&answer, after));
+    assert_eq!(
+        model.dump().unwrap(),
+        model_of(&world).dump().unwrap(),
+        "resumed model differs from a rebuilt one"
+    );
+}
+
+#[test]
+fn what_was_not_committed_is_applied_again_after_a_restart() {
+    let data = TempDataDir::new();
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    world.say("alice", room, "committed message");
+    let rare = SearchOptions {
+        commit_interval: Duration::from_secs(3_600),
+        bulk_commit_interval: Duration::from_secs(3_600),
+        ..SearchOptions::live()
+    };
+    let committed;
+    {
+        let mut model = SearchProjector::open_with(data.path(), rare.clone()).unwrap();
+        feed(&mut model, &world);
+        model.commit().unwrap();
+        committed = model.committed_position();
+        world.say("alice", room, "uncommitted message");
+        world.leave("bob", room);
+        feed(&mut model, &world);
+        assert_eq!(model.position(), world.head());
+        assert_eq!(model.committed_position(), committed);
+        // Dropped without a flush: a crash, as far as the index knows.
+    }
+    let mut model = SearchProjector::open_with(data.path(), rare).unwrap();
+    assert_eq!(model.position(), committed);
+    // Bob was still a member at the checkpoint.
+    assert_eq!(
+        message_ids(&search(&model, "bob", "committed")).len(),
+        1,
+        "the model came back as it was committed"
+    );
+    feed(&mut model, &world);
+    assert!(message_ids(&search(&model, "bob", "message")).is_empty());
+    assert_eq!(message_ids(&search(&model, "alice", "message")).len(), 2);
+    assert_eq!(model.dump().unwrap(), model_of(&world).dump().unwrap());
+}
+
+#[test]
+fn a_rebuild_merges_into_one_segment_and_keeps_its_checkpoint() {
+    let data = TempDataDir::new();
+    let world = busy_world();
+    let expected = model_of(&world).dump().unwrap();
+    {
+        let mut model = SearchProjector::open_with(data.path(), SearchOptions::rebuild()).unwrap();
+        // Small batches, each committed: many segments, none merged meanwhile.
+        for chunk in world.envelopes().chunks(40) {
+            model.apply(chunk).unwrap();
+            model.commit().unwrap();
+        }
+        assert!(model.segment_count() > 1);
+        model.merge_segments().unwrap();
+        assert_eq!(model.segment_count(), 1);
+        assert_eq!(model.committed_position(), world.head());
+        assert_eq!(model.dump().unwrap(), expected);
+    }
+    let model = SearchProjector::open(data.path()).unwrap();
+    assert_eq!(model.position(), world.head());
+    assert_eq!(model.segment_count(), 1);
+    assert_eq!(model.dump().unwrap(), expected);
+}
+
+#[test]
+fn a_second_writer_on_the_same_index_is_refused() {
+    let data = TempDataDir::new();
+    let _first = SearchProjector::open(data.path()).unwrap();
+    assert!(SearchProjector::open(data.path()).is_err());
+}
+
+#[test]
+fn min_position_means_committed_and_reloaded() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    world.say("alice", room, "quarterly numbers");
+    let mut model = SearchProjector::temporary(SearchOptions {
+        commit_interval: Duration::from_secs(3_600),
+        bulk_commit_interval: Duration::from_secs(3_600),
+        ..SearchOptions::live()
+    })
+    .unwrap();
+    feed(&mut model, &world);
+    assert_eq!(model.position(), world.head());
+    assert_eq!(model.committed_position(), 0);
+
+    // Without min_position the answer is what is committed (nothing yet)...
+    let request = projections::QueryRequest::from_value(json!({
+        "op": "search", "caller": "bob", "q": "quarterly",
+    }))
+    .unwrap();
+    let now = domain::Timestamp::from_millis(0);
+    let answer = model.query(&request, now).unwrap();
+    assert!(message_ids(&answer).is_empty());
+    // ...with it, the model commits and reloads first.
+    let answer = ask(&model, "bob", json!({"q": "quarterly"})).unwrap();
+    assert_eq!(message_ids(&answer).len(), 1);
+    assert_eq!(model.committed_position(), world.head());
+}
+
+#[test]
+fn the_committer_makes_applied_messages_searchable_without_a_query() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    world.say("alice", room, "near real time");
+    let mut model = SearchProjector::temporary(SearchOptions {
+        commit_interval: Duration::from_millis(10),
+        ..SearchOptions::live()
+    })
+    .unwrap();
+    feed(&mut model, &world);
+    // Generous: the committer ticks every 25 ms; this only bounds a hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while model.committed_position() < world.head() {
+        assert!(Instant::now() < deadline, "the committer never committed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let request = projections::QueryRequest::from_value(json!({
+        "op": "search", "caller": "bob", "q": "real",
+    }))
+    .unwrap();
+    let answer = model
+        .query(&request, domain::Timestamp::from_millis(0))
+        .unwrap();
+    assert_eq!(message_ids(&answer).len(), 1);
+}
+
+#[test]
+fn a_large_batch_is_committed_at_the_bulk_cadence() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    for index in 0..search::BULK_BATCH_EVENTS_MIN {
+        world.say("alice", room, &format!("backlog item {index}"));
+    }
+    let mut model = SearchProjector::temporary(SearchOptions {
+        commit_interval: Duration::ZERO,
+        bulk_commit_interval: Duration::from_secs(3_600),
+        ..SearchOptions::live()
+    })
+    .unwrap();
+    // Catching up: one large batch is applied but not committed yet...
+    model.apply(&world.envelopes()).unwrap();
+    assert_eq!(model.position(), world.head());
+    assert_eq!(model.committed_position(), 0);
+    // ...and the first small batch after it, at the live cadence, commits everything.
+    let last = world.say("bob", room, "caught up");
+    let head = model.position();
+    model.apply(&world.envelopes_after(head)).unwrap();
+    assert_eq!(model.committed_position(), world.head());
+    let request = projections::QueryRequest::from_value(json!({
+        "op": "search", "caller": "alice", "q": "caught",
+    }))
+    .unwrap();
+    let answer = model
+        .query(&request, domain::Timestamp::from_millis(0))
+        .unwrap();
+    assert!(finds(&answer, last));
+}
+
+/// A deterministic world with every kind of event search cares about.
+fn busy_world() -> World {
+    let mut world = World::new();
+    world.register("erin", "Erin Example");
+    let team = world.group("alice", "Team room", &["bob", "carol"]);
+    let side = world.group("bob", "Side project", &["dave"]);
+    let interview = world.interview("int-1", "Interview for designer");
+    let mut sent = Vec::new();
+    for index in 0..60u32 {
+        world.advance(MINUTE / 4);
+        let (author, room) = match index % 4 {
+            0 => ("alice", team),
+            1 => ("bob", side),
+            2 => ("alice", interview),
+            _ => ("carol", team),
+        };
+        let body = format!("update {index} about the roadmap and budget {}", index % 7);
+        let message = world.say(author, room, &body);
+        sent.push((author, room, message));
+        match index % 10 {
+            3 => {
+                let (author, room, message) = sent[sent.len() - 2];
+                world.edit(author, room, message, &format!("edited {index} roadmap"));
+            }
+            5 => {
+                let (author, room, message) = sent[sent.len() - 1];
+                world.delete(author, room, message);
+            }
+            7 => world.add("alice", team, if index < 30 { "dave" } else { "erin" }),
+            9 if index == 19 => world.leave("dave", team),
+            9 => world.rename("bob", side, &format!("Side project {index}")),
+            _ => {}
+        }
+        if index == 40 {
+            world.register("carol", "Caroline Cook");
+            world.direct("erin", "alice", "hello from erin");
+            world.contract("c-1", "Design contract", Some(interview));
+        }
+    }
+    world
+}
+
+/// Every user's answers to a few queries, for comparing two models.
+fn answers(model: &SearchProjector) -> BTreeMap<String, serde_json::Value> {
+    let mut all = BTreeMap::new();
+    for caller in ["alice", "bob", "carol", "dave", "erin"] {
+        for q in [
+            "roadmap", "budget 3", "edit", "update 1", "side", "cook", "design",
+        ] {
+            all.insert(format!("{caller}/{q}"), search(model, caller, q));
+        }
+    }
+    all
+}
+
+#[test]
+fn a_model_built_live_equals_one_rebuilt_from_the_log() {
+    let world = busy_world();
+    let envelopes: Vec<EventEnvelope> = world.envelopes();
+    let mut live = model();
+    // A batch that would skip events is refused.
+    assert!(live.apply(&envelopes[1..2]).is_err());
+    let mut index = 0;
+    let mut step = 0;
+    while index < envelopes.len() {
+        step += 1;
+        let end = (index + 1 + step % 6).min(envelopes.len());
+        live.apply(&envelopes[index..end]).unwrap();
+        if step % 5 == 0 {
+            // Applying again (the same batch, or one overlapping the checkpoint) changes nothing.
+            let once = live.digest().unwrap();
+            live.apply(&envelopes[index..end]).unwrap();
+            live.apply(&envelopes[index.saturating_sub(3)..end])
+                .unwrap();
+            assert_eq!(live.digest().unwrap(), once, "applied twice");
+        }
+        index = end;
+    }
+    let mut rebuilt = SearchProjector::temporary(SearchOptions::rebuild()).unwrap();
+    projections::rebuild(&mut rebuilt, world.envelopes()).unwrap();
+    assert_eq!(live.position(), world.head());
+    assert_eq!(rebuilt.position(), world.head());
+    assert_eq!(live.dump().unwrap(), rebuilt.dump().unwrap());
+    assert_eq!(answers(&live), answers(&rebuilt));
+    // The world did produce what the comparison is about.
+    let dump = rebuilt.dump().unwrap();
+    assert!(
+        dump.iter()
+            .filter(|(key, _)| key.starts_with(b"m/"))
+            .count()
+            > 40
+    );
+    assert!(!message_ids(&search(&rebuilt, "erin", "roadmap")).is_empty());
+}
