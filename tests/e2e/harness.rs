@@ -71,21 +71,28 @@ impl Drop for Parlor {
     }
 }
 
-/// A fresh log file beside `data_dir` for a child's stderr.
-pub fn log_file(data_dir: &Path) -> std::fs::File {
-    let name = format!("{}.parlor-{}.log", data_dir.display(), Uuid::new_v4());
-    std::fs::File::create(name).expect("create a log file")
+/// Where the logs of children started on `data_dir` go: the system's temporary directory,
+/// never the data directory's own filesystem (which a test may fill on purpose).
+fn log_prefix(data_dir: &Path) -> String {
+    let flat: String = data_dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("parlor-e2e{flat}.")
 }
 
-/// The stderr of the last parlor started beside `data_dir`.
+/// A fresh log file for the stderr of a child started on `data_dir`.
+pub fn log_file(data_dir: &Path) -> std::fs::File {
+    let path = std::env::temp_dir().join(format!("{}{}.log", log_prefix(data_dir), Uuid::new_v4()));
+    std::fs::File::create(path).expect("create a log file")
+}
+
+/// The stderr of every parlor started on `data_dir`.
 pub fn read_logs(data_dir: &Path) -> String {
-    let parent = data_dir.parent().expect("a parent");
-    let prefix = format!(
-        "{}.parlor-",
-        data_dir.file_name().unwrap().to_string_lossy()
-    );
+    let prefix = log_prefix(data_dir);
     let mut text = String::new();
-    for entry in std::fs::read_dir(parent).unwrap().flatten() {
+    for entry in std::fs::read_dir(std::env::temp_dir()).unwrap().flatten() {
         if entry.file_name().to_string_lossy().starts_with(&prefix) {
             text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
@@ -349,4 +356,591 @@ pub async fn fill_log(data_dir: &Path, events: usize) {
         task.await.unwrap();
     }
     writer.shutdown().await.expect("clean shutdown");
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP: `parlor up` with its gateway, and a small HTTP/1.1 client over raw TCP (after the
+// gateway's own tests: no reqwest; it can also declare a body and send none).
+
+/// `parlor up --nats-url … --dev-clock --http-addr … --jwt-secret …`, and what it runs on.
+pub struct HttpSystem {
+    /// Kept for as long as the system runs.
+    pub _nats: NatsServer,
+    pub data: tempfile::TempDir,
+    pub parlor: Parlor,
+    /// Where the gateway listens.
+    pub addr: std::net::SocketAddr,
+    /// The JWT secret given on the command line.
+    pub secret: String,
+}
+
+/// Starts `parlor up` with the HTTP gateway on a free port and waits until `/healthz` reports
+/// the writer and the read models up.
+pub async fn start_up_http(extra: &[&str]) -> HttpSystem {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().unwrap();
+    let secret = format!("e2e secret {}", Uuid::new_v4());
+    // A port picked free may be taken again before parlor binds it: then try another.
+    for _attempt in 0..3 {
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            listener.local_addr().unwrap()
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .args(["up", "--nats-url", &nats.url(), "--dev-clock", "--data-dir"])
+            .arg(data.path())
+            .args(["--http-addr", &addr.to_string(), "--jwt-secret", &secret])
+            .args(extra)
+            .env("PARLOR_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log_file(data.path()))
+            .spawn()
+            .expect("spawn parlor up");
+        let mut parlor = Parlor { child };
+        if wait_for_http(&mut parlor, addr).await {
+            return HttpSystem {
+                _nats: nats,
+                data,
+                parlor,
+                addr,
+                secret,
+            };
+        }
+    }
+    panic!(
+        "parlor up did not start serving HTTP: {}",
+        read_logs(data.path())
+    );
+}
+
+/// The read models `/healthz` must report up before a test starts (search may still be missing).
+const HTTP_PARTS_NEEDED: [&str; 5] = ["writer", "rooms", "timeline", "files", "moderation"];
+
+/// Waits for `/healthz` to report the writer and the read models up; `false` when the process
+/// exited first (its port was taken, say).
+async fn wait_for_http(parlor: &mut Parlor, addr: std::net::SocketAddr) -> bool {
+    let deadline = Instant::now() + START_WAIT;
+    loop {
+        if parlor.child.try_wait().expect("wait").is_some() {
+            return false;
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            let health =
+                http_client::send(addr, "GET", "/healthz", &[], http_client::Body::None).await;
+            if health.status == 200 {
+                let value = health.json();
+                if HTTP_PARTS_NEEDED
+                    .iter()
+                    .all(|part| value["parts"][part]["status"] == "up")
+                {
+                    return true;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "parlor up did not become healthy at {addr}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl HttpSystem {
+    /// What parlor wrote on stderr so far.
+    pub fn logs(&self) -> String {
+        read_logs(self.data.path())
+    }
+
+    /// A user token valid for an hour, minted in process.
+    pub fn token(&self, user: &str) -> String {
+        gateway::auth::mint_token(
+            self.secret.as_bytes(),
+            user,
+            None,
+            Duration::from_secs(3600),
+        )
+        .expect("mint a user token")
+    }
+
+    /// A moderator token valid for an hour.
+    pub fn moderator_token(&self, subject: &str) -> String {
+        gateway::auth::mint_token(
+            self.secret.as_bytes(),
+            subject,
+            Some(gateway::auth::Role::Moderator),
+            Duration::from_secs(3600),
+        )
+        .expect("mint a moderator token")
+    }
+
+    /// A service token (`service:<name>`, role `service`) valid for an hour.
+    pub fn service_token(&self, name: &str) -> String {
+        gateway::auth::mint_token(
+            self.secret.as_bytes(),
+            &format!("service:{name}"),
+            Some(gateway::auth::Role::Service),
+            Duration::from_secs(3600),
+        )
+        .expect("mint a service token")
+    }
+
+    /// A token printed by `parlor token <args…> --jwt-secret <secret>`.
+    pub fn cli_token(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .arg("token")
+            .args(args)
+            .args(["--jwt-secret", &self.secret])
+            .output()
+            .expect("run parlor token");
+        assert!(
+            output.status.success(),
+            "parlor token: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `GET path`, with a bearer token when given.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> http_client::Response {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut headers = Vec::new();
+        if let Some(authorization) = &authorization {
+            headers.push(("Authorization", authorization.as_str()));
+        }
+        http_client::send(self.addr, "GET", path, &headers, http_client::Body::None).await
+    }
+
+    /// `POST path` with a bearer token (when given), extra headers and a body.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: http_client::Body<'_>,
+    ) -> http_client::Response {
+        let authorization = token.map(|token| format!("Bearer {token}"));
+        let mut all = Vec::new();
+        if let Some(authorization) = &authorization {
+            all.push(("Authorization", authorization.as_str()));
+        }
+        all.extend_from_slice(headers);
+        http_client::send(self.addr, "POST", path, &all, body).await
+    }
+
+    /// `POST /v1/commands/<type>` with `data` as the body.
+    pub async fn command(
+        &self,
+        token: &str,
+        command_type: &str,
+        data: &Value,
+    ) -> http_client::Response {
+        let body = serde_json::to_vec(data).unwrap();
+        self.post(
+            &format!("/v1/commands/{command_type}"),
+            Some(token),
+            &[("Content-Type", "application/json")],
+            http_client::Body::Bytes(&body),
+        )
+        .await
+    }
+
+    /// A command that must be accepted: its §1 reply.
+    pub async fn ok(&self, token: &str, command_type: &str, data: Value) -> Value {
+        let response = self.command(token, command_type, &data).await;
+        let reply = response.json();
+        assert_eq!(
+            (response.status, &reply["ok"]),
+            (200, &json!(true)),
+            "{command_type} {data} → {reply}"
+        );
+        reply
+    }
+
+    /// Registers `(user id, display name)` pairs through `user.register` with `service_token`.
+    pub async fn register(&self, service_token: &str, users: &[(&str, &str)]) -> u64 {
+        let mut position = 0;
+        for (user, name) in users {
+            let reply = self
+                .ok(
+                    service_token,
+                    "user.register",
+                    json!({"user_id": user, "display_name": name, "kind": "freelancer"}),
+                )
+                .await;
+            position = reply["position"].as_u64().expect("a position");
+        }
+        position
+    }
+}
+
+/// A small HTTP/1.1 client over raw TCP, one request per connection.
+pub mod http_client {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::TcpStream;
+
+    /// How long a response may take before the test fails (no request may hang).
+    pub const RESPONSE_WAIT_MAX: Duration = Duration::from_secs(20);
+
+    /// A complete response.
+    #[derive(Debug)]
+    pub struct Response {
+        pub status: u16,
+        /// The headers, names lowercased.
+        pub headers: Vec<(String, String)>,
+        /// The body, de-chunked.
+        pub body: Vec<u8>,
+    }
+
+    impl Response {
+        /// The first value of a header.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            let name = name.to_ascii_lowercase();
+            self.headers
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.as_str())
+        }
+
+        /// The body as JSON (panics with the body when it is not).
+        pub fn json(&self) -> Value {
+            serde_json::from_slice(&self.body).unwrap_or_else(|error| {
+                panic!(
+                    "status {}: body is not JSON ({error}): {}",
+                    self.status,
+                    self.text()
+                )
+            })
+        }
+
+        /// The body as (lossy) text.
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+
+        /// `error.code` of a JSON error body.
+        pub fn error_code(&self) -> String {
+            self.json()["error"]["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no error code in {}", self.text()))
+                .to_owned()
+        }
+    }
+
+    /// A request body.
+    pub enum Body<'a> {
+        /// No body.
+        None,
+        /// A body with a `Content-Length`.
+        Bytes(&'a [u8]),
+        /// Headers declaring `Content-Length: n`, and no body at all.
+        DeclaredOnly(u64),
+    }
+
+    /// Sends one request on a new connection (`Connection: close`) and reads the whole response
+    /// (panics after [`RESPONSE_WAIT_MAX`]).
+    pub async fn send(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+    ) -> Response {
+        let head = request_head(addr, method, path, headers, &body);
+        send_raw(addr, head.into_bytes(), body).await
+    }
+
+    fn request_head(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &Body<'_>,
+    ) -> String {
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        match body {
+            Body::None => {}
+            Body::Bytes(bytes) => head.push_str(&format!("Content-Length: {}\r\n", bytes.len())),
+            Body::DeclaredOnly(length) => head.push_str(&format!("Content-Length: {length}\r\n")),
+        }
+        head.push_str("\r\n");
+        head
+    }
+
+    /// Writes `request` as is and reads until the server closes: `(status, body)`, status `None`
+    /// when the server closed without answering (panics after [`RESPONSE_WAIT_MAX`]).
+    pub async fn exchange_raw(addr: SocketAddr, request: &[u8]) -> (Option<u16>, Vec<u8>) {
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to the gateway");
+        // The server may close before taking everything: what it answered still counts.
+        let _ = stream.write_all(request).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(RESPONSE_WAIT_MAX, stream.read_to_end(&mut answer))
+            .await
+            .expect("the server answered or closed in time");
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let status = text
+            .lines()
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok());
+        let body = match text.find("\r\n\r\n") {
+            Some(end) => answer[end + 4..].to_vec(),
+            None => Vec::new(),
+        };
+        (status, body)
+    }
+
+    /// Sends `head` (the request line and headers, as raw bytes) and `body`; reads the response.
+    pub async fn send_raw(addr: SocketAddr, head: Vec<u8>, body: Body<'_>) -> Response {
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to the gateway");
+        let (read, mut write) = stream.into_split();
+        let chunks: Vec<Vec<u8>> = match body {
+            Body::None | Body::DeclaredOnly(_) => Vec::new(),
+            Body::Bytes(bytes) => bytes.chunks(64 * 1024).map(<[u8]>::to_vec).collect(),
+        };
+        // The body is written while the response is read: a server may answer (413, say) and
+        // close before taking the whole body, and the answer must still be seen.
+        let writer = tokio::spawn(async move {
+            write.write_all(&head).await?;
+            for chunk in chunks {
+                write.write_all(&chunk).await?;
+            }
+            write.flush().await?;
+            // Keep the write half open until the server is done; dropping it would half-close.
+            Ok::<_, std::io::Error>(write)
+        });
+        let mut reader = BufReader::new(read);
+        let response = tokio::time::timeout(RESPONSE_WAIT_MAX, read_response(&mut reader))
+            .await
+            .expect("the response came in time");
+        // A write error is expected when the server refused the body early.
+        let _ = writer.await;
+        response
+    }
+
+    async fn read_head(reader: &mut BufReader<OwnedReadHalf>) -> (u16, Vec<(String, String)>) {
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .await
+            .expect("read the status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            reader.read_line(&mut line).await.expect("read a header");
+            let trimmed = line.trim_end();
+            if trimmed.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = trimmed.split_once(':') {
+                headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+            }
+        }
+        (status, headers)
+    }
+
+    async fn read_response(reader: &mut BufReader<OwnedReadHalf>) -> Response {
+        let (status, headers) = read_head(reader).await;
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+        };
+        let mut body = Vec::new();
+        if header("transfer-encoding").is_some_and(|value| value.contains("chunked")) {
+            while let Some(chunk) = read_chunk(reader).await {
+                body.extend_from_slice(&chunk);
+            }
+        } else if let Some(length) = header("content-length") {
+            let length: usize = length.parse().expect("a numeric Content-Length");
+            body.resize(length, 0);
+            reader.read_exact(&mut body).await.expect("read the body");
+        } else {
+            let _ = reader.read_to_end(&mut body).await;
+        }
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// One chunk of a chunked body; `None` at the last (empty) chunk or at the end.
+    async fn read_chunk(reader: &mut BufReader<OwnedReadHalf>) -> Option<Vec<u8>> {
+        let mut line = String::new();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let size = usize::from_str_radix(line.trim().split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            line.clear();
+            let _ = reader.read_line(&mut line).await;
+            return None;
+        }
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk).await.ok()?;
+        chunk.truncate(size);
+        Some(chunk)
+    }
+
+    /// One Server-Sent Event.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SseEvent {
+        pub id: Option<String>,
+        pub event: Option<String>,
+        /// `data:` lines joined by newlines.
+        pub data: String,
+    }
+
+    impl SseEvent {
+        /// The id as a position.
+        pub fn position(&self) -> u64 {
+            self.id
+                .as_deref()
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("event without a numeric id: {self:?}"))
+        }
+
+        /// The data as JSON.
+        pub fn json(&self) -> Value {
+            serde_json::from_str(&self.data).expect("SSE data is JSON")
+        }
+    }
+
+    /// An open SSE stream (or the error answered instead).
+    pub struct SseStream {
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        reader: BufReader<OwnedReadHalf>,
+        _write: OwnedWriteHalf,
+        text: String,
+        /// The body of a non-200 (error) answer.
+        pub body: Vec<u8>,
+    }
+
+    impl SseStream {
+        /// Opens `GET path` with `headers`.
+        pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> SseStream {
+            let stream = TcpStream::connect(addr)
+                .await
+                .expect("connect to the gateway");
+            let (read, mut write) = stream.into_split();
+            let mut head =
+                format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n");
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            write
+                .write_all(head.as_bytes())
+                .await
+                .expect("send the request");
+            let mut reader = BufReader::new(read);
+            let (status, headers) = tokio::time::timeout(RESPONSE_WAIT_MAX, read_head(&mut reader))
+                .await
+                .expect("the response head came in time");
+            let mut stream = SseStream {
+                status,
+                headers,
+                reader,
+                _write: write,
+                text: String::new(),
+                body: Vec::new(),
+            };
+            if status != 200 {
+                let length = stream
+                    .header("content-length")
+                    .and_then(|value| value.parse::<usize>().ok())
+                    .unwrap_or(0);
+                stream.body.resize(length, 0);
+                let _ = tokio::time::timeout(
+                    RESPONSE_WAIT_MAX,
+                    stream.reader.read_exact(&mut stream.body),
+                )
+                .await
+                .expect("the error body came in time");
+            }
+            stream
+        }
+
+        /// The first value of a header.
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+        }
+
+        /// The next event, or `None` when none comes within `wait` (or the stream ends).
+        pub async fn next(&mut self, wait: Duration) -> Option<SseEvent> {
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                if let Some(event) = self.parse_one() {
+                    return Some(event);
+                }
+                let chunk = tokio::time::timeout_at(deadline, read_chunk(&mut self.reader))
+                    .await
+                    .ok()??;
+                self.text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+        }
+
+        /// Every event arriving within `wait` of the previous one.
+        pub async fn collect(&mut self, wait: Duration) -> Vec<SseEvent> {
+            let mut events = Vec::new();
+            while let Some(event) = self.next(wait).await {
+                events.push(event);
+            }
+            events
+        }
+
+        /// Takes one complete event off the buffered text; comments (keep-alives) are skipped.
+        fn parse_one(&mut self) -> Option<SseEvent> {
+            loop {
+                let end = self.text.find("\n\n")?;
+                let block: String = self.text.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: None,
+                    data: String::new(),
+                };
+                let mut has_data = false;
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        event.id = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("event:") {
+                        event.event = Some(value.trim_start().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        if has_data {
+                            event.data.push('\n');
+                        }
+                        event
+                            .data
+                            .push_str(value.strip_prefix(' ').unwrap_or(value));
+                        has_data = true;
+                    }
+                }
+                if has_data || event.id.is_some() {
+                    return Some(event);
+                }
+            }
+        }
+    }
 }

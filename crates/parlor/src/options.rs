@@ -25,7 +25,7 @@ pub enum Command {
     Writer(CommonOptions),
     /// Run one read model alone over NATS.
     Projector {
-        /// The read model: rooms, timeline, files, moderation or notifications.
+        /// The read model: rooms, timeline, files, search, moderation or notifications.
         name: String,
         /// Shared service options.
         #[command(flatten)]

@@ -15,8 +15,14 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 /// The read models a process can run, by name.
-pub const PROJECTOR_NAMES: [&str; 5] =
-    ["rooms", "timeline", "files", "moderation", "notifications"];
+pub const PROJECTOR_NAMES: [&str; 6] = [
+    "rooms",
+    "timeline",
+    "files",
+    "search",
+    "moderation",
+    "notifications",
+];
 
 /// Read models running in this process.
 pub struct RunningProjectors {
