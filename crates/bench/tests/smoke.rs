@@ -1,0 +1,56 @@
+//! The harness's smoke mode, end to end: `parlor-bench all --smoke` against the real `parlor`
+//! binary, a real nats-server and (when reachable) Postgres. It asserts that every workload
+//! runs and prints its table, nothing about speed.
+//!
+//! Ignored by default because it needs the `parlor` binary, which building this package's
+//! tests does not build. Run it with
+//! `cargo build -p parlor && PARLOR_BIN=$CARGO_TARGET_DIR/debug/parlor cargo test -p bench -- --ignored`
+//! (without PARLOR_BIN the harness looks for `parlor` beside `parlor-bench`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+#[test]
+#[ignore = "needs the parlor binary: cargo build -p parlor, then set PARLOR_BIN and run with --ignored"]
+fn smoke_mode_runs_every_workload() {
+    let data_root = tempfile::tempdir().expect("a temporary data root");
+    let output = Command::new(env!("CARGO_BIN_EXE_parlor-bench"))
+        .args(["all", "--smoke", "--data-root"])
+        .arg(data_root.path())
+        .output()
+        .expect("run parlor-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "parlor-bench all --smoke failed ({})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    for expected in [
+        "fsync disk fsync",
+        "| parlor (durable",
+        "| echo (bare NATS",
+        "| parlor, 0.5 s",
+        "| no snapshot (fold the whole log)",
+        "| from the shutdown snapshot",
+        "goal B1",
+        "goal B2",
+        "goal B6",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in the output:\n{stdout}"
+        );
+    }
+    // No measured command failed: every "errors" cell of B1 and B2 is 0 (Postgres and
+    // JetStream may be skipped with a printed reason, never silently).
+    assert!(
+        !stdout.contains("errors, first:"),
+        "some operations failed:\n{stdout}"
+    );
+    assert!(
+        stdout.contains("| postgres (15") || stdout.contains("Postgres peer skipped:"),
+        "{stdout}"
+    );
+}
