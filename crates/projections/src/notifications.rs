@@ -39,7 +39,7 @@ use sha2::{Digest as _, Sha256};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::query::{unknown_op, QueryRequest};
-use crate::runtime::{unapplied, Outgoing, Projector};
+use crate::runtime::{Outgoing, Projector};
 use crate::store::{millis_from_ordered, store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
@@ -315,15 +315,7 @@ impl Projector for Notifications {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        let fresh = unapplied(batch, self.store.checkpoint())?;
-        let Some(last) = fresh.last() else {
-            return Ok(());
-        };
-        let mut changes = self.store.changes();
-        for envelope in fresh {
-            apply_event(&mut changes, envelope)?;
-        }
-        changes.commit(last.position)
+        self.store.apply_fresh(batch, apply_event)
     }
 
     fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {

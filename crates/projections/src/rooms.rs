@@ -28,7 +28,7 @@ use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::presence::Presence;
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
-use crate::runtime::{unapplied, Projector};
+use crate::runtime::Projector;
 use crate::store::{ordered_millis, store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
@@ -365,15 +365,7 @@ impl Projector for Rooms {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        let fresh = unapplied(batch, self.store.checkpoint())?;
-        let Some(last) = fresh.last() else {
-            return Ok(());
-        };
-        let mut changes = self.store.changes();
-        for envelope in fresh {
-            apply_event(&mut changes, envelope)?;
-        }
-        changes.commit(last.position)
+        self.store.apply_fresh(batch, apply_event)
     }
 
     fn query(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {

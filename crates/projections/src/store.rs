@@ -152,6 +152,27 @@ impl Store {
         })
     }
 
+    /// Applies the part of `batch` after the checkpoint, event by event, into one set of changes
+    /// committed atomically with the new checkpoint: what most models' `apply` is.
+    pub fn apply_fresh(
+        &self,
+        batch: &[crate::EventEnvelope],
+        mut apply_event: impl FnMut(
+            &mut Changes<'_>,
+            &crate::EventEnvelope,
+        ) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
+        let fresh = crate::unapplied(batch, self.checkpoint())?;
+        let Some(last) = fresh.last() else {
+            return Ok(());
+        };
+        let mut changes = self.changes();
+        for envelope in fresh {
+            apply_event(&mut changes, envelope)?;
+        }
+        changes.commit(last.position)
+    }
+
     /// A set of changes to commit atomically with a new checkpoint.
     pub fn changes(&self) -> Changes<'_> {
         Changes {

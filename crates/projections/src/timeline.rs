@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
-use crate::runtime::{unapplied, Projector};
+use crate::runtime::Projector;
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::{has_preview, preview};
 
@@ -264,15 +264,7 @@ impl Projector for Timeline {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        let fresh = unapplied(batch, self.store.checkpoint())?;
-        let Some(last) = fresh.last() else {
-            return Ok(());
-        };
-        let mut changes = self.store.changes();
-        for envelope in fresh {
-            apply_event(&mut changes, envelope)?;
-        }
-        changes.commit(last.position)
+        self.store.apply_fresh(batch, apply_event)
     }
 
     fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
