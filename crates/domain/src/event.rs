@@ -498,4 +498,76 @@ impl Event {
             _ => None,
         }
     }
+
+    /// How the event changes a room's membership, if it does. Read models that keep their own
+    /// membership set for access checks follow this one definition instead of each listing the
+    /// events that open rooms and add or remove members.
+    pub fn membership_change(&self) -> Option<MembershipChange<'_>> {
+        match self {
+            Event::DirectRoomOpened {
+                room_id,
+                initiator,
+                recipient,
+                ..
+            } => Some(MembershipChange::Joined {
+                room_id: *room_id,
+                users: vec![initiator, recipient],
+            }),
+            Event::GroupRoomCreated {
+                room_id, members, ..
+            } => Some(MembershipChange::Joined {
+                room_id: *room_id,
+                users: members.iter().collect(),
+            }),
+            // A contract started in an existing room (an interview, say) makes both parties
+            // members of it too (R-C2); joining twice changes nothing.
+            Event::InterviewRoomOpened {
+                room_id,
+                client,
+                freelancer,
+                ..
+            }
+            | Event::ContractStarted {
+                room_id,
+                client,
+                freelancer,
+                ..
+            } => Some(MembershipChange::Joined {
+                room_id: *room_id,
+                users: vec![client, freelancer],
+            }),
+            Event::MemberAdded {
+                room_id, user_id, ..
+            } => Some(MembershipChange::Joined {
+                room_id: *room_id,
+                users: vec![user_id],
+            }),
+            Event::MemberLeft {
+                room_id, user_id, ..
+            } => Some(MembershipChange::Left {
+                room_id: *room_id,
+                user: user_id,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// A change to a room's membership (see [`Event::membership_change`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MembershipChange<'a> {
+    /// These users are members of the room from this event on (some may already have been).
+    Joined {
+        /// The room.
+        room_id: RoomId,
+        /// The users who are members now.
+        users: Vec<&'a UserId>,
+    },
+    /// This user is no longer a member of the room.
+    Left {
+        /// The room.
+        room_id: RoomId,
+        /// The user who left.
+        user: &'a UserId,
+    },
 }

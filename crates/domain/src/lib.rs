@@ -17,7 +17,7 @@ pub use command::{
     ReportReason, UserKind,
 };
 pub use decide::{command_result, decide, CommandResult};
-pub use event::{Attachment, Event, RoomKind};
+pub use event::{Attachment, Event, MembershipChange, RoomKind};
 pub use ids::{
     Actor, CallId, CommandId, ContractId, FileId, IdError, InterviewId, MessageId, ReportId,
     RoomId, ServiceName, UserId,

@@ -5,9 +5,12 @@
 
 mod support;
 
+use std::collections::{BTreeSet, HashMap};
+
 use domain::{
     evolve, Action, Actor, AttachmentRef, CallId, CallMedia, Client, ContractId, InterviewId,
-    MessageId, MessageTarget, NotificationFrequency, ReportReason, RoomId, State, Timestamp,
+    MembershipChange, MessageId, MessageTarget, NotificationFrequency, ReportReason, RoomId, State,
+    Timestamp, UserId,
 };
 use proptest::prelude::*;
 use support::{user, World, HOUR, MINUTE};
@@ -244,5 +247,33 @@ proptest! {
             evolve(&mut rebuilt, event);
         }
         prop_assert_eq!(rebuilt, world.state);
+    }
+
+    /// Read models follow `Event::membership_change` instead of the write-side state: folding
+    /// it over the log must give every room exactly the members the state has.
+    #[test]
+    fn membership_changes_reproduce_every_rooms_members(steps in proptest::collection::vec(step(), 1..120)) {
+        let mut world = World::new();
+        for step in &steps {
+            world.advance(step.advance_ms);
+            let (actor, action) = action_for(&world, step);
+            let _ = world.run_as(actor, action);
+        }
+        let mut members: HashMap<RoomId, BTreeSet<UserId>> = HashMap::new();
+        for event in &world.log {
+            match event.membership_change() {
+                Some(MembershipChange::Joined { room_id, users }) => {
+                    members.entry(room_id).or_default().extend(users.into_iter().cloned());
+                }
+                Some(MembershipChange::Left { room_id, user }) => {
+                    members.entry(room_id).or_default().remove(user);
+                }
+                None => {}
+            }
+        }
+        for (room_id, room) in &world.state.rooms {
+            prop_assert_eq!(members.get(room_id).cloned().unwrap_or_default(), room.members.clone());
+        }
+        prop_assert!(members.keys().all(|room_id| world.state.rooms.contains_key(room_id)));
     }
 }

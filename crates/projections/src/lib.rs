@@ -13,6 +13,7 @@
 pub mod envelope;
 pub mod error;
 pub mod files;
+mod membership;
 pub mod moderation;
 pub mod notifications;
 pub mod presence;

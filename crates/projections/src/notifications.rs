@@ -31,7 +31,9 @@
 use std::path::Path;
 
 use domain::time::{DAY_MS, HOUR_MS};
-use domain::{Event, MessageId, NotificationFrequency, RoomId, Timestamp, UserId};
+use domain::{
+    Event, MembershipChange, MessageId, NotificationFrequency, RoomId, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
@@ -430,6 +432,17 @@ fn add_member(
 
 fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
     let position = envelope.position;
+    match envelope.event.membership_change() {
+        Some(MembershipChange::Joined { room_id, users }) => {
+            for user in users {
+                add_member(changes, &room_id, user)?;
+            }
+        }
+        Some(MembershipChange::Left { room_id, user }) => {
+            changes.remove(member_key(&room_id, user));
+        }
+        None => {}
+    }
     match &envelope.event {
         Event::UserBlocked { blocker, blocked } => update_settings(changes, blocker, |settings| {
             if let Err(index) = settings.blocks.binary_search(blocked) {
@@ -451,47 +464,6 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
                 schedule(changes, user_id, due, pending.oldest_sent_at)?;
             }
-            Ok(())
-        }
-        Event::DirectRoomOpened {
-            room_id,
-            initiator,
-            recipient,
-            ..
-        } => {
-            add_member(changes, room_id, initiator)?;
-            add_member(changes, room_id, recipient)
-        }
-        Event::GroupRoomCreated {
-            room_id, members, ..
-        } => {
-            for member in members {
-                add_member(changes, room_id, member)?;
-            }
-            Ok(())
-        }
-        Event::InterviewRoomOpened {
-            room_id,
-            client,
-            freelancer,
-            ..
-        }
-        | Event::ContractStarted {
-            room_id,
-            client,
-            freelancer,
-            ..
-        } => {
-            add_member(changes, room_id, client)?;
-            add_member(changes, room_id, freelancer)
-        }
-        Event::MemberAdded {
-            room_id, user_id, ..
-        } => add_member(changes, room_id, user_id),
-        Event::MemberLeft {
-            room_id, user_id, ..
-        } => {
-            changes.remove(member_key(room_id, user_id));
             Ok(())
         }
         Event::RoomArchivedChanged {
@@ -589,6 +561,13 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
         | Event::CallStarted { .. }
         | Event::CallEnded { .. }
         | Event::FileRegistered { .. } => Ok(()),
+        // Membership: kept above, from `membership_change`.
+        Event::DirectRoomOpened { .. }
+        | Event::GroupRoomCreated { .. }
+        | Event::InterviewRoomOpened { .. }
+        | Event::ContractStarted { .. }
+        | Event::MemberAdded { .. }
+        | Event::MemberLeft { .. } => Ok(()),
     }
 }
 

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
+use crate::membership::{member_key, track_membership};
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
 use crate::runtime::Projector;
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
@@ -283,10 +284,6 @@ impl Projector for Timeline {
     }
 }
 
-fn member_key(room: &RoomId, user: &UserId) -> Vec<u8> {
-    Key::new(b"m/").uuid(&room.0).text(user.as_str()).build()
-}
-
 fn entry_key(room: &RoomId, position: u64) -> Vec<u8> {
     Key::new(b"e/").uuid(&room.0).number(position).build()
 }
@@ -306,48 +303,8 @@ fn position_of_entry_key(key: &[u8]) -> u64 {
 
 fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
     let position = envelope.position;
+    track_membership(changes, &envelope.event)?;
     match &envelope.event {
-        Event::DirectRoomOpened {
-            room_id,
-            initiator,
-            recipient,
-            ..
-        } => {
-            changes.put(member_key(room_id, initiator), &())?;
-            changes.put(member_key(room_id, recipient), &())
-        }
-        Event::GroupRoomCreated {
-            room_id, members, ..
-        } => {
-            for member in members {
-                changes.put(member_key(room_id, member), &())?;
-            }
-            Ok(())
-        }
-        Event::InterviewRoomOpened {
-            room_id,
-            client,
-            freelancer,
-            ..
-        }
-        | Event::ContractStarted {
-            room_id,
-            client,
-            freelancer,
-            ..
-        } => {
-            changes.put(member_key(room_id, client), &())?;
-            changes.put(member_key(room_id, freelancer), &())
-        }
-        Event::MemberAdded {
-            room_id, user_id, ..
-        } => changes.put(member_key(room_id, user_id), &()),
-        Event::MemberLeft {
-            room_id, user_id, ..
-        } => {
-            changes.remove(member_key(room_id, user_id));
-            Ok(())
-        }
         Event::MessageSent {
             room_id,
             message_id,
@@ -469,7 +426,14 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
         | Event::RoomArchivedChanged { .. }
         | Event::RoomMarkedRead { .. }
         | Event::MessageReported { .. }
-        | Event::FileRegistered { .. } => Ok(()),
+        | Event::FileRegistered { .. }
+        // Membership: kept by `track_membership` above.
+        | Event::DirectRoomOpened { .. }
+        | Event::GroupRoomCreated { .. }
+        | Event::InterviewRoomOpened { .. }
+        | Event::ContractStarted { .. }
+        | Event::MemberAdded { .. }
+        | Event::MemberLeft { .. } => Ok(()),
     }
 }
 
