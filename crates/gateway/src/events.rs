@@ -33,7 +33,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bus::{Bus, BusError, Headers, Message, Subscription};
-use domain::{Event, RoomId};
+use domain::{Event, MembershipChange, RoomId};
 use protocol::{Format, LogReadReply, LogReadRequest, RecordedEvent};
 use serde::Deserialize;
 use tokio::sync::mpsc::error::SendTimeoutError;
@@ -396,12 +396,22 @@ impl Follower {
 /// and including its leaving event).
 pub(crate) fn concerns(caller: &str, rooms: &mut HashSet<RoomId>, event: &Event) -> bool {
     let is_caller = |user: &domain::UserId| user.as_str() == caller;
-    let mut join_if = |joined: bool, room_id: &RoomId| {
-        if joined {
-            rooms.insert(*room_id);
+    match event.membership_change() {
+        Some(MembershipChange::Joined { room_id, users }) => {
+            if users.into_iter().any(is_caller) {
+                rooms.insert(room_id);
+            }
+            return rooms.contains(&room_id);
         }
-        rooms.contains(room_id)
-    };
+        Some(MembershipChange::Left { room_id, user }) => {
+            let member = rooms.contains(&room_id);
+            if is_caller(user) {
+                rooms.remove(&room_id);
+            }
+            return member;
+        }
+        None => {}
+    }
     match event {
         Event::UserRegistered { user_id, .. }
         | Event::UserDisplayNameChanged { user_id, .. }
@@ -414,42 +424,13 @@ pub(crate) fn concerns(caller: &str, rooms: &mut HashSet<RoomId>, event: &Event)
             is_caller(blocker)
         }
         Event::FileRegistered { uploader, .. } => is_caller(uploader),
-        Event::DirectRoomOpened {
-            room_id,
-            initiator,
-            recipient,
-            ..
-        } => join_if(is_caller(initiator) || is_caller(recipient), room_id),
-        Event::GroupRoomCreated {
-            room_id,
-            creator,
-            members,
-            ..
-        } => join_if(is_caller(creator) || members.iter().any(is_caller), room_id),
-        Event::InterviewRoomOpened {
-            room_id,
-            client,
-            freelancer,
-            ..
-        }
-        | Event::ContractStarted {
-            room_id,
-            client,
-            freelancer,
-            ..
-        } => join_if(is_caller(client) || is_caller(freelancer), room_id),
-        Event::MemberAdded {
-            room_id, user_id, ..
-        } => join_if(is_caller(user_id), room_id),
-        Event::MemberLeft {
-            room_id, user_id, ..
-        } => {
-            let member = rooms.contains(room_id);
-            if is_caller(user_id) {
-                rooms.remove(room_id);
-            }
-            member
-        }
+        // Membership events were answered above, from `membership_change`.
+        Event::DirectRoomOpened { .. }
+        | Event::GroupRoomCreated { .. }
+        | Event::InterviewRoomOpened { .. }
+        | Event::ContractStarted { .. }
+        | Event::MemberAdded { .. }
+        | Event::MemberLeft { .. } => false,
         // Per-user views (R-S1–R-S4) affect only their user's view.
         Event::RoomFavoriteChanged {
             room_id, user_id, ..
