@@ -2,6 +2,7 @@
 //! only: every piece of logic lives in a library crate.
 
 mod audit;
+mod audit_live;
 mod options;
 mod parts;
 mod replay;
@@ -41,6 +42,12 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Audit(options::AuditCommand::Verify {
+            nats_url: Some(nats_url),
+            data_dir: None,
+            subject_prefix,
+            expect_head,
+        }) => audit_live::verify(&nats_url, &subject_prefix, expect_head.as_deref()).await,
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;

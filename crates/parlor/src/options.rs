@@ -65,22 +65,38 @@ pub enum Command {
         #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
         data_dir: PathBuf,
     },
-    /// Audit the log of a stopped data directory.
+    /// Audit the log of a stopped data directory (`verify` also checks a running system).
     #[command(subcommand)]
     Audit(AuditCommand),
 }
 
-/// `parlor audit …`: every subcommand reads a stopped data directory.
+/// `parlor audit …`: every subcommand reads a stopped data directory; `verify` can also read a
+/// running system over NATS.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain and every record's checks; ends with `head <position> <hash>`.
+    ///
+    /// Of a stopped data directory (`--data-dir`), or of a running system through its writer's
+    /// `log.read` (`--nats-url`), up to the head the writer reports when verification starts.
+    #[command(group(
+        clap::ArgGroup::new("source")
+            .required(true)
+            .multiple(false)
+            .args(["data_dir", "nats_url"])
+    ))]
     Verify {
-        /// The data directory.
-        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
-        data_dir: PathBuf,
+        /// The data directory of a stopped system.
+        #[arg(long, env = "PARLOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The NATS server of a running system, whose writer serves `log.read`.
+        #[arg(long, env = "PARLOR_NATS_URL")]
+        nats_url: Option<String>,
+        /// The running system's subject prefix (with --nats-url).
+        #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
+        subject_prefix: String,
         /// An anchored head: `<hash>` (the head must be it) or `<position>:<hash>` (the record
         /// at that position must have that hash), to catch a truncated tail.
-        #[arg(long)]
+        #[arg(long, env = "PARLOR_EXPECT_HEAD")]
         expect_head: Option<String>,
     },
     /// A room's full history as of a moment: members, messages with edits, deletions,
