@@ -514,7 +514,11 @@ async fn verify_a_running_system_through_log_read() {
     // With no writer left, the live mode fails clearly instead of reporting a head.
     let output = verify_live(&url, &[]);
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("parlor.log.read"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("parlor.log.read"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
@@ -539,5 +543,55 @@ fn verify_takes_exactly_one_of_a_data_directory_and_a_nats_url() {
         stderr(&both).contains("cannot be used with"),
         "{}",
         stderr(&both)
+    );
+
+    // The environment: a flag wins over the other's variable; with no flag, exactly one of the
+    // two variables must be set.
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .args(args)
+            .env("PARLOR_LOG", "warn")
+            .env_remove("PARLOR_DATA_DIR")
+            .env_remove("PARLOR_NATS_URL")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run parlor")
+    };
+    let dir = empty.path().to_str().unwrap();
+    let refused_url = "nats://127.0.0.1:1";
+    let by_flag = run(
+        &["audit", "verify", "--data-dir", dir],
+        &[("PARLOR_NATS_URL", refused_url)],
+    );
+    assert!(
+        stderr(&by_flag).contains("no event log in"),
+        "{}",
+        stderr(&by_flag)
+    );
+    let by_flag = run(
+        &["audit", "verify", "--nats-url", refused_url],
+        &[("PARLOR_DATA_DIR", dir)],
+    );
+    assert!(
+        stderr(&by_flag).contains("connecting to NATS"),
+        "{}",
+        stderr(&by_flag)
+    );
+    let by_env = run(&["audit", "verify"], &[("PARLOR_DATA_DIR", dir)]);
+    assert!(
+        stderr(&by_env).contains("no event log in"),
+        "{}",
+        stderr(&by_env)
+    );
+    let both_env = run(
+        &["audit", "verify"],
+        &[("PARLOR_DATA_DIR", dir), ("PARLOR_NATS_URL", refused_url)],
+    );
+    assert!(!both_env.status.success());
+    assert!(
+        stderr(&both_env).contains("PARLOR_DATA_DIR and PARLOR_NATS_URL are both set"),
+        "{}",
+        stderr(&both_env)
     );
 }

@@ -108,7 +108,10 @@ impl ChainVerifier {
             ));
         }
         self.versions.insert(view.stream.to_owned(), view.version);
-        if self.anchor.is_some_and(|anchor| anchor.position == expected) {
+        if self
+            .anchor
+            .is_some_and(|anchor| anchor.position == expected)
+        {
             self.anchor_hash = Some(view.hash);
         }
         self.head = Head {
@@ -196,7 +199,10 @@ impl EventLog {
         for entry in tree.range(range) {
             let (key, bytes) = entry?;
             let Some(position) = keys::parse_record_key(&key) else {
-                return Ok(Err(corruption(chain.next_position(), "malformed record key")));
+                return Ok(Err(corruption(
+                    chain.next_position(),
+                    "malformed record key",
+                )));
             };
             let view = match chain.push_view(position, &bytes) {
                 Ok(view) => view,

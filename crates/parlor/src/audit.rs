@@ -12,16 +12,10 @@ use crate::options::AuditCommand;
 /// Runs one audit subcommand, printing to stdout.
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify {
-            data_dir: Some(data_dir),
-            nats_url: None,
-            expect_head,
-            ..
-        } => verify(&data_dir, expect_head.as_deref()),
         AuditCommand::Verify { .. } => {
-            // clap's `source` group makes exactly one of the two present; main.rs sends the
-            // NATS form to `audit_live` before it gets here.
-            bail!("audit verify: give exactly one of --data-dir and --nats-url")
+            // main.rs resolves where verify reads (a directory or NATS) and calls `verify` or
+            // `audit_live::verify` itself; nothing routes a verify here.
+            bail!("audit verify is dispatched by main")
         }
         AuditCommand::Room {
             room_id,
@@ -107,7 +101,7 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 /// `audit verify`: recomputes the chain; prints the count, and ends with `head <position> <hash>`.
-fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
+pub(crate) fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
     let expected = ExpectedHead::parse(expect_head)?;
     let log = match open(data_dir) {
         Ok(log) => log,

@@ -287,7 +287,11 @@ impl LogReadReply {
     /// The events' record bytes in order, when every event has them; `None` when none has;
     /// an error when only some have.
     fn raws(&self) -> Result<Option<Vec<&[u8]>>, String> {
-        let with_raw = self.events.iter().filter(|event| event.raw.is_some()).count();
+        let with_raw = self
+            .events
+            .iter()
+            .filter(|event| event.raw.is_some())
+            .count();
         if with_raw == 0 {
             return Ok(None);
         }

@@ -16,7 +16,11 @@ fn stored_records(dir: &Path) -> (Vec<Vec<u8>>, Vec<Head>) {
         let log = open(dir);
         for index in 0..40u32 {
             let stream = format!("s{}", index % 4);
-            commit_one(&log, None, &[(&stream, format!("payload {index}").as_bytes())]);
+            commit_one(
+                &log,
+                None,
+                &[(&stream, format!("payload {index}").as_bytes())],
+            );
             heads.push(log.head());
         }
     }
@@ -51,7 +55,10 @@ fn an_intact_chain_matches_the_stopped_verify() {
     let report = feed(Some(heads[25]), 40, served(&raws)).unwrap();
     let stopped = open(dir.path()).verify(None, |_| {}).unwrap().unwrap();
     assert_eq!(report, stopped);
-    assert_eq!((report.events, report.head, report.streams), (40, heads[40], 4));
+    assert_eq!(
+        (report.events, report.head, report.streams),
+        (40, heads[40], 4)
+    );
     // An empty log verifies to the genesis head.
     assert_eq!(feed(None, 0, []).unwrap().head, Head::GENESIS);
 }
@@ -122,7 +129,10 @@ fn a_wrong_or_unreached_anchor_is_caught() {
         position: 40,
         hash: Hash::ZERO,
     };
-    assert_eq!(feed(Some(zero), 40, served(&raws)).unwrap_err().position, 40);
+    assert_eq!(
+        feed(Some(zero), 40, served(&raws)).unwrap_err().position,
+        40
+    );
 
     // A truncated tail is a valid chain, but it does not reach the anchor.
     let truncated = &raws[..35];

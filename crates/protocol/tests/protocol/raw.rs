@@ -3,7 +3,9 @@
 //! layout) keep decoding; replies that were not asked for them are the same bytes as before.
 
 use base64::Engine as _;
-use protocol::{CodecError, Format, LogReadReply, LogReadRequest, RecordedEvent, REQUEST_BYTES_MAX};
+use protocol::{
+    CodecError, Format, LogReadReply, LogReadRequest, RecordedEvent, REQUEST_BYTES_MAX,
+};
 use serde_json::Value;
 
 use crate::records::{sample_events, stored};
@@ -16,7 +18,8 @@ fn reply(raw: bool) -> LogReadReply {
         .map(|(index, event)| {
             let position = index as u64 + 1;
             let stream = event.stream();
-            let recorded = RecordedEvent::new(position, stream, 1, [position as u8; 32], &stored(event));
+            let recorded =
+                RecordedEvent::new(position, stream, 1, [position as u8; 32], &stored(event));
             if raw {
                 // Lengths vary (0 included) and bytes cover every value, as stored records do.
                 let bytes = (0..index * 37).map(|byte| (byte % 256) as u8).collect();
@@ -40,12 +43,13 @@ fn json_requests_read_raw_as_an_optional_boolean() {
         asked,
         LogReadRequest::new(3, 50).expect("valid").with_raw(true)
     );
-    for bad in [&br#"{"raw": 1}"#[..], br#"{"raw": "true"}"#, br#"{"raw": [true]}"#] {
+    for bad in [
+        &br#"{"raw": 1}"#[..],
+        br#"{"raw": "true"}"#,
+        br#"{"raw": [true]}"#,
+    ] {
         let error = decode(bad).expect_err("not a boolean");
-        assert!(
-            error.message.contains("raw: expected a boolean"),
-            "{error}"
-        );
+        assert!(error.message.contains("raw: expected a boolean"), "{error}");
     }
     // Encoding writes `raw` only when it is asked for: the text of before otherwise.
     let plain = LogReadRequest::new(3, 50).expect("valid");
@@ -82,7 +86,10 @@ fn bincode_requests_decode_in_the_old_layout_and_with_the_trailing_flag() {
     // An explicit `false` flag decodes too.
     let mut explicit_false = old.clone();
     explicit_false.push(0);
-    assert_eq!(LogReadRequest::decode(&explicit_false, Format::Bincode), Ok(plain));
+    assert_eq!(
+        LogReadRequest::decode(&explicit_false, Format::Bincode),
+        Ok(plain)
+    );
 
     // Anything else after `max` is an error, not a silently ignored byte.
     for tail in [&[2u8][..], &[1, 0], &[0, 0], &[0xff]] {
@@ -147,7 +154,10 @@ fn replies_with_raw_carry_every_events_record_bytes_in_both_formats() {
     assert_eq!(LogReadReply::decode(&json, Format::Json), Ok(asked.clone()));
 
     let bincode = asked.encode(Format::Bincode).expect("encodes");
-    assert_eq!(LogReadReply::decode(&bincode, Format::Bincode), Ok(asked.clone()));
+    assert_eq!(
+        LogReadReply::decode(&bincode, Format::Bincode),
+        Ok(asked.clone())
+    );
     // The events and head are laid out as before; the record bytes follow as one list.
     let plain = reply(false).encode(Format::Bincode).expect("encodes");
     assert!(bincode.starts_with(&plain));
@@ -180,7 +190,10 @@ fn record_bytes_are_for_every_event_of_a_reply_or_none() {
     // A lone event with record bytes: JSON shows them; bincode refuses rather than drop them.
     let event = reply(true).events.remove(2);
     let json = event.encode(Format::Json).expect("encodes");
-    assert_eq!(RecordedEvent::decode(&json, Format::Json), Ok(event.clone()));
+    assert_eq!(
+        RecordedEvent::decode(&json, Format::Json),
+        Ok(event.clone())
+    );
     assert!(event.encode(Format::Bincode).is_err());
     // Its bincode size counts the record bytes as its share of a reply's tail.
     let without = RecordedEvent {
