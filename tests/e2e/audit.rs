@@ -595,3 +595,45 @@ fn verify_takes_exactly_one_of_a_data_directory_and_a_nats_url() {
         stderr(&both_env)
     );
 }
+
+/// The `verified in … s (… events/s)` line of a successful verify.
+fn speed_line(output: &Output) -> String {
+    stdout(output)
+        .lines()
+        .find(|line| line.starts_with("verified in"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Speed of the live verification against the stopped one over the same log (ignored: a
+/// measurement; run with `--ignored --nocapture`, on a release build for meaningful figures).
+/// `PARLOR_MEASURE_EVENTS` sets the log's size (default 50,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run explicitly"]
+async fn measure_live_and_stopped_verify() {
+    let events = std::env::var("PARLOR_MEASURE_EVENTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(50_000);
+    let data = tempfile::tempdir().unwrap();
+    crate::harness::fill_log(data.path(), events).await;
+    let stopped = verify(data.path(), &[]);
+    let stopped_head = head_line(&stopped);
+
+    let nats = testkit::NatsServer::start();
+    let mut writer = crate::harness::Parlor::start_writer(&nats.url(), data.path(), &[]);
+    Client::connect(&nats.url()).await.wait_for_writer().await;
+    let live = in_background({
+        let url = nats.url();
+        move || verify_live(&url, &[])
+    })
+    .await;
+    assert_eq!(head_line(&live), stopped_head);
+    assert!(writer.terminate().success());
+    println!(
+        "{} events: stopped {}; live {}",
+        stopped_head.0,
+        speed_line(&stopped),
+        speed_line(&live)
+    );
+}
