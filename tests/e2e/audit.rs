@@ -1,6 +1,7 @@
 //! `parlor audit`: verify catches tampering (a changed byte, a missing record, a truncated tail
-//! with an anchored head); a room's history as of three moments; export → import reproduces the
-//! head hash.
+//! with an anchored head); verify of a running system through `log.read` agrees with the writer
+//! and with the stopped verify; a room's history as of three moments; export → import
+//! reproduces the head hash.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -337,5 +338,302 @@ async fn export_then_import_reproduces_the_head_hash() {
     assert_eq!(
         head_line(&verify(&target, &["--expect-head", &hash])),
         (head, hash)
+    );
+}
+
+/// `parlor audit verify --nats-url` against the running system.
+fn verify_live(nats_url: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["audit", "verify", "--nats-url", nats_url];
+    args.extend_from_slice(extra);
+    parlor(&args)
+}
+
+/// Sends `count` messages from alice to bob, 20 in flight; returns the highest position a
+/// reply acknowledged.
+async fn send_messages(c: &Client, count: usize, tag: &str) -> u64 {
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut highest = 0;
+    for i in 0..count {
+        let c = c.clone();
+        let body = format!("{tag} {i}");
+        in_flight.spawn(async move {
+            c.ok("alice", "message.send", json!({"to": "bob", "body": body}))
+                .await["position"]
+                .as_u64()
+                .expect("position")
+        });
+        if in_flight.len() >= 20 {
+            highest = highest.max(in_flight.join_next().await.unwrap().unwrap());
+        }
+    }
+    while let Some(position) = in_flight.join_next().await {
+        highest = highest.max(position.unwrap());
+    }
+    highest
+}
+
+/// The hash the writer announces on `parlor.audit.head` for `position` (it announces every
+/// few seconds; nothing is appended meanwhile, so an announcement reaches `position`).
+async fn announced_hash(c: &Client, position: u64) -> String {
+    let mut heads = c.bus.subscribe("parlor.audit.head").await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
+        let message = tokio::time::timeout(wait, heads.next())
+            .await
+            .expect("an audit.head announcement in time")
+            .expect("the subscription is open");
+        let head: Value = serde_json::from_slice(&message.payload).unwrap();
+        if head["position"].as_u64() == Some(position) {
+            return head["hash"].as_str().unwrap().to_owned();
+        }
+    }
+}
+
+/// Runs a blocking `parlor` invocation without holding up the test's runtime.
+async fn in_background(run: impl FnOnce() -> Output + Send + 'static) -> Output {
+    tokio::task::spawn_blocking(run).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_a_running_system_through_log_read() {
+    let mut system = System::start().await;
+    let c = system.client.clone();
+    let url = system.nats.url();
+    c.register(&["alice", "bob"]).await;
+    let last = send_messages(&c, 300, "before").await;
+    assert!(last >= 302, "{last}");
+
+    // A JSON log.read shows the record bytes only when asked.
+    for raw in [false, true] {
+        let reply = c
+            .bus
+            .request(
+                "parlor.log.read",
+                crate::harness::json_headers(),
+                json!({"from": 1, "max": 5, "raw": raw}).to_string(),
+                crate::harness::REPLY_WAIT,
+            )
+            .await
+            .unwrap();
+        let page: Value = serde_json::from_slice(&reply.payload).unwrap();
+        let events = page["events"].as_array().expect("events");
+        assert_eq!(events.len(), 5, "{page}");
+        for event in events {
+            assert_eq!(event.get("raw").is_some(), raw, "{event}");
+        }
+    }
+
+    // While the writer runs, the chain verifies up to the head, and the head line is the
+    // writer's own: the last acknowledged position, with the hash it announces.
+    let output = in_background({
+        let url = url.clone();
+        move || verify_live(&url, &[])
+    })
+    .await;
+    let (position, hash) = head_line(&output);
+    assert_eq!(position, last, "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains(&format!("events {last}\n")),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(hash, announced_hash(&c, last).await);
+
+    // Anchors the log reaches with their own hashes pass, in both forms.
+    let hash_at_100 = c.log_read(100, 1).await["events"][0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for anchor in [format!("100:{hash_at_100}"), hash.clone()] {
+        let output = in_background({
+            let url = url.clone();
+            move || verify_live(&url, &["--expect-head", &anchor])
+        })
+        .await;
+        assert_eq!(head_line(&output), (last, hash.clone()));
+    }
+    // A wrong hash at an anchored position fails, naming it; so does an anchor past the end
+    // (a truncated tail), naming the first position missing.
+    let wrong_anchors = [
+        (format!("100:{hash}"), "position 100".to_owned()),
+        (
+            format!("{}:{hash}", last + 50),
+            format!("position {}", last + 1),
+        ),
+    ];
+    for (anchor, named) in &wrong_anchors {
+        let output = in_background({
+            let url = url.clone();
+            let anchor = anchor.clone();
+            move || verify_live(&url, &["--expect-head", &anchor])
+        })
+        .await;
+        assert!(!output.status.success(), "{anchor}: {}", stdout(&output));
+        assert!(
+            stderr(&output).contains(named.as_str()),
+            "{anchor}: {}",
+            stderr(&output)
+        );
+        assert!(!stdout(&output).contains("head "), "{}", stdout(&output));
+    }
+
+    // Verification while commands keep arriving: it verifies up to the head it saw first.
+    let during = tokio::spawn({
+        let c = c.clone();
+        async move { send_messages(&c, 200, "during").await }
+    });
+    let output = in_background({
+        let url = url.clone();
+        move || verify_live(&url, &[])
+    })
+    .await;
+    let last_during = during.await.unwrap();
+    let (position, _) = head_line(&output);
+    assert!(
+        (last..=last_during).contains(&position),
+        "{position} not in {last}..={last_during}"
+    );
+
+    // Once everything is in, the live and the stopped verification print the same head line.
+    let live = in_background({
+        let url = url.clone();
+        move || verify_live(&url, &[])
+    })
+    .await;
+    let live_head = head_line(&live);
+    assert_eq!(live_head.0, last_during);
+    assert!(system.parlor.terminate().success());
+    let stopped = verify(system.data.path(), &[]);
+    assert_eq!(head_line(&stopped), live_head);
+    assert_eq!(
+        stdout(&live).lines().last(),
+        stdout(&stopped).lines().last()
+    );
+
+    // With no writer left, the live mode fails clearly instead of reporting a head.
+    let output = verify_live(&url, &[]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("parlor.log.read"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn verify_takes_exactly_one_of_a_data_directory_and_a_nats_url() {
+    let neither = parlor(&["audit", "verify"]);
+    assert!(!neither.status.success());
+    assert!(
+        stderr(&neither).contains("--data-dir") && stderr(&neither).contains("--nats-url"),
+        "{}",
+        stderr(&neither)
+    );
+    let both = parlor(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        "/nonexistent",
+        "--nats-url",
+        "nats://127.0.0.1:1",
+    ]);
+    assert!(!both.status.success());
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+
+    // The environment: a flag wins over the other's variable; with no flag, exactly one of the
+    // two variables must be set.
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_parlor"))
+            .args(args)
+            .env("PARLOR_LOG", "warn")
+            .env_remove("PARLOR_DATA_DIR")
+            .env_remove("PARLOR_NATS_URL")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run parlor")
+    };
+    let dir = empty.path().to_str().unwrap();
+    let refused_url = "nats://127.0.0.1:1";
+    let by_flag = run(
+        &["audit", "verify", "--data-dir", dir],
+        &[("PARLOR_NATS_URL", refused_url)],
+    );
+    assert!(
+        stderr(&by_flag).contains("no event log in"),
+        "{}",
+        stderr(&by_flag)
+    );
+    let by_flag = run(
+        &["audit", "verify", "--nats-url", refused_url],
+        &[("PARLOR_DATA_DIR", dir)],
+    );
+    assert!(
+        stderr(&by_flag).contains("connecting to NATS"),
+        "{}",
+        stderr(&by_flag)
+    );
+    let by_env = run(&["audit", "verify"], &[("PARLOR_DATA_DIR", dir)]);
+    assert!(
+        stderr(&by_env).contains("no event log in"),
+        "{}",
+        stderr(&by_env)
+    );
+    let both_env = run(
+        &["audit", "verify"],
+        &[("PARLOR_DATA_DIR", dir), ("PARLOR_NATS_URL", refused_url)],
+    );
+    assert!(!both_env.status.success());
+    assert!(
+        stderr(&both_env).contains("PARLOR_DATA_DIR and PARLOR_NATS_URL are both set"),
+        "{}",
+        stderr(&both_env)
+    );
+}
+
+/// The `verified in … s (… events/s)` line of a successful verify.
+fn speed_line(output: &Output) -> String {
+    stdout(output)
+        .lines()
+        .find(|line| line.starts_with("verified in"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Speed of the live verification against the stopped one over the same log (ignored: a
+/// measurement; run with `--ignored --nocapture`, on a release build for meaningful figures).
+/// `PARLOR_MEASURE_EVENTS` sets the log's size (default 50,000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run explicitly"]
+async fn measure_live_and_stopped_verify() {
+    let events = std::env::var("PARLOR_MEASURE_EVENTS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(50_000);
+    let data = tempfile::tempdir().unwrap();
+    crate::harness::fill_log(data.path(), events).await;
+    let stopped = verify(data.path(), &[]);
+    let stopped_head = head_line(&stopped);
+
+    let nats = testkit::NatsServer::start();
+    let mut writer = crate::harness::Parlor::start_writer(&nats.url(), data.path(), &[]);
+    Client::connect(&nats.url()).await.wait_for_writer().await;
+    let live = in_background({
+        let url = nats.url();
+        move || verify_live(&url, &[])
+    })
+    .await;
+    assert_eq!(head_line(&live), stopped_head);
+    assert!(writer.terminate().success());
+    println!(
+        "{} events: stopped {}; live {}",
+        stopped_head.0,
+        speed_line(&stopped),
+        speed_line(&live)
     );
 }

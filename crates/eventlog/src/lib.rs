@@ -60,7 +60,8 @@
 //! characters, and a head as `position:hash`. Records are checked (length, format byte,
 //! position, hash against their predecessor) right before they are written and whenever they
 //! are read back; bad stored bytes are a [`LogError::Corrupt`], never a panic.
-//! [`EventLog::verify`] recomputes the whole chain; with an anchored head it also detects a
+//! [`EventLog::verify`] recomputes the whole chain through a [`ChainVerifier`], which also checks
+//! records read from anywhere else (a running writer's `log.read`); with an anchored head it also detects a
 //! truncated tail, which a chain alone cannot.
 //!
 //! # Limits
@@ -82,7 +83,7 @@ pub use log::{Committed, EventLog, FaultPlan};
 pub use record::{
     Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION, RECORD_OVERHEAD_BYTES,
 };
-pub use verify::VerifyReport;
+pub use verify::{ChainVerifier, VerifyReport};
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,14 @@
-//! `EventLog::verify`: recompute the whole hash chain and cross-check the stream index and the
-//! meta head, reporting the first bad position.
+//! Verification of the hash chain: [`ChainVerifier`], fed stored record bytes in position
+//! order from anywhere (the log on disk, or `parlor.log.read` replies of a running writer), and
+//! `EventLog::verify`, which feeds it the whole log and also cross-checks the stream index and
+//! the meta head. Both report the first bad position.
 
 use std::collections::HashMap;
 
 use crate::error::{Corruption, LogError};
 use crate::keys::{self, META_KEY};
 use crate::log::{check_at, decode_meta, EventLog};
-use crate::record::{Hash, Head};
+use crate::record::{Hash, Head, RecordView};
 
 /// What a successful `verify` covered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,151 @@ fn corruption(position: u64, reason: impl Into<String>) -> Corruption {
     Corruption {
         position,
         reason: reason.into(),
+    }
+}
+
+/// Recomputes the hash chain over stored records fed in position order from position 1, and
+/// stops at the first bad one: a record whose bytes fail their checks (format, length, UTF-8,
+/// hash against its predecessor), a position that is not the next one (a gap, a duplicate or a
+/// reordering), or a stream version that does not follow the stream's previous one.
+///
+/// It needs no storage, so the same checks run over a stopped data directory
+/// (`EventLog::verify`) and over a running system's `log.read` replies. A chain alone cannot
+/// tell a truncated tail from a complete log: give an anchor (a `position:hash` recorded
+/// elsewhere earlier) and call [`ChainVerifier::check_anchor`] at the end.
+#[derive(Debug, Clone)]
+pub struct ChainVerifier {
+    /// Each stream's last version seen.
+    versions: HashMap<String, u64>,
+    /// The last verified record, `Head::GENESIS` before the first.
+    head: Head,
+    /// The anchored head to check at the end, if any.
+    anchor: Option<Head>,
+    /// The hash the chain computed at the anchor's position, once passed.
+    anchor_hash: Option<Hash>,
+}
+
+impl ChainVerifier {
+    /// A verifier at the start of the log, checking `anchor` at the end when given.
+    pub fn new(anchor: Option<Head>) -> ChainVerifier {
+        ChainVerifier {
+            versions: HashMap::new(),
+            head: Head::GENESIS,
+            anchor,
+            anchor_hash: None,
+        }
+    }
+
+    /// The position the next record must have.
+    pub fn next_position(&self) -> u64 {
+        self.head.position.saturating_add(1)
+    }
+
+    /// The last verified position and its recomputed hash.
+    pub fn head(&self) -> Head {
+        self.head
+    }
+
+    /// Checks `bytes`, found at `position` (its storage key, or the position it was served
+    /// with), as the next record of the chain. After an error the verifier is unchanged, and
+    /// the error names the first bad position.
+    pub fn push(&mut self, position: u64, bytes: &[u8]) -> Result<(), Corruption> {
+        self.push_view(position, bytes).map(|_| ())
+    }
+
+    /// [`ChainVerifier::push`], returning the decoded record for further checks.
+    pub(crate) fn push_view<'a>(
+        &mut self,
+        position: u64,
+        bytes: &'a [u8],
+    ) -> Result<RecordView<'a>, Corruption> {
+        let expected = self.next_position();
+        if position > expected {
+            return Err(corruption(expected, "record is missing"));
+        }
+        if position < expected {
+            return Err(corruption(
+                expected,
+                format!("record {position} arrives where {expected} comes next (out of order)"),
+            ));
+        }
+        let view = check_at(expected, &self.head.hash, bytes).map_err(|error| match error {
+            LogError::Corrupt { position, reason } => corruption(position, reason),
+            other => corruption(expected, other.to_string()),
+        })?;
+        let stream_version = self.versions.get(view.stream).copied().unwrap_or(0);
+        if view.version != stream_version.saturating_add(1) {
+            return Err(corruption(
+                expected,
+                format!(
+                    "stream {} jumps from version {stream_version} to {}",
+                    view.stream, view.version
+                ),
+            ));
+        }
+        self.versions.insert(view.stream.to_owned(), view.version);
+        if self
+            .anchor
+            .is_some_and(|anchor| anchor.position == expected)
+        {
+            self.anchor_hash = Some(view.hash);
+        }
+        self.head = Head {
+            position: expected,
+            hash: view.hash,
+        };
+        Ok(view)
+    }
+
+    /// The version of `stream` verified last (0: none seen).
+    pub(crate) fn stream_version(&self, stream: &str) -> u64 {
+        self.versions.get(stream).copied().unwrap_or(0)
+    }
+
+    /// Checks that the chain reached `position`: records up to it were all fed.
+    pub fn expect_end(&self, position: u64) -> Result<(), Corruption> {
+        if self.head.position < position {
+            return Err(corruption(self.next_position(), "record is missing"));
+        }
+        Ok(())
+    }
+
+    /// Checks the anchor given to [`ChainVerifier::new`] against what was verified: the chain
+    /// must reach the anchor's position (else the tail is truncated) with the anchor's hash.
+    pub fn check_anchor(&self) -> Result<(), Corruption> {
+        let Some(anchor) = self.anchor else {
+            return Ok(());
+        };
+        if anchor.position > self.head.position {
+            return Err(corruption(
+                self.next_position(),
+                format!(
+                    "log ends at {} but the anchor {anchor} is past it: records are missing",
+                    self.head.position
+                ),
+            ));
+        }
+        let found = if anchor.position == 0 {
+            Hash::ZERO
+        } else {
+            self.anchor_hash.unwrap_or(Hash::ZERO)
+        };
+        if found != anchor.hash {
+            return Err(corruption(
+                anchor.position,
+                format!("hash is {found} but the anchor says {}", anchor.hash),
+            ));
+        }
+        Ok(())
+    }
+
+    /// What was verified: the count, the recomputed head and the number of streams.
+    pub fn report(&self) -> VerifyReport {
+        VerifyReport {
+            events: self.head.position,
+            head: self.head,
+            streams: self.versions.len() as u64,
+        }
     }
 }
 
@@ -47,37 +194,21 @@ impl EventLog {
         let tree = &self.inner.tree;
         let head = self.lock_writer()?.head;
 
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        let mut previous = Hash::ZERO;
-        let mut expected = 1u64;
-        let mut anchor_hash = None;
+        let mut chain = ChainVerifier::new(anchor);
         let range = keys::record_key(1)..=keys::record_key(head.position);
         for entry in tree.range(range) {
             let (key, bytes) = entry?;
-            match keys::parse_record_key(&key) {
-                Some(position) if position == expected => {}
-                Some(position) if position > expected => {
-                    return Ok(Err(corruption(expected, "record is missing")));
-                }
-                _ => return Ok(Err(corruption(expected, "malformed record key"))),
-            }
-            let view = match check_at(expected, &previous, &bytes) {
-                Ok(view) => view,
-                Err(LogError::Corrupt { position, reason }) => {
-                    return Ok(Err(corruption(position, reason)))
-                }
-                Err(other) => return Err(other),
-            };
-            let stream_version = versions.get(view.stream).copied().unwrap_or(0);
-            if view.version != stream_version + 1 {
+            let Some(position) = keys::parse_record_key(&key) else {
                 return Ok(Err(corruption(
-                    expected,
-                    format!(
-                        "stream {} jumps from version {stream_version} to {}",
-                        view.stream, view.version
-                    ),
+                    chain.next_position(),
+                    "malformed record key",
                 )));
-            }
+            };
+            let view = match chain.push_view(position, &bytes) {
+                Ok(view) => view,
+                Err(corruption) => return Ok(Err(corruption)),
+            };
+            let expected = view.position;
             let indexed = tree.get(keys::stream_key(view.stream, view.version))?;
             let indexed = indexed.as_deref().and_then(keys::parse_position_value);
             if indexed != Some(expected) {
@@ -89,22 +220,17 @@ impl EventLog {
                     ),
                 )));
             }
-            versions.insert(view.stream.to_owned(), view.version);
-            if anchor.is_some_and(|anchor| anchor.position == expected) {
-                anchor_hash = Some(view.hash);
-            }
-            previous = view.hash;
             progress(expected);
-            expected += 1;
         }
-        if expected <= head.position {
-            return Ok(Err(corruption(expected, "record is missing")));
+        if let Err(corruption) = chain.expect_end(head.position) {
+            return Ok(Err(corruption));
         }
-        if previous != head.hash {
+        let computed = chain.head().hash;
+        if computed != head.hash {
             return Ok(Err(corruption(
                 head.position,
                 format!(
-                    "head hash is {} but the chain computes {previous}",
+                    "head hash is {} but the chain computes {computed}",
                     head.hash
                 ),
             )));
@@ -127,7 +253,7 @@ impl EventLog {
             if position > head.position {
                 continue; // appended after this verify began
             }
-            if version > versions.get(stream).copied().unwrap_or(0) {
+            if version > chain.stream_version(stream) {
                 return Ok(Err(corruption(
                     position,
                     format!("stream index has {stream} version {version} but no such record"),
@@ -168,33 +294,9 @@ impl EventLog {
             }
         }
 
-        if let Some(anchor) = anchor {
-            if anchor.position > head.position {
-                return Ok(Err(corruption(
-                    head.position + 1,
-                    format!(
-                        "log ends at {} but the anchor {anchor} is past it: records are missing",
-                        head.position
-                    ),
-                )));
-            }
-            let found = if anchor.position == 0 {
-                Hash::ZERO
-            } else {
-                anchor_hash.unwrap_or(Hash::ZERO)
-            };
-            if found != anchor.hash {
-                return Ok(Err(corruption(
-                    anchor.position,
-                    format!("hash is {found} but the anchor says {}", anchor.hash),
-                )));
-            }
+        if let Err(corruption) = chain.check_anchor() {
+            return Ok(Err(corruption));
         }
-
-        Ok(Ok(VerifyReport {
-            events: head.position,
-            head,
-            streams: versions.len() as u64,
-        }))
+        Ok(Ok(chain.report()))
     }
 }

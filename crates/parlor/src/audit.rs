@@ -5,17 +5,18 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use domain::{RoomId, Timestamp};
-use eventlog::{EventLog, Hash, Head};
+use eventlog::{Corruption, EventLog, Hash, Head, VerifyReport};
 
 use crate::options::AuditCommand;
 
 /// Runs one audit subcommand, printing to stdout.
 pub fn run(command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify {
-            data_dir,
-            expect_head,
-        } => verify(&data_dir, expect_head.as_deref()),
+        AuditCommand::Verify { .. } => {
+            // main.rs resolves where verify reads (a directory or NATS) and calls `verify` or
+            // `audit_live::verify` itself; nothing routes a verify here.
+            bail!("audit verify is dispatched by main")
+        }
         AuditCommand::Room {
             room_id,
             at,
@@ -100,20 +101,8 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 /// `audit verify`: recomputes the chain; prints the count, and ends with `head <position> <hash>`.
-fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
-    let (anchor, expected_hash) = match expect_head {
-        None => (None, None),
-        Some(text) if text.contains(':') => {
-            let head: Head = text
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
-            (Some(head), None)
-        }
-        Some(text) => {
-            let hash = Hash::from_hex(text).map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
-            (None, Some(hash))
-        }
-    };
+pub(crate) fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
+    let expected = ExpectedHead::parse(expect_head)?;
     let log = match open(data_dir) {
         Ok(log) => log,
         Err(error) => {
@@ -128,8 +117,48 @@ fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
         }
     };
     let started = std::time::Instant::now();
-    let report = log.verify(anchor, |_| {})?;
-    let report = match report {
+    let verdict = log.verify(expected.anchor, |_| {})?;
+    print_verdict(verdict, &expected, started)
+}
+
+/// What `--expect-head` asks of the verified log.
+pub(crate) struct ExpectedHead {
+    /// `<position>:<hash>`: the record at that position must have that hash.
+    pub anchor: Option<Head>,
+    /// `<hash>`: the verified head must have that hash.
+    pub head_hash: Option<Hash>,
+}
+
+impl ExpectedHead {
+    /// Parses `--expect-head`.
+    pub(crate) fn parse(expect_head: Option<&str>) -> anyhow::Result<ExpectedHead> {
+        let (anchor, head_hash) = match expect_head {
+            None => (None, None),
+            Some(text) if text.contains(':') => {
+                let head: Head = text
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
+                (Some(head), None)
+            }
+            Some(text) => {
+                let hash =
+                    Hash::from_hex(text).map_err(|e| anyhow::anyhow!("--expect-head: {e}"))?;
+                (None, Some(hash))
+            }
+        };
+        Ok(ExpectedHead { anchor, head_hash })
+    }
+}
+
+/// Prints a verification's outcome the same way for a stopped and a running system: on
+/// success the event and stream counts, the speed, and last `head <position> <hash>`; on
+/// failure an error naming the first bad position (and so a non-zero exit).
+pub(crate) fn print_verdict(
+    verdict: Result<VerifyReport, Corruption>,
+    expected: &ExpectedHead,
+    started: std::time::Instant,
+) -> anyhow::Result<()> {
+    let report = match verdict {
         Ok(report) => report,
         Err(corruption) => bail!(
             "verify failed at position {}: {}",
@@ -137,7 +166,7 @@ fn verify(data_dir: &Path, expect_head: Option<&str>) -> anyhow::Result<()> {
             corruption.reason
         ),
     };
-    if let Some(expected) = expected_hash {
+    if let Some(expected) = expected.head_hash {
         if report.head.hash != expected {
             bail!(
                 "verify failed at position {}: head hash {} is not the expected {} (truncated or altered tail)",

@@ -2,6 +2,7 @@
 //! only: every piece of logic lives in a library crate.
 
 mod audit;
+mod audit_live;
 mod options;
 mod parts;
 mod replay;
@@ -41,6 +42,23 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Audit(options::AuditCommand::Verify {
+            data_dir,
+            nats_url,
+            subject_prefix,
+            expect_head,
+        }) => match options::VerifySource::resolve(data_dir, nats_url) {
+            Ok(options::VerifySource::Nats(nats_url)) => {
+                audit_live::verify(&nats_url, &subject_prefix, expect_head.as_deref()).await
+            }
+            Ok(options::VerifySource::DataDir(data_dir)) => {
+                tokio::task::spawn_blocking(move || {
+                    audit::verify(&data_dir, expect_head.as_deref())
+                })
+                .await?
+            }
+            Err(usage) => usage.exit(),
+        },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;

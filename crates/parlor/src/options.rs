@@ -65,22 +65,40 @@ pub enum Command {
         #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
         data_dir: PathBuf,
     },
-    /// Audit the log of a stopped data directory.
+    /// Audit the log of a stopped data directory (`verify` also checks a running system).
     #[command(subcommand)]
     Audit(AuditCommand),
 }
 
-/// `parlor audit …`: every subcommand reads a stopped data directory.
+/// `parlor audit …`: every subcommand reads a stopped data directory; `verify` can also read a
+/// running system over NATS.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain and every record's checks; ends with `head <position> <hash>`.
+    ///
+    /// Of a stopped data directory (`--data-dir`), or of a running system through its writer's
+    /// `log.read` (`--nats-url`), up to the head the writer reports when verification starts.
+    // Exactly one of `--data-dir` and `--nats-url`, resolved with the environment by
+    // `VerifySource::resolve`.
+    #[command(group(
+        clap::ArgGroup::new("source")
+            .multiple(false)
+            .args(["data_dir", "nats_url"])
+    ))]
     Verify {
-        /// The data directory.
-        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
-        data_dir: PathBuf,
+        /// The data directory of a stopped system [env: PARLOR_DATA_DIR].
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The NATS server of a running system, whose writer serves `log.read`
+        /// [env: PARLOR_NATS_URL].
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// The running system's subject prefix (with --nats-url).
+        #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
+        subject_prefix: String,
         /// An anchored head: `<hash>` (the head must be it) or `<position>:<hash>` (the record
         /// at that position must have that hash), to catch a truncated tail.
-        #[arg(long)]
+        #[arg(long, env = "PARLOR_EXPECT_HEAD")]
         expect_head: Option<String>,
     },
     /// A room's full history as of a moment: members, messages with edits, deletions,
@@ -132,6 +150,72 @@ pub enum AuditCommand {
         #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
         data_dir: PathBuf,
     },
+}
+
+/// Where `parlor audit verify` reads the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifySource {
+    /// A stopped system's data directory.
+    DataDir(PathBuf),
+    /// A running system's NATS server.
+    Nats(String),
+}
+
+impl VerifySource {
+    /// Picks the source from the flags, then the environment. A flag given on the command line
+    /// wins over the other's environment variable: a shell that exports `PARLOR_NATS_URL` for
+    /// the services can still verify a data directory (which is why these two flags resolve
+    /// their `PARLOR_*` variables here rather than through clap, whose group would call that a
+    /// conflict). Without a flag, exactly one of `PARLOR_DATA_DIR` and `PARLOR_NATS_URL` must be
+    /// set. Errors are clap usage errors.
+    pub fn resolve(
+        data_dir: Option<PathBuf>,
+        nats_url: Option<String>,
+    ) -> Result<VerifySource, clap::Error> {
+        use clap::error::ErrorKind;
+        match (data_dir, nats_url) {
+            (Some(data_dir), None) => Ok(VerifySource::DataDir(data_dir)),
+            (None, Some(nats_url)) => Ok(VerifySource::Nats(nats_url)),
+            (Some(_), Some(_)) => Err(usage_error(
+                ErrorKind::ArgumentConflict,
+                "the argument '--data-dir' cannot be used with '--nats-url'",
+            )),
+            (None, None) => {
+                let data_dir = std::env::var_os("PARLOR_DATA_DIR").filter(|dir| !dir.is_empty());
+                let nats_url = std::env::var("PARLOR_NATS_URL")
+                    .ok()
+                    .filter(|url| !url.is_empty());
+                match (data_dir, nats_url) {
+                    (Some(data_dir), None) => Ok(VerifySource::DataDir(data_dir.into())),
+                    (None, Some(nats_url)) => Ok(VerifySource::Nats(nats_url)),
+                    (Some(_), Some(_)) => Err(usage_error(
+                        ErrorKind::ArgumentConflict,
+                        "PARLOR_DATA_DIR and PARLOR_NATS_URL are both set: choose with \
+                         --data-dir <DATA_DIR> or --nats-url <NATS_URL>",
+                    )),
+                    (None, None) => Err(usage_error(
+                        ErrorKind::MissingRequiredArgument,
+                        "give --data-dir <DATA_DIR> (a stopped system) or --nats-url <NATS_URL> \
+                         (a running one)",
+                    )),
+                }
+            }
+        }
+    }
+}
+
+/// A usage error of `parlor audit verify`, printed and exited with like clap's own.
+fn usage_error(kind: clap::error::ErrorKind, message: &str) -> clap::Error {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let verify = command
+        .find_subcommand_mut("audit")
+        .and_then(|audit| audit.find_subcommand_mut("verify"))
+        .map(|verify| verify.clone().bin_name("parlor audit verify"));
+    match verify {
+        Some(mut verify) => verify.error(kind, message),
+        None => command.error(kind, message),
+    }
 }
 
 /// Options shared by the services.

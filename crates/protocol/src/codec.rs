@@ -166,6 +166,36 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], limit_bytes: u64) -> Res
         .map_err(|error| decode_error(*error, limit_bytes))
 }
 
+/// Decodes bytes made by [`encode`] of a value `H` optionally followed by a `T`: `(head, None)`
+/// when nothing follows `H`, `(head, Some(tail))` when a whole `T` does. Every byte must be
+/// consumed, as in [`decode`].
+///
+/// This is how a layout grows backward-compatibly: bincode is not self-describing, so an
+/// optional addition can only be a trailing field, present or absent as a whole (the `raw`
+/// flag of a `log.read` request and the record bytes of its reply). Old bytes (no tail) keep
+/// decoding, and an old decoder refuses the new bytes instead of misreading them.
+pub fn decode_with_tail<H: DeserializeOwned, T: DeserializeOwned>(
+    bytes: &[u8],
+    limit_bytes: u64,
+) -> Result<(H, Option<T>), CodecError> {
+    let body = body(bytes, limit_bytes)?;
+    // `&mut &[u8]` reads by advancing the slice, so what is left afterwards is the tail.
+    let mut rest = body;
+    let head: H = options()
+        .allow_trailing_bytes()
+        .with_limit(limit_bytes)
+        .deserialize_from(&mut rest)
+        .map_err(|error| decode_error(*error, limit_bytes))?;
+    if rest.is_empty() {
+        return Ok((head, None));
+    }
+    let tail: T = options()
+        .with_limit(limit_bytes)
+        .deserialize(rest)
+        .map_err(|error| decode_error(*error, limit_bytes))?;
+    Ok((head, Some(tail)))
+}
+
 /// Encodes `value` in `format`: compact JSON, or [`encode`].
 pub fn encode_as<T: Serialize>(value: &T, format: Format) -> Result<Vec<u8>, CodecError> {
     match format {

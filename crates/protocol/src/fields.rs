@@ -79,6 +79,15 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| format!("{}: expected a boolean", self.path(name)))
     }
 
+    /// An optional boolean.
+    pub(crate) fn optional_boolean(&self, name: &str) -> FieldResult<Option<bool>> {
+        self.optional(name, |value, path| {
+            value
+                .as_bool()
+                .ok_or_else(|| format!("{path}: expected a boolean"))
+        })
+    }
+
     /// A required non-negative integer that fits in a u64 (no fraction, no exponent).
     pub(crate) fn unsigned(&self, name: &str) -> FieldResult<u64> {
         expect_unsigned(self.required(name)?, &self.path(name))

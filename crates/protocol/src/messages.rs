@@ -73,13 +73,22 @@ fn bincode_request<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, In
         .map_err(|error| InvalidRequest::new(format!("payload: {error}")))
 }
 
-/// `parlor.log.read`: up to `max` events from position `from` on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// `parlor.log.read`: up to `max` events from position `from` on, with their stored record
+/// bytes when `raw` is set.
+///
+/// `raw` is an optional addition to protocol.md §2 (docs/protocol.md): absent means `false`, and
+/// a request without it is encoded exactly as before (JSON without the key; bincode as the
+/// 12 bytes of `from` and `max`), so old writers keep understanding new readers that do not
+/// ask for it. In bincode `raw: true` is one trailing byte `1` after `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LogReadRequest {
     /// The first position wanted, at least 1 (default 1).
     pub from: u64,
     /// The most events wanted, 1 to [`LOG_READ_EVENTS_MAX`] (default [`LOG_READ_EVENTS_DEFAULT`]).
     pub max: u32,
+    /// Ask for each event's stored record bytes ([`RecordedEvent::raw`]), so that a reader can
+    /// recompute the hash chain of a running system (`parlor audit verify --nats-url`).
+    pub raw: bool,
 }
 
 impl Default for LogReadRequest {
@@ -87,16 +96,26 @@ impl Default for LogReadRequest {
         LogReadRequest {
             from: 1,
             max: LOG_READ_EVENTS_DEFAULT,
+            raw: false,
         }
     }
 }
 
 impl LogReadRequest {
-    /// A request, checked as a decoded one would be.
+    /// A request without record bytes, checked as a decoded one would be.
     pub fn new(from: u64, max: u32) -> Result<LogReadRequest, InvalidRequest> {
-        LogReadRequest { from, max }
-            .checked()
-            .map_err(InvalidRequest::new)
+        LogReadRequest {
+            from,
+            max,
+            raw: false,
+        }
+        .checked()
+        .map_err(InvalidRequest::new)
+    }
+
+    /// The same request asking (or not) for each event's stored record bytes.
+    pub fn with_raw(self, raw: bool) -> LogReadRequest {
+        LogReadRequest { raw, ..self }
     }
 
     /// The request if its values are in bounds.
@@ -110,7 +129,7 @@ impl LogReadRequest {
         Ok(self)
     }
 
-    /// Reads `{"from": 1, "max": 1000}`, both optional.
+    /// Reads `{"from": 1, "max": 1000, "raw": false}`, all optional.
     fn from_json(object: &Map<String, Value>) -> FieldResult<LogReadRequest> {
         let fields = Fields::new(object, "");
         let from = fields.optional_unsigned("from")?.unwrap_or(1);
@@ -119,7 +138,8 @@ impl LogReadRequest {
             Some(max) => u32::try_from(max)
                 .map_err(|_| format!("max: must be 1 to {LOG_READ_EVENTS_MAX}"))?,
         };
-        LogReadRequest { from, max }.checked()
+        let raw = fields.optional_boolean("raw")?.unwrap_or(false);
+        LogReadRequest { from, max, raw }.checked()
     }
 
     /// Encodes the request in `format`.
@@ -127,25 +147,76 @@ impl LogReadRequest {
         codec::encode_as(self, format)
     }
 
-    /// Decodes and checks a request in `format`; an empty JSON body asks for the defaults.
+    /// Decodes and checks a request in `format`; an empty JSON body asks for the defaults. In
+    /// bincode both the old 12-byte layout and the one with the trailing `raw` flag decode.
     pub fn decode(bytes: &[u8], format: Format) -> Result<LogReadRequest, InvalidRequest> {
         match format {
             Format::Json => {
                 LogReadRequest::from_json(&request_object(bytes)?).map_err(InvalidRequest::new)
             }
-            Format::Bincode => bincode_request::<LogReadRequest>(bytes),
+            Format::Bincode => {
+                let (BinaryLogReadRequest { from, max }, raw) =
+                    codec::decode_with_tail::<_, bool>(bytes, REQUEST_BYTES_MAX)
+                        .map_err(|error| InvalidRequest::new(format!("payload: {error}")))?;
+                LogReadRequest {
+                    from,
+                    max,
+                    raw: raw.unwrap_or(false),
+                }
+                .checked()
+                .map_err(InvalidRequest::new)
+            }
         }
     }
 }
 
-/// The bincode layout of [`LogReadRequest`].
-#[derive(Deserialize)]
+/// The bincode layout of [`LogReadRequest`] as first published; `raw` trails it when set.
+#[derive(Serialize, Deserialize)]
 struct BinaryLogReadRequest {
     from: u64,
     max: u32,
 }
 
+/// The JSON layout of [`LogReadRequest`]: `raw` is written only when set, so a request that
+/// does not ask for record bytes is the same text as before the addition.
+#[derive(Serialize)]
+struct JsonLogReadRequest {
+    from: u64,
+    max: u32,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    raw: bool,
+}
+
+impl Serialize for LogReadRequest {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeTuple as _;
+        if serializer.is_human_readable() {
+            JsonLogReadRequest {
+                from: self.from,
+                max: self.max,
+                raw: self.raw,
+            }
+            .serialize(serializer)
+        } else if self.raw {
+            // bincode writes a tuple's elements back to back: the old layout, then the flag.
+            let mut tuple = serializer.serialize_tuple(3)?;
+            tuple.serialize_element(&self.from)?;
+            tuple.serialize_element(&self.max)?;
+            tuple.serialize_element(&true)?;
+            tuple.end()
+        } else {
+            BinaryLogReadRequest {
+                from: self.from,
+                max: self.max,
+            }
+            .serialize(serializer)
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for LogReadRequest {
+    /// JSON reads every field; bincode reads the first layout only (a trailing `raw` flag is
+    /// left over and refused by the codec): use [`LogReadRequest::decode`], which reads both.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let request = if deserializer.is_human_readable() {
             let value = Value::deserialize(deserializer)?;
@@ -154,14 +225,25 @@ impl<'de> Deserialize<'de> for LogReadRequest {
         } else {
             let BinaryLogReadRequest { from, max } =
                 BinaryLogReadRequest::deserialize(deserializer)?;
-            LogReadRequest { from, max }.checked()
+            LogReadRequest {
+                from,
+                max,
+                raw: false,
+            }
+            .checked()
         };
         request.map_err(D::Error::custom)
     }
 }
 
 /// The answer to `parlor.log.read`: events in position order and the log's head position.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// When the request asked for `raw`, every event carries its stored record bytes
+/// ([`RecordedEvent::raw`]). JSON writes them inside each event (`"raw"`, base64). Bincode's
+/// event layout cannot grow (events are also published alone, and old readers decode them), so
+/// there the record bytes follow the head as one trailing list, one entry per event in order;
+/// a reply without them is byte for byte the reply of before the addition.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct LogReadReply {
     /// Events from the requested position on; fewer than asked at the head or at the byte bound.
     pub events: Vec<RecordedEvent>,
@@ -170,14 +252,84 @@ pub struct LogReadReply {
 }
 
 impl LogReadReply {
-    /// Encodes the reply in `format` (the request's).
+    /// Encodes the reply in `format` (the request's). Fails if only some events carry record
+    /// bytes: a reply has them for every event or for none.
     pub fn encode(&self, format: Format) -> Result<Vec<u8>, CodecError> {
         codec::encode_as(self, format)
     }
 
     /// Decodes a reply in `format`; at most [`LOG_READ_REPLY_BYTES_MAX`] bytes.
     pub fn decode(bytes: &[u8], format: Format) -> Result<LogReadReply, CodecError> {
-        codec::decode_as(bytes, format, LOG_READ_REPLY_BYTES_MAX)
+        match format {
+            Format::Json => codec::decode_as(bytes, format, LOG_READ_REPLY_BYTES_MAX),
+            Format::Bincode => {
+                let (mut reply, raws) = codec::decode_with_tail::<LogReadReply, Vec<Vec<u8>>>(
+                    bytes,
+                    LOG_READ_REPLY_BYTES_MAX,
+                )?;
+                if let Some(raws) = raws {
+                    if raws.len() != reply.events.len() {
+                        return Err(CodecError::Malformed(format!(
+                            "{} record byte strings for {} events",
+                            raws.len(),
+                            reply.events.len()
+                        )));
+                    }
+                    for (event, raw) in reply.events.iter_mut().zip(raws) {
+                        event.raw = Some(raw);
+                    }
+                }
+                Ok(reply)
+            }
+        }
+    }
+
+    /// The events' record bytes in order, when every event has them; `None` when none has;
+    /// an error when only some have.
+    fn raws(&self) -> Result<Option<Vec<&[u8]>>, String> {
+        let with_raw = self
+            .events
+            .iter()
+            .filter(|event| event.raw.is_some())
+            .count();
+        if with_raw == 0 {
+            return Ok(None);
+        }
+        if with_raw != self.events.len() {
+            return Err(format!(
+                "{with_raw} of {} events carry record bytes: all or none must",
+                self.events.len()
+            ));
+        }
+        Ok(Some(
+            self.events
+                .iter()
+                .filter_map(|event| event.raw.as_deref())
+                .collect(),
+        ))
+    }
+}
+
+impl Serialize for LogReadReply {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeStruct as _};
+        let raws = self.raws().map_err(S::Error::custom)?;
+        if serializer.is_human_readable() {
+            // Each event writes its own `raw`.
+            let mut reply = serializer.serialize_struct("LogReadReply", 2)?;
+            reply.serialize_field("events", &self.events)?;
+            reply.serialize_field("head", &self.head)?;
+            return reply.end();
+        }
+        let events: Vec<_> = self.events.iter().map(RecordedEvent::binary).collect();
+        let fields = if raws.is_some() { 3 } else { 2 };
+        let mut reply = serializer.serialize_struct("LogReadReply", fields)?;
+        reply.serialize_field("events", &events)?;
+        reply.serialize_field("head", &self.head)?;
+        if let Some(raws) = raws {
+            reply.serialize_field("raw", &raws)?;
+        }
+        reply.end()
     }
 }
 

@@ -16,6 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+
 use crate::codec::{self, CodecError, Format};
 use crate::digest::Sha256;
 use crate::spelling;
@@ -115,6 +118,13 @@ pub fn decode_stored(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
 /// "recorded_at", "data", "hash"}` where `data` is the event's fields as an object and `hash` is
 /// 64 lowercase hex characters. Bincode: the same fields in that order, but with the whole
 /// `Event` in place of `type` and `data`, and the hash as 32 bytes.
+///
+/// `raw`, the stored record bytes, is an optional addition (docs/protocol.md §2): only a
+/// `log.read` reply to a request with `"raw": true` has it. JSON then adds `"raw"` (base64,
+/// as `parlor audit export` lines do) and omits it otherwise, so other events are the same
+/// bytes as before. Bincode events never hold it: [`crate::LogReadReply`] carries it after its
+/// events, and encoding a lone event that has it in bincode is an error rather than a silent
+/// loss.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {
     /// Global position, gapless from 1.
@@ -135,6 +145,8 @@ pub struct RecordedEvent {
     pub event: Event,
     /// The log's chain hash of this record.
     pub hash: Sha256,
+    /// The record exactly as the event log stores it (format byte … hash), when asked for.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl RecordedEvent {
@@ -167,6 +179,30 @@ impl RecordedEvent {
             recorded_at: stored.recorded_at,
             event: stored.event,
             hash: Sha256(hash),
+            raw: None,
+        }
+    }
+
+    /// The same event carrying its stored record bytes.
+    pub fn with_raw(self, raw: Vec<u8>) -> RecordedEvent {
+        RecordedEvent {
+            raw: Some(raw),
+            ..self
+        }
+    }
+
+    /// The bincode layout of the event, without `raw`.
+    pub(crate) fn binary(&self) -> BinaryRecordedRef<'_> {
+        BinaryRecordedRef {
+            position: self.position,
+            stream: &self.stream,
+            version: self.version,
+            event_id: &self.event_id,
+            command_id: &self.command_id,
+            actor: &self.actor,
+            recorded_at: self.recorded_at,
+            event: &self.event,
+            hash: self.hash,
         }
     }
 
@@ -192,13 +228,19 @@ impl RecordedEvent {
 
     /// The bytes [`RecordedEvent::encode`] produces (to fill a `log.read` page up to its byte
     /// bound). Inside a list, a bincode event takes one byte less (no format byte of its own)
-    /// and a JSON one a byte more (the comma).
+    /// and a JSON one a byte more (the comma). In bincode, `raw` is counted as its share of the
+    /// reply's trailing list (an 8-byte length and the bytes).
     pub fn encoded_len(&self, format: Format) -> Result<u64, CodecError> {
         match format {
             Format::Json => self
                 .encode(Format::Json)
                 .map(|bytes| u64::try_from(bytes.len()).unwrap_or(u64::MAX)),
-            Format::Bincode => codec::encoded_len(self),
+            Format::Bincode => {
+                let raw = self.raw.as_ref().map_or(0, |raw| {
+                    u64::try_from(raw.len()).map_or(u64::MAX, |len| len.saturating_add(8))
+                });
+                Ok(codec::encoded_len(&self.binary())?.saturating_add(raw))
+            }
         }
     }
 }
@@ -248,6 +290,8 @@ struct JsonRecordedRef<'a> {
     recorded_at: Timestamp,
     data: Map<String, Value>,
     hash: Sha256,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raw: Option<String>,
 }
 
 /// The JSON layout of [`RecordedEvent`], as read.
@@ -264,11 +308,13 @@ struct JsonRecorded {
     recorded_at: Timestamp,
     data: Map<String, Value>,
     hash: Sha256,
+    #[serde(default)]
+    raw: Option<String>,
 }
 
 /// The bincode layout of [`RecordedEvent`], borrowed for encoding.
 #[derive(Serialize)]
-struct BinaryRecordedRef<'a> {
+pub(crate) struct BinaryRecordedRef<'a> {
     position: u64,
     stream: &'a str,
     version: u64,
@@ -308,21 +354,15 @@ impl Serialize for RecordedEvent {
                 recorded_at: self.recorded_at,
                 data: self.data().map_err(S::Error::custom)?,
                 hash: self.hash,
+                raw: self.raw.as_deref().map(|raw| BASE64.encode(raw)),
             }
             .serialize(serializer)
+        } else if self.raw.is_some() {
+            Err(S::Error::custom(
+                "an event's record bytes travel in bincode only inside a log.read reply",
+            ))
         } else {
-            BinaryRecordedRef {
-                position: self.position,
-                stream: &self.stream,
-                version: self.version,
-                event_id: &self.event_id,
-                command_id: &self.command_id,
-                actor: &self.actor,
-                recorded_at: self.recorded_at,
-                event: &self.event,
-                hash: self.hash,
-            }
-            .serialize(serializer)
+            self.binary().serialize(serializer)
         }
     }
 }
@@ -333,6 +373,11 @@ impl<'de> Deserialize<'de> for RecordedEvent {
             let json = JsonRecorded::deserialize(deserializer)?;
             let event =
                 event_from_type_and_data(&json.type_name, json.data).map_err(D::Error::custom)?;
+            let raw = json
+                .raw
+                .map(|raw| BASE64.decode(raw.as_bytes()))
+                .transpose()
+                .map_err(|error| D::Error::custom(format!("raw: not base64: {error}")))?;
             Ok(RecordedEvent {
                 position: json.position,
                 stream: json.stream,
@@ -343,6 +388,7 @@ impl<'de> Deserialize<'de> for RecordedEvent {
                 recorded_at: json.recorded_at,
                 event,
                 hash: json.hash,
+                raw,
             })
         } else {
             let binary = BinaryRecorded::deserialize(deserializer)?;
@@ -356,6 +402,7 @@ impl<'de> Deserialize<'de> for RecordedEvent {
                 recorded_at: binary.recorded_at,
                 event: binary.event,
                 hash: binary.hash,
+                raw: None,
             })
         }
     }

@@ -57,8 +57,8 @@ pub(crate) async fn serve_pings(
     .await
 }
 
-/// Serves `<prefix>.log.read`: `{"from", "max"}` → `{"events", "head"}`, at most
-/// `max` events and less than 1 MiB per reply.
+/// Serves `<prefix>.log.read`: `{"from", "max", "raw"}` → `{"events", "head"}`, at most
+/// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them).
 pub(crate) async fn serve_log_reads(
     subscription: Subscription,
     bus: Bus,
@@ -113,24 +113,50 @@ pub(crate) async fn serve_log_reads(
     .await
 }
 
-/// Reads one page and encodes it, shrinking the page until it fits in a message.
+/// Reads one page and encodes it, shrinking the page until it fits in a message. With
+/// `read.raw`, every event also carries its stored record bytes, which count toward the bound.
 fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec<u8>, String> {
     let head = log.head().position;
     let budget = bus::PAYLOAD_BYTES_MAX - READ_REPLY_MARGIN_BYTES;
+    // A raw page holds every record twice (decoded, and as base64 or bytes): start from half
+    // the stored bytes so that the shrinking below is the exception, not the rule.
+    let stored_budget = if read.raw { budget / 2 } else { budget };
+    let from = read.from.max(1);
     let records = log
-        .read_from(read.from.max(1), read.max as usize, budget)
+        .read_from(from, read.max as usize, stored_budget)
         .map_err(|e| format!("reading the log: {e}"))?;
+    let mut raws = if read.raw && !records.is_empty() {
+        // The same records again, as stored: the count is fixed by the first read, so appends
+        // in between cannot make the two lists differ.
+        let raws = log
+            .read_raw_from(from, records.len(), usize::MAX)
+            .map_err(|e| format!("reading the log: {e}"))?;
+        if raws.len() != records.len() {
+            return Err(format!(
+                "read {} records but {} stored byte strings from position {from}",
+                records.len(),
+                raws.len()
+            ));
+        }
+        Some(raws.into_iter())
+    } else {
+        None
+    };
     let mut events = Vec::with_capacity(records.len());
     for record in &records {
         let stored = protocol::decode_stored(&record.payload)
             .map_err(|e| format!("event at position {} is unreadable: {e}", record.position))?;
-        events.push(RecordedEvent::new(
+        let event = RecordedEvent::new(
             record.position,
             record.stream.clone(),
             record.version,
             record.hash.0,
             &stored,
-        ));
+        );
+        events.push(match raws.as_mut().and_then(Iterator::next) {
+            Some(raw) => event.with_raw(raw),
+            None => event,
+        });
     }
     loop {
         let reply = LogReadReply { events, head };

@@ -6,6 +6,9 @@
 /// Helpers shared by the modules: opening logs, appending, tampering with stored bytes.
 mod common;
 
+/// `ChainVerifier` over stored bytes fed from outside the log, as a live verification does.
+mod chain;
+
 /// Appending batches: positions, versions, expected-version checks, batch bounds.
 mod append;
 /// SIGKILL a child process that appends, and check every acknowledged record survives.

@@ -309,6 +309,7 @@ impl FakeLog {
             recorded_at: Timestamp::from_millis(1_700_000_000_000),
             event,
             hash: Sha256([7; 32]),
+            raw: None,
         };
         events.push(recorded.clone());
         recorded

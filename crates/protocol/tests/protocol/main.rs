@@ -14,6 +14,10 @@ mod replies;
 /// event headers.
 mod records;
 
+/// The optional `raw` addition to `log.read`: requests old and new, replies with and without
+/// record bytes, in JSON and bincode.
+mod raw;
+
 /// Schema v0: the checked-in fixture read as today's events.
 mod upcast;
 

@@ -260,7 +260,11 @@ fn json_views_with_bad_types_data_or_hashes_are_refused() {
 
 #[test]
 fn log_read_requests_default_and_check_their_bounds() {
-    let defaults = LogReadRequest { from: 1, max: 1000 };
+    let defaults = LogReadRequest {
+        from: 1,
+        max: 1000,
+        raw: false,
+    };
     for body in [&b""[..], b"  ", b"{}", b"{\"from\": null, \"other\": 1}"] {
         assert_eq!(
             LogReadRequest::decode(body, Format::Json),
@@ -276,7 +280,8 @@ fn log_read_requests_default_and_check_their_bounds() {
         LogReadRequest::decode(br#"{"from": 77, "max": 10000}"#, Format::Json),
         Ok(LogReadRequest {
             from: 77,
-            max: 10_000
+            max: 10_000,
+            raw: false,
         })
     );
     let cases: [(&[u8], &str); 8] = [
