@@ -342,6 +342,7 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
         "the live-replayed model equals an offline rebuild"
     );
     println!(
-        "live replay: {sent_live} commands sent and {answered} queries answered during it, model at {live_position}"
+        "live replay: {sent_live} commands sent and {answered} queries answered during it, model at {live_position}; {}",
+        stdout.trim()
     );
 }

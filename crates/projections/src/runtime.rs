@@ -12,6 +12,10 @@
 //! 4. Idle for [`RunOptions::idle_probe_interval`]: probe `log.read {from: checkpoint + 1,
 //!    max: 1}`, so a dropped *last* event (no later event reveals the gap) is recovered too.
 //!
+//! With [`Runner::with_live_rebuild`], the runner also rebuilds its model from the log into a
+//! fresh instance on request and swaps it in between two live batches
+//! ([`crate::live_rebuild`]).
+//!
 //! Blocking work (sled) runs on tokio's blocking pool; the model sits behind an `RwLock`, so
 //! queries run concurrently with each other and wait only while a batch is written.
 //!
