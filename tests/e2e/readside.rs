@@ -232,7 +232,8 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
     let flowing = Arc::new(AtomicBool::new(true));
     let highest = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
-    for sender in users.iter().take(4).cloned() {
+    let live_senders: Vec<String> = users[..4].to_vec();
+    for sender in live_senders {
         let (c, room, flowing, highest) =
             (c.clone(), room.clone(), flowing.clone(), highest.clone());
         senders.push(tokio::spawn(async move {
