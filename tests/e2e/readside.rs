@@ -1,6 +1,8 @@
 //! The read side over NATS, without HTTP: `parlor up --nats-url` runs the writer and every read
 //! model; queries with `min_position` see the writes; `parlor replay all` on the stopped data
-//! directory rebuilds models that answer exactly as the live ones did.
+//! directory rebuilds models that answer exactly as the live ones did; `parlor replay rooms
+//! --nats-url` rebuilds a running projector's model while commands and queries flow, and the
+//! swapped-in model equals an offline rebuild.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -159,4 +161,189 @@ async fn read_models_follow_the_log_and_a_replay_answers_the_same() {
         let answer = query(&c, model, question).await;
         assert_eq!(answer["data"], expected, "{model} after replay");
     }
+}
+
+/// `parlor <args> --data-dir <dir>` with its stderr in the harness's log files.
+fn spawn_part(args: &[&str], data_dir: &std::path::Path) -> Parlor {
+    let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("PARLOR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(crate::harness::log_file(data_dir))
+        .spawn()
+        .expect("spawn parlor");
+    Parlor { child }
+}
+
+/// The digest of the rooms model in a stopped data directory, and its position.
+fn rooms_digest(data_dir: &std::path::Path) -> (String, u64) {
+    use projections::Projector as _;
+    let rooms = projections::Rooms::open(data_dir).unwrap();
+    (rooms.digest().unwrap(), rooms.position())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let nats = testkit::NatsServer::start();
+    let url = nats.url();
+    let data = tempfile::tempdir().unwrap();
+    let mut writer = spawn_part(&["writer", "--nats-url", &url], data.path());
+    let mut rooms = spawn_part(&["projector", "rooms", "--nats-url", &url], data.path());
+    let c = Client::connect(&url).await;
+    c.wait_for_writer().await;
+    let users: Vec<String> = (0..8).map(|i| format!("member{i}")).collect();
+    let names: Vec<&str> = users.iter().map(String::as_str).collect();
+    c.register(&names).await;
+    let room = c
+        .ok(
+            "member0",
+            "room.create",
+            json!({"name": "Replayed", "members": names[1..]}),
+        )
+        .await["result"]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Some history for the rebuild to go through.
+    let mut history = Vec::new();
+    for sender in users.clone() {
+        let (c, room) = (c.clone(), room.clone());
+        history.push(tokio::spawn(async move {
+            for n in 0..150 {
+                c.ok(
+                    &sender,
+                    "message.send",
+                    json!({"room_id": room, "body": format!("{sender} history {n}")}),
+                )
+                .await;
+            }
+        }));
+    }
+    for task in history {
+        task.await.unwrap();
+    }
+
+    // A stream of message.send commands, and queries that must all be answered.
+    let flowing = Arc::new(AtomicBool::new(true));
+    let highest = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    let live_senders: Vec<String> = users[..4].to_vec();
+    for sender in live_senders {
+        let (c, room, flowing, highest) =
+            (c.clone(), room.clone(), flowing.clone(), highest.clone());
+        senders.push(tokio::spawn(async move {
+            let mut n = 0;
+            while flowing.load(Ordering::SeqCst) {
+                let reply = c
+                    .ok(
+                        &sender,
+                        "message.send",
+                        json!({"room_id": room, "body": format!("{sender} live {n}")}),
+                    )
+                    .await;
+                highest.fetch_max(reply["position"].as_u64().unwrap(), Ordering::SeqCst);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let querier = {
+        let (c, flowing) = (c.clone(), flowing.clone());
+        tokio::spawn(async move {
+            let mut answered = 0u64;
+            while flowing.load(Ordering::SeqCst) {
+                let reply = query(
+                    &c,
+                    "rooms",
+                    json!({"op": "list", "caller": "member1", "view": "inbox"}),
+                )
+                .await;
+                assert_eq!(
+                    reply["ok"], true,
+                    "a query during the replay failed: {reply}"
+                );
+                assert_eq!(reply["data"]["rooms"][0]["name"], "Replayed");
+                answered += 1;
+            }
+            answered
+        })
+    };
+
+    let replay = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_parlor"))
+                .args(["replay", "rooms", "--nats-url", &url])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&replay.stdout);
+    assert!(
+        replay.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(
+        stdout.contains("rooms: rebuilt live to position"),
+        "{stdout}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    flowing.store(false, Ordering::SeqCst);
+    let mut sent_live = 0;
+    for sender in senders {
+        sent_live += sender.await.unwrap();
+    }
+    let answered = querier.await.unwrap();
+    assert!(sent_live > 0 && answered > 0);
+    let head = highest.load(Ordering::SeqCst);
+    let status = query(&c, "rooms", json!({"op": "status", "min_position": head})).await;
+    assert_eq!(status["ok"], true, "{status}");
+
+    // A replay the projector would refuse: --from in live mode; and one nobody answers.
+    let refused = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(["replay", "rooms", "--from", "5", "--nats-url", &url])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("position 1"));
+    let unanswered = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(["replay", "timeline", "--nats-url", &url])
+        .output()
+        .unwrap();
+    assert!(!unanswered.status.success());
+    assert!(
+        String::from_utf8_lossy(&unanswered.stderr).contains("no projector serves timeline"),
+        "{}",
+        String::from_utf8_lossy(&unanswered.stderr)
+    );
+
+    // Stopped, the model equals an offline rebuild of the same data directory, at the head.
+    assert!(writer.terminate().success());
+    assert!(rooms.terminate().success());
+    let (live_digest, live_position) = rooms_digest(data.path());
+    let offline = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(["replay", "rooms", "--data-dir"])
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let (offline_digest, offline_position) = rooms_digest(data.path());
+    assert_eq!(live_position, offline_position);
+    assert!(live_position >= head);
+    assert_eq!(
+        live_digest, offline_digest,
+        "the live-replayed model equals an offline rebuild"
+    );
+    println!(
+        "live replay: {sent_live} commands sent and {answered} queries answered during it, model at {live_position}; {}",
+        stdout.trim()
+    );
 }

@@ -109,7 +109,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Replay {
             name,
             from,
+            nats_url: Some(url),
+            subject_prefix,
+            ..
+        } => replay::run_live(&name, from, &url, &subject_prefix).await,
+        Command::Replay {
+            name,
+            from,
             data_dir,
+            nats_url: None,
+            ..
         } => tokio::task::spawn_blocking(move || replay::run(&name, from, &data_dir)).await?,
         Command::Writer(common) => {
             if common.nats_url.is_none() {

@@ -53,17 +53,25 @@ pub enum Command {
         #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
     },
-    /// Rebuild read models from the log of a stopped data directory, with progress, then swap.
+    /// Rebuild read models from the log, with progress, then swap: in the running projectors
+    /// while they keep serving (--nats-url), or in a stopped data directory (without it).
     Replay {
         /// A read model's name, or `all`.
         name: String,
         /// Start at this position (continuing a copy of the current model); 1 rebuilds from
-        /// scratch.
-        #[arg(long, default_value_t = 1)]
+        /// scratch. Stopped data directories only.
+        #[arg(long, env = "PARLOR_FROM", default_value_t = 1)]
         from: u64,
-        /// The data directory.
+        /// The data directory (without --nats-url).
         #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
         data_dir: PathBuf,
+        /// Rebuild live: ask the running projectors over this NATS server (`parlor up` without
+        /// --nats-url cannot be reached from outside).
+        #[arg(long, env = "PARLOR_NATS_URL")]
+        nats_url: Option<String>,
+        /// First token of every subject (live mode).
+        #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
+        subject_prefix: String,
     },
     /// Audit the log of a stopped data directory (`verify` also checks a running system).
     #[command(subcommand)]

@@ -3,13 +3,16 @@
 //! lives here.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use bus::Bus;
 use clock::Clock;
 use projections::{
-    Files, Moderation, Notifications, Projector, Rooms, RunOptions, Runner, Timeline,
+    store_path, Files, LiveRebuild, Moderation, Notifications, OpenFor, OpenModel, ProjectionError,
+    Projector, Rooms, RunOptions, Runner, Timeline,
 };
+use search::{SearchOptions, SearchProjector};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
@@ -32,32 +35,44 @@ pub struct RunningProjectors {
     pub positions: Vec<(&'static str, watch::Receiver<u64>)>,
 }
 
+/// Starts a runner for `model`, with live rebuilds (`<prefix>.admin.replay.<name>`) that open
+/// fresh instances through `open`.
+#[allow(clippy::too_many_arguments)]
 fn spawn<P: Projector>(
     model: P,
+    open: OpenModel<P>,
+    data_dir: &Path,
     bus: &Bus,
     clock: &Clock,
     prefix: &str,
     stop: &watch::Receiver<bool>,
     running: &mut RunningProjectors,
 ) {
-    let runner = Runner::new(model, bus.clone(), clock.clone(), RunOptions::new(prefix));
-    running
-        .positions
-        .push((runner_name::<P>(&runner), runner.position()));
+    let name = model.name();
+    let rebuild = LiveRebuild {
+        directory: store_path(data_dir, name),
+        open,
+    };
+    let runner = Runner::new(model, bus.clone(), clock.clone(), RunOptions::new(prefix))
+        .with_live_rebuild(rebuild);
+    running.positions.push((name, runner.position()));
     let stop = stop.clone();
     running
         .tasks
         .spawn(async move { runner.run(stop).await.context("read model stopped") });
 }
 
-fn runner_name<P: Projector>(runner: &Runner<P>) -> &'static str {
-    runner
-        .model()
-        .read(|model| model.name())
-        .unwrap_or("unknown")
+/// Opens the search index for `purpose`: bulk settings while rebuilding, live ones to serve.
+fn open_search(path: &Path, purpose: OpenFor) -> Result<SearchProjector, ProjectionError> {
+    let options = match purpose {
+        OpenFor::Serving => SearchOptions::live(),
+        OpenFor::Rebuilding => SearchOptions::rebuild(),
+    };
+    SearchProjector::open_path(path, options)
 }
 
-/// Opens and starts the named read models (all of them for `None`).
+/// Opens (recovering an interrupted swap first) and starts the named read models (all of them
+/// for `None`).
 pub fn start_projectors(
     names: Option<&[String]>,
     data_dir: &Path,
@@ -76,55 +91,71 @@ pub fn start_projectors(
         None => PROJECTOR_NAMES.iter().map(|n| (*n).to_owned()).collect(),
     };
     for name in &wanted {
+        let (dir, run) = (data_dir, &mut running);
         match name.as_str() {
-            "rooms" => spawn(
-                Rooms::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
-            "timeline" => spawn(
-                Timeline::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
-            "search" => spawn(
-                search::SearchProjector::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
-            "files" => spawn(
-                Files::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
-            "moderation" => spawn(
-                Moderation::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
-            "notifications" => spawn(
-                Notifications::open(data_dir)?,
-                bus,
-                clock,
-                prefix,
-                &stopped,
-                &mut running,
-            ),
+            "rooms" => {
+                let open: OpenModel<Rooms> = Arc::new(|path, _| Rooms::open_path(path));
+                spawn(
+                    Rooms::open(dir)?,
+                    open,
+                    dir,
+                    bus,
+                    clock,
+                    prefix,
+                    &stopped,
+                    run,
+                );
+            }
+            "timeline" => {
+                let open: OpenModel<Timeline> = Arc::new(|path, _| Timeline::open_path(path));
+                spawn(
+                    Timeline::open(dir)?,
+                    open,
+                    dir,
+                    bus,
+                    clock,
+                    prefix,
+                    &stopped,
+                    run,
+                );
+            }
+            "search" => {
+                let open: OpenModel<SearchProjector> = Arc::new(open_search);
+                let model = SearchProjector::open(dir)?;
+                spawn(model, open, dir, bus, clock, prefix, &stopped, run);
+            }
+            "files" => {
+                let open: OpenModel<Files> = Arc::new(|path, _| Files::open_path(path));
+                spawn(
+                    Files::open(dir)?,
+                    open,
+                    dir,
+                    bus,
+                    clock,
+                    prefix,
+                    &stopped,
+                    run,
+                );
+            }
+            "moderation" => {
+                let open: OpenModel<Moderation> = Arc::new(|path, _| Moderation::open_path(path));
+                spawn(
+                    Moderation::open(dir)?,
+                    open,
+                    dir,
+                    bus,
+                    clock,
+                    prefix,
+                    &stopped,
+                    run,
+                );
+            }
+            "notifications" => {
+                let open: OpenModel<Notifications> =
+                    Arc::new(|path, _| Notifications::open_path(path));
+                let model = Notifications::open(dir)?;
+                spawn(model, open, dir, bus, clock, prefix, &stopped, run);
+            }
             other => bail!(
                 "no read model named {other:?} (known: {})",
                 PROJECTOR_NAMES.join(", ")

@@ -1,15 +1,22 @@
-//! `parlor replay <model|all>`: rebuilds read models from the log of a stopped data directory
-//! into a fresh store beside the old one, with a progress bar, then swaps the directories, so
-//! the old model stays whole until the new one is complete.
+//! `parlor replay <model|all>`: rebuilds read models from the log into a fresh store beside
+//! the old one, with a progress bar, then swaps the directories, so the old model stays whole
+//! until the new one is complete ([`projections::swap`]).
+//!
+//! - With `--nats-url` ([`run_live`]): asks the running projectors to rebuild while they keep
+//!   serving (`<prefix>.admin.replay.<model>`, [`projections::live_rebuild`]) and shows their
+//!   progress.
+//! - Without ([`run`]): rebuilds in a stopped data directory, reading the log directly.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bus::Bus;
 use eventlog::EventLog;
 use indicatif::{ProgressBar, ProgressStyle};
+use projections::live_rebuild::request_rebuild;
 use projections::{
-    store_path, EventEnvelope, Files, Moderation, Notifications, Projector, Rooms, Timeline,
+    store_path, swap, EventEnvelope, Files, Moderation, Notifications, Projector, Rooms, Timeline,
 };
 use protocol::RecordedEvent;
 
@@ -18,26 +25,100 @@ use crate::parts::PROJECTOR_NAMES;
 /// Events per rebuild batch (one store write each).
 const REPLAY_BATCH_EVENTS: usize = 10_000;
 
-/// Rebuilds `name` (or every model for `all`) from position `from`.
+/// How long a projector may take to accept or refuse a live rebuild.
+const LIVE_ANSWER_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a live rebuild may go without a progress message (projectors send one at least
+/// every second, merges included) before it is given up as lost.
+const LIVE_SILENCE_MAX: Duration = Duration::from_secs(30);
+
+/// The models `name` stands for (`all`: every one), or why it names none.
+fn model_names(name: &str) -> anyhow::Result<Vec<&str>> {
+    if name == "all" {
+        return Ok(PROJECTOR_NAMES.to_vec());
+    }
+    match PROJECTOR_NAMES.iter().find(|known| **known == name) {
+        Some(known) => Ok(vec![*known]),
+        None => bail!(
+            "no read model named {name:?} (known: {}, all)",
+            PROJECTOR_NAMES.join(", ")
+        ),
+    }
+}
+
+/// A progress bar for `name` with events/s and ETA.
+fn progress_bar(name: &str, length: u64) -> ProgressBar {
+    let bar = ProgressBar::new(length);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>13} [{bar:40}] {pos}/{len} events {per_sec} ETA {eta} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    bar
+}
+
+/// Has the running projectors of `name` (or of every model for `all`, one after the other)
+/// rebuild their model from the log while they keep serving, and follows each to its swap.
+pub async fn run_live(name: &str, from: u64, nats_url: &str, prefix: &str) -> anyhow::Result<()> {
+    if from > 1 {
+        bail!(
+            "--from {from}: a live replay rebuilds from position 1; continuing a model from a \
+             later position needs a stopped data directory (leave out --nats-url)"
+        );
+    }
+    let names = model_names(name)?;
+    let bus = Bus::connect(nats_url, "parlor-replay")
+        .await
+        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+    for name in names {
+        let mut watch = request_rebuild(&bus, prefix, name, LIVE_ANSWER_WAIT).await?;
+        let bar = progress_bar(name, watch.position_at_start);
+        bar.set_message("rebuilding");
+        loop {
+            let report = match watch.next(LIVE_SILENCE_MAX).await {
+                Ok(report) => report,
+                Err(error) => {
+                    bar.abandon();
+                    return Err(error.into());
+                }
+            };
+            bar.set_length(report.head.max(report.position));
+            bar.set_position(report.position);
+            bar.set_message(report.phase.clone());
+            if report.done {
+                bar.finish();
+                println!(
+                    "{name}: rebuilt live to position {} in {:.1} s ({:.0} events/s); swapped in",
+                    report.position,
+                    report.elapsed_ms as f64 / 1000.0,
+                    report.events_per_s
+                );
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds `name` (or every model for `all`) from position `from` in a stopped data directory.
 pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
     let log_dir = data_dir.join("log");
     if !log_dir.exists() {
         bail!("no event log in {}", data_dir.display());
     }
+    let names = model_names(name)?;
     let log = EventLog::open(&log_dir).context("opening the event log (is the writer stopped?)")?;
-    let names: Vec<&str> = if name == "all" {
-        PROJECTOR_NAMES.to_vec()
-    } else {
-        vec![name]
-    };
     for name in names {
-        let rebuilt = store_path(data_dir, &format!("{name}.rebuild"));
-        if rebuilt.exists() {
-            std::fs::remove_dir_all(&rebuilt)?;
-        }
+        let current = store_path(data_dir, name);
+        // A swap a crash interrupted is finished or undone before anything else.
+        swap::recover(&current)?;
+        let rebuilt = swap::rebuild_path(&current);
         if from > 1 {
             // Continue a copy of the current model, which must have applied `from - 1`.
-            copy_dir(&store_path(data_dir, name), &rebuilt)
+            copy_dir(&current, &rebuilt)
                 .with_context(|| format!("copying the {name} model to continue it from {from}"))?;
         }
         let started = Instant::now();
@@ -62,18 +143,8 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
                 PROJECTOR_NAMES.join(", ")
             ),
         };
-        let current = store_path(data_dir, name);
-        let retired = store_path(data_dir, &format!("{name}.old"));
-        if retired.exists() {
-            std::fs::remove_dir_all(&retired)?;
-        }
-        if current.exists() {
-            std::fs::rename(&current, &retired)?;
-        }
-        std::fs::rename(&rebuilt, &current)?;
-        if retired.exists() {
-            std::fs::remove_dir_all(&retired)?;
-        }
+        // Every handle on the rebuild is closed here (dropped with its match arm).
+        swap::swap_in(&current)?;
         let seconds = started.elapsed().as_secs_f64();
         println!(
             "{name}: rebuilt to position {position} in {seconds:.1} s ({:.0} events/s)",
@@ -104,15 +175,7 @@ fn replay_into<P: Projector>(
     name: &str,
 ) -> anyhow::Result<u64> {
     let head = log.head().position;
-    let bar = ProgressBar::new(head);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>13} [{bar:40}] {pos}/{len} events {per_sec} ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(name.to_owned());
+    let bar = progress_bar(name, head);
     if from > 1 && model.position() + 1 < from {
         bail!(
             "the {name} model has applied position {}; it cannot continue from {from}",

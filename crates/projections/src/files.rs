@@ -110,8 +110,11 @@ pub struct Files {
 
 impl Files {
     /// Opens the model under a data directory (`<data_dir>/projections/files/`).
+    /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
     pub fn open(data_dir: &Path) -> Result<Files, ProjectionError> {
-        Files::open_path(&store_path(data_dir, NAME))
+        let path = store_path(data_dir, NAME);
+        crate::swap::recover(&path)?;
+        Files::open_path(&path)
     }
 
     /// Opens the model in the directory `path`.

@@ -13,6 +13,7 @@
 pub mod envelope;
 pub mod error;
 pub mod files;
+pub mod live_rebuild;
 mod membership;
 pub mod moderation;
 pub mod notifications;
@@ -21,6 +22,7 @@ pub mod query;
 pub mod rooms;
 pub mod runtime;
 pub mod store;
+pub mod swap;
 pub mod text;
 pub mod timeline;
 
@@ -33,7 +35,8 @@ pub use presence::Presence;
 pub use query::QueryRequest;
 pub use rooms::Rooms;
 pub use runtime::{
-    rebuild, replay, run, unapplied, Outgoing, Projector, RunOptions, Runner, Shared,
+    rebuild, replay, run, unapplied, LiveRebuild, OpenFor, OpenModel, Outgoing, Projector,
+    RunOptions, Runner, Shared,
 };
 pub use store::{store_path, Dump, Store};
 pub use timeline::Timeline;

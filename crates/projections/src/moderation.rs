@@ -49,8 +49,11 @@ pub struct Moderation {
 
 impl Moderation {
     /// Opens the model under a data directory (`<data_dir>/projections/moderation/`).
+    /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
     pub fn open(data_dir: &Path) -> Result<Moderation, ProjectionError> {
-        Moderation::open_path(&store_path(data_dir, NAME))
+        let path = store_path(data_dir, NAME);
+        crate::swap::recover(&path)?;
+        Moderation::open_path(&path)
     }
 
     /// Opens the model in the directory `path`.

@@ -156,8 +156,11 @@ pub struct Notifications {
 
 impl Notifications {
     /// Opens the model under a data directory (`<data_dir>/projections/notifications/`).
+    /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
     pub fn open(data_dir: &Path) -> Result<Notifications, ProjectionError> {
-        Notifications::open_path(&store_path(data_dir, NAME))
+        let path = store_path(data_dir, NAME);
+        crate::swap::recover(&path)?;
+        Notifications::open_path(&path)
     }
 
     /// Opens the model in the directory `path`.

@@ -147,8 +147,11 @@ pub struct Rooms {
 
 impl Rooms {
     /// Opens the model under a data directory (`<data_dir>/projections/rooms/`).
+    /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
     pub fn open(data_dir: &Path) -> Result<Rooms, ProjectionError> {
-        Rooms::open_path(&store_path(data_dir, NAME))
+        let path = store_path(data_dir, NAME);
+        crate::swap::recover(&path)?;
+        Rooms::open_path(&path)
     }
 
     /// Opens the model in the directory `path`.
@@ -383,6 +386,10 @@ impl Projector for Rooms {
 
     fn presence(&self) -> Option<Presence> {
         Some(self.presence.clone())
+    }
+
+    fn use_presence(&mut self, presence: Presence) {
+        self.presence = presence;
     }
 
     fn flush(&self) -> Result<(), ProjectionError> {

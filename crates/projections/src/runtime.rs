@@ -12,6 +12,10 @@
 //! 4. Idle for [`RunOptions::idle_probe_interval`]: probe `log.read {from: checkpoint + 1,
 //!    max: 1}`, so a dropped *last* event (no later event reveals the gap) is recovered too.
 //!
+//! With [`Runner::with_live_rebuild`], the runner also rebuilds its model from the log into a
+//! fresh instance on request and swaps it in between two live batches
+//! ([`crate::live_rebuild`]).
+//!
 //! Blocking work (sled) runs on tokio's blocking pool; the model sits behind an `RwLock`, so
 //! queries run concurrently with each other and wait only while a batch is written.
 //!
@@ -20,6 +24,7 @@
 //! changes of every event in one [`crate::store::Changes`], and `commit(last.position)`; the
 //! rooms, timeline and moderation modules are three examples of that shape.
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -31,12 +36,13 @@ use protocol::{
     EventHeaders, Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE,
 };
 use serde_json::{json, Value};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
+use crate::live_rebuild::{self, Handover};
 use crate::presence::Presence;
 use crate::query::{encode_reply, QueryRequest};
 use crate::store::{dump_digest, Dump};
@@ -118,6 +124,16 @@ pub trait Projector: Send + Sync + 'static {
     fn flush(&self) -> Result<(), ProjectionError> {
         Ok(())
     }
+
+    /// Ends a rebuild from the log: makes it durable and leaves it in its best shape for
+    /// serving (the search index merges its segments). [`Projector::flush`] by default.
+    fn finish_rebuild(&self) -> Result<(), ProjectionError> {
+        self.flush()
+    }
+
+    /// Makes the model show `presence` as its heartbeat table: a live rebuild hands the table
+    /// the runtime fills over to the fresh instance. Nothing by default (no presence).
+    fn use_presence(&mut self, _presence: Presence) {}
 }
 
 /// The part of `batch` not yet applied at `checkpoint`: envelopes at or below it are skipped,
@@ -215,7 +231,7 @@ impl RunOptions {
         }
     }
 
-    fn subject(&self, suffix: &str) -> String {
+    pub(crate) fn subject(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.subject_prefix)
     }
 }
@@ -224,8 +240,13 @@ impl RunOptions {
 /// `parlor replay`).
 #[derive(Debug)]
 pub struct Shared<P> {
-    model: Arc<RwLock<P>>,
+    model: Slot<P>,
 }
+
+/// The runner's model instance. `None` only while a live rebuild swaps instances (under the
+/// write lock, so nobody sees it), or after a swap failed so badly that neither instance
+/// opens, which stops the runner.
+pub(crate) type Slot<P> = Arc<RwLock<Option<P>>>;
 
 impl<P> Clone for Shared<P> {
     fn clone(&self) -> Self {
@@ -239,19 +260,61 @@ impl<P: Projector> Shared<P> {
     /// Runs `read` on the model (blocking while a batch is being written).
     pub fn read<R>(&self, read: impl FnOnce(&P) -> R) -> Result<R, ProjectionError> {
         let model = self.model.read().map_err(poisoned)?;
-        Ok(read(&model))
+        Ok(read(model.as_ref().ok_or_else(closed)?))
+    }
+}
+
+/// What [`OpenModel`] opens an instance for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFor {
+    /// Following the log live and answering queries.
+    Serving,
+    /// Being rebuilt from the log in bulk, unseen until it is swapped in (the search index
+    /// uses its bulk settings).
+    Rebuilding,
+}
+
+/// Opens an instance of a read model in a directory: how a runner with live rebuilds makes
+/// the fresh instance it rebuilds, and reopens it in place after the swap.
+pub type OpenModel<P> = Arc<dyn Fn(&Path, OpenFor) -> Result<P, ProjectionError> + Send + Sync>;
+
+/// Where a runner's model lives and how to open another instance of it: what live rebuilds
+/// (`<prefix>.admin.replay.<name>`) need.
+pub struct LiveRebuild<P> {
+    /// The model's directory (`<data_dir>/projections/<name>`); the rebuild is written beside
+    /// it, into `<name>.rebuild`.
+    pub directory: PathBuf,
+    /// Opens an instance at a directory.
+    pub open: OpenModel<P>,
+}
+
+impl<P> Clone for LiveRebuild<P> {
+    fn clone(&self) -> Self {
+        LiveRebuild {
+            directory: self.directory.clone(),
+            open: Arc::clone(&self.open),
+        }
+    }
+}
+
+impl<P> std::fmt::Debug for LiveRebuild<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRebuild")
+            .field("directory", &self.directory)
+            .finish_non_exhaustive()
     }
 }
 
 /// Runs one read model: follows the log and serves its queries until stopped.
 #[derive(Debug)]
 pub struct Runner<P> {
-    model: Arc<RwLock<P>>,
-    name: &'static str,
-    bus: Bus,
+    pub(crate) model: Slot<P>,
+    pub(crate) name: &'static str,
+    pub(crate) bus: Bus,
     clock: Clock,
-    options: RunOptions,
-    position: watch::Sender<u64>,
+    pub(crate) options: RunOptions,
+    pub(crate) position: watch::Sender<u64>,
+    pub(crate) live_rebuild: Option<LiveRebuild<P>>,
 }
 
 /// Runs `projector` on `bus` under `subject_prefix` with the default [`RunOptions`] until `stop`
@@ -274,13 +337,23 @@ impl<P: Projector> Runner<P> {
         let name = projector.name();
         let (position, _) = watch::channel(projector.position());
         Runner {
-            model: Arc::new(RwLock::new(projector)),
+            model: Arc::new(RwLock::new(Some(projector))),
             name,
             bus,
             clock,
             options,
             position,
+            live_rebuild: None,
         }
+    }
+
+    /// Serves live rebuilds of the model on `<prefix>.admin.replay.<name>` (docs/queries.md):
+    /// a fresh instance is built from the log beside `rebuild.directory` while this one keeps
+    /// serving, then swapped in.
+    #[must_use]
+    pub fn with_live_rebuild(mut self, rebuild: LiveRebuild<P>) -> Runner<P> {
+        self.live_rebuild = Some(rebuild);
+        self
     }
 
     /// The applied position, updated after every write (for `/healthz` and read-your-writes).
@@ -319,6 +392,26 @@ impl<P: Projector> Runner<P> {
             None => None,
         };
         let mut services = JoinSet::new();
+        // Rebuilt instances come back to the follow loop, the only place that applies events
+        // to the live one, to be levelled and swapped in between two live batches.
+        let mut handovers = None;
+        if let Some(rebuild) = &self.live_rebuild {
+            let (handover, handed_over) = mpsc::channel(1);
+            let requests = live_rebuild::subscribe(&self.bus, &self.options, self.name).await?;
+            services.spawn(live_rebuild::serve_requests(
+                requests,
+                live_rebuild::Context {
+                    name: self.name,
+                    bus: self.bus.clone(),
+                    options: self.options.clone(),
+                    rebuild: rebuild.clone(),
+                    position: self.position.subscribe(),
+                    handover,
+                },
+                stop.clone(),
+            ));
+            handovers = Some(handed_over);
+        }
         let answers = Answers {
             model: Arc::clone(&self.model),
             name: self.name,
@@ -343,15 +436,18 @@ impl<P: Projector> Runner<P> {
             position = *self.position.borrow(),
             "projector starting"
         );
-        let result = self.follow(live, stop).await;
+        let result = self.follow(live, handovers, stop).await;
         // The services watch `stop` too, but after an error it may still be false.
         services.abort_all();
         while services.join_next().await.is_some() {}
         let model = Arc::clone(&self.model);
-        let flushed = tokio::task::spawn_blocking(move || model.read().map_err(poisoned)?.flush())
-            .await
-            .map_err(join_failed)
-            .and_then(|flushed| flushed);
+        let flushed = tokio::task::spawn_blocking(move || {
+            let model = model.read().map_err(poisoned)?;
+            model.as_ref().map_or(Ok(()), |model| model.flush())
+        })
+        .await
+        .map_err(join_failed)
+        .and_then(|flushed| flushed);
         info!(
             model = self.name,
             position = *self.position.borrow(),
@@ -362,13 +458,14 @@ impl<P: Projector> Runner<P> {
 
     fn read_model<R>(&self, read: impl FnOnce(&P) -> R) -> Result<R, ProjectionError> {
         let model = self.model.read().map_err(poisoned)?;
-        Ok(read(&model))
+        Ok(read(model.as_ref().ok_or_else(closed)?))
     }
 
     /// The catch-up and live loop.
     async fn follow(
         &self,
         mut live: Subscription,
+        mut handovers: Option<mpsc::Receiver<Handover<P>>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), ProjectionError> {
         // A second receiver for the catch-up's own checks, since the loop below borrows `stop`.
@@ -410,6 +507,16 @@ impl<P: Projector> Runner<P> {
                         }
                         Err(_) => reconnects_open = false,
                     }
+                }
+                handover = next_handover(&mut handovers) => {
+                    // Live events wait in the subscription meanwhile, and are applied to the
+                    // swapped-in instance afterwards: nothing is dropped or reordered.
+                    let Some(handover) = handover else {
+                        handovers = None;
+                        continue;
+                    };
+                    let outcome = self.take_over(handover.model).await?;
+                    let _ = handover.reply.send(outcome);
                 }
                 _ = ticks.tick() => {
                     if behind || !live_since_tick {
@@ -539,42 +646,22 @@ impl<P: Projector> Runner<P> {
     }
 
     /// One `log.read` request.
-    async fn log_read(&self, from: u64, max: u32) -> Result<LogReadReply, ProjectionError> {
-        let format = self.options.log_read_format;
-        let request = LogReadRequest::new(from, max)
-            .map_err(|invalid| ProjectionError::LogRead(invalid.message))?;
-        let payload = request
-            .encode(format)
-            .map_err(|error| ProjectionError::LogRead(error.to_string()))?;
-        let headers = Headers::new().with(HEADER_CONTENT_TYPE, format.content_type());
-        let reply = self
-            .bus
-            .request(
-                &self.options.subject("log.read"),
-                headers,
-                payload,
-                self.options.log_read_timeout,
-            )
-            .await?;
-        let reply_format =
-            Format::from_content_type(reply.headers.get(HEADER_CONTENT_TYPE)).unwrap_or(format);
-        LogReadReply::decode(&reply.payload, reply_format).map_err(|error| {
-            // An error reply is a JSON object; quote its start to say what the writer said.
-            let start: String = String::from_utf8_lossy(&reply.payload)
-                .chars()
-                .take(200)
-                .collect();
-            ProjectionError::LogRead(format!("{error}; reply starts {start:?}"))
-        })
+    pub(crate) async fn log_read(
+        &self,
+        from: u64,
+        max: u32,
+    ) -> Result<LogReadReply, ProjectionError> {
+        log_read(&self.bus, &self.options, from, max).await
     }
 
     /// Applies `batch` (possibly empty), runs [`Projector::due`], publishes what fell due and
     /// announces the new position.
-    async fn write(&self, batch: Vec<EventEnvelope>) -> Result<(), ProjectionError> {
+    pub(crate) async fn write(&self, batch: Vec<EventEnvelope>) -> Result<(), ProjectionError> {
         let model = Arc::clone(&self.model);
         let now = self.clock.now();
         let (position, outgoing) = tokio::task::spawn_blocking(move || {
             let mut model = model.write().map_err(poisoned)?;
+            let model = model.as_mut().ok_or_else(closed)?;
             if !batch.is_empty() {
                 model.apply(&batch)?;
             }
@@ -600,8 +687,52 @@ impl<P: Projector> Runner<P> {
     }
 }
 
+/// One `log.read` request on `bus`.
+pub(crate) async fn log_read(
+    bus: &Bus,
+    options: &RunOptions,
+    from: u64,
+    max: u32,
+) -> Result<LogReadReply, ProjectionError> {
+    let format = options.log_read_format;
+    let request = LogReadRequest::new(from, max)
+        .map_err(|invalid| ProjectionError::LogRead(invalid.message))?;
+    let payload = request
+        .encode(format)
+        .map_err(|error| ProjectionError::LogRead(error.to_string()))?;
+    let headers = Headers::new().with(HEADER_CONTENT_TYPE, format.content_type());
+    let reply = bus
+        .request(
+            &options.subject("log.read"),
+            headers,
+            payload,
+            options.log_read_timeout,
+        )
+        .await?;
+    let reply_format =
+        Format::from_content_type(reply.headers.get(HEADER_CONTENT_TYPE)).unwrap_or(format);
+    LogReadReply::decode(&reply.payload, reply_format).map_err(|error| {
+        // An error reply is a JSON object; quote its start to say what the writer said.
+        let start: String = String::from_utf8_lossy(&reply.payload)
+            .chars()
+            .take(200)
+            .collect();
+        ProjectionError::LogRead(format!("{error}; reply starts {start:?}"))
+    })
+}
+
+/// The next rebuilt instance handed over, or never when live rebuilds are off.
+async fn next_handover<P>(
+    handovers: &mut Option<mpsc::Receiver<Handover<P>>>,
+) -> Option<Handover<P>> {
+    match handovers {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The events of a `log.read` page that continue from `from` without a gap.
-fn contiguous(events: Vec<RecordedEvent>, from: u64) -> Vec<EventEnvelope> {
+pub(crate) fn contiguous(events: Vec<RecordedEvent>, from: u64) -> Vec<EventEnvelope> {
     (from..)
         .zip(events)
         .take_while(|(expected, recorded)| recorded.position == *expected)
@@ -611,7 +742,7 @@ fn contiguous(events: Vec<RecordedEvent>, from: u64) -> Vec<EventEnvelope> {
 
 /// What a query answer needs, cloned into each answering task.
 struct Answers<P> {
-    model: Arc<RwLock<P>>,
+    model: Slot<P>,
     name: &'static str,
     bus: Bus,
     clock: Clock,
@@ -681,6 +812,7 @@ impl<P: Projector> Answers<P> {
         let model = Arc::clone(&self.model);
         tokio::task::spawn_blocking(move || {
             let model = model.read().map_err(poisoned)?;
+            let model = model.as_ref().ok_or_else(closed)?;
             let data = model.query(&request, now)?;
             Ok((model.position(), data))
         })
@@ -751,15 +883,20 @@ async fn serve_presence(
 }
 
 /// Resolves once `stop` turns true or its sender is gone.
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is dropped here, before any await of the caller.
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-fn poisoned<T>(_: PoisonError<T>) -> ProjectionError {
+pub(crate) fn poisoned<T>(_: PoisonError<T>) -> ProjectionError {
     ProjectionError::Task("the read model's lock was poisoned by a panic".into())
 }
 
-fn join_failed(error: tokio::task::JoinError) -> ProjectionError {
+pub(crate) fn join_failed(error: tokio::task::JoinError) -> ProjectionError {
     ProjectionError::Task(error.to_string())
+}
+
+/// The error of a model slot left empty by a failed swap.
+pub(crate) fn closed() -> ProjectionError {
+    ProjectionError::Store("the read model is closed: a live rebuild could not reopen it".into())
 }

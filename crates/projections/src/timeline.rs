@@ -109,8 +109,11 @@ pub struct Timeline {
 
 impl Timeline {
     /// Opens the model under a data directory (`<data_dir>/projections/timeline/`).
+    /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
     pub fn open(data_dir: &Path) -> Result<Timeline, ProjectionError> {
-        Timeline::open_path(&store_path(data_dir, NAME))
+        let path = store_path(data_dir, NAME);
+        crate::swap::recover(&path)?;
+        Timeline::open_path(&path)
     }
 
     /// Opens the model in the directory `path`.

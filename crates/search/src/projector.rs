@@ -199,12 +199,15 @@ impl SearchProjector {
         SearchProjector::open_with(data_dir, SearchOptions::live())
     }
 
-    /// Opens (or creates) the index under `<data_dir>/projections/search/` with `options`.
+    /// Opens (or creates) the index under `<data_dir>/projections/search/` with `options`,
+    /// after finishing or undoing a swap a crash interrupted ([`projections::swap::recover`]).
     pub fn open_with(
         data_dir: &Path,
         options: SearchOptions,
     ) -> Result<SearchProjector, ProjectionError> {
-        SearchProjector::open_path(&store_path(data_dir, NAME), options)
+        let path = store_path(data_dir, NAME);
+        projections::swap::recover(&path)?;
+        SearchProjector::open_path(&path, options)
     }
 
     /// Opens (or creates) the index in the directory `path`.
@@ -386,6 +389,11 @@ impl Projector for SearchProjector {
 
     fn flush(&self) -> Result<(), ProjectionError> {
         self.shared.commit_now()
+    }
+
+    fn finish_rebuild(&self) -> Result<(), ProjectionError> {
+        // Commits, then one segment: the fewest segments make the fastest queries.
+        self.merge_segments()
     }
 }
 

@@ -25,3 +25,6 @@ mod timeline;
 
 /// Rebuild equality, convergence, kill and resume, for every model.
 mod rebuild;
+
+/// Live rebuilds while the model serves; recovery from a crash mid-rebuild.
+mod live_rebuild;

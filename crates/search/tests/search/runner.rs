@@ -191,3 +191,106 @@ async fn the_runner_catches_up_follows_live_and_reads_its_writes() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_rebuild_uses_the_bulk_settings_and_swaps_in_an_equal_index() {
+    use projections::live_rebuild::request_rebuild;
+    use projections::{store_path, LiveRebuild, OpenFor, OpenModel, Projector as _};
+
+    let bus = Bus::in_process();
+    let log = LogServer::start(&bus).await;
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    for index in 0..300 {
+        world.say("alice", room, &format!("history message {index}"));
+    }
+    log.commit(&world.log).await;
+    let dir = testkit::TempDataDir::new();
+    let opened: Arc<Mutex<Vec<OpenFor>>> = Arc::default();
+    let open: OpenModel<SearchProjector> = {
+        let opened = Arc::clone(&opened);
+        Arc::new(move |path, purpose| {
+            opened.lock().unwrap().push(purpose);
+            let options = match purpose {
+                OpenFor::Serving => SearchOptions::live(),
+                OpenFor::Rebuilding => SearchOptions::rebuild(),
+            };
+            SearchProjector::open_path(path, options)
+        })
+    };
+    let runner = Runner::new(
+        SearchProjector::open(dir.path()).unwrap(),
+        bus.clone(),
+        Clock::system(),
+        RunOptions::new(PREFIX),
+    )
+    .with_live_rebuild(LiveRebuild {
+        directory: store_path(dir.path(), "search"),
+        open,
+    });
+    let position = runner.position();
+    let model = runner.model();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(runner.run(stopped));
+    let history = world.head();
+    let caught_up = query(
+        &bus,
+        json!({"op": "search", "caller": "bob", "q": "history", "min_position": history}),
+    )
+    .await;
+    assert_eq!(caught_up["ok"], true, "{caught_up}");
+
+    let mut rebuild = request_rebuild(&bus, PREFIX, "search", Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Live messages while it rebuilds.
+    for index in 0..20 {
+        let before = usize::try_from(world.head()).unwrap();
+        world.say("bob", room, &format!("during the rebuild {index}"));
+        log.commit(&world.log[before..]).await;
+    }
+    let done = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let report = rebuild.next(Duration::from_secs(30)).await.unwrap();
+            if report.done {
+                return report;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(done.position >= history);
+    assert_eq!(
+        *opened.lock().unwrap(),
+        [OpenFor::Rebuilding, OpenFor::Serving],
+        "built with the bulk settings, reopened with the live ones"
+    );
+    let before = usize::try_from(world.head()).unwrap();
+    world.say("alice", room, "after the swap");
+    log.commit(&world.log[before..]).await;
+    let head = world.head();
+    let answer = query(
+        &bus,
+        json!({"op": "search", "caller": "bob", "q": "after swap", "min_position": head}),
+    )
+    .await;
+    assert_eq!(
+        answer["data"]["messages"].as_array().unwrap().len(),
+        1,
+        "{answer}"
+    );
+    assert_eq!(*position.borrow(), head);
+    let expected = crate::support::model_of(&world);
+    assert_eq!(
+        model.read(|m| m.digest().unwrap()).unwrap(),
+        expected.digest().unwrap(),
+        "the swapped-in index equals a rebuild of the whole log"
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(!dir.path().join("projections/search.rebuild").exists());
+}
