@@ -132,8 +132,12 @@ impl Observer for Sampler {
         let word = unique_word(i);
         let mut spawned = Vec::with_capacity(READS.len());
         for read in READS {
-            let (gateway, token, sample, word) =
-                (self.gateway.clone(), token.clone(), sample.clone(), word.clone());
+            let (gateway, token, sample, word) = (
+                self.gateway.clone(),
+                token.clone(),
+                sample.clone(),
+                word.clone(),
+            );
             spawned.push(tokio::spawn(async move {
                 let min_position = sample.position.to_string();
                 let answer = match read {
@@ -236,11 +240,13 @@ fn check(probe: &Probe, positions: &HashMap<String, u64>) -> anyhow::Result<Chec
                 .get("rooms")
                 .and_then(|rooms| rooms.as_array())
                 .and_then(|rooms| {
-                    rooms
-                        .iter()
-                        .find(|room| room.get("room_id").and_then(|id| id.as_str()) == Some(&sample.room))
+                    rooms.iter().find(|room| {
+                        room.get("room_id").and_then(|id| id.as_str()) == Some(&sample.room)
+                    })
                 })
-                .with_context(|| format!("room {} is not in the author's room list", sample.room))?;
+                .with_context(|| {
+                    format!("room {} is not in the author's room list", sample.room)
+                })?;
             let last = room
                 .pointer("/last_message/message_id")
                 .and_then(|id| id.as_str())

@@ -59,11 +59,7 @@ struct QueryRun {
 
 /// Runs `queries` through `op` (which returns how many messages it found) with `concurrency`
 /// in flight, each worker taking the next query when its last one is answered.
-async fn run_queries<F, Fut>(
-    queries: &Arc<Vec<Vec<String>>>,
-    concurrency: usize,
-    op: F,
-) -> QueryRun
+async fn run_queries<F, Fut>(queries: &Arc<Vec<Vec<String>>>, concurrency: usize, op: F) -> QueryRun
 where
     F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<usize>> + Send + 'static,
@@ -426,7 +422,12 @@ async fn measure_parlor(
             }
         }
     };
-    run_queries(warmup, concurrency, over_http(gateway.clone(), token.clone())).await;
+    run_queries(
+        warmup,
+        concurrency,
+        over_http(gateway.clone(), token.clone()),
+    )
+    .await;
     let http_run = run_queries(queries, concurrency, over_http(gateway.clone(), token)).await;
     rows.push(Row {
         name: "parlor search, HTTP gateway".to_owned(),

@@ -18,11 +18,11 @@ use domain::{command_result, decide, evolve, Event, State};
 use eventlog::{AddRejected, EventLog, NewRecord};
 use protocol::{EventRef, Format, Reply, StoredEvent};
 
+use crate::corpus::Vocabulary;
 use crate::report::{thousands, verdict, Table};
 use crate::stats::Figure;
 use crate::system::{Nats, Parlor};
 use crate::workload::{self, users_for, ROOMS_PER_USER, SERVICE_ACTOR};
-use crate::corpus::Vocabulary;
 use crate::zipf::{Rng, Zipf};
 use crate::Settings;
 

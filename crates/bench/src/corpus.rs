@@ -116,7 +116,9 @@ mod tests {
         let vocabulary = Vocabulary::new();
         let mut seen = std::collections::HashSet::new();
         for word in &vocabulary.words {
-            assert!(word.chars().all(|c| c.is_ascii_lowercase() && !"qxy".contains(c)));
+            assert!(word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() && !"qxy".contains(c)));
             assert!(seen.insert(word.clone()), "{word} twice");
         }
         assert_eq!(seen.len(), VOCABULARY_WORDS);
@@ -130,7 +132,10 @@ mod tests {
         for _ in 0..2_000 {
             let body = vocabulary.body(&mut rng);
             assert_eq!(body.split(' ').count(), WORDS_PER_MESSAGE);
-            assert!(domain::contact::find_contact_info(&body).is_none(), "{body}");
+            assert!(
+                domain::contact::find_contact_info(&body).is_none(),
+                "{body}"
+            );
             let query = vocabulary.query(&mut rng);
             assert!((1..=2).contains(&query.len()));
         }

@@ -105,7 +105,10 @@ impl Gateway {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("the gateway at {} did not answer within {wait:?}", self.base);
+                bail!(
+                    "the gateway at {} did not answer within {wait:?}",
+                    self.base
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -187,7 +187,10 @@ impl Parlor {
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                bail!("{} did not exit within {WRITER_STOP_WAIT:?} of SIGTERM", self.what);
+                bail!(
+                    "{} did not exit within {WRITER_STOP_WAIT:?} of SIGTERM",
+                    self.what
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
