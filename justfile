@@ -19,7 +19,7 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (release build): `just bench b1 --runs 3`; workloads b1, b2, b6, fsync, all.
+# Benchmarks (release build): `just bench b1 --runs 3`; workloads b1, b2, b3, b4, b5, b6, fsync, all.
 bench *ARGS:
     cargo build --release -p parlor -p bench
     "$CARGO_TARGET_DIR/release/parlor-bench" {{ARGS}}

@@ -374,7 +374,7 @@ async fn measure_echo(
 }
 
 /// Connects to Postgres, starting the cluster once if it is not running.
-async fn postgres_connect() -> anyhow::Result<tokio_postgres::Client> {
+pub async fn postgres_connect() -> anyhow::Result<tokio_postgres::Client> {
     let first = tokio_postgres::connect(POSTGRES_URL, tokio_postgres::NoTls).await;
     let (client, connection) = match first {
         Ok(pair) => pair,

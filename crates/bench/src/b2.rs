@@ -17,32 +17,44 @@ use crate::{procfs, workload, Settings};
 /// latencies, which run from the intended time).
 pub const IN_FLIGHT_MAX: usize = 50_000;
 
-/// What the open loop saw.
-#[derive(Debug, Default)]
-struct Outcome {
-    latencies: Latencies,
-    errors: u64,
-    first_error: Option<String>,
+/// Watches an open loop's commands (B3 samples them): may give a command its own body, and
+/// sees every accepted reply the moment it arrives.
+pub trait Observer: Send + Sync + 'static {
+    /// The body of command `i`, or `None` for [`workload::BODY`].
+    fn body(&self, i: u64) -> Option<String>;
+    /// Command `i` into `room` by `actor` was accepted with `reply`, which arrived `at`.
+    fn accepted(&self, i: u64, actor: &str, room: &str, reply: workload::ReplyHead, at: Instant);
 }
 
-/// Runs B2 once; prints the table and returns the figures.
-pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
-    let mut figures = crate::fsync_figures(settings, "B2").await?;
-    let nats = Nats::start()?;
-    let client = nats.connect("parlor-bench-b2").await?;
-    let data = tempfile::Builder::new()
-        .prefix("parlor-bench-b2-")
-        .tempdir_in(&settings.data_root)?;
-    let mut parlor = Parlor::spawn(&settings.parlor_bin, &nats.url(), data.path())?;
-    parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
-    let rooms = Arc::new(workload::set_up(&client, settings.rooms).await?);
+/// What the open loop saw.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Latency of every accepted command, from its intended send time.
+    pub latencies: Latencies,
+    /// Commands not accepted (rejected, or no answer).
+    pub errors: u64,
+    /// The first of those errors.
+    pub first_error: Option<String>,
+    /// From the first intended send time to the last reply.
+    pub elapsed: Duration,
+    /// How far the sender itself fell behind its schedule at worst.
+    pub behind_max: Duration,
+}
 
-    let rate = settings.rate.max(1);
-    let total = (rate as f64 * settings.open_duration.as_secs_f64()).round() as u64;
+/// Sends `rate` `message.send` commands per second for `duration` into Zipf-drawn rooms, each
+/// at its intended time whatever the answers do, and waits for every answer.
+pub async fn open_loop(
+    client: &async_nats::Client,
+    rooms: &Arc<workload::Rooms>,
+    rate: u64,
+    duration: Duration,
+    observer: Option<Arc<dyn Observer>>,
+) -> anyhow::Result<Outcome> {
+    let rate = rate.max(1);
+    let total = (rate as f64 * duration.as_secs_f64()).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let outcome = Arc::new(Mutex::new(Outcome::default()));
     let permits = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT_MAX));
-    let (cpu0, own0) = (parlor.cpu_time(), own_cpu());
     let mut rng = Rng::new(0xB2);
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now() + Duration::from_millis(50);
@@ -57,7 +69,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
         }
         let permit = permits.clone().acquire_owned().await?;
         let (actor, room) = rooms.pick(&mut rng);
-        let payload = workload::message_send(actor, room);
+        let payload = match observer.as_ref().and_then(|observer| observer.body(i)) {
+            Some(body) => workload::message_send_with_body(actor, room, &body),
+            None => workload::message_send(actor, room),
+        };
+        let watched = observer
+            .clone()
+            .map(|observer| (observer, actor.to_owned(), room.to_owned()));
         let client = client.clone();
         let outcome = outcome.clone();
         tasks.spawn(async move {
@@ -68,7 +86,7 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
             .await;
             let finished = Instant::now();
             let result = match answer {
-                Ok(Ok(reply)) => workload::accepted(&reply.payload).map(|_| ()),
+                Ok(Ok(reply)) => workload::accepted(&reply.payload),
                 Ok(Err(error)) => Err(error).context("message.send"),
                 Err(_) => Err(anyhow::anyhow!(
                     "no answer within {:?}",
@@ -76,6 +94,13 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
                 )),
             };
             drop(permit);
+            let result = match (result, watched) {
+                (Ok(reply), Some((observer, actor, room))) => {
+                    observer.accepted(i, &actor, &room, reply, finished);
+                    Ok(())
+                }
+                (result, _) => result.map(|_| ()),
+            };
             if let Ok(mut outcome) = outcome.lock() {
                 match result {
                     Ok(()) => outcome
@@ -95,20 +120,39 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed();
+    let mut outcome = match outcome.lock() {
+        Ok(mut outcome) => std::mem::take(&mut *outcome),
+        Err(_) => anyhow::bail!("an open-loop task panicked while recording"),
+    };
+    outcome.elapsed = elapsed;
+    outcome.behind_max = behind_max;
+    Ok(outcome)
+}
+
+/// Runs B2 once; prints the table and returns the figures.
+pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
+    let mut figures = crate::fsync_figures(settings, "B2").await?;
+    let nats = Nats::start()?;
+    let client = nats.connect("parlor-bench-b2").await?;
+    let data = tempfile::Builder::new()
+        .prefix("parlor-bench-b2-")
+        .tempdir_in(&settings.data_root)?;
+    let mut parlor = Parlor::spawn(&settings.parlor_bin, &nats.url(), data.path())?;
+    parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
+    let rooms = Arc::new(workload::set_up(&client, settings.rooms).await?);
+
+    let rate = settings.rate.max(1);
+    let (cpu0, own0) = (parlor.cpu_time(), own_cpu());
+    let outcome = open_loop(&client, &rooms, rate, settings.open_duration, None).await?;
+    let elapsed = outcome.elapsed;
+    let behind_max = outcome.behind_max;
     let cpu = parlor.cpu_time().saturating_sub(cpu0);
     let client_cpu = own_cpu().saturating_sub(own0);
     parlor.check_alive()?;
     let memory = parlor.memory();
     drop(parlor);
 
-    let (latencies, errors, first_error) = match outcome.lock() {
-        Ok(outcome) => (
-            outcome.latencies.clone(),
-            outcome.errors,
-            outcome.first_error.clone(),
-        ),
-        Err(_) => anyhow::bail!("a B2 task panicked while recording"),
-    };
+    let (latencies, errors, first_error) = (outcome.latencies, outcome.errors, outcome.first_error);
     let (p50, p99, p999) = latencies.percentiles_ms();
     let achieved = latencies.count() as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut table = Table::new(&[
@@ -172,6 +216,6 @@ pub fn goals(get: &dyn Fn(&str) -> Option<f64>) -> Vec<String> {
         .collect()
 }
 
-fn own_cpu() -> Duration {
+pub fn own_cpu() -> Duration {
     procfs::cpu_time(std::process::id()).unwrap_or_default()
 }

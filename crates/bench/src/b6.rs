@@ -18,6 +18,7 @@ use domain::{command_result, decide, evolve, Event, State};
 use eventlog::{AddRejected, EventLog, NewRecord};
 use protocol::{EventRef, Format, Reply, StoredEvent};
 
+use crate::corpus::Vocabulary;
 use crate::report::{thousands, verdict, Table};
 use crate::stats::Figure;
 use crate::system::{Nats, Parlor};
@@ -51,8 +52,12 @@ pub struct Generated {
     pub events: u64,
     /// How long it took.
     pub elapsed: Duration,
+    /// `message.send` events among them.
+    pub messages: u64,
     /// A room and a member of it, for the probe command.
     pub probe: (String, String),
+    /// The rooms [`SEARCHER`] is a member of (empty unless the shape asked for them).
+    pub searcher_rooms: Vec<String>,
 }
 
 /// The writer's pieces, driven in process.
@@ -170,35 +175,105 @@ impl Generator {
     }
 }
 
-/// Fills `data_dir/log` with about `events` events: users, `rooms` rooms, then messages.
-pub fn generate(data_dir: &Path, events: u64, rooms: usize) -> anyhow::Result<Generated> {
+/// What the generator writes. [`Shape::b6`] is B6's log; B4 and B5 add varied bodies and a
+/// user who is a member of many rooms ([`Shape::searchable`]).
+#[derive(Debug, Clone)]
+pub struct Shape {
+    /// Events in the log (about: the set-up is whole commands).
+    pub events: u64,
+    /// Group rooms of two members, created before the messages.
+    pub rooms: usize,
+    /// Message bodies drawn from this vocabulary; `None`: every body is [`workload::BODY`].
+    pub vocabulary: Option<Arc<Vocabulary>>,
+    /// Rooms the user [`SEARCHER`] is also a member of (0: no such user).
+    pub searcher_rooms: usize,
+}
+
+impl Shape {
+    /// B6's log: the same body in every message, no searcher.
+    pub fn b6(events: u64, rooms: usize) -> Shape {
+        Shape {
+            events,
+            rooms,
+            vocabulary: None,
+            searcher_rooms: 0,
+        }
+    }
+
+    /// B4's and B5's log: bodies of Zipf-drawn words, and [`SEARCHER`] in `searcher_rooms`
+    /// rooms spread over the Zipf ranks.
+    pub fn searchable(events: u64, rooms: usize, searcher_rooms: usize) -> Shape {
+        Shape {
+            events,
+            rooms,
+            vocabulary: Some(Arc::new(Vocabulary::new())),
+            searcher_rooms,
+        }
+    }
+}
+
+/// The user B5 searches as: a third member of [`Shape::searcher_rooms`] rooms.
+pub const SEARCHER: &str = "bench-searcher";
+
+/// Which room indexes (Zipf ranks) the searcher joins: `count` of `rooms`, evenly spread from
+/// rank 1 (the second hottest room) on, so the searcher sees busy rooms and quiet ones.
+pub fn searcher_room_indexes(rooms: usize, count: usize) -> Vec<usize> {
+    let count = count.min(rooms);
+    if count == 0 {
+        return Vec::new();
+    }
+    let stride = (rooms / count).max(1);
+    (0..count).map(|k| (1 + k * stride) % rooms).collect()
+}
+
+/// Fills `data_dir/log` with about `shape.events` events: users, rooms, then messages.
+pub fn generate(data_dir: &Path, shape: &Shape) -> anyhow::Result<Generated> {
     let started = Instant::now();
     // Keep the set-up at most half of the log, so that small logs are mostly messages too.
-    let rooms = rooms
-        .min(((events / 2) as usize) * ROOMS_PER_USER / (ROOMS_PER_USER + 1))
+    let rooms = shape
+        .rooms
+        .min(((shape.events / 2) as usize) * ROOMS_PER_USER / (ROOMS_PER_USER + 1))
         .max(1);
     let users = users_for(rooms);
     let mut generator = Generator::new(&data_dir.join("log"))?;
-    for n in 0..users {
+    let register = |generator: &mut Generator, user: &str, name: &str| {
         let payload = workload::envelope(
             workload::command_id(),
             SERVICE_ACTOR,
             serde_json::json!({
-                "user_id": workload::user_id(n),
-                "display_name": format!("Bench user {n}"),
+                "user_id": user,
+                "display_name": name,
                 "kind": "freelancer",
             }),
         );
-        generator.add("user.register", &payload)?;
+        generator.add("user.register", &payload).map(|_| ())
+    };
+    for n in 0..users {
+        register(
+            &mut generator,
+            &workload::user_id(n),
+            &format!("Bench user {n}"),
+        )?;
+    }
+    let searcher_indexes = searcher_room_indexes(rooms, shape.searcher_rooms);
+    if !searcher_indexes.is_empty() {
+        register(&mut generator, SEARCHER, "Bench searcher")?;
     }
     let mut room_ids = Vec::with_capacity(rooms);
+    let mut searcher_rooms = Vec::with_capacity(searcher_indexes.len());
     for i in 0..rooms {
         let creator = workload::user_id(i / ROOMS_PER_USER);
         let other = workload::user_id((i / ROOMS_PER_USER + 1) % users);
+        let with_searcher = searcher_indexes.contains(&i);
+        let members = if with_searcher {
+            vec![other, SEARCHER.to_owned()]
+        } else {
+            vec![other]
+        };
         let payload = workload::envelope(
             workload::command_id(),
             &creator,
-            serde_json::json!({"name": format!("room {i}"), "members": [other]}),
+            serde_json::json!({"name": format!("room {i}"), "members": members}),
         );
         let events = generator.add("room.create", &payload)?;
         let room_id = events
@@ -208,17 +283,26 @@ pub fn generate(data_dir: &Path, events: u64, rooms: usize) -> anyhow::Result<Ge
                 _ => None,
             })
             .context("room.create made no room")?;
+        if with_searcher {
+            searcher_rooms.push(room_id.clone());
+        }
         room_ids.push((creator, room_id));
     }
     let zipf = Zipf::new(room_ids.len(), Zipf::EXPONENT);
     let mut rng = Rng::new(0xB6);
+    let mut words = Rng::new(0xB5);
     // Bounded: every accepted message.send appends exactly one event.
-    let messages = events.saturating_sub(generator.events);
+    let messages = shape.events.saturating_sub(generator.events);
     for _ in 0..messages {
         let (actor, room) = room_ids
             .get(zipf.sample(&mut rng))
             .context("no room drawn")?;
-        let payload = workload::message_send(actor, room);
+        let payload = match &shape.vocabulary {
+            None => workload::message_send(actor, room),
+            Some(vocabulary) => {
+                workload::message_send_with_body(actor, room, &vocabulary.body(&mut words))
+            }
+        };
         generator.add("message.send", &payload)?;
     }
     generator.commit()?;
@@ -227,8 +311,10 @@ pub fn generate(data_dir: &Path, events: u64, rooms: usize) -> anyhow::Result<Ge
     drop(generator);
     Ok(Generated {
         events,
+        messages,
         elapsed: started.elapsed(),
         probe,
+        searcher_rooms,
     })
 }
 
@@ -286,7 +372,8 @@ async fn generated_log(settings: &Settings) -> anyhow::Result<Arc<GeneratedLog>>
         dir.path().display()
     );
     let (events, rooms, data_dir) = (settings.events, settings.rooms, dir.path().to_path_buf());
-    let generated = tokio::task::spawn_blocking(move || generate(&data_dir, events, rooms))
+    let shape = Shape::b6(events, rooms);
+    let generated = tokio::task::spawn_blocking(move || generate(&data_dir, &shape))
         .await
         .context("the generator panicked")??;
     let (allocated, apparent) = disk_usage(&dir.path().join("log"));

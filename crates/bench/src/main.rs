@@ -5,12 +5,19 @@
 //! and prints the median and spread of every figure.
 //!
 //! Workloads: `b1` (durable commands/s, closed loop, with peers), `b2` (open loop latency),
-//! `b6` (writer restart on a large log), `fsync` (the disk alone), `all`.
+//! `b3` (projection lag during B2's open loop), `b4` (rebuilding each read model and verifying
+//! the log), `b5` (search latency, with Postgres full-text search as the peer), `b6` (writer
+//! restart on a large log), `fsync` (the disk alone), `all`.
 
 mod b1;
 mod b2;
+mod b3;
+mod b4;
+mod b5;
 mod b6;
+mod corpus;
 mod fsync;
+mod http;
 mod procfs;
 mod report;
 mod stats;
@@ -35,11 +42,12 @@ use crate::stats::Figure;
 struct Cli {
     /// Which workload.
     workload: Workload,
-    /// Short runs: B1 2 s per system, B2 1,000/s for 5 s, B6 100k events.
+    /// Short runs: B1 2 s per system, B2 and B3 1,000/s for 5 s, B4 and B5 on 100k events,
+    /// B6 100k events.
     #[arg(long)]
     quick: bool,
-    /// Tiny runs for CI (a second or less each, 100 rooms, B6 with 2k events); checks that
-    /// everything works, says nothing about speed.
+    /// Tiny runs for CI (a second or less each, 100 rooms, B4, B5 and B6 with 2k events, B5
+    /// with 50 queries); checks that everything works, says nothing about speed.
     #[arg(long, conflicts_with = "quick")]
     smoke: bool,
     /// Repeat the workload this many times and print the median and spread.
@@ -54,9 +62,20 @@ struct Cli {
     /// B2: seconds of the open loop (default 60; --quick 5).
     #[arg(long)]
     open_seconds: Option<f64>,
-    /// B6: events in the generated log (default 10,000,000; --quick 100,000).
+    /// Events in the generated logs: B6's (default 10,000,000; --quick 100,000) and B4's and
+    /// B5's (default 1,000,000; --quick 100,000).
     #[arg(long)]
     events: Option<u64>,
+    /// B4 and B5: keep the generated log in this directory, or reuse the one generated there
+    /// earlier (generating a million events takes minutes). Without it, a temporary directory.
+    #[arg(long)]
+    log_dir: Option<PathBuf>,
+    /// B5: search queries per system (default 1,000; --smoke 50).
+    #[arg(long)]
+    queries: Option<usize>,
+    /// B5: queries in flight at once, the same for Parlor and Postgres.
+    #[arg(long, default_value_t = 4)]
+    query_concurrency: usize,
     /// Rooms messages go to, drawn by a Zipf law (default 10,000).
     #[arg(long)]
     rooms: Option<usize>,
@@ -85,11 +104,19 @@ enum Workload {
     B1,
     /// Open-loop latency at a fixed rate, from the intended send time.
     B2,
+    /// Projection lag during B2's open loop: accepted → visible in the room list, the
+    /// timeline and search, over the gateway's HTTP API.
+    B3,
+    /// Rebuilding each read model from a generated log (`parlor replay`), and `audit verify`.
+    B4,
+    /// Search latency for a user in 50 rooms over a generated log, against Postgres
+    /// full-text search on the same messages.
+    B5,
     /// Writer restart on a large log: time to first accepted command, memory, disk per event.
     B6,
     /// The disk's 4 KiB write + fdatasync latency.
     Fsync,
-    /// fsync, B1, B2 and B6 in turn.
+    /// fsync, B1, B2, B3, B4, B5 and B6 in turn.
     All,
 }
 
@@ -131,6 +158,16 @@ pub struct Settings {
     pub jetstream_fsync_server: Option<PathBuf>,
     /// B6's generated log, shared by the runs of one invocation.
     pub b6_log: Arc<tokio::sync::Mutex<Option<Arc<b6::GeneratedLog>>>>,
+    /// B4's and B5's log size.
+    pub read_events: u64,
+    /// Where B4's and B5's log is kept (else a temporary directory).
+    pub log_dir: Option<PathBuf>,
+    /// B4's and B5's generated log, shared by the runs and workloads of one invocation.
+    pub read_log: Arc<tokio::sync::Mutex<Option<Arc<b4::ReadLog>>>>,
+    /// B5 queries per system.
+    pub queries: usize,
+    /// B5 queries in flight.
+    pub query_concurrency: usize,
 }
 
 impl Settings {
@@ -141,6 +178,13 @@ impl Settings {
             (2.0, 0.5, 1_000, 5.0, 100_000, 10_000, 1.0)
         } else {
             (10.0, 1.0, 5_000, 60.0, 10_000_000, 10_000, 2.0)
+        };
+        let (read_events, queries) = if cli.smoke {
+            (2_000, 50)
+        } else if cli.quick {
+            (100_000, 1_000)
+        } else {
+            (1_000_000, 1_000)
         };
         let seconds = cli.seconds.unwrap_or(seconds);
         let open_seconds = cli.open_seconds.unwrap_or(open_seconds);
@@ -162,6 +206,11 @@ impl Settings {
             fsync_probe: Duration::from_secs_f64(probe),
             b6_log: Arc::default(),
             jetstream_fsync_server: cli.jetstream_fsync_server.clone(),
+            read_events: cli.events.unwrap_or(read_events),
+            log_dir: cli.log_dir.clone(),
+            read_log: Arc::default(),
+            queries: cli.queries.unwrap_or(queries).max(1),
+            query_concurrency: cli.query_concurrency.max(1),
         })
     }
 }
@@ -252,17 +301,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let fsync_only: RunFn = |s| Box::pin(fsync_workload(s));
     let b1_run: RunFn = |s| Box::pin(b1::run(s));
     let b2_run: RunFn = |s| Box::pin(b2::run(s));
+    let b3_run: RunFn = |s| Box::pin(b3::run(s));
+    let b4_run: RunFn = |s| Box::pin(b4::run(s));
+    let b5_run: RunFn = |s| Box::pin(b5::run(s));
     let b6_run: RunFn = |s| Box::pin(b6::run(s));
     let no_goals: GoalsFn = |_| Vec::new();
     let plan: Vec<(&str, RunFn, GoalsFn)> = match cli.workload {
         Workload::Fsync => vec![("fsync", fsync_only, no_goals)],
         Workload::B1 => vec![("B1", b1_run, b1::goals)],
         Workload::B2 => vec![("B2", b2_run, b2::goals)],
+        Workload::B3 => vec![("B3", b3_run, b3::goals)],
+        Workload::B4 => vec![("B4", b4_run, b4::goals)],
+        Workload::B5 => vec![("B5", b5_run, b5::goals)],
         Workload::B6 => vec![("B6", b6_run, b6::goals)],
         Workload::All => vec![
             ("fsync", fsync_only, no_goals),
             ("B1", b1_run, b1::goals),
             ("B2", b2_run, b2::goals),
+            ("B3", b3_run, b3::goals),
+            ("B4", b4_run, b4::goals),
+            ("B5", b5_run, b5::goals),
             ("B6", b6_run, b6::goals),
         ],
     };

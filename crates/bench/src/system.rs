@@ -1,5 +1,6 @@
 //! The system under test: a nats-server on a free loopback port (testkit) and the real
-//! `parlor writer` as a child process on a temporary data directory.
+//! `parlor` binary as child processes (`writer`, `up`, `projector`, `gateway`) on temporary
+//! data directories.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,20 +45,36 @@ pub fn find_parlor_binary() -> anyhow::Result<PathBuf> {
     )
 }
 
-/// A running `parlor writer`. Dropping it kills (SIGKILL) and reaps it.
+/// A running `parlor` service (`writer` unless spawned with [`Parlor::spawn_service`]).
+/// Dropping it kills (SIGKILL) and reaps it.
 #[derive(Debug)]
 pub struct Parlor {
     child: Child,
     started: Instant,
     log_path: PathBuf,
+    /// What it runs, for messages (`parlor writer`, `parlor projector search`).
+    what: String,
 }
 
 impl Parlor {
     /// Spawns `parlor writer --nats-url <url> --data-dir <data_dir>`; its stderr is appended
     /// to `<data_dir>/parlor-bench-writer.log` (deleted with the data directory).
     pub fn spawn(binary: &Path, nats_url: &str, data_dir: &Path) -> anyhow::Result<Parlor> {
+        Parlor::spawn_service(binary, &["writer"], nats_url, data_dir, &[])
+    }
+
+    /// Spawns `parlor <subcommand…> --nats-url <url> --data-dir <data_dir> <extra…>`; its
+    /// stderr is appended to `<data_dir>/parlor-bench-<subcommand>.log`.
+    pub fn spawn_service(
+        binary: &Path,
+        subcommand: &[&str],
+        nats_url: &str,
+        data_dir: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Parlor> {
         std::fs::create_dir_all(data_dir)?;
-        let log_path = data_dir.join("parlor-bench-writer.log");
+        let what = format!("parlor {}", subcommand.join(" "));
+        let log_path = data_dir.join(format!("parlor-bench-{}.log", subcommand.join("-")));
         let stderr = File::options()
             .create(true)
             .append(true)
@@ -65,11 +82,12 @@ impl Parlor {
             .with_context(|| format!("creating {}", log_path.display()))?;
         let started = Instant::now();
         let child = Command::new(binary)
-            .arg("writer")
+            .args(subcommand)
             .arg("--nats-url")
             .arg(nats_url)
             .arg("--data-dir")
             .arg(data_dir)
+            .args(extra)
             .env("PARLOR_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -80,6 +98,7 @@ impl Parlor {
             child,
             started,
             log_path,
+            what,
         })
     }
 
@@ -97,7 +116,8 @@ impl Parlor {
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
-                "parlor writer exited with {status}; its log ends:\n{}",
+                "{} exited with {status}; its log ends:\n{}",
+                self.what,
                 self.log_tail()
             );
         }
@@ -126,7 +146,8 @@ impl Parlor {
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "parlor writer did not answer within {wait:?}; its log ends:\n{}",
+                    "{} did not answer within {wait:?}; its log ends:\n{}",
+                    self.what,
                     self.log_tail()
                 );
             }
@@ -166,7 +187,10 @@ impl Parlor {
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                bail!("parlor writer did not exit within {WRITER_STOP_WAIT:?} of SIGTERM");
+                bail!(
+                    "{} did not exit within {WRITER_STOP_WAIT:?} of SIGTERM",
+                    self.what
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -102,6 +102,16 @@ pub fn message_send(actor: &str, room_id: &str) -> Bytes {
     Bytes::from(json)
 }
 
+/// A `message.send` into `room_id` by `actor` with `body`, with a fresh command id.
+pub fn message_send_with_body(actor: &str, room_id: &str, body: &str) -> Bytes {
+    let json = serde_json::json!({
+        "command_id": command_id(),
+        "actor": actor,
+        "data": {"room_id": room_id, "body": body},
+    });
+    Bytes::from(json.to_string())
+}
+
 /// The part of a reply the benchmark checks.
 #[derive(Debug, Deserialize)]
 pub struct ReplyHead {
@@ -113,6 +123,9 @@ pub struct ReplyHead {
     /// The result, when ok.
     #[serde(default)]
     pub result: Option<serde_json::Value>,
+    /// The position of the command's last event, when ok.
+    #[serde(default)]
+    pub position: Option<u64>,
 }
 
 /// Fails unless `payload` is an accepted reply; returns it.

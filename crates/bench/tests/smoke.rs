@@ -1,6 +1,6 @@
 //! The harness's smoke mode, end to end: `parlor-bench all --smoke` against the real `parlor`
 //! binary, a real nats-server and (when reachable) Postgres. It asserts that every workload
-//! runs and prints its table, nothing about speed.
+//! runs and prints its table and that nothing it measured failed, nothing about speed.
 //!
 //! Ignored by default because it needs the `parlor` binary, which building this package's
 //! tests does not build. Run it with
@@ -32,10 +32,24 @@ fn smoke_mode_runs_every_workload() {
         "| parlor (durable",
         "| echo (bare NATS",
         "| parlor, 0.5 s",
+        "| room list (GET /v1/rooms)",
+        "| timeline (GET /v1/rooms/{id}/messages)",
+        "| search (GET /v1/search?q=<its word>)",
+        "| parlor replay rooms",
+        "| parlor replay search",
+        "| parlor replay notifications",
+        "| parlor audit verify",
+        "| parlor search, NATS query subject",
+        "| parlor search, HTTP gateway",
         "| no snapshot (fold the whole log)",
         "| from the shutdown snapshot",
         "goal B1",
         "goal B2",
+        "goal B3 rooms",
+        "goal B3 timeline",
+        "goal B3 search",
+        "goal B4",
+        "goal B5",
         "goal B6",
     ] {
         assert!(
@@ -43,14 +57,19 @@ fn smoke_mode_runs_every_workload() {
             "missing {expected:?} in the output:\n{stdout}"
         );
     }
-    // No measured command failed: every "errors" cell of B1 and B2 is 0 (Postgres and
-    // JetStream may be skipped with a printed reason, never silently).
+    // No measured command, read or query failed: every "errors" cell is 0 — in B3 that also
+    // means every sampled message was found in the room list, the timeline and search
+    // (Postgres and JetStream may be skipped with a printed reason, never silently).
     assert!(
         !stdout.contains("errors, first:"),
         "some operations failed:\n{stdout}"
     );
     assert!(
         stdout.contains("| postgres (15") || stdout.contains("Postgres peer skipped:"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| postgres 15 full-text") || stdout.contains("Postgres peer skipped:"),
         "{stdout}"
     );
 }
