@@ -330,7 +330,13 @@ impl Committer {
             for answer in &pending {
                 respond(&self.bus, &answer.message, &answer.reply).await;
             }
+            return;
         }
+        // tokio runs a task woken by the running one next on the same worker (its LIFO slot,
+        // which other workers do not steal), so without a yield the answers would wait until
+        // the committer next awaits, after deciding the whole next batch. Yielding lets the
+        // answers go out at once while another worker may pick the committer up.
+        tokio::task::yield_now().await;
     }
 
     /// After a failed commit: reopen the log (sled refuses everything after a failed write) and
