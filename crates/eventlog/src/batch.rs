@@ -5,7 +5,7 @@
 //! dropped at any time without effect, and it is `Send` so it can be moved to the thread that
 //! performs the blocking commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::error::LogError;
 use crate::limits::{
@@ -109,6 +109,10 @@ pub struct Batch {
     pub(crate) versions: HashMap<String, u64>,
     /// Idempotency key → reply for the commands in this batch that have a key.
     pub(crate) replies: HashMap<Vec<u8>, Vec<u8>>,
+    /// Idempotency keys `committed_reply_for` found unused in the log. The batch is bound to
+    /// the log's state when it was begun (any later write makes it stale), so such a key stays
+    /// unused for the batch's life and `add_command` need not look it up in sled a second time.
+    pub(crate) unused_keys: HashSet<Vec<u8>>,
 }
 
 impl Batch {
@@ -123,7 +127,28 @@ impl Batch {
             records: Vec::new(),
             versions: HashMap::new(),
             replies: HashMap::new(),
+            unused_keys: HashSet::new(),
         }
+    }
+
+    /// The reply a committed command stored under idempotency key `key`, like
+    /// [`EventLog::reply_for`] (commands pending in this batch are not looked at), and
+    /// remembered: when there is none, a later `add_command` with this key skips its own
+    /// lookup. An appender that checks keys before deciding a command (the writer does, so that
+    /// a resend is answered from the stored reply) thus pays for one sled lookup, not two.
+    pub fn committed_reply_for(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
+        let now = self.log.acknowledged();
+        if now != self.begun_at {
+            return Err(LogError::StaleBatch {
+                batch_head: self.base,
+                log_head: now.head,
+            });
+        }
+        let reply = self.log.reply_for(key)?;
+        if reply.is_none() {
+            self.unused_keys.insert(key.to_vec());
+        }
+        Ok(reply)
     }
 
     /// Adds one command: all of its records go in, or none do.
@@ -170,8 +195,12 @@ impl Batch {
                     reply: reply.clone(),
                 }));
             }
-            if let Some(reply) = self.log.reply_for(key)? {
-                return Ok(Err(AddRejected::AlreadyRecorded { reply }));
+            // A key `committed_reply_for` already found unused is still unused: the stale
+            // check above guarantees nothing was committed since.
+            if !self.unused_keys.contains(key) {
+                if let Some(reply) = self.log.reply_for(key)? {
+                    return Ok(Err(AddRejected::AlreadyRecorded { reply }));
+                }
             }
         }
         for &(stream, expectation) in expected {

@@ -6,7 +6,9 @@
 //! # Use
 //! One appender (the writer) builds a [`Batch`] with [`EventLog::batch`], adds each command
 //! with [`Batch::add_command`] (which checks expected versions and idempotency keys and
-//! assigns positions and versions), then calls [`EventLog::commit`]. Readers share the same
+//! assigns positions and versions), then calls [`EventLog::commit`]. An appender that checks a
+//! command's idempotency key before deciding it uses [`Batch::committed_reply_for`], which
+//! spares `add_command` a second sled lookup of the same key. Readers share the same
 //! [`EventLog`] (it is `Clone + Send + Sync`) and page through it with
 //! [`EventLog::read_from`] and [`EventLog::read_stream`] while commits go on.
 //!

@@ -541,18 +541,14 @@ impl EventLog {
         let tree = &self.inner.tree;
         let old_meta = tree.get(META_KEY)?;
         let mut batch = sled::Batch::default();
-        let mut undo = sled::Batch::default();
-        for (key, value) in write.entries {
-            // Every key a write inserts is new (fresh positions, next versions, unused
-            // idempotency keys), so undoing means removing it.
-            undo.remove(key.as_slice());
-            batch.insert(key, value);
+        // sled copies keys and values into its own buffers either way, so inserting slices
+        // costs nothing extra and keeps `write.entries` for the undo, which is built only if
+        // it is needed (most writes succeed; building it every time cost an allocation and a
+        // hash insert per key).
+        for (key, value) in &write.entries {
+            batch.insert(key.as_slice(), value.as_slice());
         }
-        batch.insert(META_KEY, encode_meta(&write.head).to_vec());
-        match old_meta {
-            Some(meta) => undo.insert(META_KEY, meta),
-            None => undo.remove(META_KEY),
-        }
+        batch.insert(META_KEY, &encode_meta(&write.head)[..]);
 
         let fault = state.fault.take();
         if fault == Some(FaultPlan::FailBeforeWrite) {
@@ -575,6 +571,16 @@ impl EventLog {
             // If the flush failed, part of the batch may be on disk; the undo reaches the disk
             // with the next successful flush, and a crash before then recovers the batch whole
             // or not at all, like any unacknowledged batch.
+            let mut undo = sled::Batch::default();
+            for (key, _) in &write.entries {
+                // Every key a write inserts is new (fresh positions, next versions, unused
+                // idempotency keys), so undoing means removing it.
+                undo.remove(key.as_slice());
+            }
+            match old_meta {
+                Some(meta) => undo.insert(META_KEY, meta),
+                None => undo.remove(META_KEY),
+            }
             if tree.apply_batch(undo).is_err() {
                 state.poisoned = true;
             }

@@ -1,6 +1,9 @@
 //! Group commit: the commands that arrive while a batch is being flushed form the next batch.
 //! Each batch is decided in order against the in-memory state, appended with one atomic write
 //! and one flush, and only then answered. Nothing is acknowledged before its flush returns.
+//!
+//! The answers of a batch go out from their own task (`answer_batches`), so the committer
+//! starts on the next batch while the replies of the last one are encoded and sent.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -64,18 +67,27 @@ pub(crate) struct Committer {
     clock: Clock,
     state: State,
     committed: watch::Sender<u64>,
+    /// Batches of answers for `answer_batches`, sent only once their batch is durable.
+    answers: mpsc::Sender<Vec<Pending>>,
     /// Command subject prefix, `<prefix>.cmd.`.
     command_prefix: String,
     snapshot_position: u64,
 }
 
+/// Batches of answers waiting for `answer_batches`. When it falls this far behind, the committer
+/// waits for it rather than let answers pile up without bound.
+pub(crate) const ANSWER_BATCHES_MAX: usize = 4;
+
 /// One command's answer, held until its batch is durable.
-struct Pending {
+pub(crate) struct Pending {
     message: Message,
     reply: Reply,
 }
 
 impl Committer {
+    // Each argument is a distinct part the committer owns or feeds; a struct gathering them
+    // would only move the same list to its one caller in lib.rs.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: Arc<WriterConfig>,
         bus: Bus,
@@ -83,6 +95,7 @@ impl Committer {
         clock: Clock,
         state: State,
         committed: watch::Sender<u64>,
+        answers: mpsc::Sender<Vec<Pending>>,
         snapshot_position: u64,
     ) -> Committer {
         let command_prefix = config.subject("cmd.");
@@ -93,6 +106,7 @@ impl Committer {
             clock,
             state,
             committed,
+            answers,
             command_prefix,
             snapshot_position,
         }
@@ -133,7 +147,7 @@ impl Committer {
                 carry.push_back(message);
                 continue;
             }
-            match log.reply_for(&key) {
+            match batch.committed_reply_for(&key) {
                 Ok(Some(stored)) => {
                     let reply =
                         protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
@@ -262,9 +276,15 @@ impl Committer {
             Ok(log) => log,
             Err(_) => {
                 // The log is being reopened after a failure: nothing can be decided now.
-                for message in incoming.into_iter().chain(carry.drain(..)) {
-                    respond(&self.bus, &message, &unavailable()).await;
-                }
+                let refused = incoming
+                    .into_iter()
+                    .chain(carry.drain(..))
+                    .map(|message| Pending {
+                        message,
+                        reply: unavailable(),
+                    })
+                    .collect();
+                self.answer(refused).await;
                 return self.recover().await;
             }
         };
@@ -289,17 +309,34 @@ impl Committer {
                         answer.reply = unavailable();
                     }
                     drop(log);
-                    for answer in &pending {
-                        respond(&self.bus, &answer.message, &answer.reply).await;
-                    }
+                    self.answer(pending).await;
                     return self.recover().await;
                 }
             }
         }
-        for answer in &pending {
-            respond(&self.bus, &answer.message, &answer.reply).await;
-        }
+        self.answer(pending).await;
         self.maybe_snapshot(false).await
+    }
+
+    /// Hands a batch's answers to `answer_batches`. Call only once the batch is durable (or
+    /// refused whole): whatever is handed over is sent.
+    async fn answer(&self, pending: Vec<Pending>) {
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(mpsc::error::SendError(pending)) = self.answers.send(pending).await {
+            // The answering task has ended (it ends only with the committer, so this is not
+            // expected); answer from here rather than leave the callers waiting.
+            for answer in &pending {
+                respond(&self.bus, &answer.message, &answer.reply).await;
+            }
+            return;
+        }
+        // tokio runs a task woken by the running one next on the same worker (its LIFO slot,
+        // which other workers do not steal), so without a yield the answers would wait until
+        // the committer next awaits, after deciding the whole next batch. Yielding lets the
+        // answers go out at once while another worker may pick the committer up.
+        tokio::task::yield_now().await;
     }
 
     /// After a failed commit: reopen the log (sled refuses everything after a failed write) and
@@ -387,6 +424,21 @@ pub(crate) async fn run(
         committer.process(incoming, &mut carry).await?;
     }
     committer.maybe_snapshot(true).await
+}
+
+/// Sends the answers of each batch the committer hands over, in the order given. It runs beside
+/// the committer so that encoding and sending replies overlaps with deciding and committing
+/// the next batch; it ends when the committer has ended and every answer is sent.
+pub(crate) async fn answer_batches(
+    bus: Bus,
+    mut batches: mpsc::Receiver<Vec<Pending>>,
+) -> Result<(), WriterError> {
+    while let Some(batch) = batches.recv().await {
+        for answer in &batch {
+            respond(&bus, &answer.message, &answer.reply).await;
+        }
+    }
+    Ok(())
 }
 
 fn error_reply(code: ErrorCode, message: impl Into<String>) -> Reply {

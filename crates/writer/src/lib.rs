@@ -213,6 +213,8 @@ impl Writer {
             queue_tx,
             stopped.clone(),
         ));
+        let (answers_tx, answers_rx) = mpsc::channel(committer::ANSWER_BATCHES_MAX);
+        tasks.spawn(committer::answer_batches(bus.clone(), answers_rx));
         tasks.spawn(committer::run(
             committer::Committer::new(
                 config.clone(),
@@ -221,6 +223,7 @@ impl Writer {
                 clock,
                 state,
                 committed_tx,
+                answers_tx,
                 snapshot_position,
             ),
             queue_rx,

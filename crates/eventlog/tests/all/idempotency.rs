@@ -1,8 +1,8 @@
 //! Idempotency keys: stored replies, duplicates in a batch, after commit, after reopen.
 
-use eventlog::{AddRejected, Appended, ExpectedVersion, NewRecord};
+use eventlog::{AddRejected, Appended, ExpectedVersion, LogError, NewRecord};
 
-use crate::common::{add, open, read_all};
+use crate::common::{add, commit_one, open, read_all};
 
 #[test]
 fn a_key_returns_its_stored_reply_and_appends_nothing() {
@@ -95,4 +95,63 @@ fn a_key_returns_its_stored_reply_and_appends_nothing() {
         .map(|record| record.payload)
         .collect();
     assert_eq!(payloads, [&b"hello"[..], b"sent", b"no key", b"second"]);
+}
+
+#[test]
+fn a_batch_remembers_keys_it_found_unused_and_still_refuses_used_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+    commit_one(&log, Some(b"used"), &[("room", b"first")]);
+    let stored = log.reply_for(b"used").unwrap().unwrap();
+
+    let mut batch = log.batch();
+    // A committed key: its stored reply, through the batch as through the log.
+    assert_eq!(
+        batch.committed_reply_for(b"used").unwrap(),
+        Some(stored.clone())
+    );
+    // An unused key: none; adding it then appends (the batch skips its second lookup).
+    assert_eq!(batch.committed_reply_for(b"fresh").unwrap(), None);
+    let appended = add(&mut batch, Some(b"fresh"), &[], &[("room", b"second")]).unwrap();
+    assert_eq!(appended[0].position, 2);
+    // The used key is still refused by add_command after the batch looked it up.
+    let again = add(&mut batch, Some(b"used"), &[], &[("room", b"again")]);
+    assert_eq!(again, Err(AddRejected::AlreadyRecorded { reply: stored }));
+    // A key pending in this batch is not a committed one: the batch method looks at the log only.
+    assert_eq!(batch.committed_reply_for(b"fresh").unwrap(), None);
+    log.commit(batch).unwrap();
+
+    assert!(log.reply_for(b"fresh").unwrap().is_some());
+    assert_eq!(
+        read_all(&log)
+            .iter()
+            .map(|record| record.payload.as_slice())
+            .collect::<Vec<_>>(),
+        [b"first".as_slice(), b"second"]
+    );
+}
+
+#[test]
+fn a_remembered_unused_key_does_not_outlive_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path());
+
+    let mut stale = log.batch();
+    assert_eq!(stale.committed_reply_for(b"key").unwrap(), None);
+    // Another batch uses the key and commits first: the remembered answer is out of date, and the
+    // stale batch can no longer look up or add anything.
+    commit_one(&log, Some(b"key"), &[("room", b"winner")]);
+    assert!(matches!(
+        stale.committed_reply_for(b"key"),
+        Err(LogError::StaleBatch { .. })
+    ));
+    assert!(matches!(
+        stale.add_command(Some(b"key"), &[], &[], |_| b"loser".to_vec()),
+        Err(LogError::StaleBatch { .. })
+    ));
+    assert!(matches!(
+        log.commit(stale),
+        Err(LogError::StaleBatch { .. })
+    ));
+    assert_eq!(read_all(&log).len(), 1);
 }
