@@ -107,7 +107,12 @@ impl ChainVerifier {
                 ),
             ));
         }
-        self.versions.insert(view.stream.to_owned(), view.version);
+        match self.versions.get_mut(view.stream) {
+            Some(version) => *version = view.version,
+            None => {
+                self.versions.insert(view.stream.to_owned(), view.version);
+            }
+        }
         if self
             .anchor
             .is_some_and(|anchor| anchor.position == expected)
@@ -119,11 +124,6 @@ impl ChainVerifier {
             hash: view.hash,
         };
         Ok(view)
-    }
-
-    /// The version of `stream` verified last (0: none seen).
-    pub(crate) fn stream_version(&self, stream: &str) -> u64 {
-        self.versions.get(stream).copied().unwrap_or(0)
     }
 
     /// Checks that the chain reached `position`: records up to it were all fed.
@@ -195,35 +195,50 @@ impl EventLog {
         let head = self.lock_writer()?.head;
 
         let mut chain = ChainVerifier::new(anchor);
+        // Each stream's record positions by version (versions are consecutive from 1, which the
+        // chain checks), so the stream index is checked in one ordered scan afterwards rather
+        // than with a random lookup per record.
+        let mut stream_positions: HashMap<String, Vec<u64>> = HashMap::new();
         let range = keys::record_key(1)..=keys::record_key(head.position);
+        let mut chain_break = None;
         for entry in tree.range(range) {
             let (key, bytes) = entry?;
             let Some(position) = keys::parse_record_key(&key) else {
-                return Ok(Err(corruption(
-                    chain.next_position(),
-                    "malformed record key",
-                )));
+                chain_break = Some(corruption(chain.next_position(), "malformed record key"));
+                break;
             };
             let view = match chain.push_view(position, &bytes) {
                 Ok(view) => view,
-                Err(corruption) => return Ok(Err(corruption)),
+                Err(corruption) => {
+                    chain_break = Some(corruption);
+                    break;
+                }
             };
-            let expected = view.position;
-            let indexed = tree.get(keys::stream_key(view.stream, view.version))?;
-            let indexed = indexed.as_deref().and_then(keys::parse_position_value);
-            if indexed != Some(expected) {
-                return Ok(Err(corruption(
-                    expected,
-                    format!(
-                        "stream index for {} version {} points at {indexed:?}",
-                        view.stream, view.version
-                    ),
-                )));
+            match stream_positions.get_mut(view.stream) {
+                Some(positions) => positions.push(view.position),
+                None => {
+                    stream_positions.insert(view.stream.to_owned(), vec![view.position]);
+                }
             }
-            progress(expected);
+            progress(view.position);
         }
-        if let Err(corruption) = chain.expect_end(head.position) {
-            return Ok(Err(corruption));
+        let chain_break = match chain_break {
+            Some(corruption) => Some(corruption),
+            None => chain.expect_end(head.position).err(),
+        };
+        // The index is judged only over the records the chain vouched for; an index fault at an
+        // earlier position than the chain's first fault is the first bad position.
+        let verified = chain.head().position;
+        if let Some(index_fault) = check_stream_index(tree, &stream_positions, verified)? {
+            if chain_break
+                .as_ref()
+                .is_none_or(|chain_fault| index_fault.position < chain_fault.position)
+            {
+                return Ok(Err(index_fault));
+            }
+        }
+        if let Some(chain_fault) = chain_break {
+            return Ok(Err(chain_fault));
         }
         let computed = chain.head().hash;
         if computed != head.hash {
@@ -234,31 +249,6 @@ impl EventLog {
                     head.hash
                 ),
             )));
-        }
-
-        // Every record has its index entry; an entry for a version beyond a stream's last
-        // record points at nothing real.
-        for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
-            let (key, value) = entry?;
-            let position = keys::parse_position_value(&value).unwrap_or(0);
-            let Some((stream, version)) = keys::parse_stream_key(&key) else {
-                return Ok(Err(corruption(position, "malformed stream index key")));
-            };
-            if position == 0 {
-                return Ok(Err(corruption(
-                    0,
-                    format!("stream {stream} index value is malformed"),
-                )));
-            }
-            if position > head.position {
-                continue; // appended after this verify began
-            }
-            if version > chain.stream_version(stream) {
-                return Ok(Err(corruption(
-                    position,
-                    format!("stream index has {stream} version {version} but no such record"),
-                )));
-            }
         }
 
         // The tail, under the writer lock so no write is half applied: meta must equal the
@@ -299,4 +289,72 @@ impl EventLog {
         }
         Ok(Ok(chain.report()))
     }
+}
+
+/// Checks the stream index against the records at positions 1 ..= `verified`, whose positions
+/// by stream and version are `stream_positions`: every record has exactly its entry, and no
+/// entry points anywhere else. Returns the fault at the lowest position, if any. Entries that
+/// point past `verified` are left alone (appended after the verification began, or beyond a
+/// chain fault, which is reported on its own).
+fn check_stream_index(
+    tree: &sled::Tree,
+    stream_positions: &HashMap<String, Vec<u64>>,
+    verified: u64,
+) -> Result<Option<Corruption>, LogError> {
+    let mut first: Option<Corruption> = None;
+    let mut note = |fault: Corruption| {
+        if first
+            .as_ref()
+            .is_none_or(|seen| fault.position < seen.position)
+        {
+            first = Some(fault);
+        }
+    };
+    let slots = usize::try_from(verified).unwrap_or(usize::MAX);
+    let mut indexed = vec![false; slots.saturating_add(1)];
+    for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
+        let (key, value) = entry?;
+        let position = keys::parse_position_value(&value).unwrap_or(0);
+        let Some((stream, version)) = keys::parse_stream_key(&key) else {
+            note(corruption(position, "malformed stream index key"));
+            continue;
+        };
+        if position == 0 {
+            note(corruption(
+                0,
+                format!("stream {stream} index value is malformed"),
+            ));
+            continue;
+        }
+        let record = stream_positions
+            .get(stream)
+            .and_then(|positions| positions.get(usize::try_from(version).ok()?.checked_sub(1)?))
+            .copied();
+        match record {
+            Some(record) if record == position => {
+                if let Some(slot) = usize::try_from(position)
+                    .ok()
+                    .and_then(|slot| indexed.get_mut(slot))
+                {
+                    *slot = true;
+                }
+            }
+            Some(record) => note(corruption(
+                record,
+                format!("stream index for {stream} version {version} points at {position}"),
+            )),
+            None if position > verified => {}
+            None => note(corruption(
+                position,
+                format!("stream index has {stream} version {version} but no such record"),
+            )),
+        }
+    }
+    if let Some(missing) = indexed.iter().skip(1).position(|indexed| !indexed) {
+        note(corruption(
+            missing as u64 + 1,
+            "record has no stream index entry",
+        ));
+    }
+    Ok(first)
 }

@@ -225,6 +225,29 @@ fn a_damaged_stream_index_is_caught() {
 }
 
 #[test]
+fn the_first_bad_position_is_named_whether_the_index_or_the_chain_breaks_first() {
+    // Record 12 (s1 version 3) loses its index entry; record 30's bytes change.
+    let damage = |tree: &sled::Tree, changed: u64, unindexed: (&str, u64)| {
+        tree.remove(stream_index_key(unindexed.0, unindexed.1))
+            .unwrap();
+        let mut bytes = tree.get(record_key(changed)).unwrap().unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        tree.insert(record_key(changed), bytes).unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    tamper(dir.path(), |tree| damage(tree, 30, ("s1", 3)));
+    assert_eq!(first_bad(dir.path(), None), 12);
+
+    // The other way round: the chain breaks at 10, before the unindexed record 12.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    tamper(dir.path(), |tree| damage(tree, 10, ("s1", 3)));
+    assert_eq!(first_bad(dir.path(), None), 10);
+}
+
+#[test]
 fn reads_after_tampering_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
