@@ -35,31 +35,34 @@ pub struct RunningProjectors {
     pub positions: Vec<(&'static str, watch::Receiver<u64>)>,
 }
 
-/// Starts a runner for `model`, with live rebuilds (`<prefix>.admin.replay.<name>`) that open
-/// fresh instances through `open`.
-#[allow(clippy::too_many_arguments)]
-fn spawn<P: Projector>(
-    model: P,
-    open: OpenModel<P>,
-    data_dir: &Path,
-    bus: &Bus,
-    clock: &Clock,
-    prefix: &str,
-    stop: &watch::Receiver<bool>,
-    running: &mut RunningProjectors,
-) {
-    let name = model.name();
-    let rebuild = LiveRebuild {
-        directory: store_path(data_dir, name),
-        open,
-    };
-    let runner = Runner::new(model, bus.clone(), clock.clone(), RunOptions::new(prefix))
-        .with_live_rebuild(rebuild);
-    running.positions.push((name, runner.position()));
-    let stop = stop.clone();
-    running
-        .tasks
-        .spawn(async move { runner.run(stop).await.context("read model stopped") });
+/// What every read model of this process is started with.
+struct Starter<'a> {
+    data_dir: &'a Path,
+    bus: &'a Bus,
+    clock: &'a Clock,
+    prefix: &'a str,
+    stop: watch::Receiver<bool>,
+    running: RunningProjectors,
+}
+
+impl Starter<'_> {
+    /// Starts a runner for `model`, with live rebuilds (`<prefix>.admin.replay.<name>`) that
+    /// open fresh instances through `open`.
+    fn start<P: Projector>(&mut self, model: P, open: OpenModel<P>) {
+        let name = model.name();
+        let rebuild = LiveRebuild {
+            directory: store_path(self.data_dir, name),
+            open,
+        };
+        let options = RunOptions::new(self.prefix);
+        let runner = Runner::new(model, self.bus.clone(), self.clock.clone(), options)
+            .with_live_rebuild(rebuild);
+        self.running.positions.push((name, runner.position()));
+        let stop = self.stop.clone();
+        self.running
+            .tasks
+            .spawn(async move { runner.run(stop).await.context("read model stopped") });
+    }
 }
 
 /// Opens the search index for `purpose`: bulk settings while rebuilding, live ones to serve.
@@ -81,81 +84,46 @@ pub fn start_projectors(
     prefix: &str,
 ) -> anyhow::Result<RunningProjectors> {
     let (stop, stopped) = watch::channel(false);
-    let mut running = RunningProjectors {
-        stop,
-        tasks: JoinSet::new(),
-        positions: Vec::new(),
+    let mut starter = Starter {
+        data_dir,
+        bus,
+        clock,
+        prefix,
+        stop: stopped,
+        running: RunningProjectors {
+            stop,
+            tasks: JoinSet::new(),
+            positions: Vec::new(),
+        },
     };
     let wanted: Vec<String> = match names {
         Some(names) => names.to_vec(),
         None => PROJECTOR_NAMES.iter().map(|n| (*n).to_owned()).collect(),
     };
     for name in &wanted {
-        let (dir, run) = (data_dir, &mut running);
+        let dir = data_dir;
         match name.as_str() {
-            "rooms" => {
-                let open: OpenModel<Rooms> = Arc::new(|path, _| Rooms::open_path(path));
-                spawn(
-                    Rooms::open(dir)?,
-                    open,
-                    dir,
-                    bus,
-                    clock,
-                    prefix,
-                    &stopped,
-                    run,
-                );
-            }
-            "timeline" => {
-                let open: OpenModel<Timeline> = Arc::new(|path, _| Timeline::open_path(path));
-                spawn(
-                    Timeline::open(dir)?,
-                    open,
-                    dir,
-                    bus,
-                    clock,
-                    prefix,
-                    &stopped,
-                    run,
-                );
-            }
-            "search" => {
-                let open: OpenModel<SearchProjector> = Arc::new(open_search);
-                let model = SearchProjector::open(dir)?;
-                spawn(model, open, dir, bus, clock, prefix, &stopped, run);
-            }
-            "files" => {
-                let open: OpenModel<Files> = Arc::new(|path, _| Files::open_path(path));
-                spawn(
-                    Files::open(dir)?,
-                    open,
-                    dir,
-                    bus,
-                    clock,
-                    prefix,
-                    &stopped,
-                    run,
-                );
-            }
-            "moderation" => {
-                let open: OpenModel<Moderation> = Arc::new(|path, _| Moderation::open_path(path));
-                spawn(
-                    Moderation::open(dir)?,
-                    open,
-                    dir,
-                    bus,
-                    clock,
-                    prefix,
-                    &stopped,
-                    run,
-                );
-            }
-            "notifications" => {
-                let open: OpenModel<Notifications> =
-                    Arc::new(|path, _| Notifications::open_path(path));
-                let model = Notifications::open(dir)?;
-                spawn(model, open, dir, bus, clock, prefix, &stopped, run);
-            }
+            "rooms" => starter.start(
+                Rooms::open(dir)?,
+                Arc::new(|path, _| Rooms::open_path(path)),
+            ),
+            "timeline" => starter.start(
+                Timeline::open(dir)?,
+                Arc::new(|path, _| Timeline::open_path(path)),
+            ),
+            "search" => starter.start(SearchProjector::open(dir)?, Arc::new(open_search)),
+            "files" => starter.start(
+                Files::open(dir)?,
+                Arc::new(|path, _| Files::open_path(path)),
+            ),
+            "moderation" => starter.start(
+                Moderation::open(dir)?,
+                Arc::new(|path, _| Moderation::open_path(path)),
+            ),
+            "notifications" => starter.start(
+                Notifications::open(dir)?,
+                Arc::new(|path, _| Notifications::open_path(path)),
+            ),
             other => bail!(
                 "no read model named {other:?} (known: {})",
                 PROJECTOR_NAMES.join(", ")
@@ -163,7 +131,7 @@ pub fn start_projectors(
         }
         info!(name, "read model started");
     }
-    Ok(running)
+    Ok(starter.running)
 }
 
 impl RunningProjectors {
