@@ -88,6 +88,21 @@ pub fn log_file(data_dir: &Path) -> std::fs::File {
     std::fs::File::create(path).expect("create a log file")
 }
 
+/// `parlor <args> --data-dir <dir>` (one part, such as `writer` or `projector rooms`) with its
+/// stderr in this harness's log files.
+pub fn spawn_part(args: &[&str], data_dir: &Path) -> Parlor {
+    let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("PARLOR_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log_file(data_dir))
+        .spawn()
+        .expect("spawn parlor");
+    Parlor { child }
+}
+
 /// The stderr of every parlor started on `data_dir`.
 pub fn read_logs(data_dir: &Path) -> String {
     let prefix = log_prefix(data_dir);

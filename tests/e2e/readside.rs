@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{json_headers, Client, Parlor, REPLY_WAIT};
+use crate::harness::{json_headers, spawn_part, Client, Parlor, REPLY_WAIT};
 
 fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
     let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
@@ -161,20 +161,6 @@ async fn read_models_follow_the_log_and_a_replay_answers_the_same() {
         let answer = query(&c, model, question).await;
         assert_eq!(answer["data"], expected, "{model} after replay");
     }
-}
-
-/// `parlor <args> --data-dir <dir>` with its stderr in the harness's log files.
-fn spawn_part(args: &[&str], data_dir: &std::path::Path) -> Parlor {
-    let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("PARLOR_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(crate::harness::log_file(data_dir))
-        .spawn()
-        .expect("spawn parlor");
-    Parlor { child }
 }
 
 /// The digest of the rooms model in a stopped data directory, and its position.

@@ -167,7 +167,7 @@ mod under_load {
     //! acknowledged command is visible in the read models afterwards, and each model answers
     //! exactly as a rebuild from the log does.
 
-    use std::process::{Command, Stdio};
+    use std::process::Command;
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
@@ -176,22 +176,9 @@ mod under_load {
     use serde_json::{json, Value};
     use uuid::Uuid;
 
-    use crate::harness::{json_headers, Client, Parlor};
+    use crate::harness::{json_headers, spawn_part as spawn, Client};
 
     const SENDERS: usize = 10;
-
-    fn spawn(args: &[&str], data_dir: &std::path::Path) -> Parlor {
-        let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-            .args(args)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("PARLOR_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn parlor");
-        Parlor { child }
-    }
 
     async fn query(c: &Client, model: &str, request: Value) -> Option<Value> {
         let reply = c
