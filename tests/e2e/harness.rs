@@ -23,22 +23,9 @@ pub struct Parlor {
 impl Parlor {
     /// Starts `parlor writer` (dev clock on) against `nats_url` on `data_dir`.
     pub fn start_writer(nats_url: &str, data_dir: &Path, extra: &[&str]) -> Parlor {
-        let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-            .arg("writer")
-            .arg("--nats-url")
-            .arg(nats_url)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--dev-clock")
-            .args(extra)
-            .env("PARLOR_LOG", "warn")
-            .stdout(Stdio::null())
-            // A file, not a pipe: nobody reads a pipe while the test runs, and a full pipe would
-            // stall the writer the moment it logs a lot.
-            .stderr(log_file(data_dir))
-            .spawn()
-            .expect("spawn parlor");
-        Parlor { child }
+        let mut args = vec!["writer", "--nats-url", nats_url, "--dev-clock"];
+        args.extend_from_slice(extra);
+        spawn_part(&args, data_dir)
     }
 
     /// SIGKILL, then reap.
@@ -97,6 +84,8 @@ pub fn spawn_part(args: &[&str], data_dir: &Path) -> Parlor {
         .arg(data_dir)
         .env("PARLOR_LOG", "warn")
         .stdout(Stdio::null())
+        // A file, not a pipe: nobody reads a pipe while the test runs, and a full pipe would
+        // stall the process the moment it logs a lot.
         .stderr(log_file(data_dir))
         .spawn()
         .expect("spawn parlor");
