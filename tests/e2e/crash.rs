@@ -120,19 +120,7 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
     system.parlor = start_up(&system.nats.url(), system.data.path());
     system.client.wait_for_writer().await;
     let client = system.client.clone();
-    let users: Vec<String> = (0..SENDERS).map(|i| format!("sender{i}")).collect();
-    let names: Vec<&str> = users.iter().map(String::as_str).collect();
-    client.register(&names).await;
-    let room = client
-        .ok(
-            "sender0",
-            "room.create",
-            json!({"name": "Load", "members": names[1..]}),
-        )
-        .await["result"]["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (users, room) = client.group_room("sender", SENDERS, "Load").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged: Arc<Mutex<HashMap<Uuid, Value>>> = Arc::default();

@@ -214,6 +214,30 @@ impl Client {
         }
     }
 
+    /// Registers `count` users `<prefix>0`… and has the first create a group room `name` with
+    /// all the others: the users and the room's id.
+    pub async fn group_room(
+        &self,
+        prefix: &str,
+        count: usize,
+        name: &str,
+    ) -> (Vec<String>, String) {
+        let users: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
+        let names: Vec<&str> = users.iter().map(String::as_str).collect();
+        self.register(&names).await;
+        let room = self
+            .ok(
+                names[0],
+                "room.create",
+                json!({"name": name, "members": names[1..]}),
+            )
+            .await["result"]["room_id"]
+            .as_str()
+            .expect("room.create answers a room_id")
+            .to_owned();
+        (users, room)
+    }
+
     /// One page of `parlor.log.read`.
     pub async fn log_read(&self, from: u64, max: u64) -> Value {
         let request = json!({"from": from, "max": max});

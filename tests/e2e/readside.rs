@@ -182,19 +182,7 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
     let mut rooms = spawn_part(&["projector", "rooms", "--nats-url", &url], data.path());
     let c = Client::connect(&url).await;
     c.wait_for_writer().await;
-    let users: Vec<String> = (0..8).map(|i| format!("member{i}")).collect();
-    let names: Vec<&str> = users.iter().map(String::as_str).collect();
-    c.register(&names).await;
-    let room = c
-        .ok(
-            "member0",
-            "room.create",
-            json!({"name": "Replayed", "members": names[1..]}),
-        )
-        .await["result"]["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (users, room) = c.group_room("member", 8, "Replayed").await;
     // Some history for the rebuild to go through.
     let mut history = Vec::new();
     for sender in users.clone() {

@@ -239,19 +239,7 @@ mod under_load {
         let mut timeline = spawn(&["projector", "timeline", "--nats-url", &url], data.path());
         let c = Client::connect(&url).await;
         c.wait_for_writer().await;
-        let users: Vec<String> = (0..SENDERS).map(|i| format!("member{i}")).collect();
-        let names: Vec<&str> = users.iter().map(String::as_str).collect();
-        c.register(&names).await;
-        let room = c
-            .ok(
-                "member0",
-                "room.create",
-                json!({"name": "Busy", "members": names[1..]}),
-            )
-            .await["result"]["room_id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let (users, room) = c.group_room("member", SENDERS, "Busy").await;
 
         let stop = Arc::new(AtomicBool::new(false));
         let highest = Arc::new(AtomicU64::new(0));
