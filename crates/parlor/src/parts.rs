@@ -103,26 +103,16 @@ pub fn start_projectors(
     for name in &wanted {
         let dir = data_dir;
         match name.as_str() {
-            "rooms" => starter.start(
-                Rooms::open(dir)?,
-                Arc::new(|path, _| Rooms::open_path(path)),
-            ),
-            "timeline" => starter.start(
-                Timeline::open(dir)?,
-                Arc::new(|path, _| Timeline::open_path(path)),
-            ),
+            "rooms" => starter.start(Rooms::open(dir)?, Arc::new(Rooms::open_path_for)),
+            "timeline" => starter.start(Timeline::open(dir)?, Arc::new(Timeline::open_path_for)),
             "search" => starter.start(SearchProjector::open(dir)?, Arc::new(open_search)),
-            "files" => starter.start(
-                Files::open(dir)?,
-                Arc::new(|path, _| Files::open_path(path)),
-            ),
-            "moderation" => starter.start(
-                Moderation::open(dir)?,
-                Arc::new(|path, _| Moderation::open_path(path)),
-            ),
+            "files" => starter.start(Files::open(dir)?, Arc::new(Files::open_path_for)),
+            "moderation" => {
+                starter.start(Moderation::open(dir)?, Arc::new(Moderation::open_path_for))
+            }
             "notifications" => starter.start(
                 Notifications::open(dir)?,
-                Arc::new(|path, _| Notifications::open_path(path)),
+                Arc::new(Notifications::open_path_for),
             ),
             other => bail!(
                 "no read model named {other:?} (known: {})",

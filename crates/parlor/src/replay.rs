@@ -16,7 +16,8 @@ use eventlog::EventLog;
 use indicatif::{ProgressBar, ProgressStyle};
 use projections::live_rebuild::request_rebuild;
 use projections::{
-    store_path, swap, EventEnvelope, Files, Moderation, Notifications, Projector, Rooms, Timeline,
+    store_path, swap, EventEnvelope, Files, Moderation, Notifications, OpenFor, Projector, Rooms,
+    Timeline,
 };
 use protocol::RecordedEvent;
 
@@ -24,6 +25,9 @@ use crate::parts::PROJECTOR_NAMES;
 
 /// Events per rebuild batch (one store write each).
 const REPLAY_BATCH_EVENTS: usize = 10_000;
+
+/// Batches read and decoded ahead of the one being applied.
+const READ_AHEAD_BATCHES: usize = 2;
 
 /// How long a projector may take to accept or refuse a live rebuild.
 const LIVE_ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -123,8 +127,18 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
         }
         let started = Instant::now();
         let position = match name {
-            "rooms" => replay_into(&mut Rooms::open_path(&rebuilt)?, &log, from, name)?,
-            "timeline" => replay_into(&mut Timeline::open_path(&rebuilt)?, &log, from, name)?,
+            "rooms" => replay_into(
+                &mut Rooms::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
+                &log,
+                from,
+                name,
+            )?,
+            "timeline" => replay_into(
+                &mut Timeline::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
+                &log,
+                from,
+                name,
+            )?,
             "search" => {
                 // Bulk settings (a large writer heap, rare commits), then one merged segment.
                 let options = search::SearchOptions::rebuild();
@@ -133,11 +147,24 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
                 model.merge_segments()?;
                 position
             }
-            "files" => replay_into(&mut Files::open_path(&rebuilt)?, &log, from, name)?,
-            "moderation" => replay_into(&mut Moderation::open_path(&rebuilt)?, &log, from, name)?,
-            "notifications" => {
-                replay_into(&mut Notifications::open_path(&rebuilt)?, &log, from, name)?
-            }
+            "files" => replay_into(
+                &mut Files::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
+                &log,
+                from,
+                name,
+            )?,
+            "moderation" => replay_into(
+                &mut Moderation::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
+                &log,
+                from,
+                name,
+            )?,
+            "notifications" => replay_into(
+                &mut Notifications::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
+                &log,
+                from,
+                name,
+            )?,
             other => bail!(
                 "no read model named {other:?} (known: {}, all)",
                 PROJECTOR_NAMES.join(", ")
@@ -182,30 +209,64 @@ fn replay_into<P: Projector>(
             model.position()
         );
     }
-    let mut next = from.max(1);
-    while next <= head {
-        let records = log.read_from(next, REPLAY_BATCH_EVENTS, usize::MAX)?;
-        if records.is_empty() {
-            break;
+    // The log is read and decoded on a thread of its own, a batch or two ahead of the model,
+    // so that reading and applying share the two cores instead of taking turns.
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+        scope.spawn(move || read_batches(log, from.max(1), head, &sender));
+        for batch in batches {
+            // On an error the receiver is dropped on return, which stops the reader.
+            model.apply(&batch?)?;
+            bar.set_position(model.position());
         }
-        let mut batch = Vec::with_capacity(records.len());
-        for record in records {
-            next = record.position + 1;
-            let stored = protocol::decode_stored(&record.payload)
-                .with_context(|| format!("event at position {} is unreadable", record.position))?;
-            let recorded = RecordedEvent::from_stored(
-                record.position,
-                record.stream,
-                record.version,
-                record.hash.0,
-                stored,
-            );
-            batch.push(EventEnvelope::from(recorded));
-        }
-        model.apply(&batch)?;
-        bar.set_position(model.position());
-    }
+        Ok(())
+    })?;
     model.flush()?;
     bar.finish();
     Ok(model.position())
+}
+
+/// Reads the log from `from` to `head` in batches of [`REPLAY_BATCH_EVENTS`] decoded events and
+/// sends them (or the first error) to `batches`, until done or the receiver is gone.
+fn read_batches(
+    log: &EventLog,
+    from: u64,
+    head: u64,
+    batches: &std::sync::mpsc::SyncSender<anyhow::Result<Vec<EventEnvelope>>>,
+) {
+    let mut next = from;
+    while next <= head {
+        let batch = read_batch(log, next);
+        let read = match &batch {
+            Ok(events) => events.last().map(|event| event.position),
+            Err(_) => None,
+        };
+        let failed = batch.is_err();
+        if batches.send(batch).is_err() || failed {
+            return;
+        }
+        match read {
+            Some(position) => next = position + 1,
+            None => return,
+        }
+    }
+}
+
+/// Up to [`REPLAY_BATCH_EVENTS`] events from `from`, decoded.
+fn read_batch(log: &EventLog, from: u64) -> anyhow::Result<Vec<EventEnvelope>> {
+    let records = log.read_from(from, REPLAY_BATCH_EVENTS, usize::MAX)?;
+    let mut batch = Vec::with_capacity(records.len());
+    for record in records {
+        let stored = protocol::decode_stored(&record.payload)
+            .with_context(|| format!("event at position {} is unreadable", record.position))?;
+        let recorded = RecordedEvent::from_stored(
+            record.position,
+            record.stream,
+            record.version,
+            record.hash.0,
+            stored,
+        );
+        batch.push(EventEnvelope::from(recorded));
+    }
+    Ok(batch)
 }

@@ -34,7 +34,7 @@ use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::membership::{member_key, track_membership};
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
-use crate::runtime::Projector;
+use crate::runtime::{OpenFor, Projector};
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::has_preview;
 
@@ -117,10 +117,16 @@ impl Files {
         Files::open_path(&path)
     }
 
-    /// Opens the model in the directory `path`.
+    /// Opens the model in the directory `path`, to serve.
     pub fn open_path(path: &Path) -> Result<Files, ProjectionError> {
+        Files::open_path_for(path, OpenFor::Serving)
+    }
+
+    /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
+    /// [`Store::open_for`]).
+    pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Files, ProjectionError> {
         Ok(Files {
-            store: Store::open(path)?,
+            store: Store::open_for(path, purpose)?,
         })
     }
 

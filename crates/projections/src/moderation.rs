@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
-use crate::runtime::{unapplied, Projector};
+use crate::runtime::{unapplied, OpenFor, Projector};
 use crate::store::{store_path, Direction, Dump, Key, Store};
 
 /// The model's name.
@@ -56,10 +56,16 @@ impl Moderation {
         Moderation::open_path(&path)
     }
 
-    /// Opens the model in the directory `path`.
+    /// Opens the model in the directory `path`, to serve.
     pub fn open_path(path: &Path) -> Result<Moderation, ProjectionError> {
+        Moderation::open_path_for(path, OpenFor::Serving)
+    }
+
+    /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
+    /// [`Store::open_for`]).
+    pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Moderation, ProjectionError> {
         Ok(Moderation {
-            store: Store::open(path)?,
+            store: Store::open_for(path, purpose)?,
         })
     }
 
@@ -135,7 +141,7 @@ impl Projector for Moderation {
         let Some(last) = fresh.last() else {
             return Ok(());
         };
-        let mut changes = self.store.changes();
+        let mut changes = self.store.changes()?;
         for envelope in fresh {
             if let Event::MessageReported {
                 report_id,

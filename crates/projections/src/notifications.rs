@@ -41,7 +41,7 @@ use sha2::{Digest as _, Sha256};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::query::{unknown_op, QueryRequest};
-use crate::runtime::{Outgoing, Projector};
+use crate::runtime::{OpenFor, Outgoing, Projector};
 use crate::store::{millis_from_ordered, store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
@@ -163,10 +163,16 @@ impl Notifications {
         Notifications::open_path(&path)
     }
 
-    /// Opens the model in the directory `path`.
+    /// Opens the model in the directory `path`, to serve.
     pub fn open_path(path: &Path) -> Result<Notifications, ProjectionError> {
+        Notifications::open_path_for(path, OpenFor::Serving)
+    }
+
+    /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
+    /// [`Store::open_for`]).
+    pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
-            store: Store::open(path)?,
+            store: Store::open_for(path, purpose)?,
         })
     }
 
@@ -208,7 +214,7 @@ impl Notifications {
         if due_users.is_empty() {
             return Ok(Vec::new());
         }
-        let mut changes = self.store.changes();
+        let mut changes = self.store.changes()?;
         let mut outgoing = Vec::new();
         for (due_key, user) in due_users {
             changes.remove(due_key);

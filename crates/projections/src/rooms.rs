@@ -28,7 +28,7 @@ use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::presence::Presence;
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
-use crate::runtime::Projector;
+use crate::runtime::{OpenFor, Projector};
 use crate::store::{ordered_millis, store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
@@ -154,10 +154,16 @@ impl Rooms {
         Rooms::open_path(&path)
     }
 
-    /// Opens the model in the directory `path`.
+    /// Opens the model in the directory `path`, to serve.
     pub fn open_path(path: &Path) -> Result<Rooms, ProjectionError> {
+        Rooms::open_path_for(path, OpenFor::Serving)
+    }
+
+    /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
+    /// [`Store::open_for`]).
+    pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Rooms, ProjectionError> {
         Ok(Rooms {
-            store: Store::open(path)?,
+            store: Store::open_for(path, purpose)?,
             presence: Presence::new(),
         })
     }
