@@ -194,34 +194,18 @@ impl EventLog {
         let tree = &self.inner.tree;
         let head = self.lock_writer()?.head;
 
-        let mut chain = ChainVerifier::new(anchor);
-        // Each stream's record positions by version (versions are consecutive from 1, which the
-        // chain checks), so the stream index is checked in one ordered scan afterwards rather
-        // than with a random lookup per record.
-        let mut stream_positions: HashMap<String, Vec<u64>> = HashMap::new();
-        let range = keys::record_key(1)..=keys::record_key(head.position);
-        let mut chain_break = None;
-        for entry in tree.range(range) {
-            let (key, bytes) = entry?;
-            let Some(position) = keys::parse_record_key(&key) else {
-                chain_break = Some(corruption(chain.next_position(), "malformed record key"));
-                break;
-            };
-            let view = match chain.push_view(position, &bytes) {
-                Ok(view) => view,
-                Err(corruption) => {
-                    chain_break = Some(corruption);
-                    break;
-                }
-            };
-            match stream_positions.get_mut(view.stream) {
-                Some(positions) => positions.push(view.position),
-                None => {
-                    stream_positions.insert(view.stream.to_owned(), vec![view.position]);
-                }
-            }
-            progress(view.position);
-        }
+        // The stream index is read on a second thread while this one recomputes the chain:
+        // the two scans are most of the work, and they touch different keys.
+        let (chain, stream_positions, chain_break, index) = std::thread::scope(|scope| {
+            let index = scope.spawn(|| read_stream_index(tree));
+            let (chain, stream_positions, chain_break) =
+                walk_chain(tree, anchor, head.position, &mut progress)?;
+            // A panic in the reader is a bug: it goes on as a panic here.
+            let index = index
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            Ok::<_, LogError>((chain, stream_positions, chain_break, index))
+        })?;
         let chain_break = match chain_break {
             Some(corruption) => Some(corruption),
             None => chain.expect_end(head.position).err(),
@@ -229,7 +213,7 @@ impl EventLog {
         // The index is judged only over the records the chain vouched for; an index fault at an
         // earlier position than the chain's first fault is the first bad position.
         let verified = chain.head().position;
-        if let Some(index_fault) = check_stream_index(tree, &stream_positions, verified)? {
+        if let Some(index_fault) = check_stream_index(&index, &stream_positions, verified) {
             if chain_break
                 .as_ref()
                 .is_none_or(|chain_fault| index_fault.position < chain_fault.position)
@@ -291,16 +275,98 @@ impl EventLog {
     }
 }
 
+/// Each stream's record positions by version, as the chain found them.
+type StreamPositions = HashMap<String, Vec<u64>>;
+
+/// Recomputes the chain over the records at positions 1 ..= `head`: the verifier where it
+/// stopped, each stream's record positions by version (versions are consecutive from 1, which
+/// the chain checks, so the index is then checked against them without a lookup per record),
+/// and the first fault, if any.
+fn walk_chain(
+    tree: &sled::Tree,
+    anchor: Option<Head>,
+    head: u64,
+    progress: &mut impl FnMut(u64),
+) -> Result<(ChainVerifier, StreamPositions, Option<Corruption>), LogError> {
+    let mut chain = ChainVerifier::new(anchor);
+    let mut stream_positions = StreamPositions::new();
+    let range = keys::record_key(1)..=keys::record_key(head);
+    for entry in tree.range(range) {
+        let (key, bytes) = entry?;
+        let Some(position) = keys::parse_record_key(&key) else {
+            let fault = corruption(chain.next_position(), "malformed record key");
+            return Ok((chain, stream_positions, Some(fault)));
+        };
+        let view = match chain.push_view(position, &bytes) {
+            Ok(view) => view,
+            Err(fault) => return Ok((chain, stream_positions, Some(fault))),
+        };
+        match stream_positions.get_mut(view.stream) {
+            Some(positions) => positions.push(view.position),
+            None => {
+                stream_positions.insert(view.stream.to_owned(), vec![view.position]);
+            }
+        }
+        progress(view.position);
+    }
+    Ok((chain, stream_positions, None))
+}
+
+/// The stream index as stored: each stream's `(version, position)` entries in key order, and
+/// the entries too malformed to read (as faults at the position they name, if any).
+#[derive(Debug, Default)]
+struct StoredIndex {
+    streams: HashMap<String, Vec<(u64, u64)>>,
+    malformed: Vec<Corruption>,
+}
+
+/// Reads the whole stream index (one ordered scan).
+fn read_stream_index(tree: &sled::Tree) -> Result<StoredIndex, LogError> {
+    let mut index = StoredIndex::default();
+    // A stream's entries are adjacent in key order: keep appending to the last one's.
+    let mut current: Option<(String, Vec<(u64, u64)>)> = None;
+    for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
+        let (key, value) = entry?;
+        let position = keys::parse_position_value(&value).unwrap_or(0);
+        let Some((stream, version)) = keys::parse_stream_key(&key) else {
+            index
+                .malformed
+                .push(corruption(position, "malformed stream index key"));
+            continue;
+        };
+        if position == 0 {
+            index.malformed.push(corruption(
+                0,
+                format!("stream {stream} index value is malformed"),
+            ));
+            continue;
+        }
+        match current.as_mut() {
+            Some((name, entries)) if name == stream => entries.push((version, position)),
+            _ => {
+                if let Some((name, entries)) = current.take() {
+                    index.streams.entry(name).or_default().extend(entries);
+                }
+                current = Some((stream.to_owned(), vec![(version, position)]));
+            }
+        }
+    }
+    if let Some((name, entries)) = current {
+        index.streams.entry(name).or_default().extend(entries);
+    }
+    Ok(index)
+}
+
 /// Checks the stream index against the records at positions 1 ..= `verified`, whose positions
 /// by stream and version are `stream_positions`: every record has exactly its entry, and no
 /// entry points anywhere else. Returns the fault at the lowest position, if any. Entries that
 /// point past `verified` are left alone (appended after the verification began, or beyond a
 /// chain fault, which is reported on its own).
 fn check_stream_index(
-    tree: &sled::Tree,
-    stream_positions: &HashMap<String, Vec<u64>>,
+    index: &StoredIndex,
+    stream_positions: &StreamPositions,
     verified: u64,
-) -> Result<Option<Corruption>, LogError> {
+) -> Option<Corruption> {
     let mut first: Option<Corruption> = None;
     let mut note = |fault: Corruption| {
         if first
@@ -310,44 +376,36 @@ fn check_stream_index(
             first = Some(fault);
         }
     };
+    for fault in &index.malformed {
+        note(fault.clone());
+    }
     let slots = usize::try_from(verified).unwrap_or(usize::MAX);
     let mut indexed = vec![false; slots.saturating_add(1)];
-    for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
-        let (key, value) = entry?;
-        let position = keys::parse_position_value(&value).unwrap_or(0);
-        let Some((stream, version)) = keys::parse_stream_key(&key) else {
-            note(corruption(position, "malformed stream index key"));
-            continue;
-        };
-        if position == 0 {
-            note(corruption(
-                0,
-                format!("stream {stream} index value is malformed"),
-            ));
-            continue;
-        }
-        let record = stream_positions
-            .get(stream)
-            .and_then(|positions| positions.get(usize::try_from(version).ok()?.checked_sub(1)?))
-            .copied();
-        match record {
-            Some(record) if record == position => {
-                if let Some(slot) = usize::try_from(position)
-                    .ok()
-                    .and_then(|slot| indexed.get_mut(slot))
-                {
-                    *slot = true;
+    for (stream, entries) in &index.streams {
+        let positions = stream_positions.get(stream);
+        for &(version, position) in entries {
+            let record = positions
+                .and_then(|positions| positions.get(usize::try_from(version).ok()?.checked_sub(1)?))
+                .copied();
+            match record {
+                Some(record) if record == position => {
+                    if let Some(slot) = usize::try_from(position)
+                        .ok()
+                        .and_then(|slot| indexed.get_mut(slot))
+                    {
+                        *slot = true;
+                    }
                 }
+                Some(record) => note(corruption(
+                    record,
+                    format!("stream index for {stream} version {version} points at {position}"),
+                )),
+                None if position > verified => {}
+                None => note(corruption(
+                    position,
+                    format!("stream index has {stream} version {version} but no such record"),
+                )),
             }
-            Some(record) => note(corruption(
-                record,
-                format!("stream index for {stream} version {version} points at {position}"),
-            )),
-            None if position > verified => {}
-            None => note(corruption(
-                position,
-                format!("stream index has {stream} version {version} but no such record"),
-            )),
         }
     }
     if let Some(missing) = indexed.iter().skip(1).position(|indexed| !indexed) {
@@ -356,5 +414,5 @@ fn check_stream_index(
             "record has no stream index entry",
         ));
     }
-    Ok(first)
+    first
 }
