@@ -542,7 +542,14 @@ impl Shared {
         if self.committed.load(Ordering::SeqCst) >= position {
             return Ok(());
         }
-        self.commit_now()
+        let mut writing = lock(&self.writing)?;
+        // A commit that ended while this query waited for the lock (another query's, or the
+        // committer's) may have covered `position`: then it is enough, and queries that arrive
+        // together share one commit instead of making one each.
+        if self.committed.load(Ordering::SeqCst) >= position {
+            return Ok(());
+        }
+        self.commit_locked(&mut writing)
     }
 
     /// Writes the changed room and user documents, commits with the applied position as the
