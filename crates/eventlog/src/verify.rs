@@ -323,8 +323,6 @@ struct StoredIndex {
 /// Reads the whole stream index (one ordered scan).
 fn read_stream_index(tree: &sled::Tree) -> Result<StoredIndex, LogError> {
     let mut index = StoredIndex::default();
-    // A stream's entries are adjacent in key order: keep appending to the last one's.
-    let mut current: Option<(String, Vec<(u64, u64)>)> = None;
     for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
         let (key, value) = entry?;
         let position = keys::parse_position_value(&value).unwrap_or(0);
@@ -341,18 +339,14 @@ fn read_stream_index(tree: &sled::Tree) -> Result<StoredIndex, LogError> {
             ));
             continue;
         }
-        match current.as_mut() {
-            Some((name, entries)) if name == stream => entries.push((version, position)),
-            _ => {
-                if let Some((name, entries)) = current.take() {
-                    index.streams.entry(name).or_default().extend(entries);
-                }
-                current = Some((stream.to_owned(), vec![(version, position)]));
+        match index.streams.get_mut(stream) {
+            Some(entries) => entries.push((version, position)),
+            None => {
+                index
+                    .streams
+                    .insert(stream.to_owned(), vec![(version, position)]);
             }
         }
-    }
-    if let Some((name, entries)) = current {
-        index.streams.entry(name).or_default().extend(entries);
     }
     Ok(index)
 }

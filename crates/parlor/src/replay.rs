@@ -248,15 +248,16 @@ fn read_batches(
         // Free (by dropping) the batches the model is done with (see `replay_into`).
         while spent.try_recv().is_ok() {}
         let batch = read_batch(log, next);
-        let read = match &batch {
-            Ok(events) => events.last().map(|event| event.position),
-            Err(_) => None,
-        };
-        let failed = batch.is_err();
-        if batches.send(batch).is_err() || failed {
+        // After an error, or an empty read, there is nothing more to read.
+        let last = batch
+            .as_ref()
+            .ok()
+            .and_then(|events| events.last())
+            .map(|event| event.position);
+        if batches.send(batch).is_err() {
             return;
         }
-        match read {
+        match last {
             Some(position) => next = position + 1,
             None => return,
         }
