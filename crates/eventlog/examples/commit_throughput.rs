@@ -177,6 +177,31 @@ impl Workload {
     }
 }
 
+/// Bytes this process has caused to be written to storage so far (`write_bytes` of
+/// /proc/self/io): with the log's bytes per event, the write amplification.
+fn process_write_bytes() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes: "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Bytes of every file under `dir`, recursively.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => directory_bytes(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// User + system CPU seconds of this process (all threads, sled's included), from /proc.
 fn process_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -220,6 +245,7 @@ fn main() {
 
     let measured = Duration::from_secs_f64(options.seconds);
     let cpu_before = process_cpu_seconds();
+    let written_before = process_write_bytes();
     let started = Instant::now();
     let mut events = 0;
     let mut batches = 0u64;
@@ -229,6 +255,7 @@ fn main() {
     }
     let elapsed = started.elapsed().as_secs_f64();
     let cpu = process_cpu_seconds() - cpu_before;
+    let written = process_write_bytes() - written_before;
     // CPU time per event moves far less than events/s with the load of a shared machine.
     println!(
         "batch {}: {:.0} events/s, {:.1} µs CPU/event, {:.2} cores ({events} events, {batches} batches, {:.3} ms/batch)",
@@ -237,5 +264,13 @@ fn main() {
         cpu * 1e6 / events as f64,
         cpu / elapsed,
         elapsed * 1000.0 / batches as f64
+    );
+    let total_events = log.head().position;
+    drop(log);
+    println!(
+        "written: {:.0} bytes/event during the measurement; on disk: {:.0} bytes/event ({total_events} events, {} bytes)",
+        written as f64 / events as f64,
+        directory_bytes(dir.path()) as f64 / total_events as f64,
+        directory_bytes(dir.path())
     );
 }
