@@ -48,6 +48,13 @@ pub enum LogError {
     /// recovers the last flushed state.
     #[error("log refuses writes after an unrecoverable write failure; reopen it")]
     Poisoned,
+    /// The directory holds a log of another format (format 1), or a migration to format 2
+    /// that stopped half way: `parlor migrate` (`EventLog::migrate`) converts or finishes it.
+    #[error("{reason}; stop the writer and run `parlor migrate --data-dir <data directory>`")]
+    NeedsMigration {
+        /// What was found.
+        reason: String,
+    },
     /// A record offered to `import_raw` does not chain onto the head.
     #[error("import rejected at position {position}: {reason}")]
     InvalidImport {

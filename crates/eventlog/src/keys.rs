@@ -1,99 +1,95 @@
 //! The key catalogue: the one sled tree this crate owns and every key shape stored in it.
 //!
 //! Everything lives in one tree so that a batch is a single `Tree::apply_batch`, which sled
-//! recovers atomically after a crash (a multi-tree transaction would also be atomic, but is
-//! slower and has more moving parts). Each kind of entry has its own one-byte prefix:
+//! recovers atomically after a crash. Log format 2 stores a few large values per batch instead
+//! of several small ones per event (sled copies a leaf on every insert, so the number of keys,
+//! not the bytes, set the cost of a commit). Each kind of entry has its own one-byte prefix:
 //!
 //! | key | value | written |
 //! |---|---|---|
-//! | `r` ‖ position (u64 BE) | the record's stored bytes (see `record.rs`) | once, by the commit that assigns the position |
-//! | `s` ‖ stream length (u16 BE) ‖ stream ‖ version (u64 BE) | position (u64 BE) | once, with the record |
-//! | `k` ‖ idempotency key | format byte ‖ reply bytes | once, with the command's records |
-//! | `m` | format byte ‖ head position (u64 BE) ‖ head hash (32 bytes) | rewritten by every commit |
+//! | `c` ‖ first position (u64 BE) | a chunk: consecutive records (see `chunk.rs`) | once, by the commit that assigns the positions |
+//! | `p` ‖ section number (u64 BE) | a reply section: idempotency keys and replies (see `chunk.rs`) | once, by the commit of the commands |
+//! | `m` | log format (2) ‖ head position (u64 BE) ‖ head hash (32 bytes) | rewritten by every commit |
 //!
 //! Big-endian integers make sled's byte order equal to numeric order, so a range scan over
-//! record keys walks positions in order and a reverse scan over a stream's keys finds its
-//! latest version first. The stream name is length-prefixed so that stream `a` never shares a
-//! key prefix with stream `ab`.
+//! chunk keys walks positions in order. The stream index (stream → version → position) and the
+//! idempotency index (key → reply section) are derived from these values and held in memory
+//! (`index.rs`); nothing is written per event besides the record's own bytes.
+//!
+//! Format 1 (before format 2) used the prefixes `r` (one record per key), `s` (stream index),
+//! `k` (one reply per key) and a meta value starting with the byte 1. Those prefixes are kept
+//! here so a format-1 directory is recognised (and refused, or migrated) and never misread.
 
 /// Name of the sled tree holding the whole log.
 pub const TREE: &str = "eventlog";
 
-/// First byte of a record key.
-pub const RECORD_PREFIX: u8 = b'r';
+/// First byte of a chunk key.
+pub const CHUNK_PREFIX: u8 = b'c';
 
-/// First byte of a stream index key.
-pub const STREAM_PREFIX: u8 = b's';
+/// First byte of a reply section key.
+pub const REPLY_SECTION_PREFIX: u8 = b'p';
 
-/// First byte of an idempotency (command id → reply) key.
-pub const REPLY_PREFIX: u8 = b'k';
-
-/// The key of the meta record (head position and head hash).
+/// The key of the meta record (log format, head position and head hash).
 pub const META_KEY: &[u8] = b"m";
 
-/// Format byte at the start of meta and reply values, so either can change shape later.
-pub(crate) const VALUE_FORMAT_VERSION: u8 = 1;
+/// The log format this code writes, first byte of the meta value and of every chunk and reply
+/// section, so a directory of another format is recognised and never misread.
+pub const LOG_FORMAT_VERSION: u8 = 2;
 
-/// The key of the record at `position`.
-pub fn record_key(position: u64) -> [u8; 9] {
+/// Format 1: first byte of its meta value.
+pub const FORMAT1_VERSION: u8 = 1;
+
+/// Format 1: first byte of a record key (`r` ‖ position u64 BE → record bytes).
+pub const FORMAT1_RECORD_PREFIX: u8 = b'r';
+
+/// Format 1: first byte of a stream index key.
+pub const FORMAT1_STREAM_PREFIX: u8 = b's';
+
+/// Format 1: first byte of an idempotency key (`k` ‖ key → format byte 1 ‖ reply).
+pub const FORMAT1_REPLY_PREFIX: u8 = b'k';
+
+/// The key of the chunk whose first record is at `position`.
+pub fn chunk_key(position: u64) -> [u8; 9] {
+    prefixed(CHUNK_PREFIX, position)
+}
+
+/// The first position in a chunk key, or `None` if `key` is not shaped like one.
+pub fn parse_chunk_key(key: &[u8]) -> Option<u64> {
+    parse_prefixed(CHUNK_PREFIX, key)
+}
+
+/// The key of reply section `number`.
+pub fn reply_section_key(number: u64) -> [u8; 9] {
+    prefixed(REPLY_SECTION_PREFIX, number)
+}
+
+/// The number in a reply section key, or `None` if `key` is not shaped like one.
+pub fn parse_reply_section_key(key: &[u8]) -> Option<u64> {
+    parse_prefixed(REPLY_SECTION_PREFIX, key)
+}
+
+/// Format 1: the key of the record at `position`.
+pub fn format1_record_key(position: u64) -> [u8; 9] {
+    prefixed(FORMAT1_RECORD_PREFIX, position)
+}
+
+/// Format 1: the position in a record key.
+pub fn parse_format1_record_key(key: &[u8]) -> Option<u64> {
+    parse_prefixed(FORMAT1_RECORD_PREFIX, key)
+}
+
+fn prefixed(prefix: u8, number: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
-    key[0] = RECORD_PREFIX;
-    key[1..].copy_from_slice(&position.to_be_bytes());
+    key[0] = prefix;
+    key[1..].copy_from_slice(&number.to_be_bytes());
     key
 }
 
-/// The position in a record key, or `None` if `key` is not shaped like one.
-pub fn parse_record_key(key: &[u8]) -> Option<u64> {
+fn parse_prefixed(prefix: u8, key: &[u8]) -> Option<u64> {
     match key {
-        [RECORD_PREFIX, rest @ ..] => Some(u64::from_be_bytes(rest.try_into().ok()?)),
+        [first, rest @ ..] if *first == prefix => Some(u64::from_be_bytes(rest.try_into().ok()?)),
         _ => None,
     }
-}
-
-/// The prefix shared by every index key of `stream`.
-///
-/// Callers validate stream names against `STREAM_NAME_BYTES_MAX` (far below `u16::MAX`) before
-/// building keys, so the length always fits; saturating keeps this function total anyway.
-pub(crate) fn stream_prefix(stream: &str) -> Vec<u8> {
-    debug_assert!(stream.len() <= usize::from(u16::MAX));
-    let length = u16::try_from(stream.len()).unwrap_or(u16::MAX);
-    let mut key = Vec::with_capacity(1 + 2 + stream.len() + 8);
-    key.push(STREAM_PREFIX);
-    key.extend_from_slice(&length.to_be_bytes());
-    key.extend_from_slice(stream.as_bytes());
-    key
-}
-
-/// The index key of `stream` at `version`.
-pub(crate) fn stream_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut key = stream_prefix(stream);
-    key.extend_from_slice(&version.to_be_bytes());
-    key
-}
-
-/// The stream and version in an index key, or `None` if `key` is not shaped like one.
-pub(crate) fn parse_stream_key(key: &[u8]) -> Option<(&str, u64)> {
-    let [STREAM_PREFIX, length_high, length_low, rest @ ..] = key else {
-        return None;
-    };
-    let length = usize::from(u16::from_be_bytes([*length_high, *length_low]));
-    let stream = rest.get(..length)?;
-    let version = rest.get(length..)?;
-    let version = u64::from_be_bytes(version.try_into().ok()?);
-    Some((std::str::from_utf8(stream).ok()?, version))
-}
-
-/// The key under which the reply of the command with idempotency key `key` is stored.
-pub(crate) fn reply_key(key: &[u8]) -> Vec<u8> {
-    let mut stored = Vec::with_capacity(1 + key.len());
-    stored.push(REPLY_PREFIX);
-    stored.extend_from_slice(key);
-    stored
-}
-
-/// A position stored as an index value.
-pub(crate) fn parse_position_value(value: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(value.try_into().ok()?))
 }
 
 #[cfg(test)]
@@ -101,26 +97,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn record_keys_sort_by_position() {
+    fn chunk_keys_sort_by_position() {
         let positions = [1u64, 2, 255, 256, 65_536, u64::MAX];
         for pair in positions.windows(2) {
-            assert!(record_key(pair[0]) < record_key(pair[1]));
+            assert!(chunk_key(pair[0]) < chunk_key(pair[1]));
         }
         for position in positions {
-            assert_eq!(parse_record_key(&record_key(position)), Some(position));
+            assert_eq!(parse_chunk_key(&chunk_key(position)), Some(position));
+            assert_eq!(
+                parse_reply_section_key(&reply_section_key(position)),
+                Some(position)
+            );
         }
-        assert_eq!(parse_record_key(b"r123"), None);
-        assert_eq!(parse_record_key(&stream_key("a", 1)), None);
-    }
-
-    #[test]
-    fn stream_keys_round_trip_and_do_not_share_prefixes() {
-        let key = stream_key("room/1", 7);
-        assert_eq!(parse_stream_key(&key), Some(("room/1", 7)));
-        // Without the length prefix, every key of stream "a" would start with the prefix of "a"
-        // and a scan of "a" would also walk "ab".
-        assert!(!stream_key("ab", 1).starts_with(&stream_prefix("a")));
-        assert_eq!(parse_stream_key(b"s\x00\x05ab"), None);
-        assert!(stream_key("a", 9) < stream_key("a", 10));
+        assert_eq!(parse_chunk_key(b"c123"), None);
+        assert_eq!(parse_chunk_key(&reply_section_key(1)), None);
+        assert_eq!(parse_chunk_key(&format1_record_key(1)), None);
     }
 }

@@ -70,10 +70,13 @@
 //! Every bound is a named constant in [`limits`] and is enforced with error values.
 
 mod batch;
+mod chunk;
 mod error;
+mod index;
 pub mod keys;
 pub mod limits;
 mod log;
+mod migrate;
 mod record;
 #[cfg(feature = "tamper")]
 pub mod tamper;
@@ -82,6 +85,7 @@ mod verify;
 pub use batch::{AddRejected, Appended, Batch, ExpectedVersion, NewRecord};
 pub use error::{Corruption, LogError};
 pub use log::{Committed, EventLog, FaultPlan};
+pub use migrate::Migration;
 pub use record::{
     Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION, RECORD_OVERHEAD_BYTES,
 };

@@ -35,9 +35,14 @@ pub const IDEMPOTENCY_KEY_BYTES_MAX: usize = 128;
 /// reply can never push a batch over `BATCH_BYTES_MAX`.
 pub const REPLY_BYTES_MAX: usize = 64 * 1024;
 
-/// Entries in the in-memory stream-version cache; it is cleared when full (a miss costs one
-/// reverse prefix scan), so memory stays bounded however many streams the log holds.
-pub const STREAM_CACHE_ENTRIES_MAX: usize = 65_536;
+/// Bytes of one stored value of log format 2 (a chunk of records or a section of replies).
+///
+/// A commit splits its records into chunks of at most this size, so a read by position costs
+/// one sled get of at most 64 KiB, and sled keeps such values inside its 512 KiB segments
+/// instead of writing each to a file of its own (it does that above a quarter segment). A
+/// value is larger only when one record or reply alone is (records may reach
+/// `RECORD_PAYLOAD_BYTES_MAX`): then it holds just that one.
+pub const CHUNK_BYTES_MAX: usize = 64 * 1024;
 
 /// Milliseconds `EventLog::open` keeps retrying sled's file lock. sled 0.34 releases the lock
 /// from background work shortly after the last handle is dropped (spacejam/sled#1234), so a

@@ -1,18 +1,18 @@
 //! `EventLog`: opening and recovering the log, committing batches, reads, export and import.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, Batch};
+use crate::chunk::{self, ValueBuilder};
 use crate::error::LogError;
-use crate::keys::{self, META_KEY, VALUE_FORMAT_VERSION};
+use crate::index::Index;
+use crate::keys::{self, LOG_FORMAT_VERSION, META_KEY};
 use crate::limits::{
     BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, OPEN_LOCK_WAIT_MS_MAX, READ_BYTES_MAX, READ_EVENTS_MAX,
-    STREAM_CACHE_ENTRIES_MAX,
 };
 use crate::record::{self, Hash, Head, Record, RecordView, HASH_BYTES};
 
@@ -34,6 +34,10 @@ pub enum FaultPlan {
     FailBeforeWrite,
     /// The next write reaches sled's memory but its flush fails, so the write must be undone.
     FailFlush,
+    /// The next write is applied and flushed (durable), but fails before the in-memory indexes
+    /// and the head move: the state a crash right after the flush leaves. The log refuses
+    /// writes until reopened, and reopening must find the write whole, indexes included.
+    FailAfterFlush,
 }
 
 /// The outcome of a successful `commit`: everything in it is durable.
@@ -69,13 +73,14 @@ pub(crate) struct Inner {
     /// sled's log file, opened by us too so each commit can fsync it (see `sync_files`).
     db_file: File,
     pub(crate) tree: sled::Tree,
-    /// The appender's state. Held for the whole of a write (apply and flush), and by the lookups
-    /// the appender makes (`stream_version`, `reply_for`), so those never observe a write that
-    /// is half applied or not yet flushed.
+    /// The appender's state. Held for the whole of a write (apply and flush).
     writer: Mutex<WriterState>,
     /// Copy of the acknowledged head for readers, updated only after a flush returned, so reads
     /// do not wait for a flush in progress.
     acknowledged: RwLock<Acknowledged>,
+    /// The derived indexes (chunks, streams, replies), updated after a flush returned and
+    /// before the acknowledged head moves.
+    pub(crate) index: RwLock<Index>,
 }
 
 /// The acknowledged head and how many writes have been acknowledged since open. The count
@@ -89,33 +94,57 @@ pub(crate) struct Acknowledged {
 #[derive(Debug)]
 pub(crate) struct WriterState {
     pub(crate) head: Head,
-    /// Committed stream versions; only ever updated after a successful flush, so a failed
-    /// commit cannot leave it ahead of storage.
-    versions: HashMap<String, u64>,
     fault: Option<FaultPlan>,
     poisoned: bool,
     /// Largest blob file id already fsynced (see `sync_files`); -1 before the first.
     blobs_synced_through: i64,
 }
 
-/// One write: entries to insert, the head they lead to, and the stream versions they set.
-struct Write {
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
+/// One write: the values to insert, the head they lead to, and what it adds to the indexes.
+#[derive(Default)]
+pub(crate) struct Write {
+    entries: Vec<([u8; 9], Vec<u8>)>,
     head: Head,
-    versions: HashMap<String, u64>,
+    /// First positions of the new chunks.
+    chunk_starts: Vec<u64>,
+    /// Each new record's stream and position, in position order.
+    records: Vec<(String, u64)>,
+    /// Each new reply's idempotency key and section number.
+    replies: Vec<(Vec<u8>, u64)>,
+    /// Reply sections written.
+    sections: u64,
+}
+
+impl Write {
+    /// Adds the chunks built by `builder`.
+    fn add_chunks(&mut self, builder: ValueBuilder) {
+        for (first, value) in builder.finish() {
+            self.chunk_starts.push(first);
+            self.entries.push((keys::chunk_key(first), value));
+        }
+    }
+
+    /// Adds the reply sections built by `builder`.
+    fn add_sections(&mut self, builder: ValueBuilder) {
+        for (number, value) in builder.finish() {
+            self.sections += 1;
+            self.entries.push((keys::reply_section_key(number), value));
+        }
+    }
 }
 
 impl EventLog {
-    /// Opens (creating if needed) the log in `dir` and recovers its head from the meta record,
-    /// checking that the last record exists, matches the meta head and chains onto the record
-    /// before it. Another process holding the log open makes this fail (sled's file lock).
+    /// Opens (creating if needed) the log in `dir`, recovers its head from the meta record and
+    /// rebuilds the derived indexes by scanning every chunk and reply section (checking that
+    /// positions are gapless, stream versions consecutive, and that the last record matches
+    /// the meta head and chains onto the record before it). Another process holding the log
+    /// open makes this fail (sled's file lock). A format-1 log, or one a migration left half
+    /// way, is refused with `LogError::NeedsMigration`.
     pub fn open(dir: &Path) -> Result<EventLog, LogError> {
-        // Background flushes are off: durability comes only from the flush in each commit,
-        // and nothing is acknowledged before it returns.
-        let config = sled::Config::new().path(dir).flush_every_ms(None);
-        let db = open_waiting_for_lock(&config)?;
+        crate::migrate::refuse_interrupted_migration(dir)?;
+        let db = open_sled(dir)?;
         let tree = db.open_tree(keys::TREE)?;
-        let head = recover_head(&tree)?;
+        let (head, index) = recover(&tree)?;
         let log = EventLog {
             inner: Arc::new(Inner {
                 id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -125,14 +154,21 @@ impl EventLog {
                 tree,
                 writer: Mutex::new(WriterState {
                     head,
-                    versions: HashMap::new(),
                     fault: None,
                     poisoned: false,
                     blobs_synced_through: -1,
                 }),
                 acknowledged: RwLock::new(Acknowledged { head, writes: 0 }),
+                index: RwLock::new(index),
             }),
         };
+        // A new log gets its meta record at once, so the directory says "format 2" even
+        // before the first commit.
+        if log.inner.tree.get(META_KEY)?.is_none() {
+            log.inner
+                .tree
+                .insert(META_KEY, &encode_meta(&Head::GENESIS)[..])?;
+        }
         // Make a newly created log (its files, directory entries and tree) durable before the
         // first commit relies on them.
         log.inner.db.flush()?;
@@ -158,32 +194,42 @@ impl EventLog {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    pub(crate) fn index(&self) -> RwLockReadGuard<'_, Index> {
+        // Index updates are plain pushes and inserts that cannot leave it half changed.
+        self.inner
+            .index
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The latest committed version of `stream`; 0 when the stream has no records.
     pub fn stream_version(&self, stream: &str) -> Result<u64, LogError> {
         record::check_stream_name(stream)?;
-        let mut state = self.lock_writer()?;
-        self.cached_version(&mut state, stream)
+        // The index moves only after a write is durable: it never shows an unflushed version.
+        Ok(self.index().stream_version(stream))
     }
 
     /// The reply stored for idempotency key `key` by a committed command, if any.
     pub fn reply_for(&self, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
         batch::check_key(key)?;
-        // Under the writer lock: a commit in progress has applied but not yet flushed its
-        // replies, and they must not be seen before they are durable.
-        let _state = self.lock_writer()?;
-        let Some(value) = self.inner.tree.get(keys::reply_key(key))? else {
-            return Ok(None);
-        };
-        match value.split_first() {
-            Some((&VALUE_FORMAT_VERSION, reply)) => Ok(Some(reply.to_vec())),
-            _ => Err(LogError::Corrupt {
+        // The reply index holds only durable sections; a miss reads nothing.
+        let candidates: Vec<u64> = self.index().replies.candidates(key).collect();
+        for section in candidates {
+            let Some(value) = self.inner.tree.get(keys::reply_section_key(section))? else {
+                return Err(LogError::Corrupt {
+                    position: 0,
+                    reason: format!("reply section {section} is missing"),
+                });
+            };
+            let entries = chunk::split_section(&value).map_err(|reason| LogError::Corrupt {
                 position: 0,
-                reason: format!(
-                    "reply stored for key {} has an unknown format",
-                    hex::encode(key)
-                ),
-            }),
+                reason: format!("reply section {section}: {reason}"),
+            })?;
+            if let Some((_, reply)) = entries.iter().find(|(stored, _)| *stored == key) {
+                return Ok(Some(reply.to_vec()));
+            }
         }
+        Ok(None)
     }
 
     /// Begins a batch against the current head. Commit it (or drop it) before beginning
@@ -194,10 +240,12 @@ impl EventLog {
 
     /// Writes the batch with one atomic sled write and one flush, then acknowledges it.
     ///
-    /// On `Ok`, every record and reply of the batch is durable and visible. On `Err`, none of
-    /// it is visible, the head has not moved, and the log accepts the next batch (unless the
-    /// error is `Poisoned`). After a crash, an unacknowledged batch may or may not be present,
-    /// but always entirely or not at all.
+    /// The records go into chunks of at most `CHUNK_BYTES_MAX`, the replies into reply
+    /// sections; nothing is written per event besides the record itself. On `Ok`, every
+    /// record and reply of the batch is durable and visible. On `Err`, none of it is visible,
+    /// the head has not moved, and the log accepts the next batch (unless the error is
+    /// `Poisoned`). After a crash, an unacknowledged batch may or may not be present, but
+    /// always entirely or not at all.
     pub fn commit(&self, batch: Batch) -> Result<Committed, LogError> {
         if batch.log.inner.id != self.inner.id {
             return Err(LogError::StaleBatch {
@@ -222,8 +270,13 @@ impl EventLog {
         }
         // Check every record right before it is written, as it will be checked when read.
         let mut previous = batch.base;
-        let mut entries = Vec::with_capacity(2 * batch.records.len() + batch.replies.len());
-        for pending in &batch.records {
+        let mut chunks = ValueBuilder::default();
+        let mut write = Write {
+            head: batch.tip,
+            ..Write::default()
+        };
+        write.records.reserve(batch.records.len());
+        for pending in batch.records {
             let view = record::check(&previous.hash, &pending.bytes).map_err(|reason| {
                 LogError::Corrupt {
                     position: pending.position,
@@ -240,30 +293,20 @@ impl EventLog {
                 position: pending.position,
                 hash: view.hash,
             };
-            entries.push((
-                keys::stream_key(&pending.stream, pending.version),
-                pending.position.to_be_bytes().to_vec(),
-            ));
+            chunks.add_record(pending.position, &pending.bytes);
+            write.records.push((pending.stream, pending.position));
         }
         debug_assert_eq!(previous, batch.tip);
-        for pending in batch.records {
-            entries.push((keys::record_key(pending.position).to_vec(), pending.bytes));
-        }
+        write.add_chunks(chunks);
+        let mut sections = ValueBuilder::sections_from(self.index().next_section);
+        write.replies.reserve(batch.replies.len());
         for (key, reply) in batch.replies {
-            let mut value = Vec::with_capacity(1 + reply.len());
-            value.push(VALUE_FORMAT_VERSION);
-            value.extend_from_slice(&reply);
-            entries.push((keys::reply_key(&key), value));
+            let section = sections.add_reply(&key, &reply);
+            write.replies.push((key, section));
         }
+        write.add_sections(sections);
         let records = batch.tip.position - batch.base.position;
-        self.write(
-            &mut state,
-            Write {
-                entries,
-                head: batch.tip,
-                versions: batch.versions,
-            },
-        )?;
+        self.write(&mut state, write)?;
         Ok(Committed {
             head: state.head,
             commands: batch.commands,
@@ -273,8 +316,10 @@ impl EventLog {
 
     /// Makes the next write (`commit` or one chunk of `import_raw`) fail as planned.
     ///
-    /// Test support for failure handling: the failure surfaces as `LogError::Io`, and the log
-    /// is left exactly as before the write.
+    /// Test support for failure handling: the failure surfaces as `LogError::Io`. After
+    /// `FailBeforeWrite` and `FailFlush` the log is left exactly as before the write; after
+    /// `FailAfterFlush` the write is durable but unacknowledged and the log refuses writes
+    /// until reopened.
     pub fn inject_fault(&self, plan: FaultPlan) -> Result<(), LogError> {
         self.lock_writer()?.fault = Some(plan);
         Ok(())
@@ -337,42 +382,24 @@ impl EventLog {
         let max_events = max.min(READ_EVENTS_MAX);
         let from_version = from_version.max(1);
         let head = self.head();
-        let tree = &self.inner.tree;
+        let positions: Vec<u64> = {
+            let index = self.index();
+            let all = index.streams.get(stream).map_or(&[][..], Vec::as_slice);
+            let skip = usize::try_from(from_version - 1).unwrap_or(usize::MAX);
+            all.iter()
+                .skip(skip)
+                .take(max_events)
+                .copied()
+                .take_while(|&position| position <= head.position)
+                .collect()
+        };
+        let mut reader = ChunkReader::new(self);
         let mut records = Vec::new();
         let mut bytes_read = 0usize;
-        let range = keys::stream_key(stream, from_version)..=keys::stream_key(stream, u64::MAX);
-        for entry in tree.range(range) {
-            if records.len() >= max_events {
-                break;
-            }
-            let (key, value) = entry?;
-            let expected_version = from_version + records.len() as u64;
-            let position = keys::parse_position_value(&value).ok_or_else(|| LogError::Corrupt {
-                position: 0,
-                reason: format!(
-                    "stream {stream} index entry holds {} bytes, not a position",
-                    value.len()
-                ),
-            })?;
-            if keys::parse_stream_key(&key) != Some((stream, expected_version)) {
-                return Err(LogError::Corrupt {
-                    position,
-                    reason: format!("stream {stream} index skips version {expected_version}"),
-                });
-            }
-            if position > head.position {
-                // Applied by a commit whose flush has not returned: not acknowledged yet.
-                break;
-            }
-            let previous = stored_hash_before(&self.inner.tree, position)?;
-            let Some(bytes) = tree.get(keys::record_key(position))? else {
-                return Err(LogError::Corrupt {
-                    position,
-                    reason: format!(
-                        "stream {stream} version {expected_version} points at a missing record"
-                    ),
-                });
-            };
+        for (offset, position) in positions.into_iter().enumerate() {
+            let expected_version = from_version + offset as u64;
+            let previous = reader.hash_before(position)?;
+            let bytes = reader.record(position)?;
             if !records.is_empty() && bytes_read + bytes.len() > READ_BYTES_MAX {
                 break;
             }
@@ -394,72 +421,95 @@ impl EventLog {
     }
 
     /// Appends records given as their exact stored bytes (an export), checking that each
-    /// chains onto the head and continues its stream, and rebuilding the stream index. Writes
-    /// in chunks bounded like batches, each atomic and flushed, so an import into an empty log
-    /// reproduces the exporter's head hash exactly.
+    /// chains onto the head and continues its stream. Writes in parts bounded like batches,
+    /// each atomic and flushed, so an import into an empty log reproduces the exporter's head
+    /// hash exactly.
     ///
     /// Idempotency replies are not part of the chain and are not imported. On error, the
-    /// chunks written so far stay (the head says how far it got) and the import can resume.
+    /// parts written so far stay (the head says how far it got) and the import can resume.
     pub fn import_raw(&self, records: impl IntoIterator<Item = Vec<u8>>) -> Result<Head, LogError> {
         let mut state = self.lock_writer()?;
-        let mut chunk = Write {
-            entries: Vec::new(),
-            head: state.head,
-            versions: HashMap::new(),
-        };
-        let mut chunk_records = 0usize;
-        let mut chunk_bytes = 0usize;
+        let mut part = Part::new(state.head);
         for bytes in records {
-            let position = chunk.head.position + 1;
-            let checked = self.check_import(&mut state, &chunk, position, &bytes);
+            let position = part.write.head.position + 1;
+            let checked = self.check_import(&part, position, &bytes);
             let (stream, version, hash) = match checked {
                 Ok(checked) => checked,
                 Err(error) => {
                     // Keep what chained so far, so the head says where the import stopped.
-                    if !chunk.entries.is_empty() {
-                        self.write(&mut state, chunk)?;
+                    if !part.write.records.is_empty() {
+                        self.write(&mut state, part.finish())?;
                     }
                     return Err(error);
                 }
             };
-            chunk.entries.push((
-                keys::stream_key(&stream, version),
-                position.to_be_bytes().to_vec(),
-            ));
-            chunk.versions.insert(stream, version);
-            chunk.head = Head { position, hash };
-            chunk_bytes += bytes.len();
-            chunk_records += 1;
-            chunk
-                .entries
-                .push((keys::record_key(position).to_vec(), bytes));
-            if chunk_records >= BATCH_COMMANDS_MAX || chunk_bytes >= BATCH_BYTES_MAX {
-                let next = Write {
-                    entries: Vec::new(),
-                    head: chunk.head,
-                    versions: HashMap::new(),
-                };
-                self.write(&mut state, std::mem::replace(&mut chunk, next))?;
-                chunk_records = 0;
-                chunk_bytes = 0;
+            part.versions.insert(stream.clone(), version);
+            part.write.head = Head { position, hash };
+            part.bytes += bytes.len();
+            part.chunks.add_record(position, &bytes);
+            part.write.records.push((stream, position));
+            if part.write.records.len() >= BATCH_COMMANDS_MAX || part.bytes >= BATCH_BYTES_MAX {
+                let next = Part::new(part.write.head);
+                self.write(&mut state, std::mem::replace(&mut part, next).finish())?;
             }
         }
-        if !chunk.entries.is_empty() {
-            self.write(&mut state, chunk)?;
+        if !part.write.records.is_empty() {
+            self.write(&mut state, part.finish())?;
         }
         Ok(state.head)
     }
 
-    /// Checks that `bytes` is the record at `position`, chaining onto the chunk's head and
+    /// Stores replies (idempotency key → reply) of commands committed elsewhere, for a
+    /// migration: in writes bounded like batches, each atomic and flushed. A key already
+    /// stored is an `InvalidImport`.
+    pub(crate) fn import_replies(
+        &self,
+        replies: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<u64, LogError> {
+        let mut state = self.lock_writer()?;
+        let mut imported = 0u64;
+        let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pending_bytes = 0usize;
+        let mut replies = replies.into_iter().peekable();
+        while let Some((key, reply)) = replies.next() {
+            batch::check_key(&key)?;
+            if self.reply_for(&key)?.is_some() || pending.iter().any(|(seen, _)| *seen == key) {
+                return Err(LogError::InvalidImport {
+                    position: state.head.position,
+                    reason: format!("reply for key {} is already stored", hex::encode(&key)),
+                });
+            }
+            pending_bytes += key.len() + reply.len();
+            pending.push((key, reply));
+            let full = pending.len() >= BATCH_COMMANDS_MAX || pending_bytes >= BATCH_BYTES_MAX;
+            if full || replies.peek().is_none() {
+                let mut write = Write {
+                    head: state.head,
+                    ..Write::default()
+                };
+                let mut sections = ValueBuilder::sections_from(self.index().next_section);
+                for (key, reply) in pending.drain(..) {
+                    let section = sections.add_reply(&key, &reply);
+                    write.replies.push((key, section));
+                    imported += 1;
+                }
+                write.add_sections(sections);
+                self.write(&mut state, write)?;
+                pending_bytes = 0;
+            }
+        }
+        Ok(imported)
+    }
+
+    /// Checks that `bytes` is the record at `position`, chaining onto the part's head and
     /// continuing its stream. Returns its stream, version and hash.
     fn check_import(
         &self,
-        state: &mut WriterState,
-        chunk: &Write,
+        part: &Part,
         position: u64,
         bytes: &[u8],
     ) -> Result<(String, u64, Hash), LogError> {
-        let view = record::check(&chunk.head.hash, bytes)
+        let view = record::check(&part.write.head.hash, bytes)
             .map_err(|reason| LogError::InvalidImport { position, reason })?;
         if view.position != position {
             return Err(LogError::InvalidImport {
@@ -474,9 +524,9 @@ impl EventLog {
                 position,
                 reason: error.to_string(),
             })?;
-        let current = match chunk.versions.get(view.stream) {
+        let current = match part.versions.get(view.stream) {
             Some(&version) => version,
-            None => self.cached_version(state, view.stream)?,
+            None => self.index().stream_version(view.stream),
         };
         if view.version != current + 1 {
             return Err(LogError::InvalidImport {
@@ -495,6 +545,13 @@ impl EventLog {
         Ok(self.inner.db.size_on_disk()?)
     }
 
+    /// Bytes of memory the idempotency index holds and the keys it indexes (informational, for
+    /// measurements of its bound).
+    pub fn reply_index_memory(&self) -> (usize, usize) {
+        let index = self.index();
+        (index.replies.memory_bytes(), index.replies.len())
+    }
+
     pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>, LogError> {
         // A panic while holding the lock could have stopped between a write and its undo, so a
         // poisoned lock is treated like a failed undo.
@@ -505,48 +562,17 @@ impl EventLog {
         Ok(state)
     }
 
-    /// The committed version of `stream`, from the cache or the stream index.
-    fn cached_version(&self, state: &mut WriterState, stream: &str) -> Result<u64, LogError> {
-        if let Some(&version) = state.versions.get(stream) {
-            return Ok(version);
-        }
-        let last = self
-            .inner
-            .tree
-            .scan_prefix(keys::stream_prefix(stream))
-            .next_back();
-        let version = match last {
-            None => 0,
-            Some(entry) => {
-                let (key, _) = entry?;
-                match keys::parse_stream_key(&key) {
-                    Some((found, version)) if found == stream => version,
-                    _ => {
-                        return Err(LogError::Corrupt {
-                            position: 0,
-                            reason: format!("malformed index key under stream {stream}"),
-                        })
-                    }
-                }
-            }
-        };
-        remember_version(&mut state.versions, stream, version);
-        Ok(version)
-    }
-
-    /// Applies one write atomically and flushes it; on success advances the head and the
-    /// version cache, on failure undoes it in memory so storage matches the unchanged head.
+    /// Applies one write atomically and flushes it; on success extends the indexes and
+    /// advances the head, on failure undoes it in memory so storage matches the unchanged head.
     fn write(&self, state: &mut WriterState, write: Write) -> Result<(), LogError> {
         debug_assert!(write.head.position >= state.head.position);
         let tree = &self.inner.tree;
         let old_meta = tree.get(META_KEY)?;
         let mut batch = sled::Batch::default();
         // sled copies keys and values into its own buffers either way, so inserting slices
-        // costs nothing extra and keeps `write.entries` for the undo, which is built only if
-        // it is needed (most writes succeed; building it every time cost an allocation and a
-        // hash insert per key).
+        // keeps `write.entries` for the undo, which is built only if it is needed.
         for (key, value) in &write.entries {
-            batch.insert(key.as_slice(), value.as_slice());
+            batch.insert(&key[..], value.as_slice());
         }
         batch.insert(META_KEY, &encode_meta(&write.head)[..]);
 
@@ -573,9 +599,9 @@ impl EventLog {
             // or not at all, like any unacknowledged batch.
             let mut undo = sled::Batch::default();
             for (key, _) in &write.entries {
-                // Every key a write inserts is new (fresh positions, next versions, unused
-                // idempotency keys), so undoing means removing it.
-                undo.remove(key.as_slice());
+                // Every key a write inserts is new (fresh positions and section numbers), so
+                // undoing means removing it.
+                undo.remove(&key[..]);
             }
             match old_meta {
                 Some(meta) => undo.insert(META_KEY, meta),
@@ -586,11 +612,28 @@ impl EventLog {
             }
             return Err(error);
         }
-
-        state.head = write.head;
-        for (stream, version) in write.versions {
-            remember_version(&mut state.versions, &stream, version);
+        if fault == Some(FaultPlan::FailAfterFlush) {
+            // Durable but not indexed: only a reopen (which rebuilds the indexes) may go on.
+            state.poisoned = true;
+            return Err(injected("indexing after the flush"));
         }
+
+        {
+            let mut index = self
+                .inner
+                .index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            index.chunk_starts.extend_from_slice(&write.chunk_starts);
+            for (stream, position) in &write.records {
+                index.add_record(stream, *position);
+            }
+            for (key, section) in &write.replies {
+                index.replies.insert(key, *section);
+            }
+            index.next_section += write.sections;
+        }
+        state.head = write.head;
         let mut acknowledged = self
             .inner
             .acknowledged
@@ -602,7 +645,6 @@ impl EventLog {
         };
         Ok(())
     }
-
     /// Makes what `sled::Db::flush` wrote durable against power loss, not only process death.
     ///
     /// On Linux, sled 0.34.7 ends a flush with `sync_file_range`, which flushes neither the
@@ -660,40 +702,154 @@ impl EventLog {
         if from > head.position || max_events == 0 {
             return Ok(());
         }
-        let mut previous = stored_hash_before(&self.inner.tree, from)?;
-        let mut expected = from;
+        let mut reader = ChunkReader::new(self);
+        let mut previous = reader.hash_before(from)?;
         let mut events = 0usize;
         let mut bytes_read = 0usize;
-        let range = keys::record_key(from)..=keys::record_key(head.position);
-        for entry in self.inner.tree.range(range) {
-            let (key, bytes) = entry?;
-            if keys::parse_record_key(&key) != Some(expected) {
-                return Err(LogError::Corrupt {
-                    position: expected,
-                    reason: "record is missing".to_owned(),
-                });
+        let mut position = from;
+        while position <= head.position {
+            let (start, records) = reader.chunk_holding(position)?;
+            let first = usize::try_from(position - start).unwrap_or(usize::MAX);
+            for bytes in records.iter().skip(first) {
+                if position > head.position {
+                    break;
+                }
+                if events > 0 && bytes_read + bytes.len() > max_bytes {
+                    return Ok(());
+                }
+                let view = check_at(position, &previous, bytes)?;
+                visit(&view, bytes);
+                previous = view.hash;
+                bytes_read += bytes.len();
+                events += 1;
+                if events >= max_events {
+                    return Ok(());
+                }
+                position += 1;
             }
-            if events > 0 && bytes_read + bytes.len() > max_bytes {
-                return Ok(());
-            }
-            let view = check_at(expected, &previous, &bytes)?;
-            visit(&view, &bytes);
-            previous = view.hash;
-            bytes_read += bytes.len();
-            events += 1;
-            if events >= max_events {
-                return Ok(());
-            }
-            expected += 1;
-        }
-        if expected <= head.position {
-            // The range ended before the head: the records the head promises are not there.
-            return Err(LogError::Corrupt {
-                position: expected,
-                reason: "record is missing".to_owned(),
-            });
         }
         Ok(())
+    }
+}
+
+/// One part of an import: at most a batch's worth of records.
+struct Part {
+    write: Write,
+    chunks: ValueBuilder,
+    /// Stream → version after this part's records, for the streams it touches.
+    versions: std::collections::HashMap<String, u64>,
+    bytes: usize,
+}
+
+impl Part {
+    fn new(head: Head) -> Part {
+        Part {
+            write: Write {
+                head,
+                ..Write::default()
+            },
+            chunks: ValueBuilder::default(),
+            versions: std::collections::HashMap::new(),
+            bytes: 0,
+        }
+    }
+
+    fn finish(mut self) -> Write {
+        self.write.add_chunks(self.chunks);
+        self.write
+    }
+}
+
+/// Reads records by position through the chunk index, keeping the last chunk read so that
+/// neighbouring positions cost one sled get per chunk.
+struct ChunkReader<'a> {
+    log: &'a EventLog,
+    /// The last chunk read: its first position and its records' bytes.
+    cached: Option<(u64, Vec<Vec<u8>>)>,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(log: &'a EventLog) -> ChunkReader<'a> {
+        ChunkReader { log, cached: None }
+    }
+
+    /// The chunk holding `position`: its first position and its records. A position that no
+    /// chunk holds (a gap, or past the last chunk) is a missing record.
+    fn chunk_holding(&mut self, position: u64) -> Result<(u64, &[Vec<u8>]), LogError> {
+        let holds = |start: u64, count: usize| position >= start && position - start < count as u64;
+        let cached_holds = self
+            .cached
+            .as_ref()
+            .is_some_and(|(start, records)| holds(*start, records.len()));
+        if !cached_holds {
+            let missing = || LogError::Corrupt {
+                position,
+                reason: "record is missing".to_owned(),
+            };
+            let start = self
+                .log
+                .index()
+                .chunk_start_for(position)
+                .ok_or_else(missing)?;
+            let value = self
+                .log
+                .inner
+                .tree
+                .get(keys::chunk_key(start))?
+                .ok_or_else(missing)?;
+            let records =
+                chunk::split_chunk(&value).map_err(|(whole, reason)| LogError::Corrupt {
+                    position: start + whole.len() as u64,
+                    reason,
+                })?;
+            if !holds(start, records.len()) {
+                return Err(missing());
+            }
+            let records = records.into_iter().map(<[u8]>::to_vec).collect();
+            self.cached = Some((start, records));
+        }
+        match &self.cached {
+            Some((start, records)) => Ok((*start, records.as_slice())),
+            None => Err(LogError::Corrupt {
+                position,
+                reason: "record is missing".to_owned(),
+            }),
+        }
+    }
+
+    /// The stored bytes of the record at `position`.
+    fn record(&mut self, position: u64) -> Result<Vec<u8>, LogError> {
+        let (start, records) = self.chunk_holding(position)?;
+        let index = usize::try_from(position - start).unwrap_or(usize::MAX);
+        records.get(index).cloned().ok_or(LogError::Corrupt {
+            position,
+            reason: "record is missing".to_owned(),
+        })
+    }
+
+    /// The stored hash of the record before `position` (zero before the first record), read
+    /// from its last 32 bytes after checking its shape. Its own chain link is not checked
+    /// here: that needs its predecessor too, which is `verify`'s job.
+    fn hash_before(&mut self, position: u64) -> Result<Hash, LogError> {
+        if position <= 1 {
+            return Ok(Hash::ZERO);
+        }
+        let previous = position - 1;
+        let bytes = self.record(previous)?;
+        let view = record::decode(&bytes).map_err(|reason| LogError::Corrupt {
+            position: previous,
+            reason,
+        })?;
+        if view.position != previous {
+            return Err(LogError::Corrupt {
+                position: previous,
+                reason: format!(
+                    "record stored at {previous} says position {}",
+                    view.position
+                ),
+            });
+        }
+        Ok(view.hash)
     }
 }
 
@@ -717,37 +873,45 @@ pub(crate) fn check_at<'a>(
     Ok(view)
 }
 
-fn remember_version(cache: &mut HashMap<String, u64>, stream: &str, version: u64) {
-    if cache.len() >= STREAM_CACHE_ENTRIES_MAX && !cache.contains_key(stream) {
-        // Forgetting everything is crude but always correct: a miss re-reads the index.
-        cache.clear();
-    }
-    cache.insert(stream.to_owned(), version);
-}
-
 fn injected(step: &str) -> LogError {
     LogError::Io(std::io::Error::other(format!(
         "injected fault: {step} failed"
     )))
 }
 
+/// The meta value: log format ‖ head position ‖ head hash.
 pub(crate) fn encode_meta(head: &Head) -> [u8; 1 + 8 + HASH_BYTES] {
     let mut meta = [0u8; 1 + 8 + HASH_BYTES];
-    meta[0] = VALUE_FORMAT_VERSION;
+    meta[0] = LOG_FORMAT_VERSION;
     meta[1..9].copy_from_slice(&head.position.to_be_bytes());
     meta[9..].copy_from_slice(&head.hash.0);
     meta
 }
 
-pub(crate) fn decode_meta(bytes: &[u8]) -> Option<Head> {
-    let [VALUE_FORMAT_VERSION, rest @ ..] = bytes else {
+/// The head in a meta value of format `format` (1 and 2 share the shape).
+pub(crate) fn decode_meta_of(format: u8, bytes: &[u8]) -> Option<Head> {
+    let (&found, rest) = bytes.split_first()?;
+    if found != format {
         return None;
-    };
+    }
     let (position, hash) = rest.split_at_checked(8)?;
     Some(Head {
         position: u64::from_be_bytes(position.try_into().ok()?),
         hash: Hash(hash.try_into().ok()?),
     })
+}
+
+/// The head in a format-2 meta value.
+pub(crate) fn decode_meta(bytes: &[u8]) -> Option<Head> {
+    decode_meta_of(LOG_FORMAT_VERSION, bytes)
+}
+
+/// Opens sled in `dir` as the log uses it.
+pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, LogError> {
+    // Background flushes are off: durability comes only from the flush in each commit,
+    // and nothing is acknowledged before it returns.
+    let config = sled::Config::new().path(dir).flush_every_ms(None);
+    open_waiting_for_lock(&config)
 }
 
 /// Opens sled, retrying for up to `OPEN_LOCK_WAIT_MS_MAX` while its file lock is held.
@@ -768,33 +932,122 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, LogError> {
     }
 }
 
-/// Reads the meta head and checks it against the last record and the one before it.
-fn recover_head(tree: &sled::Tree) -> Result<Head, LogError> {
+/// Reads the meta head (refusing another format), rebuilds the indexes from every chunk and
+/// reply section, and checks the last record against the meta head and the record before it.
+///
+/// Record hashes are not recomputed here (that is `verify`'s whole-log job, and it would make
+/// every start cost a sha256 per event); shapes, positions and stream versions are checked,
+/// since the indexes are built from them.
+fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
     let meta = match tree.get(META_KEY)? {
-        None => None,
-        Some(meta) => Some(decode_meta(&meta).ok_or_else(|| LogError::Corrupt {
-            position: 0,
-            reason: format!("meta head of {} bytes is malformed", meta.len()),
-        })?),
+        None => {
+            if crate::migrate::holds_format1(tree)? {
+                return Err(LogError::NeedsMigration {
+                    reason: "the log is in format 1 (its meta record is missing)".to_owned(),
+                });
+            }
+            None
+        }
+        Some(meta) => match meta.first() {
+            Some(&LOG_FORMAT_VERSION) => {
+                Some(decode_meta(&meta).ok_or_else(|| LogError::Corrupt {
+                    position: 0,
+                    reason: format!("meta head of {} bytes is malformed", meta.len()),
+                })?)
+            }
+            Some(&keys::FORMAT1_VERSION) => {
+                return Err(LogError::NeedsMigration {
+                    reason: "the log is in format 1; this version reads format 2".to_owned(),
+                })
+            }
+            other => {
+                return Err(LogError::Corrupt {
+                    position: 0,
+                    reason: format!("meta record has unknown log format {other:?}"),
+                })
+            }
+        },
     };
-    let last = tree
-        .scan_prefix([keys::RECORD_PREFIX])
-        .next_back()
-        .transpose()?;
-    let Some((key, bytes)) = last else {
+    let mut index = Index::default();
+    let mut expected = 1u64;
+    let mut last: Option<(sled::IVec, u64)> = None;
+    for entry in tree.scan_prefix([keys::CHUNK_PREFIX]) {
+        let (key, value) = entry?;
+        let start = keys::parse_chunk_key(&key).ok_or_else(|| LogError::Corrupt {
+            position: expected,
+            reason: "malformed chunk key".to_owned(),
+        })?;
+        if start != expected {
+            return Err(LogError::Corrupt {
+                position: expected.min(start),
+                reason: if start > expected {
+                    "record is missing".to_owned()
+                } else {
+                    format!("chunk at {start} overlaps the chunk before it")
+                },
+            });
+        }
+        let records = chunk::split_chunk(&value).map_err(|(whole, reason)| LogError::Corrupt {
+            position: start + whole.len() as u64,
+            reason,
+        })?;
+        for bytes in &records {
+            let view = record::decode(bytes).map_err(|reason| LogError::Corrupt {
+                position: expected,
+                reason,
+            })?;
+            if view.position != expected {
+                return Err(LogError::Corrupt {
+                    position: expected,
+                    reason: format!(
+                        "record stored at {expected} says position {}",
+                        view.position
+                    ),
+                });
+            }
+            let version = index.stream_version(view.stream);
+            if view.version != version + 1 {
+                return Err(LogError::Corrupt {
+                    position: expected,
+                    reason: format!(
+                        "stream {} jumps from version {version} to {}",
+                        view.stream, view.version
+                    ),
+                });
+            }
+            index.add_record(view.stream, expected);
+            expected += 1;
+        }
+        index.chunk_starts.push(start);
+        last = Some((value, start));
+    }
+    for entry in tree.scan_prefix([keys::REPLY_SECTION_PREFIX]) {
+        let (key, value) = entry?;
+        let number = keys::parse_reply_section_key(&key).ok_or_else(|| LogError::Corrupt {
+            position: 0,
+            reason: "malformed reply section key".to_owned(),
+        })?;
+        let entries = chunk::split_section(&value).map_err(|reason| LogError::Corrupt {
+            position: 0,
+            reason: format!("reply section {number}: {reason}"),
+        })?;
+        for (key, _) in entries {
+            index.replies.insert(key, number);
+        }
+        index.next_section = number + 1;
+    }
+
+    let last_position = expected - 1;
+    let Some((last_chunk, last_start)) = last else {
         // A batch of only replies can write a genesis meta head before any record exists.
         return match meta {
-            None | Some(Head::GENESIS) => Ok(Head::GENESIS),
+            None | Some(Head::GENESIS) => Ok((Head::GENESIS, index)),
             Some(head) => Err(LogError::Corrupt {
                 position: 1,
                 reason: format!("meta head is {head} but there are no records"),
             }),
         };
     };
-    let last_position = keys::parse_record_key(&key).ok_or_else(|| LogError::Corrupt {
-        position: 0,
-        reason: "malformed record key".to_owned(),
-    })?;
     let Some(head) = meta else {
         return Err(LogError::Corrupt {
             position: last_position,
@@ -809,8 +1062,47 @@ fn recover_head(tree: &sled::Tree) -> Result<Head, LogError> {
             ),
         });
     }
-    let previous = stored_hash_before(tree, head.position)?;
-    let view = check_at(head.position, &previous, &bytes)?;
+    // The last record chains onto the one before it and carries the meta head's hash.
+    let records = chunk::split_chunk(&last_chunk).map_err(|(_, reason)| LogError::Corrupt {
+        position: last_start,
+        reason,
+    })?;
+    let last_index = usize::try_from(head.position - last_start).unwrap_or(usize::MAX);
+    let previous = match last_index.checked_sub(1) {
+        Some(before) => {
+            record::decode(records[before])
+                .map_err(|reason| LogError::Corrupt {
+                    position: head.position - 1,
+                    reason,
+                })?
+                .hash
+        }
+        None if head.position == 1 => Hash::ZERO,
+        None => {
+            let before = tree
+                .range(..keys::chunk_key(last_start))
+                .next_back()
+                .transpose()?
+                .ok_or_else(|| LogError::Corrupt {
+                    position: head.position - 1,
+                    reason: "record is missing".to_owned(),
+                })?
+                .1;
+            let before = chunk::split_chunk(&before).map_err(|(_, reason)| LogError::Corrupt {
+                position: head.position - 1,
+                reason,
+            })?;
+            let bytes = before.last().copied().unwrap_or_default();
+            record::decode(bytes)
+                .map_err(|reason| LogError::Corrupt {
+                    position: head.position - 1,
+                    reason,
+                })?
+                .hash
+        }
+    };
+    let bytes = records.get(last_index).copied().unwrap_or_default();
+    let view = check_at(head.position, &previous, bytes)?;
     if view.hash != head.hash {
         return Err(LogError::Corrupt {
             position: head.position,
@@ -820,35 +1112,5 @@ fn recover_head(tree: &sled::Tree) -> Result<Head, LogError> {
             ),
         });
     }
-    Ok(head)
-}
-
-/// The stored hash of the record before `position` (zero before the first record), read
-/// from its last 32 bytes after checking its shape. Its own chain link is not checked here:
-/// that needs its predecessor too, which is `verify`'s job.
-fn stored_hash_before(tree: &sled::Tree, position: u64) -> Result<Hash, LogError> {
-    if position <= 1 {
-        return Ok(Hash::ZERO);
-    }
-    let previous = position - 1;
-    let Some(bytes) = tree.get(keys::record_key(previous))? else {
-        return Err(LogError::Corrupt {
-            position: previous,
-            reason: "record is missing".to_owned(),
-        });
-    };
-    let view = record::decode(&bytes).map_err(|reason| LogError::Corrupt {
-        position: previous,
-        reason,
-    })?;
-    if view.position != previous {
-        return Err(LogError::Corrupt {
-            position: previous,
-            reason: format!(
-                "record stored at {previous} says position {}",
-                view.position
-            ),
-        });
-    }
-    Ok(view.hash)
+    Ok((head, index))
 }

@@ -1,10 +1,11 @@
 //! Verification of the hash chain: [`ChainVerifier`], fed stored record bytes in position
 //! order from anywhere (the log on disk, or `parlor.log.read` replies of a running writer), and
-//! `EventLog::verify`, which feeds it the whole log and also cross-checks the stream index and
-//! the meta head. Both report the first bad position.
+//! `EventLog::verify`, which feeds it the whole log and also cross-checks the in-memory stream
+//! index and the meta head. Both report the first bad position.
 
 use std::collections::HashMap;
 
+use crate::chunk;
 use crate::error::{Corruption, LogError};
 use crate::keys::{self, META_KEY};
 use crate::log::{check_at, decode_meta, EventLog};
@@ -175,10 +176,12 @@ impl ChainVerifier {
 
 impl EventLog {
     /// Recomputes the chain from position 1 to the head and checks, for every record: it is
-    /// stored under its own position with no gap, its shape and hash are valid, its stream
-    /// version follows the stream's previous one, and the stream index points at it. Then
-    /// checks that the index has no extra entries and that the meta head equals the last
-    /// record. `progress` is called with each verified position.
+    /// stored at its own position (its chunk's first position plus its place in the chunk)
+    /// with no gap, its shape and hash are valid, its stream version follows the stream's
+    /// previous one, and the in-memory stream index (built at open and by every commit) points
+    /// at it. Then checks that the index has no extra entries, that the meta head equals the
+    /// last record, and that nothing is stored past it. `progress` is called with each
+    /// verified position.
     ///
     /// A chain alone cannot detect a truncated tail (the shorter log is a valid chain too), so
     /// pass an `anchor` — a `position:hash` recorded elsewhere earlier — to check that the log
@@ -194,18 +197,8 @@ impl EventLog {
         let tree = &self.inner.tree;
         let head = self.lock_writer()?.head;
 
-        // The stream index is read on a second thread while this one recomputes the chain:
-        // the two scans are most of the work, and they touch different keys.
-        let (chain, stream_positions, chain_break, index) = std::thread::scope(|scope| {
-            let index = scope.spawn(|| read_stream_index(tree));
-            let (chain, stream_positions, chain_break) =
-                walk_chain(tree, anchor, head.position, &mut progress)?;
-            // A panic in the reader is a bug: it goes on as a panic here.
-            let index = index
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            Ok::<_, LogError>((chain, stream_positions, chain_break, index))
-        })?;
+        let (chain, stream_positions, chain_break) =
+            walk_chain(tree, anchor, head.position, &mut progress)?;
         let chain_break = match chain_break {
             Some(corruption) => Some(corruption),
             None => chain.expect_end(head.position).err(),
@@ -213,7 +206,11 @@ impl EventLog {
         // The index is judged only over the records the chain vouched for; an index fault at an
         // earlier position than the chain's first fault is the first bad position.
         let verified = chain.head().position;
-        if let Some(index_fault) = check_stream_index(&index, &stream_positions, verified) {
+        let index_fault = {
+            let index = self.index();
+            check_stream_index(&index.streams, &stream_positions, verified)
+        };
+        if let Some(index_fault) = index_fault {
             if chain_break
                 .as_ref()
                 .is_none_or(|chain_fault| index_fault.position < chain_fault.position)
@@ -236,7 +233,7 @@ impl EventLog {
         }
 
         // The tail, under the writer lock so no write is half applied: meta must equal the
-        // head, and nothing may be stored past it.
+        // head, and no chunk may start past it.
         {
             let state = self.lock_writer()?;
             let meta = tree.get(META_KEY)?;
@@ -255,11 +252,11 @@ impl EventLog {
                 )));
             }
             let beyond = tree
-                .range(keys::record_key(state.head.position.saturating_add(1))..)
+                .range(keys::chunk_key(state.head.position.saturating_add(1))..)
                 .next()
                 .transpose()?;
             if let Some((key, _)) = beyond {
-                if key.first() == Some(&keys::RECORD_PREFIX) {
+                if key.first() == Some(&keys::CHUNK_PREFIX) {
                     return Ok(Err(corruption(
                         state.head.position + 1,
                         "record stored past the head",
@@ -278,10 +275,9 @@ impl EventLog {
 /// Each stream's record positions by version, as the chain found them.
 type StreamPositions = HashMap<String, Vec<u64>>;
 
-/// Recomputes the chain over the records at positions 1 ..= `head`: the verifier where it
-/// stopped, each stream's record positions by version (versions are consecutive from 1, which
-/// the chain checks, so the index is then checked against them without a lookup per record),
-/// and the first fault, if any.
+/// Recomputes the chain over the records at positions 1 ..= `head`, chunk by chunk: the
+/// verifier where it stopped, each stream's record positions by version (versions are
+/// consecutive from 1, which the chain checks), and the first fault, if any.
 fn walk_chain(
     tree: &sled::Tree,
     anchor: Option<Head>,
@@ -290,65 +286,46 @@ fn walk_chain(
 ) -> Result<(ChainVerifier, StreamPositions, Option<Corruption>), LogError> {
     let mut chain = ChainVerifier::new(anchor);
     let mut stream_positions = StreamPositions::new();
-    let range = keys::record_key(1)..=keys::record_key(head);
+    if head == 0 {
+        return Ok((chain, stream_positions, None));
+    }
+    let range = keys::chunk_key(1)..=keys::chunk_key(head);
     for entry in tree.range(range) {
-        let (key, bytes) = entry?;
-        let Some(position) = keys::parse_record_key(&key) else {
-            let fault = corruption(chain.next_position(), "malformed record key");
+        let (key, value) = entry?;
+        let Some(start) = keys::parse_chunk_key(&key) else {
+            let fault = corruption(chain.next_position(), "malformed chunk key");
             return Ok((chain, stream_positions, Some(fault)));
         };
-        let view = match chain.push_view(position, &bytes) {
-            Ok(view) => view,
-            Err(fault) => return Ok((chain, stream_positions, Some(fault))),
-        };
-        match stream_positions.get_mut(view.stream) {
-            Some(positions) => positions.push(view.position),
-            None => {
-                stream_positions.insert(view.stream.to_owned(), vec![view.position]);
+        let (records, framing_fault) = match chunk::split_chunk(&value) {
+            Ok(records) => (records, None),
+            Err((whole, reason)) => {
+                let position = start + whole.len() as u64;
+                (whole, Some(corruption(position, reason)))
             }
+        };
+        for (offset, bytes) in records.iter().enumerate() {
+            let position = start + offset as u64;
+            if position > head {
+                break;
+            }
+            let view = match chain.push_view(position, bytes) {
+                Ok(view) => view,
+                Err(fault) => return Ok((chain, stream_positions, Some(fault))),
+            };
+            match stream_positions.get_mut(view.stream) {
+                Some(positions) => positions.push(view.position),
+                None => {
+                    stream_positions.insert(view.stream.to_owned(), vec![view.position]);
+                }
+            }
+            progress(view.position);
         }
-        progress(view.position);
+        if let Some(fault) = framing_fault {
+            // Every record before the break was verified, so the break is the first bad one.
+            return Ok((chain, stream_positions, Some(fault)));
+        }
     }
     Ok((chain, stream_positions, None))
-}
-
-/// The stream index as stored: each stream's `(version, position)` entries in key order, and
-/// the entries too malformed to read (as faults at the position they name, if any).
-#[derive(Debug, Default)]
-struct StoredIndex {
-    streams: HashMap<String, Vec<(u64, u64)>>,
-    malformed: Vec<Corruption>,
-}
-
-/// Reads the whole stream index (one ordered scan).
-fn read_stream_index(tree: &sled::Tree) -> Result<StoredIndex, LogError> {
-    let mut index = StoredIndex::default();
-    for entry in tree.scan_prefix([keys::STREAM_PREFIX]) {
-        let (key, value) = entry?;
-        let position = keys::parse_position_value(&value).unwrap_or(0);
-        let Some((stream, version)) = keys::parse_stream_key(&key) else {
-            index
-                .malformed
-                .push(corruption(position, "malformed stream index key"));
-            continue;
-        };
-        if position == 0 {
-            index.malformed.push(corruption(
-                0,
-                format!("stream {stream} index value is malformed"),
-            ));
-            continue;
-        }
-        match index.streams.get_mut(stream) {
-            Some(entries) => entries.push((version, position)),
-            None => {
-                index
-                    .streams
-                    .insert(stream.to_owned(), vec![(version, position)]);
-            }
-        }
-    }
-    Ok(index)
 }
 
 /// Checks the stream index against the records at positions 1 ..= `verified`, whose positions
@@ -357,7 +334,7 @@ fn read_stream_index(tree: &sled::Tree) -> Result<StoredIndex, LogError> {
 /// point past `verified` are left alone (appended after the verification began, or beyond a
 /// chain fault, which is reported on its own).
 fn check_stream_index(
-    index: &StoredIndex,
+    index: &HashMap<String, Vec<u64>>,
     stream_positions: &StreamPositions,
     verified: u64,
 ) -> Option<Corruption> {
@@ -370,17 +347,13 @@ fn check_stream_index(
             first = Some(fault);
         }
     };
-    for fault in &index.malformed {
-        note(fault.clone());
-    }
     let slots = usize::try_from(verified).unwrap_or(usize::MAX);
     let mut indexed = vec![false; slots.saturating_add(1)];
-    for (stream, entries) in &index.streams {
+    for (stream, entries) in index {
         let positions = stream_positions.get(stream);
-        for &(version, position) in entries {
-            let record = positions
-                .and_then(|positions| positions.get(usize::try_from(version).ok()?.checked_sub(1)?))
-                .copied();
+        for (slot, &position) in entries.iter().enumerate() {
+            let version = slot as u64 + 1;
+            let record = positions.and_then(|positions| positions.get(slot)).copied();
             match record {
                 Some(record) if record == position => {
                     if let Some(slot) = usize::try_from(position)

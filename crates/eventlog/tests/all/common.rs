@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use eventlog::{Appended, EventLog, ExpectedVersion, Hash, Head, NewRecord, Record};
@@ -104,40 +105,10 @@ pub fn recomputed_head(records: &[Record]) -> Head {
     head
 }
 
-/// Opens the log's sled tree directly (the log must be closed) and lets `change` rewrite it.
-pub fn tamper(dir: &Path, change: impl FnOnce(&sled::Tree)) {
-    // sled releases its lock shortly after the log is dropped (spacejam/sled#1234).
-    let started = std::time::Instant::now();
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
-            Err(error) if started.elapsed() < std::time::Duration::from_secs(3) => {
-                let _ = error;
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(error) => panic!("{error}"),
-        }
-    };
-    let tree = db.open_tree(eventlog::keys::TREE).unwrap();
-    change(&tree);
-    db.flush().unwrap();
-}
-
-/// The stream index key of `stream` at `version`, spelled out from the documented layout.
-pub fn stream_index_key(stream: &str, version: u64) -> Vec<u8> {
-    let mut key = vec![eventlog::keys::STREAM_PREFIX];
-    key.extend_from_slice(&(stream.len() as u16).to_be_bytes());
-    key.extend_from_slice(stream.as_bytes());
-    key.extend_from_slice(&version.to_be_bytes());
-    key
-}
-
-/// The meta value for `head`, spelled out from the documented layout.
-pub fn meta_value(head: &Head) -> Vec<u8> {
-    let mut value = vec![1u8];
-    value.extend_from_slice(&head.position.to_be_bytes());
-    value.extend_from_slice(&head.hash.0);
-    value
+/// Rewrites the stored records of the closed log in `dir` (position → stored bytes); see
+/// `eventlog::tamper::edit_records`.
+pub fn tamper(dir: &Path, change: impl FnOnce(&mut BTreeMap<u64, Vec<u8>>)) {
+    eventlog::tamper::edit_records(dir, change).unwrap();
 }
 
 /// A small deterministic pseudo-random generator (xorshift64*), so failures replay from a seed.

@@ -1,11 +1,11 @@
-//! `verify` against changed, missing, reordered and truncated records.
+//! `verify` (and `open`, which rebuilds the indexes) against changed, missing, reordered and
+//! truncated records.
 
 use std::path::Path;
 
-use eventlog::keys::{record_key, META_KEY};
 use eventlog::{Corruption, EventLog, Head, LogError};
 
-use crate::common::{commit_one, meta_value, open, stream_index_key, tamper};
+use crate::common::{commit_one, open, tamper};
 
 /// Builds a closed log of 50 records over 5 streams and returns the heads after each record.
 fn build(dir: &Path) -> Vec<Head> {
@@ -23,8 +23,14 @@ fn build(dir: &Path) -> Vec<Head> {
     heads
 }
 
+/// What `audit verify` concludes: `open` rebuilds the indexes from every record's shape, so
+/// damage it meets is a verification failure at that position too.
 fn verdict(dir: &Path, anchor: Option<Head>) -> Result<u64, Corruption> {
-    let log = EventLog::open(dir).unwrap();
+    let log = match EventLog::open(dir) {
+        Ok(log) => log,
+        Err(LogError::Corrupt { position, reason }) => return Err(Corruption { position, reason }),
+        Err(error) => panic!("open failed: {error}"),
+    };
     log.verify(anchor, |_| {})
         .unwrap()
         .map(|report| report.events)
@@ -76,11 +82,10 @@ fn an_intact_log_verifies_and_reports_progress() {
 fn a_changed_byte_is_caught_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        let mut bytes = tree.get(record_key(20)).unwrap().unwrap().to_vec();
+    tamper(dir.path(), |records| {
+        let bytes = records.get_mut(&20).unwrap();
         let last_payload_byte = bytes.len() - 33;
         bytes[last_payload_byte] ^= 1;
-        tree.insert(record_key(20), bytes).unwrap();
     });
     assert_eq!(first_bad(dir.path(), None), 20);
     // Reads that cover it fail too, with the same position; reads before it still work.
@@ -100,11 +105,10 @@ fn a_changed_byte_is_caught_at_its_position() {
 fn a_changed_hash_is_caught_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        let mut bytes = tree.get(record_key(33)).unwrap().unwrap().to_vec();
+    tamper(dir.path(), |records| {
+        let bytes = records.get_mut(&33).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x80;
-        tree.insert(record_key(33), bytes).unwrap();
     });
     assert_eq!(first_bad(dir.path(), None), 33);
 }
@@ -113,13 +117,13 @@ fn a_changed_hash_is_caught_at_its_position() {
 fn a_deleted_record_is_caught_at_its_position() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        tree.remove(record_key(20)).unwrap();
+    tamper(dir.path(), |records| {
+        records.remove(&20);
     });
     assert_eq!(first_bad(dir.path(), None), 20);
-    let log = open(dir.path());
+    // The indexes cannot be rebuilt over a gap: the log refuses to open rather than serve it.
     assert!(matches!(
-        log.read_from(18, 100, usize::MAX),
+        EventLog::open(dir.path()),
         Err(LogError::Corrupt { position: 20, .. })
     ));
 }
@@ -128,11 +132,11 @@ fn a_deleted_record_is_caught_at_its_position() {
 fn swapped_records_are_caught_at_the_first_of_them() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        let twenty = tree.get(record_key(20)).unwrap().unwrap();
-        let twenty_one = tree.get(record_key(21)).unwrap().unwrap();
-        tree.insert(record_key(20), twenty_one).unwrap();
-        tree.insert(record_key(21), twenty).unwrap();
+    tamper(dir.path(), |records| {
+        let twenty = records.remove(&20).unwrap();
+        let twenty_one = records.remove(&21).unwrap();
+        records.insert(20, twenty_one);
+        records.insert(21, twenty);
     });
     assert_eq!(first_bad(dir.path(), None), 20);
 }
@@ -141,17 +145,9 @@ fn swapped_records_are_caught_at_the_first_of_them() {
 fn a_truncated_tail_is_caught_only_with_an_anchor() {
     let dir = tempfile::tempdir().unwrap();
     let heads = build(dir.path());
-    // Cut the last ten records and make meta and index agree, as a careful attacker (or a
-    // restore from an old backup) would: the remaining chain is valid on its own.
-    tamper(dir.path(), |tree| {
-        for position in 41..=50u64 {
-            let stream = format!("s{}", (position - 1) % 5);
-            let version = (position - 1) / 5 + 1;
-            tree.remove(record_key(position)).unwrap();
-            tree.remove(stream_index_key(&stream, version)).unwrap();
-        }
-        tree.insert(META_KEY, meta_value(&heads[40])).unwrap();
-    });
+    // Cut the last ten records and make meta agree, as a careful attacker (or a restore from
+    // an old backup) would: the remaining chain is valid on its own.
+    eventlog::tamper::truncate_tail(dir.path(), 40).unwrap();
     assert_eq!(verdict(dir.path(), None), Ok(40));
     assert_eq!(verdict(dir.path(), Some(heads[35])), Ok(40));
     assert_eq!(first_bad(dir.path(), Some(heads[50])), 41);
@@ -161,10 +157,8 @@ fn a_truncated_tail_is_caught_only_with_an_anchor() {
 fn a_truncated_tail_without_a_matching_meta_head_fails_at_open() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        for position in 46..=50u64 {
-            tree.remove(record_key(position)).unwrap();
-        }
+    tamper(dir.path(), |records| {
+        records.retain(|&position, _| position < 46);
     });
     assert!(matches!(
         EventLog::open(dir.path()),
@@ -176,16 +170,14 @@ fn a_truncated_tail_without_a_matching_meta_head_fails_at_open() {
 fn a_changed_last_record_or_meta_head_fails_at_open() {
     let dir = tempfile::tempdir().unwrap();
     let heads = build(dir.path());
-    tamper(dir.path(), |tree| {
-        tree.insert(
-            META_KEY,
-            meta_value(&Head {
-                position: 50,
-                hash: heads[49].hash,
-            }),
-        )
-        .unwrap();
-    });
+    eventlog::tamper::set_meta_head(
+        dir.path(),
+        Head {
+            position: 50,
+            hash: heads[49].hash,
+        },
+    )
+    .unwrap();
     assert!(matches!(
         EventLog::open(dir.path()),
         Err(LogError::Corrupt { position: 50, .. })
@@ -193,10 +185,8 @@ fn a_changed_last_record_or_meta_head_fails_at_open() {
 
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
-        let mut bytes = tree.get(record_key(50)).unwrap().unwrap().to_vec();
-        bytes[0] = 9; // unknown format version
-        tree.insert(record_key(50), bytes).unwrap();
+    tamper(dir.path(), |records| {
+        records.get_mut(&50).unwrap()[0] = 9; // unknown format version
     });
     assert!(matches!(
         EventLog::open(dir.path()),
@@ -205,64 +195,61 @@ fn a_changed_last_record_or_meta_head_fails_at_open() {
 }
 
 #[test]
-fn a_damaged_stream_index_is_caught() {
+fn a_record_stored_past_the_head_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    // Record 12 is s1 version 3.
-    tamper(dir.path(), |tree| {
-        tree.remove(stream_index_key("s1", 3)).unwrap();
+    // A copy of record 50 stored as 51: the chunk says position 51, the record says 50.
+    tamper(dir.path(), |records| {
+        let last = records[&50].clone();
+        records.insert(51, last);
     });
-    assert_eq!(first_bad(dir.path(), None), 12);
-
-    let dir = tempfile::tempdir().unwrap();
-    build(dir.path());
-    // An entry for a version that has no record, pointing at record 7.
-    tamper(dir.path(), |tree| {
-        tree.insert(stream_index_key("s3", 99), 7u64.to_be_bytes().to_vec())
-            .unwrap();
-    });
-    assert_eq!(first_bad(dir.path(), None), 7);
+    assert_eq!(first_bad(dir.path(), None), 51);
 }
 
 #[test]
-fn the_first_bad_position_is_named_whether_the_index_or_the_chain_breaks_first() {
-    // Record 12 (s1 version 3) loses its index entry; record 30's bytes change.
-    let damage = |tree: &sled::Tree, changed: u64, unindexed: (&str, u64)| {
-        tree.remove(stream_index_key(unindexed.0, unindexed.1))
-            .unwrap();
-        let mut bytes = tree.get(record_key(changed)).unwrap().unwrap().to_vec();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x01;
-        tree.insert(record_key(changed), bytes).unwrap();
-    };
+fn a_chunk_cut_inside_a_record_is_caught_at_that_record() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| damage(tree, 30, ("s1", 3)));
-    assert_eq!(first_bad(dir.path(), None), 12);
-
-    // The other way round: the chain breaks at 10, before the unindexed record 12.
-    let dir = tempfile::tempdir().unwrap();
-    build(dir.path());
-    tamper(dir.path(), |tree| damage(tree, 10, ("s1", 3)));
-    assert_eq!(first_bad(dir.path(), None), 10);
+    // Every commit of `build` wrote one chunk of one record; chunk 30 loses its last byte.
+    let log = open(dir.path());
+    let record = log.raw_record(30).unwrap().unwrap();
+    drop(log);
+    let mut value = vec![eventlog::keys::LOG_FORMAT_VERSION];
+    value.extend_from_slice(&(record.len() as u32).to_be_bytes());
+    value.extend_from_slice(&record[..record.len() - 1]);
+    eventlog::tamper::put_raw_chunk(dir.path(), 30, value).unwrap();
+    assert_eq!(first_bad(dir.path(), None), 30);
 }
 
 #[test]
 fn reads_after_tampering_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
-    tamper(dir.path(), |tree| {
+    // Shortened records: open finds them (it decodes every record to rebuild the indexes).
+    tamper(dir.path(), |records| {
         for (position, length) in [(10u64, 0usize), (11, 3), (12, 54), (13, 60)] {
-            let bytes = tree.get(record_key(position)).unwrap().unwrap();
-            tree.insert(
-                record_key(position),
-                bytes[..length.min(bytes.len())].to_vec(),
-            )
-            .unwrap();
+            let bytes = records.get_mut(&position).unwrap();
+            bytes.truncate(length);
+        }
+    });
+    assert!(matches!(
+        EventLog::open(dir.path()),
+        Err(LogError::Corrupt { position: 10, .. })
+    ));
+    assert_eq!(first_bad(dir.path(), None), 10);
+
+    // Changed bytes that keep every record's shape: open succeeds and reads name them.
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    tamper(dir.path(), |records| {
+        for position in 10..=13u64 {
+            let bytes = records.get_mut(&position).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x40;
         }
     });
     let log = open(dir.path());
-    for from in 9..=14 {
+    for from in 9..=13 {
         assert!(matches!(
             log.read_from(from, 100, usize::MAX),
             Err(LogError::Corrupt { .. })

@@ -1,0 +1,164 @@
+//! The derived indexes of log format 2, held in memory: where each chunk starts, each stream's
+//! record positions by version, and which reply section holds each idempotency key.
+//!
+//! Nothing here is written on the commit path: the log's chunks and reply sections hold
+//! everything, and `EventLog::open` rebuilds these indexes by scanning them (one sled read per
+//! chunk of up to 64 KiB). Updates happen only after a commit's flush returned, so an index
+//! never points at anything a crash could still take back.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use sha2::{Digest, Sha256};
+
+/// The in-memory indexes of an open log.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    /// First position of every chunk, ascending.
+    pub(crate) chunk_starts: Vec<u64>,
+    /// Each stream's record positions; version `v` is at `[v - 1]`.
+    pub(crate) streams: HashMap<String, Vec<u64>>,
+    /// Idempotency key → number of the reply section holding its reply.
+    pub(crate) replies: ReplyIndex,
+    /// The number the next reply section takes.
+    pub(crate) next_section: u64,
+}
+
+impl Index {
+    /// The first position of the chunk that would hold `position`, if any chunk starts at or
+    /// before it.
+    pub(crate) fn chunk_start_for(&self, position: u64) -> Option<u64> {
+        let after = self
+            .chunk_starts
+            .partition_point(|&start| start <= position);
+        after.checked_sub(1).map(|index| self.chunk_starts[index])
+    }
+
+    /// The latest version of `stream` (0: no records).
+    pub(crate) fn stream_version(&self, stream: &str) -> u64 {
+        self.streams
+            .get(stream)
+            .map_or(0, |positions| positions.len() as u64)
+    }
+
+    /// Notes the record at `position` as the next version of `stream`.
+    pub(crate) fn add_record(&mut self, stream: &str, position: u64) {
+        match self.streams.get_mut(stream) {
+            Some(positions) => positions.push(position),
+            None => {
+                self.streams.insert(stream.to_owned(), vec![position]);
+            }
+        }
+    }
+}
+
+/// A hasher for keys that are already uniform hashes (fingerprints): it passes them through.
+#[derive(Debug, Default)]
+pub(crate) struct PassThroughHasher(u64);
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by the fingerprint map; fold anything else in anyway.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+/// Idempotency key → reply section, in about 20 bytes per key whatever the key's length: a
+/// 64-bit fingerprint (the first bytes of the key's sha256) maps to the section number, and the
+/// few keys whose fingerprint is already taken go into a small map by full key.
+///
+/// A fingerprint hit is only a candidate: the caller reads the section and looks for the full
+/// key there, so a collision costs a read, never a wrong answer. A miss costs no read at all.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyIndex {
+    by_fingerprint: HashMap<u64, u64, BuildHasherDefault<PassThroughHasher>>,
+    collided: HashMap<Vec<u8>, u64>,
+}
+
+impl ReplyIndex {
+    /// Notes that the reply of `key` is in section `section`. Each key is stored once (the
+    /// log refuses a key already used), so an occupied fingerprint means another key.
+    pub(crate) fn insert(&mut self, key: &[u8], section: u64) {
+        let fingerprint = fingerprint(key);
+        match self.by_fingerprint.entry(fingerprint) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(section);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(key.to_vec(), section);
+            }
+        }
+    }
+
+    /// The sections that may hold `key`'s reply, most likely first (at most two).
+    pub(crate) fn candidates(&self, key: &[u8]) -> impl Iterator<Item = u64> {
+        let collided = self.collided.get(key).copied();
+        let by_fingerprint = self.by_fingerprint.get(&fingerprint(key)).copied();
+        collided.into_iter().chain(by_fingerprint)
+    }
+
+    /// Keys indexed.
+    pub(crate) fn len(&self) -> usize {
+        self.by_fingerprint.len() + self.collided.len()
+    }
+
+    /// Bytes of memory the index holds (tables at their capacity), for measurements.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        // hashbrown: one control byte per bucket, buckets = capacity rounded up to 8/7.
+        let buckets = |capacity: usize| capacity.saturating_mul(8) / 7;
+        buckets(self.by_fingerprint.capacity()) * (1 + 16)
+            + buckets(self.collided.capacity()) * (1 + 24 + 8)
+            + self.collided.keys().map(Vec::len).sum::<usize>()
+    }
+}
+
+/// The 64-bit fingerprint of an idempotency key.
+fn fingerprint(key: &[u8]) -> u64 {
+    let digest = Sha256::digest(key);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_starts_find_the_chunk_holding_a_position() {
+        let index = Index {
+            chunk_starts: vec![1, 5, 9],
+            ..Index::default()
+        };
+        assert_eq!(index.chunk_start_for(0), None);
+        assert_eq!(index.chunk_start_for(1), Some(1));
+        assert_eq!(index.chunk_start_for(4), Some(1));
+        assert_eq!(index.chunk_start_for(5), Some(5));
+        assert_eq!(index.chunk_start_for(100), Some(9));
+    }
+
+    #[test]
+    fn colliding_fingerprints_keep_both_keys() {
+        let mut replies = ReplyIndex::default();
+        replies.insert(b"a", 1);
+        // Force a collision by inserting under the same fingerprint as "a".
+        let taken = fingerprint(b"a");
+        assert!(replies.by_fingerprint.contains_key(&taken));
+        replies.collided.insert(b"b".to_vec(), 2);
+        assert_eq!(replies.candidates(b"a").collect::<Vec<_>>(), vec![1]);
+        assert_eq!(replies.candidates(b"b").collect::<Vec<_>>(), vec![2]);
+        assert_eq!(replies.candidates(b"c").count(), 0);
+        assert_eq!(replies.len(), 2);
+    }
+}
