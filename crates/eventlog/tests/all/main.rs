@@ -21,6 +21,8 @@ mod faults;
 mod idempotency;
 /// Disk bytes per event and append throughput (ignored; run with `--ignored --nocapture`).
 mod measure;
+/// Format 1 is refused and migrated in place.
+mod migrate;
 /// Paging with `read_from` and `read_stream`, and reading while a writer commits.
 mod reads;
 /// `verify` against changed, missing, reordered and truncated records.
