@@ -21,9 +21,12 @@ fn format1_copy(parent: &Path) -> PathBuf {
     log_dir
 }
 
+/// Idempotency key → reply pairs.
+type Replies = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Every record and reply of the fixture, read from the format-1 files with sled directly by
 /// the documented format-1 layout (`r` ‖ position → record, `k` ‖ key → 1 ‖ reply).
-fn format1_contents(dir: &Path) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn format1_contents(dir: &Path) -> (Vec<Vec<u8>>, Replies) {
     let db = sled::open(dir).unwrap();
     let tree = db.open_tree("eventlog").unwrap();
     let records = tree
