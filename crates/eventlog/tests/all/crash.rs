@@ -4,11 +4,16 @@
 //! The child appends batches in a loop and prints a line per record only after `commit`
 //! returned; the parent kills it at a pseudo-random moment, reopens the log, and checks that
 //! every printed record is there exactly once, positions are gapless and `verify` passes. The
-//! next child continues from the recovered head. `EVENTLOG_CRASH_CYCLES` sets the number of
+//! next child continues from the recovered head. A third of the kills land during the child's
+//! `EventLog::open` (sled's recovery and the rebuild of the in-memory indexes), a third right
+//! after it, a third after the first acknowledgement. The child's exit status is checked: it
+//! must die by the parent's SIGKILL, so a failed check inside the child (a retried key that
+//! appended again, a commit that failed) fails the test. `EVENTLOG_CRASH_CYCLES` sets the number of
 //! kills (5 by default); `EVENTLOG_CRASH_SEED` replays a run from the seed it printed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -22,6 +27,8 @@ const TEST_NAME: &str = "crash::acknowledged_records_survive_sigkill";
 const CHILD_DIR_ENV: &str = "EVENTLOG_CRASH_CHILD_DIR";
 const CHILD_SEED_ENV: &str = "EVENTLOG_CRASH_CHILD_SEED";
 const CHILD_CYCLE_ENV: &str = "EVENTLOG_CRASH_CHILD_CYCLE";
+/// The signal number of SIGKILL on Linux.
+const SIGKILL: i32 = 9;
 /// How long the child appends if nobody kills it, so a failed parent never leaves it running.
 const CHILD_LIFETIME_MAX: Duration = Duration::from_secs(60);
 /// How long the parent waits for the child's first line before giving up (a hang guard, not
@@ -93,9 +100,13 @@ fn acknowledged_records_survive_sigkill() {
             }
         });
 
-        // Half the kills land anywhere from start-up on (including during recovery); the
-        // other half after the first acknowledgement, so every run checks some records.
-        let trigger = if cycle % 2 == 0 { "open " } else { "ack " };
+        // A third of the kills land during `open` (recovery and index rebuild), a third soon
+        // after it, a third after the first acknowledgement, so every run checks some records.
+        let (trigger, delay_ms) = match cycle % 3 {
+            0 => ("opening", random.between(0, 30)),
+            1 => ("open ", random.between(50, 400)),
+            _ => ("ack ", random.between(50, 400)),
+        };
         let mut received = Vec::new();
         loop {
             let line = lines
@@ -109,10 +120,18 @@ fn acknowledged_records_survive_sigkill() {
                 break;
             }
         }
-        let delay = Duration::from_millis(random.between(50, 400));
+        let delay = Duration::from_millis(delay_ms);
         std::thread::sleep(delay);
+        if let Some(status) = child.0.try_wait().unwrap() {
+            panic!("cycle {cycle} (seed {seed}): the child exited by itself ({status}); its own checks failed");
+        }
         child.0.kill().unwrap(); // SIGKILL on unix
-        child.0.wait().unwrap();
+        let status = child.0.wait().unwrap();
+        assert_eq!(
+            status.signal(),
+            Some(SIGKILL),
+            "cycle {cycle} (seed {seed}): the child ended by {status}, not by the parent's SIGKILL"
+        );
         reader.join().unwrap();
         received.extend(lines.try_iter());
 
@@ -187,8 +206,10 @@ fn acknowledged_records_survive_sigkill() {
                 .starts_with(format!("{}:", ack.tag).as_bytes()));
         }
         recovered = log.head();
+        let opened = received.iter().any(|line| line.starts_with("open "));
         println!(
-            "cycle {cycle}: killed after {delay:?}, {new_acks} new acknowledged records, recovered head {}",
+            "cycle {cycle}: killed after {delay:?}{}, {new_acks} new acknowledged records, recovered head {}",
+            if opened { "" } else { " during open" },
             recovered.position
         );
     }
@@ -210,10 +231,12 @@ impl Drop for KillOnDrop {
 
 /// The child: appends batches and reports each acknowledged record until it is killed.
 fn run_child(dir: &Path, seed: u64, cycle: u64) {
-    let log = EventLog::open(dir).unwrap();
     let mut stdout = std::io::stdout().lock();
     // The harness has printed "test <name> ... " without a newline; start a fresh line.
-    writeln!(stdout, "\nopen {}", log.head()).unwrap();
+    writeln!(stdout, "\nopening").unwrap();
+    stdout.flush().unwrap();
+    let log = EventLog::open(dir).unwrap();
+    writeln!(stdout, "open {}", log.head()).unwrap();
     stdout.flush().unwrap();
     let mut random = Xorshift(seed);
     let started = Instant::now();
