@@ -148,6 +148,40 @@ mod tests {
         assert_eq!(index.chunk_start_for(100), Some(9));
     }
 
+    /// Inserts `ids` 16-byte command ids (UUIDv7-shaped) and returns the index's bytes per id.
+    fn bytes_per_id(ids: u64) -> f64 {
+        let mut replies = ReplyIndex::default();
+        for id in 0..ids {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&(id / 16).to_be_bytes());
+            key[8..].copy_from_slice(&id.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+            replies.insert(&key, id / 100);
+        }
+        assert_eq!(replies.len() as u64, ids);
+        replies.memory_bytes() as f64 / ids as f64
+    }
+
+    /// The idempotency index's memory is bounded per id whatever the key's length (a
+    /// fingerprint and a section number, in a table at most half empty).
+    #[test]
+    fn the_reply_index_holds_at_most_40_bytes_per_id() {
+        let per_id = bytes_per_id(200_000);
+        assert!(per_id <= 40.0, "{per_id} bytes per id");
+    }
+
+    /// The figure for 10M ids (docs/speed-work.md): `cargo test --release -p eventlog --lib
+    /// ten_million -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a measurement: 10M sha256 and a 270 MB table"]
+    fn ten_million_ids_memory() {
+        let per_id = bytes_per_id(10_000_000);
+        println!(
+            "reply index: {per_id:.1} bytes per id, {:.0} MB for 10M ids",
+            per_id * 1e7 / 1e6
+        );
+        assert!(per_id <= 40.0);
+    }
+
     #[test]
     fn colliding_fingerprints_keep_both_keys() {
         let mut replies = ReplyIndex::default();

@@ -8,9 +8,11 @@
 //! with [`Batch::add_command`] (which checks expected versions and idempotency keys and
 //! assigns positions and versions), then calls [`EventLog::commit`]. An appender that checks a
 //! command's idempotency key before deciding it uses [`Batch::committed_reply_for`], which
-//! spares `add_command` a second sled lookup of the same key. Readers share the same
+//! spares `add_command` a second lookup of the same key. Readers share the same
 //! [`EventLog`] (it is `Clone + Send + Sync`) and page through it with
-//! [`EventLog::read_from`] and [`EventLog::read_stream`] while commits go on.
+//! [`EventLog::read_from`] and [`EventLog::read_stream`] while commits go on. A directory of
+//! log format 1 is refused by [`EventLog::open`] ([`LogError::NeedsMigration`]) and converted
+//! in place by [`EventLog::migrate`] (`parlor migrate`).
 //!
 //! # Durability
 //! `commit` writes the whole batch with one `sled::Tree::apply_batch` — which sled recovers
@@ -23,8 +25,9 @@
 //!
 //! sled applies a batch key by key in memory, so a write in progress is partly visible to
 //! plain sled reads. The log hides that: reads stop at the acknowledged head, which moves only
-//! after the flush returned, and the appender's own lookups (`stream_version`, `reply_for`)
-//! wait for a write in progress. No reader can observe an event a crash could still take back.
+//! after the flush returned, and the derived indexes that lead to chunks and replies
+//! (`stream_version`, `reply_for`, reads by stream) are extended only after the flush too. No
+//! reader can observe an event a crash could still take back.
 //!
 //! If the write or the flush fails, the batch is undone in memory and the head does not move;
 //! the log stays usable (`inject_fault` lets tests force this). If even the undo fails, the
@@ -38,15 +41,22 @@
 //! [`LogError::StaleBatch`]. A [`Batch`] owns its data (`Send + 'static`), so the appender can
 //! move it to a blocking thread for the commit.
 //!
-//! # Storage layout
+//! # Storage layout (log format 2)
 //! One sled tree, [`keys::TREE`], with one-byte key prefixes (the catalogue is in [`keys`]):
 //!
 //! | key | value |
 //! |---|---|
-//! | `r` ‖ position (u64 BE) | the record's stored bytes |
-//! | `s` ‖ stream length (u16 BE) ‖ stream ‖ version (u64 BE) | position (u64 BE) |
-//! | `k` ‖ idempotency key | format byte ‖ reply |
-//! | `m` | format byte ‖ head position (u64 BE) ‖ head hash |
+//! | `c` ‖ first position (u64 BE) | a chunk: consecutive records, each length-prefixed |
+//! | `p` ‖ section number (u64 BE) | a reply section: idempotency keys and their replies |
+//! | `m` | log format (2) ‖ head position (u64 BE) ‖ head hash |
+//!
+//! A commit writes its records into chunks of at most [`limits::CHUNK_BYTES_MAX`] (one record
+//! alone may be larger), its replies into sections of the same bound, and the meta record —
+//! a handful of keys per batch instead of three per event. Nothing is written per event
+//! besides the record itself: the stream index (stream → version → position), the chunk index
+//! (position → chunk) and the idempotency index (key → section, by a 64-bit fingerprint) are
+//! derived, held in memory, and rebuilt by `open` from a scan of the chunks and sections
+//! (shapes, positions and versions are checked on the way; hashes are `verify`'s job).
 //!
 //! Positions start at 1 and come from the writer's own counter, stored in the meta record in
 //! the same atomic batch as the records (sled's `generate_id` is not contiguous). Stream

@@ -3,6 +3,7 @@
 
 mod audit;
 mod audit_live;
+mod migrate;
 mod options;
 mod parts;
 mod replay;
@@ -60,6 +61,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(usage) => usage.exit(),
         },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
+        Command::Migrate { data_dir } => {
+            tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
+        }
         Command::Up(common) => {
             let bus = connect(&common, "parlor-up").await?;
             serve(&common, bus, true, None, true).await

@@ -76,6 +76,13 @@ pub enum Command {
     /// Audit the log of a stopped data directory (`verify` also checks a running system).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Convert a stopped data directory's event log to the current format (format 1 → 2) in
+    /// place, keeping the original as `log.format1` until the copy verifies to the same head.
+    Migrate {
+        /// The data directory (the writer must be stopped).
+        #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `parlor audit …`: every subcommand reads a stopped data directory; `verify` can also read a
