@@ -22,6 +22,48 @@ pub(crate) struct Index {
     pub(crate) replies: ReplyIndex,
     /// The number the next reply section takes.
     pub(crate) next_section: u64,
+    /// What was added since the last persisted index run (the memtable), and where it starts.
+    pub(crate) delta: Delta,
+}
+
+/// Index entries added since the last persisted run: what the next run will hold.
+#[derive(Debug, Default)]
+pub(crate) struct Delta {
+    /// The first position the delta covers (the last run's end + 1).
+    pub(crate) from: u64,
+    /// The first reply section the delta covers.
+    pub(crate) sections_from: u64,
+    pub(crate) chunk_starts: Vec<u64>,
+    /// Stream → its new positions, ascending.
+    pub(crate) streams: HashMap<String, Vec<u64>>,
+    /// Records in `streams`.
+    pub(crate) records: u64,
+    /// (fingerprint, section) entries of the reply index.
+    pub(crate) fingerprints: Vec<(u64, u64)>,
+    /// (key, section) entries whose fingerprint was taken.
+    pub(crate) collided: Vec<(Vec<u8>, u64)>,
+}
+
+impl Delta {
+    /// An empty delta starting at `from` and section `sections_from`.
+    pub(crate) fn starting(from: u64, sections_from: u64) -> Delta {
+        Delta {
+            from,
+            sections_from,
+            ..Delta::default()
+        }
+    }
+
+    /// Appends `later` (which starts where this one ends).
+    pub(crate) fn extend(&mut self, later: Delta) {
+        self.chunk_starts.extend(later.chunk_starts);
+        for (stream, positions) in later.streams {
+            self.streams.entry(stream).or_default().extend(positions);
+        }
+        self.records += later.records;
+        self.fingerprints.extend(later.fingerprints);
+        self.collided.extend(later.collided);
+    }
 }
 
 impl Index {
@@ -43,13 +85,62 @@ impl Index {
 
     /// Notes the record at `position` as the next version of `stream`.
     pub(crate) fn add_record(&mut self, stream: &str, position: u64) {
-        match self.streams.get_mut(stream) {
-            Some(positions) => positions.push(position),
-            None => {
-                self.streams.insert(stream.to_owned(), vec![position]);
+        push_position(&mut self.streams, stream, position);
+        push_position(&mut self.delta.streams, stream, position);
+        self.delta.records += 1;
+    }
+
+    /// Notes a new chunk starting at `start`.
+    pub(crate) fn add_chunk(&mut self, start: u64) {
+        self.chunk_starts.push(start);
+        self.delta.chunk_starts.push(start);
+    }
+
+    /// Notes that `key`'s reply is in `section`.
+    pub(crate) fn add_reply(&mut self, key: &[u8], section: u64) {
+        match self.replies.insert(key, section) {
+            Placed::ByFingerprint(fingerprint) => {
+                self.delta.fingerprints.push((fingerprint, section));
             }
+            Placed::Collided => self.delta.collided.push((key.to_vec(), section)),
         }
     }
+
+    /// Applies a persisted run's entries (see `runs.rs`); `false` if they contradict the
+    /// index (a fingerprint already taken), which means the runs cannot be trusted.
+    pub(crate) fn apply_run(&mut self, run: Delta, sections_to: u64) -> bool {
+        self.chunk_starts.extend(run.chunk_starts);
+        for (stream, positions) in run.streams {
+            self.streams.entry(stream).or_default().extend(positions);
+        }
+        for (fingerprint, section) in run.fingerprints {
+            if !self.replies.insert_fingerprint(fingerprint, section) {
+                return false;
+            }
+        }
+        for (key, section) in run.collided {
+            self.replies.collided.insert(key, section);
+        }
+        self.next_section = sections_to;
+        true
+    }
+}
+
+fn push_position(streams: &mut HashMap<String, Vec<u64>>, stream: &str, position: u64) {
+    match streams.get_mut(stream) {
+        Some(positions) => positions.push(position),
+        None => {
+            streams.insert(stream.to_owned(), vec![position]);
+        }
+    }
+}
+
+/// Where `ReplyIndex::insert` put a key.
+pub(crate) enum Placed {
+    /// Under this fingerprint.
+    ByFingerprint(u64),
+    /// In the map by full key (its fingerprint was taken).
+    Collided,
 }
 
 /// A hasher for keys that are already uniform hashes (fingerprints): it passes them through.
@@ -88,15 +179,28 @@ pub(crate) struct ReplyIndex {
 impl ReplyIndex {
     /// Notes that the reply of `key` is in section `section`. Each key is stored once (the
     /// log refuses a key already used), so an occupied fingerprint means another key.
-    pub(crate) fn insert(&mut self, key: &[u8], section: u64) {
+    pub(crate) fn insert(&mut self, key: &[u8], section: u64) -> Placed {
         let fingerprint = fingerprint(key);
         match self.by_fingerprint.entry(fingerprint) {
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(section);
+                Placed::ByFingerprint(fingerprint)
             }
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.collided.insert(key.to_vec(), section);
+                Placed::Collided
             }
+        }
+    }
+
+    /// Inserts a fingerprint read from a persisted run; `false` if it is taken already.
+    fn insert_fingerprint(&mut self, fingerprint: u64, section: u64) -> bool {
+        match self.by_fingerprint.entry(fingerprint) {
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(section);
+                true
+            }
+            std::collections::hash_map::Entry::Occupied(_) => false,
         }
     }
 
@@ -155,7 +259,7 @@ mod tests {
             let mut key = [0u8; 16];
             key[..8].copy_from_slice(&(id / 16).to_be_bytes());
             key[8..].copy_from_slice(&id.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
-            replies.insert(&key, id / 100);
+            let _ = replies.insert(&key, id / 100);
         }
         assert_eq!(replies.len() as u64, ids);
         replies.memory_bytes() as f64 / ids as f64
@@ -185,7 +289,7 @@ mod tests {
     #[test]
     fn colliding_fingerprints_keep_both_keys() {
         let mut replies = ReplyIndex::default();
-        replies.insert(b"a", 1);
+        let _ = replies.insert(b"a", 1);
         // Force a collision by inserting under the same fingerprint as "a".
         let taken = fingerprint(b"a");
         assert!(replies.by_fingerprint.contains_key(&taken));

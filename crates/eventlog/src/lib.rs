@@ -88,6 +88,7 @@ pub mod limits;
 mod log;
 mod migrate;
 mod record;
+mod runs;
 #[cfg(feature = "tamper")]
 pub mod tamper;
 mod verify;

@@ -49,3 +49,8 @@ pub const CHUNK_BYTES_MAX: usize = 64 * 1024;
 /// reopen in the same process can briefly find it held; a lock held by another process (a
 /// second writer) is still refused once this has passed.
 pub const OPEN_LOCK_WAIT_MS_MAX: u64 = 3_000;
+
+/// Events the in-memory indexes gather before they are written as an index run in the
+/// background (see `runs.rs`): a reopen re-indexes at most about this many events from the
+/// log, plus what came after the last run. Each run holds about 25 bytes per event.
+pub const INDEX_RUN_EVENTS_MIN: u64 = 262_144;

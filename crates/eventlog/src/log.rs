@@ -3,18 +3,20 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 use crate::batch::{self, Batch};
 use crate::chunk::{self, ValueBuilder};
 use crate::error::LogError;
-use crate::index::Index;
+use crate::index::{Delta, Index};
 use crate::keys::{self, LOG_FORMAT_VERSION, META_KEY};
 use crate::limits::{
-    BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, OPEN_LOCK_WAIT_MS_MAX, READ_BYTES_MAX, READ_EVENTS_MAX,
+    BATCH_BYTES_MAX, BATCH_COMMANDS_MAX, INDEX_RUN_EVENTS_MIN, OPEN_LOCK_WAIT_MS_MAX,
+    READ_BYTES_MAX, READ_EVENTS_MAX,
 };
 use crate::record::{self, Hash, Head, Record, RecordView, HASH_BYTES};
+use crate::runs;
 
 /// sled 0.34.7's log file inside the log directory.
 const SLED_LOG_FILE: &str = "db";
@@ -38,6 +40,10 @@ pub enum FaultPlan {
     /// and the head move: the state a crash right after the flush leaves. The log refuses
     /// writes until reopened, and reopening must find the write whole, indexes included.
     FailAfterFlush,
+    /// The next index run (`EventLog::persist_indexes`, or the automatic one) is written to
+    /// its temporary file but not renamed into place: the checkpoint does not flip. Commits
+    /// are not affected; the run's entries go into the next run.
+    FailIndexRun,
 }
 
 /// The outcome of a successful `commit`: everything in it is durable.
@@ -81,6 +87,30 @@ pub(crate) struct Inner {
     /// The derived indexes (chunks, streams, replies), updated after a flush returned and
     /// before the acknowledged head moves.
     pub(crate) index: RwLock<Index>,
+    /// Jobs for the background writer of index runs (`runs.rs`).
+    runs: Mutex<Option<mpsc::Sender<runs::Job>>>,
+    /// That writer, joined on drop so a reopen never races a run being renamed into place.
+    runs_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let sender = self
+            .runs
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(sender);
+        let thread = self
+            .runs_thread
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            // A panic in the run writer lost at most a run; the log holds every entry.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The acknowledged head and how many writes have been acknowledged since open. The count
@@ -144,7 +174,8 @@ impl EventLog {
         crate::migrate::refuse_interrupted_migration(dir)?;
         let db = open_sled(dir)?;
         let tree = db.open_tree(keys::TREE)?;
-        let (head, index) = recover(&tree)?;
+        let (head, index) = recover(&tree, dir)?;
+        let (runs, runs_thread) = runs::spawn_writer(dir.to_path_buf())?;
         let log = EventLog {
             inner: Arc::new(Inner {
                 id: NEXT_LOG_ID.fetch_add(1, Ordering::Relaxed),
@@ -160,6 +191,8 @@ impl EventLog {
                 }),
                 acknowledged: RwLock::new(Acknowledged { head, writes: 0 }),
                 index: RwLock::new(index),
+                runs: Mutex::new(Some(runs)),
+                runs_thread: Mutex::new(Some(runs_thread)),
             }),
         };
         // A new log gets its meta record at once, so the directory says "format 2" even
@@ -552,6 +585,63 @@ impl EventLog {
         (index.replies.memory_bytes(), index.replies.len())
     }
 
+    /// Writes what the indexes gained since the last index run as a new run (see `runs.rs`)
+    /// and waits for it: on `Ok`, a reopen re-indexes only the records after the returned
+    /// head. Runs are also written in the background every `INDEX_RUN_EVENTS_MIN` events;
+    /// this is for a clean shutdown and for tests. A failure loses nothing (the log holds
+    /// every entry; the next run takes these entries too).
+    pub fn persist_indexes(&self) -> Result<Head, LogError> {
+        let (done, outcome) = mpsc::channel();
+        {
+            let mut state = self.lock_writer()?;
+            let fail_before_rename = state
+                .fault
+                .take_if(|fault| *fault == FaultPlan::FailIndexRun)
+                .is_some();
+            let mut index = self
+                .inner
+                .index
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            self.send_run(&mut index, state.head, fail_before_rename, Some(done));
+        }
+        match outcome.recv() {
+            Ok(Ok(head)) => Ok(head),
+            Ok(Err(message)) => Err(LogError::Io(std::io::Error::other(message))),
+            Err(_) => Err(LogError::Io(std::io::Error::other(
+                "the index run writer has stopped",
+            ))),
+        }
+    }
+
+    /// Takes the index delta (up to `head`) and hands it to the run writer.
+    fn send_run(
+        &self,
+        index: &mut Index,
+        head: Head,
+        fail_before_rename: bool,
+        done: Option<mpsc::Sender<Result<Head, String>>>,
+    ) {
+        let next = Delta::starting(head.position + 1, index.next_section);
+        let delta = std::mem::replace(&mut index.delta, next);
+        let job = runs::Job {
+            delta,
+            to: head,
+            sections_to: index.next_section,
+            fail_before_rename,
+            done,
+        };
+        let runs = self
+            .inner
+            .runs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(runs) = runs.as_ref() {
+            // A stopped writer thread only means no more runs: opening rescans further.
+            let _ = runs.send(job);
+        }
+    }
+
     pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>, LogError> {
         // A panic while holding the lock could have stopped between a write and its undo, so a
         // poisoned lock is treated like a failed undo.
@@ -576,7 +666,9 @@ impl EventLog {
         }
         batch.insert(META_KEY, &encode_meta(&write.head)[..]);
 
-        let fault = state.fault.take();
+        let fault = state
+            .fault
+            .take_if(|fault| *fault != FaultPlan::FailIndexRun);
         if fault == Some(FaultPlan::FailBeforeWrite) {
             return Err(injected("write"));
         }
@@ -624,14 +716,23 @@ impl EventLog {
                 .index
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            index.chunk_starts.extend_from_slice(&write.chunk_starts);
+            for &start in &write.chunk_starts {
+                index.add_chunk(start);
+            }
             for (stream, position) in &write.records {
                 index.add_record(stream, *position);
             }
             for (key, section) in &write.replies {
-                index.replies.insert(key, *section);
+                index.add_reply(key, *section);
             }
             index.next_section += write.sections;
+            if index.delta.records >= INDEX_RUN_EVENTS_MIN {
+                let fail_before_rename = state
+                    .fault
+                    .take_if(|fault| *fault == FaultPlan::FailIndexRun)
+                    .is_some();
+                self.send_run(&mut index, write.head, fail_before_rename, None);
+            }
         }
         state.head = write.head;
         let mut acknowledged = self
@@ -932,46 +1033,115 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, LogError> {
     }
 }
 
-/// Reads the meta head (refusing another format), rebuilds the indexes from every chunk and
-/// reply section, and checks the last record against the meta head and the record before it.
+/// Reads the meta head (refusing another format) and rebuilds the indexes: from the persisted
+/// index runs where they check out against the log, then from every chunk and reply section
+/// after them; checks the last record against the meta head and the record before it.
 ///
 /// Record hashes are not recomputed here (that is `verify`'s whole-log job, and it would make
-/// every start cost a sha256 per event); shapes, positions and stream versions are checked,
-/// since the indexes are built from them.
-fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
-    let meta = match tree.get(META_KEY)? {
+/// every start cost a sha256 per event); the shapes, positions and stream versions of the
+/// records scanned are checked, since the indexes are built from them.
+fn recover(tree: &sled::Tree, directory: &Path) -> Result<(Head, Index), LogError> {
+    let meta = read_meta(tree)?;
+    let runs = runs::load(directory)?;
+    if !runs.is_empty() {
+        if let Some((index, checkpoint, sections_to)) = index_from_runs(tree, meta, runs)? {
+            return finish_recovery(tree, meta, index, checkpoint + 1, sections_to);
+        }
+        // The runs do not match this log (restored from elsewhere, or damaged): rebuild
+        // from the log alone, and let new runs start afresh.
+        runs::remove_all(directory)?;
+    }
+    finish_recovery(tree, meta, Index::default(), 1, 0)
+}
+
+/// The meta head: `None` for a new log; format 1 is `NeedsMigration`.
+fn read_meta(tree: &sled::Tree) -> Result<Option<Head>, LogError> {
+    match tree.get(META_KEY)? {
         None => {
             if crate::migrate::holds_format1(tree)? {
                 return Err(LogError::NeedsMigration {
                     reason: "the log is in format 1 (its meta record is missing)".to_owned(),
                 });
             }
-            None
+            Ok(None)
         }
         Some(meta) => match meta.first() {
-            Some(&LOG_FORMAT_VERSION) => {
-                Some(decode_meta(&meta).ok_or_else(|| LogError::Corrupt {
+            Some(&LOG_FORMAT_VERSION) => Ok(Some(decode_meta(&meta).ok_or_else(|| {
+                LogError::Corrupt {
                     position: 0,
                     reason: format!("meta head of {} bytes is malformed", meta.len()),
-                })?)
-            }
-            Some(&keys::FORMAT1_VERSION) => {
-                return Err(LogError::NeedsMigration {
-                    reason: "the log is in format 1; this version reads format 2".to_owned(),
-                })
-            }
-            other => {
-                return Err(LogError::Corrupt {
-                    position: 0,
-                    reason: format!("meta record has unknown log format {other:?}"),
-                })
-            }
+                }
+            })?)),
+            Some(&keys::FORMAT1_VERSION) => Err(LogError::NeedsMigration {
+                reason: "the log is in format 1; this version reads format 2".to_owned(),
+            }),
+            other => Err(LogError::Corrupt {
+                position: 0,
+                reason: format!("meta record has unknown log format {other:?}"),
+            }),
         },
-    };
+    }
+}
+
+/// The indexes the runs hold, their checkpoint position and next section, if the last run's
+/// end is a record of this log with the hash the run names; `None` if they cannot be used.
+fn index_from_runs(
+    tree: &sled::Tree,
+    meta: Option<Head>,
+    runs: Vec<runs::Run>,
+) -> Result<Option<(Index, u64, u64)>, LogError> {
     let mut index = Index::default();
-    let mut expected = 1u64;
-    let mut last: Option<(sled::IVec, u64)> = None;
-    for entry in tree.scan_prefix([keys::CHUNK_PREFIX]) {
+    let mut checkpoint = Head::GENESIS;
+    let mut sections_to = 0;
+    for run in runs {
+        checkpoint = run.to;
+        sections_to = run.sections_to;
+        if !index.apply_run(run.delta, run.sections_to) {
+            return Ok(None);
+        }
+    }
+    let head = meta.unwrap_or(Head::GENESIS);
+    if checkpoint.position > head.position {
+        return Ok(None);
+    }
+    if checkpoint.position > 0 {
+        let Some(start) = index.chunk_start_for(checkpoint.position) else {
+            return Ok(None);
+        };
+        let Some(value) = tree.get(keys::chunk_key(start))? else {
+            return Ok(None);
+        };
+        let Ok(records) = chunk::split_chunk(&value) else {
+            return Ok(None);
+        };
+        let offset = usize::try_from(checkpoint.position - start).unwrap_or(usize::MAX);
+        let matches = records
+            .get(offset)
+            .and_then(|bytes| record::decode(bytes).ok())
+            .is_some_and(|view| {
+                view.position == checkpoint.position && view.hash == checkpoint.hash
+            });
+        // The run must end where a chunk ends: the next record starts a new chunk.
+        if !matches || offset + 1 != records.len() {
+            return Ok(None);
+        }
+    }
+    Ok(Some((index, checkpoint.position, sections_to)))
+}
+
+/// Indexes the chunks from position `from` and the reply sections from `sections_from` into
+/// `index`, then checks the last record against the meta head.
+fn finish_recovery(
+    tree: &sled::Tree,
+    meta: Option<Head>,
+    mut index: Index,
+    from: u64,
+    sections_from: u64,
+) -> Result<(Head, Index), LogError> {
+    index.delta = Delta::starting(from, sections_from);
+    index.next_section = index.next_section.max(sections_from);
+    let mut expected = from;
+    for entry in tree.range(keys::chunk_key(from)..=keys::chunk_key(u64::MAX)) {
         let (key, value) = entry?;
         let start = keys::parse_chunk_key(&key).ok_or_else(|| LogError::Corrupt {
             position: expected,
@@ -1018,10 +1188,10 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
             index.add_record(view.stream, expected);
             expected += 1;
         }
-        index.chunk_starts.push(start);
-        last = Some((value, start));
+        index.add_chunk(start);
     }
-    for entry in tree.scan_prefix([keys::REPLY_SECTION_PREFIX]) {
+    let sections = keys::reply_section_key(sections_from)..=keys::reply_section_key(u64::MAX);
+    for entry in tree.range(sections) {
         let (key, value) = entry?;
         let number = keys::parse_reply_section_key(&key).ok_or_else(|| LogError::Corrupt {
             position: 0,
@@ -1032,13 +1202,13 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
             reason: format!("reply section {number}: {reason}"),
         })?;
         for (key, _) in entries {
-            index.replies.insert(key, number);
+            index.add_reply(key, number);
         }
         index.next_section = number + 1;
     }
 
     let last_position = expected - 1;
-    let Some((last_chunk, last_start)) = last else {
+    if last_position == 0 {
         // A batch of only replies can write a genesis meta head before any record exists.
         return match meta {
             None | Some(Head::GENESIS) => Ok((Head::GENESIS, index)),
@@ -1047,7 +1217,7 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
                 reason: format!("meta head is {head} but there are no records"),
             }),
         };
-    };
+    }
     let Some(head) = meta else {
         return Err(LogError::Corrupt {
             position: last_position,
@@ -1063,46 +1233,34 @@ fn recover(tree: &sled::Tree) -> Result<(Head, Index), LogError> {
         });
     }
     // The last record chains onto the one before it and carries the meta head's hash.
-    let records = chunk::split_chunk(&last_chunk).map_err(|(_, reason)| LogError::Corrupt {
-        position: last_start,
-        reason,
-    })?;
-    let last_index = usize::try_from(head.position - last_start).unwrap_or(usize::MAX);
-    let previous = match last_index.checked_sub(1) {
-        Some(before) => {
-            record::decode(records[before])
-                .map_err(|reason| LogError::Corrupt {
-                    position: head.position - 1,
-                    reason,
-                })?
-                .hash
-        }
-        None if head.position == 1 => Hash::ZERO,
-        None => {
-            let before = tree
-                .range(..keys::chunk_key(last_start))
-                .next_back()
-                .transpose()?
-                .ok_or_else(|| LogError::Corrupt {
-                    position: head.position - 1,
-                    reason: "record is missing".to_owned(),
-                })?
-                .1;
-            let before = chunk::split_chunk(&before).map_err(|(_, reason)| LogError::Corrupt {
+    let record_at = |position: u64| -> Result<Vec<u8>, LogError> {
+        let corrupt = |reason: String| LogError::Corrupt { position, reason };
+        let start = index
+            .chunk_start_for(position)
+            .ok_or_else(|| corrupt("record is missing".to_owned()))?;
+        let value = tree
+            .get(keys::chunk_key(start))?
+            .ok_or_else(|| corrupt("record is missing".to_owned()))?;
+        let records = chunk::split_chunk(&value).map_err(|(_, reason)| corrupt(reason))?;
+        let offset = usize::try_from(position - start).unwrap_or(usize::MAX);
+        records
+            .get(offset)
+            .map(|bytes| bytes.to_vec())
+            .ok_or_else(|| corrupt("record is missing".to_owned()))
+    };
+    let previous = if head.position == 1 {
+        Hash::ZERO
+    } else {
+        let bytes = record_at(head.position - 1)?;
+        record::decode(&bytes)
+            .map_err(|reason| LogError::Corrupt {
                 position: head.position - 1,
                 reason,
-            })?;
-            let bytes = before.last().copied().unwrap_or_default();
-            record::decode(bytes)
-                .map_err(|reason| LogError::Corrupt {
-                    position: head.position - 1,
-                    reason,
-                })?
-                .hash
-        }
+            })?
+            .hash
     };
-    let bytes = records.get(last_index).copied().unwrap_or_default();
-    let view = check_at(head.position, &previous, bytes)?;
+    let bytes = record_at(head.position)?;
+    let view = check_at(head.position, &previous, &bytes)?;
     if view.hash != head.hash {
         return Err(LogError::Corrupt {
             position: head.position,

@@ -6,7 +6,8 @@
 //! every printed record is there exactly once, positions are gapless and `verify` passes. The
 //! next child continues from the recovered head. A third of the kills land during the child's
 //! `EventLog::open` (sled's recovery and the rebuild of the in-memory indexes), a third right
-//! after it, a third after the first acknowledgement. The child's exit status is checked: it
+//! after it, a third after the first acknowledgement. The child also persists its index runs now and then,
+//! so kills land during run writes too, and reopens load runs. The child's exit status is checked: it
 //! must die by the parent's SIGKILL, so a failed check inside the child (a retried key that
 //! appended again, a commit that failed) fails the test. `EVENTLOG_CRASH_CYCLES` sets the number of
 //! kills (5 by default); `EVENTLOG_CRASH_SEED` replays a run from the seed it printed.
@@ -288,6 +289,10 @@ fn run_child(dir: &Path, seed: u64, cycle: u64) {
             keys.push(key);
         }
         log.commit(batch).unwrap();
+        // Now and then persist the indexes, so kills also land while a run is written.
+        if random.between(0, 29) == 0 {
+            log.persist_indexes().unwrap();
+        }
         // Printed only now: each line is a promise that the record is durable.
         stdout.write_all(lines.as_bytes()).unwrap();
         stdout.flush().unwrap();

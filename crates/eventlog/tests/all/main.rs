@@ -25,5 +25,7 @@ mod measure;
 mod migrate;
 /// Paging with `read_from` and `read_stream`, and reading while a writer commits.
 mod reads;
+/// Persisted index runs, their checkpoint, and failures around them.
+mod runs;
 /// `verify` against changed, missing, reordered and truncated records.
 mod verify;
