@@ -157,6 +157,22 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
             );
         }
     }
+    if let Some(dir) = &settings.plot_dir {
+        let path = dir.join("b1-latency.svg");
+        let series: Vec<(String, &crate::stats::Latencies)> = rows
+            .iter()
+            .map(|row| (row.name.clone(), &row.result.latencies))
+            .collect();
+        crate::plot::write_percentile_plot(
+            &path,
+            &format!(
+                "B1: durable commands, {} publishers, closed loop — latency by percentile",
+                settings.publishers
+            ),
+            &series,
+        )?;
+        println!("B1 latency plot: {}", path.display());
+    }
     let parlor_row = rows.first();
     if let Some(parlor_row) = parlor_row {
         if let Some((cpu, _)) = parlor_row.server_cpu {

@@ -192,6 +192,18 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
             behind_max.as_secs_f64() * 1000.0
         );
     }
+    if let Some(dir) = &settings.plot_dir {
+        let path = dir.join("b2-latency.svg");
+        crate::plot::write_percentile_plot(
+            &path,
+            &format!(
+                "B2: open loop at {}/s, from the intended send time — latency by percentile",
+                thousands(rate as f64)
+            ),
+            &[("parlor".to_owned(), &latencies)],
+        )?;
+        println!("B2 latency plot: {}", path.display());
+    }
     figures.push(Figure::new("B2 achieved rate", achieved, "/s"));
     figures.push(Figure::new("B2 p50", p50, "ms"));
     figures.push(Figure::new("B2 p99", p99, "ms"));

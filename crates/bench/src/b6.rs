@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use domain::{command_result, decide, evolve, Event, State};
+use domain::{evolve, Event, State};
 use eventlog::{AddRejected, EventLog, NewRecord};
-use protocol::{EventRef, Format, Reply, StoredEvent};
+use protocol::Format;
 
 use crate::corpus::Vocabulary;
 use crate::report::{thousands, verdict, Table};
@@ -94,26 +94,15 @@ impl Generator {
         let command = protocol::decode_command(command_type, payload, None)
             .map_err(|invalid| anyhow!("{command_type}: {invalid}"))?
             .command;
-        let events = decide(&self.state, &command, self.now)
+        let outcome = protocol::decide_command(&self.state, &command, self.now)
             .map_err(|rejection| anyhow!("{command_type} rejected: {rejection:?}"))?;
-        let result = command_result(&self.state, &command, &events);
-        let stored = events
+        let encoded = outcome.encode_records()?;
+        let records: Vec<NewRecord<'_>> = encoded
             .iter()
-            .enumerate()
-            .map(|(index, event)| {
-                let stored = StoredEvent::new(
-                    command.command_id.derive(&format!("event\n{index}")),
-                    command.command_id,
-                    &command.actor,
-                    self.now,
-                    event.clone(),
-                );
-                protocol::encode_stored(&stored).map(|bytes| (event.stream(), bytes))
+            .map(|record| NewRecord {
+                stream: &record.stream,
+                payload: &record.bytes,
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        let records: Vec<NewRecord<'_>> = stored
-            .iter()
-            .map(|(stream, payload)| NewRecord { stream, payload })
             .collect();
         let key = *command.command_id.0.as_bytes();
         // At most two tries: a full batch is committed and the command goes into a new one.
@@ -122,28 +111,20 @@ impl Generator {
             let added = self
                 .batch
                 .add_command(Some(&key), &[], &records, |appended| {
-                    let reply = Reply::accepted(
-                        appended.last().map_or(head_before, |a| a.position),
+                    let reply = outcome.reply(
+                        head_before,
                         appended
                             .iter()
-                            .zip(&events)
-                            .map(|(a, event)| EventRef {
-                                position: a.position,
-                                stream: a.stream.clone(),
-                                version: a.version,
-                                type_name: event.type_name().to_owned(),
-                            })
-                            .collect(),
-                        &result,
+                            .map(|a| (a.position, a.stream.as_str(), a.version)),
                     );
                     protocol::encode_reply(&reply, Format::Bincode).unwrap_or_default()
                 })?;
             match added {
                 Ok(_) => {
-                    for event in &events {
+                    for event in &outcome.events {
                         evolve(&mut self.state, event);
                     }
-                    self.events += events.len() as u64;
+                    self.events += outcome.events.len() as u64;
                     if self.events >= self.next_progress {
                         self.next_progress += PROGRESS_EVERY_EVENTS;
                         let seconds = self.started.elapsed().as_secs_f64();
@@ -153,7 +134,7 @@ impl Generator {
                             thousands(self.events as f64 / seconds.max(1e-9))
                         );
                     }
-                    return Ok(events);
+                    return Ok(outcome.events);
                 }
                 Err(AddRejected::BatchFull) => self.commit()?,
                 Err(other) => bail!("{command_type}: the log refused it: {other:?}"),

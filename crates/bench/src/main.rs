@@ -18,6 +18,7 @@ mod b6;
 mod corpus;
 mod fsync;
 mod http;
+mod plot;
 mod procfs;
 mod report;
 mod stats;
@@ -92,6 +93,10 @@ struct Cli {
     /// Command ids: v7 (time-ordered, protocol.md's example) or v4 (random).
     #[arg(long, default_value = "v7")]
     command_ids: CommandIds,
+    /// B1 and B2: write latency percentile plots (SVG) into this directory, as
+    /// `b1-latency.svg` and `b2-latency.svg` (with --runs, the last run's).
+    #[arg(long)]
+    plot_dir: Option<PathBuf>,
     /// Where temporary data directories go (the fsync probe measures this filesystem).
     #[arg(long, env = "PARLOR_BENCH_DATA_ROOT", default_value = "/var/tmp")]
     data_root: PathBuf,
@@ -168,6 +173,8 @@ pub struct Settings {
     pub queries: usize,
     /// B5 queries in flight.
     pub query_concurrency: usize,
+    /// Where B1 and B2 write their latency plots, when asked.
+    pub plot_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -211,6 +218,7 @@ impl Settings {
             read_log: Arc::default(),
             queries: cli.queries.unwrap_or(queries).max(1),
             query_concurrency: cli.query_concurrency.max(1),
+            plot_dir: cli.plot_dir.clone(),
         })
     }
 }

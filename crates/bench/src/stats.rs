@@ -65,6 +65,24 @@ impl Latencies {
         self.histogram.max() as f64 / 1000.0
     }
 
+    /// HdrHistogram's percentile distribution: (quantile, latency in ms) at steps that halve
+    /// the distance to 100% (`ticks_per_half_distance` points per halving), up to the largest
+    /// value. Empty when nothing was recorded.
+    pub fn percentile_distribution(&self, ticks_per_half_distance: u32) -> Vec<(f64, f64)> {
+        if self.histogram.is_empty() {
+            return Vec::new();
+        }
+        self.histogram
+            .iter_quantiles(ticks_per_half_distance)
+            .map(|step| {
+                (
+                    step.quantile_iterated_to(),
+                    step.value_iterated_to() as f64 / 1000.0,
+                )
+            })
+            .collect()
+    }
+
     /// p50, p99 and p99.9 in milliseconds.
     pub fn percentiles_ms(&self) -> (f64, f64, f64) {
         (

@@ -40,6 +40,9 @@
 //!    numbers (Luhn), after excluding dates, times, versions, IP addresses, decimals,
 //!    thousands, prices, quantities, years, order numbers and counting sequences.
 //! 8. Phone numbers with spelled-out digits (`five five five one two three …`).
+//!
+//! Before any of them, [`might_contain_contact_info`] (one pass, no regex) clears the
+//! ordinary ASCII text none of them could fire on, which is most messages.
 
 use std::sync::LazyLock;
 
@@ -90,6 +93,16 @@ pub fn contains_contact_info(text: &str) -> bool {
 /// Matches never overlap: when two heuristics find overlapping ranges, the one that
 /// starts first (and, on a tie, the longer one) is kept.
 pub fn find_all_contact_info(text: &str) -> Vec<ContactMatch> {
+    if !might_contain_contact_info(text) {
+        return Vec::new();
+    }
+    find_all_contact_info_without_prefilter(text)
+}
+
+/// [`find_all_contact_info`] without [`might_contain_contact_info`] in front: every heuristic
+/// runs. The same verdicts, only slower; it exists so that tests and benchmarks can hold the
+/// prefilter to that.
+pub fn find_all_contact_info_without_prefilter(text: &str) -> Vec<ContactMatch> {
     let mut found = Vec::new();
     find_links(text, &mut found);
     find_plain_emails(text, &mut found);
@@ -112,6 +125,183 @@ pub fn find_all_contact_info(text: &str) -> Vec<ContactMatch> {
         }
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------
+// The prefilter: a necessary condition of every heuristic, checked in one pass.
+//
+// It only ever answers "clean" for text on which no heuristic can fire, so it never changes a
+// verdict (a property test over the corpus and random text holds it to that); it answers
+// "might" for everything it cannot rule out cheaply. Each condition below names the heuristics
+// it stands for. Text with any non-ASCII character always goes to the heuristics: the regexes
+// are Unicode-aware (case folding, `\s`, Cyrillic and CJK service names) and reasoning about
+// that here would be fragile.
+// ---------------------------------------------------------------------------------------
+
+/// Service and provider names as they appear once every non-letter is removed and the text is
+/// lower-cased: the interleaved spellings (`s k y p e`, `whats app`, `pay-pal`) and the
+/// two-word ones (`cash app`, `google pay`, `we chat`) all collapse to these. Heuristic 6.
+const PREFILTER_SERVICE_ROOTS: &[&str] = &[
+    "watap",
+    "watsap",
+    "wattap",
+    "wattsap",
+    "whatap",
+    "whatsap",
+    "whattap",
+    "whattsap",
+    "telegram",
+    "telega",
+    "skype",
+    "viber",
+    "wechat",
+    "weixin",
+    "discord",
+    "threema",
+    "wickr",
+    "keybase",
+    "kakao",
+    "imessage",
+    "facetime",
+    "snapchat",
+    "messenger",
+    "signal",
+    "paypal",
+    "venmo",
+    "cashapp",
+    "cashtag",
+    "zelle",
+    "revolut",
+    "skrill",
+    "payoneer",
+    "paytm",
+    "phonepe",
+    "gpay",
+    "googlepay",
+    "applepay",
+];
+
+/// Whole words that are service names too short to look for inside other words (heuristic 6)
+/// or that introduce bank codes without digits (`swift`, `bic`: heuristic 4).
+const PREFILTER_WORDS: &[&str] = &[
+    "tg", "wa", "kik", "upi", "vpa", "icq", "zalo", "swift", "bic",
+];
+
+/// The first host word of every messenger and payment link (heuristic 1). Every link also
+/// needs a dot (`.`, `dot`) or a colon (`skype:`, `tg://`).
+const PREFILTER_LINK_HOSTS: &[&str] = &[
+    "wa",
+    "whatsapp",
+    "t",
+    "telegram",
+    "tg",
+    "viber",
+    "sgnl",
+    "weixin",
+    "wechat",
+    "skype",
+    "join",
+    "signal",
+    "discord",
+    "discordapp",
+    "m",
+    "messenger",
+    "u",
+    "line",
+    "lin",
+    "invite",
+    "threema",
+    "kik",
+    "snapchat",
+    "paypal",
+    "venmo",
+    "cash",
+    "revolut",
+    "monzo",
+    "wise",
+    "buymeacoffee",
+    "ko",
+];
+
+/// The spelled digits of heuristic 8, which needs three of them.
+const PREFILTER_DIGIT_WORDS: &[&str] = &[
+    "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+];
+
+/// Spelled digits heuristic 8 needs at least.
+const PREFILTER_DIGIT_WORDS_MIN: usize = 3;
+
+/// The shortest run of letters that could be a wallet address without digits (a Tron
+/// address is `T` and 33 base-58 characters; heuristic 5 accepts 25 and more for others).
+const PREFILTER_WALLET_LETTERS_MIN: usize = 25;
+
+/// Whether `text` might contain a contact or payment detail: `false` only when no heuristic of
+/// [`find_all_contact_info`] could fire on it. Linear, no regex, no allocation beyond one
+/// buffer of the text's letters.
+pub fn might_contain_contact_info(text: &str) -> bool {
+    if !text.is_ascii() {
+        return true;
+    }
+    let bytes = text.as_bytes();
+    // Digits: digit runs, IBANs, sort codes, routing numbers, wallets (7, 4, 5). `@`: e-mails
+    // and marked handles (2, 3, 6). `$`: cash tags (6).
+    if bytes
+        .iter()
+        .any(|&b| b.is_ascii_digit() || b == b'@' || b == b'$')
+    {
+        return true;
+    }
+    let has_dot = bytes.contains(&b'.');
+    let has_colon = bytes.contains(&b':');
+    let has_bracket = bytes.iter().any(|b| b"[({<".contains(b));
+    let mut word_at = false;
+    let mut word_dot = false;
+    let mut link_host = false;
+    let mut provider = false;
+    let mut digit_words = 0usize;
+    for word in text.split(|c: char| !c.is_ascii_alphabetic()) {
+        if word.is_empty() {
+            continue;
+        }
+        if word.len() >= PREFILTER_WALLET_LETTERS_MIN {
+            return true;
+        }
+        let is = |list: &[&str]| list.iter().any(|item| word.eq_ignore_ascii_case(item));
+        if is(PREFILTER_WORDS) {
+            return true;
+        }
+        word_at |= word.eq_ignore_ascii_case("at");
+        word_dot |= word.eq_ignore_ascii_case("dot");
+        link_host |= is(PREFILTER_LINK_HOSTS);
+        provider |= is(MAIL_PROVIDERS);
+        if is(PREFILTER_DIGIT_WORDS) {
+            digit_words += 1;
+        }
+    }
+    let dotted = has_dot || word_dot;
+    // Obfuscated e-mails (3): an "at" and then a dot, a bracket (`[at] acme`) or a provider.
+    if word_at && (dotted || has_bracket || provider) {
+        return true;
+    }
+    // Links (1): a host word and a dot or a colon.
+    if link_host && (dotted || has_colon) {
+        return true;
+    }
+    // Spelled phone numbers (8).
+    if digit_words >= PREFILTER_DIGIT_WORDS_MIN {
+        return true;
+    }
+    // Service words (6), however spelled out.
+    let letters: Vec<u8> = bytes
+        .iter()
+        .filter(|b| b.is_ascii_alphabetic())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    PREFILTER_SERVICE_ROOTS.iter().any(|root| {
+        letters
+            .windows(root.len())
+            .any(|window| window == root.as_bytes())
+    })
 }
 
 // ---------------------------------------------------------------------------------------

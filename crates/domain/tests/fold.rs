@@ -1,5 +1,7 @@
-//! Property test: for random command sequences, no command panics, `decide` is deterministic,
-//! and folding every emitted event from an empty state reproduces the state `decide` saw.
+//! Property tests over random valid logs (random command sequences, the accepted ones' events):
+//! no command panics, `decide` is deterministic, a state restored from a snapshot at any
+//! position plus the tail equals the state folded from the whole log, and read models'
+//! membership folding agrees with the state.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -229,8 +231,16 @@ fn action_for(world: &World, step: &Step) -> (Actor, Action) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
+    /// A restart loads a snapshot of the state at some position and folds the log after it.
+    /// For random valid logs and a random cut: the snapshot (serialised and read back) plus
+    /// the tail equals the state folded from the whole log, and decides every further command
+    /// the same way. `decide` is deterministic on the way.
     #[test]
-    fn folding_the_emitted_events_reproduces_the_state(steps in proptest::collection::vec(step(), 1..120)) {
+    fn snapshot_at_a_random_cut_plus_the_tail_equals_the_whole_fold(
+        steps in proptest::collection::vec(step(), 1..120),
+        cut in any::<proptest::sample::Index>(),
+        probes in proptest::collection::vec(step(), 1..12),
+    ) {
         let mut world = World::new();
         for step in &steps {
             world.advance(step.advance_ms);
@@ -242,11 +252,36 @@ proptest! {
             prop_assert_eq!(&first, &domain::decide(&world.state, &command, now), "decide is deterministic");
             let _ = world.run_as(actor, action);
         }
-        let mut rebuilt = State::new(world.state.config.clone());
-        for event in &world.log {
-            evolve(&mut rebuilt, event);
+        let config = world.state.config.clone();
+        let cut = cut.index(world.log.len() + 1);
+
+        let mut snapshotted = State::new(config.clone());
+        for event in &world.log[..cut] {
+            evolve(&mut snapshotted, event);
         }
-        prop_assert_eq!(rebuilt, world.state);
+        let bytes = serde_json::to_vec(&snapshotted).expect("a state serialises");
+        let mut restored: State = serde_json::from_slice(&bytes).expect("and reads back");
+        prop_assert_eq!(&restored, &snapshotted, "the snapshot reads back as written");
+        for event in &world.log[cut..] {
+            evolve(&mut restored, event);
+        }
+
+        let mut whole = State::new(config);
+        for event in &world.log {
+            evolve(&mut whole, event);
+        }
+        prop_assert_eq!(&restored, &whole, "snapshot at {} + tail = whole fold", cut);
+        for probe in &probes {
+            world.advance(probe.advance_ms);
+            let (actor, action) = action_for(&world, probe);
+            let command = world.command(actor, action);
+            let now = Timestamp::from_millis(world.now);
+            prop_assert_eq!(
+                domain::decide(&restored, &command, now),
+                domain::decide(&whole, &command, now),
+                "the restored state decides like the whole fold"
+            );
+        }
     }
 
     /// Read models follow `Event::membership_change` instead of the write-side state: folding

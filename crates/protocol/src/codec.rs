@@ -166,6 +166,19 @@ pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8], limit_bytes: u64) -> Res
         .map_err(|error| decode_error(*error, limit_bytes))
 }
 
+/// Like [`decode_prefix`], borrowing strings from `bytes` instead of copying them.
+pub fn decode_prefix_borrowed<'a, T: serde::Deserialize<'a>>(
+    bytes: &'a [u8],
+    limit_bytes: u64,
+) -> Result<T, CodecError> {
+    let body = body(bytes, limit_bytes)?;
+    options()
+        .allow_trailing_bytes()
+        .with_limit(limit_bytes)
+        .deserialize(body)
+        .map_err(|error| decode_error(*error, limit_bytes))
+}
+
 /// Decodes bytes made by [`encode`] of a value `H` optionally followed by a `T`: `(head, None)`
 /// when nothing follows `H`, `(head, Some(tail))` when a whole `T` does. Every byte must be
 /// consumed, as in [`decode`].

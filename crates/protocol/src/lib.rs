@@ -8,6 +8,8 @@
 //!   ([`RecordedEvent`]); [`upcast`] reads older schema versions.
 //! - [`messages`]: `parlor.log.read`, `parlor.audit.head`, `parlor.dev.clock`, `parlor.notify.*`.
 //! - [`headers`]: the headers of a published event.
+//! - [`outcome`]: a command decided into its stored records and its reply ([`decide_command`]),
+//!   the one definition the writer, the benchmark generator and the test supports share.
 //!
 //! This crate holds no business rules: it checks types and id formats, the domain checks bounds.
 
@@ -17,6 +19,7 @@ pub mod digest;
 mod fields;
 pub mod headers;
 pub mod messages;
+pub mod outcome;
 pub mod record;
 pub mod reply;
 mod spelling;
@@ -40,9 +43,11 @@ pub use messages::{
     Notification, NotificationItem, LOG_READ_EVENTS_DEFAULT, LOG_READ_EVENTS_MAX,
     LOG_READ_REPLY_BYTES_MAX, NOTIFICATION_BYTES_MAX, REQUEST_BYTES_MAX,
 };
+pub use outcome::{decide_command, event_id, EncodedRecord, Outcome};
 pub use record::{
-    decode_stored, encode_stored, event_from_type_and_data, RecordedEvent, StoredEvent,
-    CURRENT_SCHEMA_VERSION, RECORDED_EVENT_BYTES_MAX, STORED_EVENT_BYTES_MAX,
+    decode_stored, encode_stored, event_from_type_and_data, recorded_bincode_from_stored,
+    RecordedEvent, StoredEvent, CURRENT_SCHEMA_VERSION, RECORDED_EVENT_BYTES_MAX,
+    STORED_EVENT_BYTES_MAX,
 };
 pub use reply::{
     decode_reply, encode_reply, http_status, EventRef, Reply, ReplyResult, REPLY_BYTES_MAX,

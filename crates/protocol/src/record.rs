@@ -112,6 +112,55 @@ pub fn decode_stored(bytes: &[u8]) -> Result<StoredEvent, CodecError> {
     }
 }
 
+/// The fields of the current stored layout up to the event's variant index, borrowed: enough
+/// to name the event without decoding it.
+#[derive(Deserialize)]
+struct StoredPrefix<'a> {
+    schema_version: u16,
+    _event_id: Uuid,
+    _command_id: CommandId,
+    _actor: &'a str,
+    _recorded_at: Timestamp,
+    variant: u32,
+}
+
+/// Bytes of the stored layout before `event_id`: the format byte and the `u16` schema version.
+const STORED_HEAD_BYTES: usize = 3;
+
+/// The bincode [`RecordedEvent`] of the stored record `stored` at `position` in `stream` at
+/// `version` with chain hash `hash`, and the event's type name, without decoding the event.
+///
+/// The bincode view is the stored layout's fields from `event_id` to `event`, unchanged,
+/// between the log's fields: `[format] position stream version | event_id … event | hash`.
+/// So a record in the current schema is spliced byte for byte; an older schema is decoded,
+/// upcast and encoded as before. Either way the result is exactly
+/// `RecordedEvent::from_stored(…, decode_stored(stored)?).encode(Format::Bincode)`.
+pub fn recorded_bincode_from_stored(
+    position: u64,
+    stream: &str,
+    version: u64,
+    hash: [u8; 32],
+    stored: &[u8],
+) -> Result<(&'static str, Vec<u8>), CodecError> {
+    let prefix: Option<StoredPrefix<'_>> =
+        codec::decode_prefix_borrowed(stored, STORED_BODY_BYTES_MAX).ok();
+    let type_name = prefix
+        .filter(|prefix| prefix.schema_version == CURRENT_SCHEMA_VERSION)
+        .and_then(|prefix| usize::try_from(prefix.variant).ok())
+        .and_then(|variant| domain::event::EVENT_TYPES.get(variant).copied());
+    let (Some(type_name), Some(tail)) = (type_name, stored.get(STORED_HEAD_BYTES..)) else {
+        let recorded =
+            RecordedEvent::from_stored(position, stream, version, hash, decode_stored(stored)?);
+        return Ok((recorded.type_name(), recorded.encode(Format::Bincode)?));
+    };
+    let head = codec::encode(&(position, stream, version))?;
+    let mut bytes = Vec::with_capacity(head.len() + tail.len() + hash.len());
+    bytes.extend_from_slice(&head);
+    bytes.extend_from_slice(tail);
+    bytes.extend_from_slice(&hash);
+    Ok((type_name, bytes))
+}
+
 /// One log entry as consumers see it (protocol.md §2).
 ///
 /// JSON: `{"position", "stream", "version", "type", "event_id", "command_id", "actor",

@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use bus::{Bus, Message};
 use clock::Clock;
-use domain::{command_result, decide, evolve, ErrorCode, State};
+use domain::{evolve, ErrorCode, State, Timestamp};
 use eventlog::{AddRejected, Batch, EventLog, NewRecord};
 
 use crate::shared_log::SharedLog;
-use protocol::{EventRef, Format, Reply, StoredEvent};
+use protocol::{Format, Reply};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, warn};
 
@@ -71,7 +71,15 @@ pub(crate) struct Committer {
     answers: mpsc::Sender<Vec<Pending>>,
     /// Command subject prefix, `<prefix>.cmd.`.
     command_prefix: String,
+    /// The head of the newest snapshot written (or loaded at start).
     snapshot_position: u64,
+    /// When the last snapshot was started (or the committer began).
+    snapshot_started: std::time::Instant,
+    /// The snapshot being written in the background, and the head it is of.
+    snapshot_in_flight: Option<(
+        u64,
+        tokio::task::JoinHandle<Result<(), snapshot::SnapshotError>>,
+    )>,
 }
 
 /// Batches of answers waiting for `answer_batches`. When it falls this far behind, the committer
@@ -109,161 +117,9 @@ impl Committer {
             answers,
             command_prefix,
             snapshot_position,
+            snapshot_started: std::time::Instant::now(),
+            snapshot_in_flight: None,
         }
-    }
-
-    /// Decides `incoming` in order into one batch. Commands that do not fit, or that repeat a
-    /// command id already in this batch, go back to `carry` for the next batch (so a resend is
-    /// answered from the stored reply once the first is durable).
-    fn build_batch(
-        &mut self,
-        log: &EventLog,
-        incoming: Vec<Message>,
-        carry: &mut VecDeque<Message>,
-    ) -> (Batch, Vec<Pending>) {
-        let mut batch = log.batch();
-        let mut pending = Vec::with_capacity(incoming.len());
-        let mut keys = HashSet::with_capacity(incoming.len());
-        let now = self.clock.now();
-        let mut incoming = incoming.into_iter();
-        while let Some(message) = incoming.next() {
-            let command_type = message
-                .subject
-                .strip_prefix(&self.command_prefix)
-                .unwrap_or("");
-            let content_type = message.headers.get("Content-Type");
-            let decoded =
-                match protocol::decode_command(command_type, &message.payload, content_type) {
-                    Ok(decoded) => decoded,
-                    Err(invalid) => {
-                        let reply = error_reply(ErrorCode::InvalidCommand, invalid.message);
-                        pending.push(Pending { message, reply });
-                        continue;
-                    }
-                };
-            let command = decoded.command;
-            let key = *command.command_id.0.as_bytes();
-            if !keys.insert(key) {
-                carry.push_back(message);
-                continue;
-            }
-            match batch.committed_reply_for(&key) {
-                Ok(Some(stored)) => {
-                    let reply =
-                        protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
-                            error_reply(ErrorCode::Unavailable, "stored reply unreadable")
-                        });
-                    pending.push(Pending { message, reply });
-                    continue;
-                }
-                Ok(None) => {}
-                Err(log_error) => {
-                    error!(%log_error, "idempotency lookup failed");
-                    pending.push(Pending {
-                        message,
-                        reply: unavailable(),
-                    });
-                    continue;
-                }
-            }
-            let events = match decide(&self.state, &command, now) {
-                Ok(events) => events,
-                Err(rejection) => {
-                    let reply = error_reply(rejection.code, rejection.message);
-                    pending.push(Pending { message, reply });
-                    continue;
-                }
-            };
-            let result = command_result(&self.state, &command, &events);
-            let stored = events
-                .iter()
-                .enumerate()
-                .map(|(index, event)| {
-                    let stored = StoredEvent::new(
-                        command.command_id.derive(&format!("event\n{index}")),
-                        command.command_id,
-                        &command.actor,
-                        now,
-                        event.clone(),
-                    );
-                    protocol::encode_stored(&stored).map(|bytes| (event.stream(), bytes))
-                })
-                .collect::<Result<_, _>>();
-            let stored: Vec<(String, Vec<u8>)> = match stored {
-                Ok(stored) => stored,
-                Err(codec_error) => {
-                    // An event the codec refuses (over the record size bound) is this command's
-                    // problem, not the batch's: refuse it alone.
-                    warn!(%codec_error, "an event could not be encoded");
-                    let reply = error_reply(
-                        ErrorCode::InvalidCommand,
-                        "the command's events exceed the size limit",
-                    );
-                    pending.push(Pending { message, reply });
-                    continue;
-                }
-            };
-            let records: Vec<NewRecord<'_>> = stored
-                .iter()
-                .map(|(stream, payload)| NewRecord { stream, payload })
-                .collect();
-            let head_before = batch.tip().position;
-            let mut reply = None;
-            let added = batch.add_command(Some(&key), &[], &records, |appended| {
-                let accepted = Reply::accepted(
-                    appended.last().map_or(head_before, |a| a.position),
-                    appended
-                        .iter()
-                        .zip(&events)
-                        .map(|(a, event)| EventRef {
-                            position: a.position,
-                            stream: a.stream.clone(),
-                            version: a.version,
-                            type_name: event.type_name().to_owned(),
-                        })
-                        .collect(),
-                    &result,
-                );
-                // Replies are small and always encodable; an empty stored reply would only
-                // make a resend answer `unavailable`, never a wrong answer.
-                let bytes = protocol::encode_reply(&accepted, Format::Bincode).unwrap_or_default();
-                reply = Some(accepted);
-                bytes
-            });
-            match added {
-                Ok(Ok(_)) => {
-                    for event in &events {
-                        evolve(&mut self.state, event);
-                    }
-                    let reply = reply.unwrap_or_else(unavailable);
-                    pending.push(Pending { message, reply });
-                }
-                Ok(Err(AddRejected::BatchFull)) => {
-                    keys.remove(&key);
-                    carry.push_back(message);
-                    carry.extend(incoming.by_ref());
-                    break;
-                }
-                Ok(Err(AddRejected::AlreadyRecorded { reply })) => {
-                    let reply = protocol::decode_reply(&reply, Format::Bincode)
-                        .unwrap_or_else(|_| unavailable());
-                    pending.push(Pending { message, reply });
-                }
-                Ok(Err(AddRejected::VersionConflict { stream, .. })) => {
-                    let reply =
-                        error_reply(ErrorCode::VersionConflict, format!("stream {stream} moved"));
-                    pending.push(Pending { message, reply });
-                }
-                Err(log_error) => {
-                    error!(%log_error, "could not add a command to the batch");
-                    pending.push(Pending {
-                        message,
-                        reply: unavailable(),
-                    });
-                }
-            }
-        }
-        (batch, pending)
     }
 
     /// Decides, commits and answers one batch.
@@ -288,7 +144,15 @@ impl Committer {
                 return self.recover().await;
             }
         };
-        let (batch, mut pending) = self.build_batch(&log, incoming, carry);
+        let now = self.clock.now();
+        let (batch, mut pending) = build_batch(
+            &mut self.state,
+            &self.command_prefix,
+            now,
+            &log,
+            incoming,
+            carry,
+        );
         if !batch.is_empty() {
             let committing = log.clone();
             let commands = batch.len();
@@ -315,7 +179,8 @@ impl Committer {
             }
         }
         self.answer(pending).await;
-        self.maybe_snapshot(false).await
+        self.maybe_snapshot().await;
+        Ok(())
     }
 
     /// Hands a batch's answers to `answer_batches`. Call only once the batch is durable (or
@@ -363,14 +228,70 @@ impl Committer {
         Ok(())
     }
 
-    /// Writes a snapshot when enough events have been appended since the last one (or always,
-    /// at shutdown). The committer pauses meanwhile; commands wait in the bounded queue.
-    async fn maybe_snapshot(&mut self, force: bool) -> Result<(), WriterError> {
+    /// Starts a snapshot in the background when enough events or time have passed since the
+    /// last one and none is being written. The committer only pays for a copy of the state
+    /// (taken here, where the state is exactly the committed head); encoding, writing and
+    /// syncing the file happen on a blocking thread while batches go on.
+    async fn maybe_snapshot(&mut self) {
+        self.reap_snapshot().await;
+        if self.snapshot_in_flight.is_some() {
+            return;
+        }
         let head = self.log.head();
-        let due = self.config.snapshot_every_events > 0
-            && head.position.saturating_sub(self.snapshot_position)
-                >= self.config.snapshot_every_events;
-        if !(due || force && head.position > self.snapshot_position) {
+        let behind = head.position.saturating_sub(self.snapshot_position);
+        let by_count =
+            self.config.snapshot_every_events > 0 && behind >= self.config.snapshot_every_events;
+        let by_time = !self.config.snapshot_every.is_zero()
+            && behind > 0
+            && self.snapshot_started.elapsed() >= self.config.snapshot_every;
+        if !(by_count || by_time) {
+            return;
+        }
+        let state = self.state.clone();
+        let data_dir = self.config.data_dir.clone();
+        self.snapshot_started = std::time::Instant::now();
+        let writing = tokio::task::spawn_blocking(move || snapshot::save(&data_dir, head, &state));
+        self.snapshot_in_flight = Some((head.position, writing));
+    }
+
+    /// Takes the result of the background snapshot once it is done.
+    async fn reap_snapshot(&mut self) {
+        let done = self
+            .snapshot_in_flight
+            .as_ref()
+            .is_some_and(|(_, writing)| writing.is_finished());
+        if !done {
+            return;
+        }
+        if let Some((position, writing)) = self.snapshot_in_flight.take() {
+            // Finished: the await returns at once.
+            let joined = writing.await;
+            self.note_snapshot(position, joined);
+        }
+    }
+
+    fn note_snapshot(
+        &mut self,
+        position: u64,
+        joined: Result<Result<(), snapshot::SnapshotError>, tokio::task::JoinError>,
+    ) {
+        match joined {
+            Ok(Ok(())) => self.snapshot_position = self.snapshot_position.max(position),
+            // A snapshot only shortens start-up; failing to write one loses nothing.
+            Ok(Err(snapshot_error)) => warn!(%snapshot_error, "could not write a state snapshot"),
+            Err(join_error) => warn!(%join_error, "the snapshot task failed"),
+        }
+    }
+
+    /// At shutdown: waits for a snapshot in flight, then writes one of the final head unless
+    /// that is the one just written.
+    async fn final_snapshot(&mut self) -> Result<(), WriterError> {
+        if let Some((position, writing)) = self.snapshot_in_flight.take() {
+            let joined = writing.await;
+            self.note_snapshot(position, joined);
+        }
+        let head = self.log.head();
+        if head.position <= self.snapshot_position {
             return Ok(());
         }
         let state = std::mem::take(&mut self.state);
@@ -384,11 +305,142 @@ impl Committer {
         self.state = state;
         match saved {
             Ok(()) => self.snapshot_position = head.position,
-            // A snapshot only shortens start-up; failing to write one loses nothing.
             Err(snapshot_error) => warn!(%snapshot_error, "could not write a state snapshot"),
         }
         Ok(())
     }
+}
+
+/// Decides `incoming` in order into one batch against `state` at `now`, folding each accepted
+/// command's events into `state` as it is added (so later commands of the batch see it).
+/// Commands that do not fit, or that repeat a command id already in this batch, go back to
+/// `carry` for the next batch (so a resend is answered from the stored reply once the first is
+/// durable). Returns the batch and every answer decided so far, in order.
+pub(crate) fn build_batch(
+    state: &mut State,
+    command_prefix: &str,
+    now: Timestamp,
+    log: &EventLog,
+    incoming: Vec<Message>,
+    carry: &mut VecDeque<Message>,
+) -> (Batch, Vec<Pending>) {
+    let mut batch = log.batch();
+    let mut pending = Vec::with_capacity(incoming.len());
+    let mut keys = HashSet::with_capacity(incoming.len());
+    let mut incoming = incoming.into_iter();
+    while let Some(message) = incoming.next() {
+        let command_type = message.subject.strip_prefix(command_prefix).unwrap_or("");
+        let content_type = message.headers.get("Content-Type");
+        let decoded = match protocol::decode_command(command_type, &message.payload, content_type) {
+            Ok(decoded) => decoded,
+            Err(invalid) => {
+                let reply = error_reply(ErrorCode::InvalidCommand, invalid.message);
+                pending.push(Pending { message, reply });
+                continue;
+            }
+        };
+        let command = decoded.command;
+        let key = *command.command_id.0.as_bytes();
+        if !keys.insert(key) {
+            carry.push_back(message);
+            continue;
+        }
+        match batch.committed_reply_for(&key) {
+            Ok(Some(stored)) => {
+                let reply = protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
+                    error_reply(ErrorCode::Unavailable, "stored reply unreadable")
+                });
+                pending.push(Pending { message, reply });
+                continue;
+            }
+            Ok(None) => {}
+            Err(log_error) => {
+                error!(%log_error, "idempotency lookup failed");
+                pending.push(Pending {
+                    message,
+                    reply: unavailable(),
+                });
+                continue;
+            }
+        }
+        let outcome = match protocol::decide_command(state, &command, now) {
+            Ok(outcome) => outcome,
+            Err(rejection) => {
+                let reply = error_reply(rejection.code, rejection.message);
+                pending.push(Pending { message, reply });
+                continue;
+            }
+        };
+        let encoded = match outcome.encode_records() {
+            Ok(encoded) => encoded,
+            Err(codec_error) => {
+                // An event the codec refuses (over the record size bound) is this command's
+                // problem, not the batch's: refuse it alone.
+                warn!(%codec_error, "an event could not be encoded");
+                let reply = error_reply(
+                    ErrorCode::InvalidCommand,
+                    "the command's events exceed the size limit",
+                );
+                pending.push(Pending { message, reply });
+                continue;
+            }
+        };
+        let records: Vec<NewRecord<'_>> = encoded
+            .iter()
+            .map(|record| NewRecord {
+                stream: &record.stream,
+                payload: &record.bytes,
+            })
+            .collect();
+        let head_before = batch.tip().position;
+        let mut reply = None;
+        let added = batch.add_command(Some(&key), &[], &records, |appended| {
+            let accepted = outcome.reply(
+                head_before,
+                appended
+                    .iter()
+                    .map(|a| (a.position, a.stream.as_str(), a.version)),
+            );
+            // Replies are small and always encodable; an empty stored reply would only
+            // make a resend answer `unavailable`, never a wrong answer.
+            let bytes = protocol::encode_reply(&accepted, Format::Bincode).unwrap_or_default();
+            reply = Some(accepted);
+            bytes
+        });
+        match added {
+            Ok(Ok(_)) => {
+                for event in &outcome.events {
+                    evolve(state, event);
+                }
+                let reply = reply.unwrap_or_else(unavailable);
+                pending.push(Pending { message, reply });
+            }
+            Ok(Err(AddRejected::BatchFull)) => {
+                keys.remove(&key);
+                carry.push_back(message);
+                carry.extend(incoming.by_ref());
+                break;
+            }
+            Ok(Err(AddRejected::AlreadyRecorded { reply })) => {
+                let reply = protocol::decode_reply(&reply, Format::Bincode)
+                    .unwrap_or_else(|_| unavailable());
+                pending.push(Pending { message, reply });
+            }
+            Ok(Err(AddRejected::VersionConflict { stream, .. })) => {
+                let reply =
+                    error_reply(ErrorCode::VersionConflict, format!("stream {stream} moved"));
+                pending.push(Pending { message, reply });
+            }
+            Err(log_error) => {
+                error!(%log_error, "could not add a command to the batch");
+                pending.push(Pending {
+                    message,
+                    reply: unavailable(),
+                });
+            }
+        }
+    }
+    (batch, pending)
 }
 
 /// The committer's loop: batches form from whatever waits in the queue when the previous batch
@@ -423,7 +475,7 @@ pub(crate) async fn run(
         }
         committer.process(incoming, &mut carry).await?;
     }
-    committer.maybe_snapshot(true).await
+    committer.final_snapshot().await
 }
 
 /// Sends the answers of each batch the committer hands over, in the order given. It runs beside
@@ -470,5 +522,191 @@ pub(crate) async fn respond(bus: &Bus, request: &Message, reply: &Reply) {
     };
     if let Err(bus_error) = bus.respond(request, headers, payload).await {
         debug!(%bus_error, "could not deliver a reply");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The batch logic over a real log in a temporary directory.
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+    use domain::Config;
+    use protocol::encode_reply;
+
+    const PREFIX: &str = "parlor.cmd.";
+
+    fn command(
+        command_type: &str,
+        command_id: u128,
+        actor: &str,
+        data: serde_json::Value,
+    ) -> Message {
+        let payload = serde_json::json!({
+            "command_id": uuid::Uuid::from_u128(command_id).to_string(),
+            "actor": actor,
+            "data": data,
+        });
+        Message {
+            subject: format!("{PREFIX}{command_type}"),
+            headers: bus::Headers::new(),
+            payload: payload.to_string().into_bytes().into(),
+            reply_to: Some("_INBOX.test".to_owned()),
+        }
+    }
+
+    fn register(command_id: u128, user: &str) -> Message {
+        command(
+            "user.register",
+            command_id,
+            "service:test",
+            serde_json::json!({ "user_id": user, "display_name": user, "kind": "freelancer" }),
+        )
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        log: EventLog,
+        state: State,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let log = EventLog::open(&dir.path().join("log")).unwrap();
+            Fixture {
+                _dir: dir,
+                log,
+                state: State::new(Config::default()),
+            }
+        }
+
+        /// Builds a batch of `incoming` and commits it; returns the answers and the carry.
+        fn run(&mut self, incoming: Vec<Message>) -> (Vec<Reply>, VecDeque<Message>) {
+            let mut carry = VecDeque::new();
+            let (batch, pending) = build_batch(
+                &mut self.state,
+                PREFIX,
+                Timestamp::from_millis(1_000_000),
+                &self.log,
+                incoming,
+                &mut carry,
+            );
+            if !batch.is_empty() {
+                self.log.commit(batch).unwrap();
+            }
+            (pending.into_iter().map(|p| p.reply).collect(), carry)
+        }
+    }
+
+    fn code(reply: &Reply) -> Option<ErrorCode> {
+        reply.code()
+    }
+
+    #[test]
+    fn an_invalid_command_is_answered_invalid_and_appends_nothing() {
+        let mut fixture = Fixture::new();
+        let mut garbage = register(1, "alice");
+        garbage.payload = b"{not json".to_vec().into();
+        let unknown = command("user.levitate", 2, "alice", serde_json::json!({}));
+        let (replies, carry) = fixture.run(vec![garbage, unknown]);
+        assert_eq!(replies.len(), 2);
+        assert!(replies
+            .iter()
+            .all(|reply| code(reply) == Some(ErrorCode::InvalidCommand)));
+        assert!(carry.is_empty());
+        assert_eq!(fixture.log.head().position, 0);
+    }
+
+    #[test]
+    fn a_rejected_command_gets_the_domains_code_and_appends_nothing() {
+        let mut fixture = Fixture::new();
+        // An unregistered user sending a message: the domain refuses it (R-U: not a user).
+        let send = command(
+            "message.send",
+            3,
+            "alice",
+            serde_json::json!({ "to": "bob", "body": "hello" }),
+        );
+        let (replies, _) = fixture.run(vec![send]);
+        assert_eq!(code(&replies[0]), Some(ErrorCode::NotFound));
+        assert_eq!(fixture.log.head().position, 0);
+    }
+
+    #[test]
+    fn accepted_commands_see_the_earlier_ones_of_their_batch() {
+        let mut fixture = Fixture::new();
+        let (replies, carry) = fixture.run(vec![
+            register(10, "alice"),
+            register(11, "bob"),
+            command(
+                "message.send",
+                12,
+                "alice",
+                serde_json::json!({ "to": "bob", "body": "hello" }),
+            ),
+        ]);
+        assert!(carry.is_empty());
+        assert!(
+            replies.iter().all(|reply| code(reply).is_none()),
+            "{replies:?}"
+        );
+        let Reply::Ok {
+            position, events, ..
+        } = &replies[2]
+        else {
+            panic!("expected acceptance");
+        };
+        assert_eq!(*position, fixture.log.head().position);
+        assert_eq!(events.last().map(|e| e.position), Some(*position));
+        assert!(fixture.state.users.len() == 2);
+    }
+
+    #[test]
+    fn r_m7_a_repeated_id_in_one_batch_is_carried_and_then_answered_from_the_stored_reply() {
+        let mut fixture = Fixture::new();
+        let (replies, carry) = fixture.run(vec![register(20, "alice"), register(20, "alice")]);
+        assert_eq!(replies.len(), 1, "the repeat is not answered in this batch");
+        assert_eq!(carry.len(), 1, "the repeat waits for the next batch");
+        let head = fixture.log.head().position;
+        let (again, carry) = fixture.run(carry.into_iter().collect());
+        assert!(carry.is_empty());
+        assert_eq!(again, replies, "the resend gets the first reply");
+        assert_eq!(fixture.log.head().position, head, "nothing appended twice");
+    }
+
+    #[test]
+    fn r_m7_a_resend_after_commit_gets_the_stored_reply_byte_for_byte() {
+        let mut fixture = Fixture::new();
+        let (first, _) = fixture.run(vec![register(30, "alice")]);
+        // Other commands in between move the head; the stored reply still names the old one.
+        fixture.run(vec![register(31, "bob")]);
+        let (again, _) = fixture.run(vec![register(30, "alice")]);
+        assert_eq!(
+            encode_reply(&again[0], Format::Json).unwrap(),
+            encode_reply(&first[0], Format::Json).unwrap()
+        );
+        assert_eq!(fixture.log.head().position, 2);
+    }
+
+    #[test]
+    fn a_full_batch_carries_the_rest_in_order() {
+        let mut fixture = Fixture::new();
+        let commands = eventlog::limits::BATCH_COMMANDS_MAX + 2;
+        let incoming: Vec<Message> = (0..commands)
+            .map(|index| register(1_000 + index as u128, &format!("user{index}")))
+            .collect();
+        let (replies, carry) = fixture.run(incoming);
+        assert_eq!(replies.len(), eventlog::limits::BATCH_COMMANDS_MAX);
+        assert_eq!(carry.len(), 2);
+        let carried: Vec<String> = carry
+            .iter()
+            .map(|message| String::from_utf8(message.payload.to_vec()).unwrap())
+            .collect();
+        assert!(carried[0].contains(&format!("user{}", commands - 2)));
+        assert!(carried[1].contains(&format!("user{}", commands - 1)));
+        let (rest, _) = fixture.run(carry.into_iter().collect());
+        assert!(rest.iter().all(|reply| code(reply).is_none()));
+        assert_eq!(fixture.log.head().position, commands as u64);
     }
 }

@@ -34,6 +34,11 @@ pub use snapshot::{load_state, SnapshotError};
 /// Commands waiting for the committer, by default. When the queue is full the writer answers `unavailable`
 /// at once instead of queueing without bound (back-pressure to the callers, who retry).
 pub const QUEUE_COMMANDS_MAX: usize = 16_384;
+/// Events between two state snapshots, by default: at the fold rate of a restart (about 150,000
+/// events/s) the tail after a snapshot folds in under two seconds.
+pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 250_000;
+/// Time between two state snapshots when events arrive too slowly to reach the count.
+pub const SNAPSHOT_EVERY_DEFAULT: Duration = Duration::from_secs(60);
 /// How long the start-up check waits for another writer's answer.
 pub const PING_WAIT: Duration = Duration::from_millis(500);
 
@@ -50,8 +55,11 @@ pub struct WriterConfig {
     pub event_format: Format,
     /// How often the head is announced on `<prefix>.audit.head`.
     pub head_interval: Duration,
-    /// Write a state snapshot after this many events since the last one (0: only at shutdown).
+    /// Write a state snapshot after this many events since the last one (0: not by count).
     pub snapshot_every_events: u64,
+    /// Write a state snapshot when this long has passed since the last one and the head has
+    /// moved (zero: not by time). Snapshots are written in the background; one at a time.
+    pub snapshot_every: Duration,
     /// Commands waiting for the committer at most; more are answered `unavailable` at once.
     pub queue_commands_max: usize,
 }
@@ -65,7 +73,8 @@ impl WriterConfig {
             daily_conversation_limit: domain::limits::DAILY_CONVERSATION_LIMIT_DEFAULT,
             event_format: Format::Bincode,
             head_interval: Duration::from_secs(5),
-            snapshot_every_events: 1_000_000,
+            snapshot_every_events: SNAPSHOT_EVERY_EVENTS_DEFAULT,
+            snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             queue_commands_max: QUEUE_COMMANDS_MAX,
         }
     }

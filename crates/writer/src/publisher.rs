@@ -1,12 +1,14 @@
 //! Publishes committed events on `<prefix>.evt.<type>`, in position order, by tailing the log:
 //! what is published is read back from the log (and so checked), never taken from memory, and
-//! no position can be skipped or repeated by construction.
+//! no position can be skipped or repeated by construction. In bincode (the default) the stored
+//! bytes are published as they are, framed by the log's fields, without decoding the event.
 
 use std::sync::Arc;
 
 use crate::shared_log::SharedLog;
 use bus::{Bus, Headers};
-use protocol::RecordedEvent;
+use eventlog::Record;
+use protocol::{Format, RecordedEvent};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
@@ -50,32 +52,16 @@ pub(crate) async fn publish_committed(
             };
             for record in records {
                 published = record.position;
-                let recorded = match protocol::decode_stored(&record.payload) {
-                    Ok(stored) => RecordedEvent::from_stored(
-                        record.position,
-                        record.stream,
-                        record.version,
-                        record.hash.0,
-                        stored,
-                    ),
-                    Err(decode_error) => {
-                        error!(%decode_error, position = published, "stored event unreadable; not published");
-                        continue;
-                    }
+                let Some((type_name, payload)) = published_form(config.event_format, &record)
+                else {
+                    continue;
                 };
-                let subject = config.subject(&format!("evt.{}", recorded.type_name()));
+                let subject = config.subject(&format!("evt.{type_name}"));
                 let headers = Headers::new()
-                    .with(protocol::HEADER_POSITION, recorded.position.to_string())
-                    .with(protocol::HEADER_STREAM, recorded.stream.clone())
-                    .with(protocol::HEADER_VERSION, recorded.version.to_string())
+                    .with(protocol::HEADER_POSITION, record.position.to_string())
+                    .with(protocol::HEADER_STREAM, record.stream)
+                    .with(protocol::HEADER_VERSION, record.version.to_string())
                     .with("Content-Type", config.event_format.content_type());
-                let payload = match recorded.encode(config.event_format) {
-                    Ok(payload) => payload,
-                    Err(codec_error) => {
-                        error!(%codec_error, position = published, "event could not be encoded; not published");
-                        continue;
-                    }
-                };
                 if let Err(bus_error) = bus.publish(&subject, headers, payload).await {
                     // Core NATS may lose a message anyway; consumers close gaps via log.read.
                     warn!(%bus_error, position = published, "could not publish an event");
@@ -87,6 +73,39 @@ pub(crate) async fn publish_committed(
             if published >= *committed.borrow() {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// The type name and payload of the published form of `record`. In bincode the stored bytes are
+/// spliced between the log's fields without decoding the event (the same bytes as decoding and
+/// encoding, see [`protocol::recorded_bincode_from_stored`]); JSON needs the decoded event.
+/// `None` (logged) when the record cannot be published.
+fn published_form(format: Format, record: &Record) -> Option<(&'static str, Vec<u8>)> {
+    let encoded = match format {
+        Format::Bincode => protocol::recorded_bincode_from_stored(
+            record.position,
+            &record.stream,
+            record.version,
+            record.hash.0,
+            &record.payload,
+        ),
+        Format::Json => protocol::decode_stored(&record.payload).and_then(|stored| {
+            let recorded = RecordedEvent::from_stored(
+                record.position,
+                record.stream.clone(),
+                record.version,
+                record.hash.0,
+                stored,
+            );
+            Ok((recorded.type_name(), recorded.encode(Format::Json)?))
+        }),
+    };
+    match encoded {
+        Ok(encoded) => Some(encoded),
+        Err(codec_error) => {
+            error!(%codec_error, position = record.position, "stored event unreadable; not published");
+            None
         }
     }
 }

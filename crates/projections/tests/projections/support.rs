@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use bus::{Bus, Headers};
 use clock::Clock;
 use domain::{
-    decide, evolve, Action, Actor, AttachmentRef, Client, Command, CommandId, Config, Event,
-    FileId, MessageId, MessageTarget, Rejection, RoomId, State, Timestamp, UserId, UserKind,
+    evolve, Action, Actor, AttachmentRef, Client, Command, CommandId, Config, Event, FileId,
+    MessageId, MessageTarget, Rejection, RoomId, State, Timestamp, UserId, UserKind,
 };
 use projections::{EventEnvelope, Projector, QueryError, QueryRequest};
 use protocol::{
-    Format, LogReadReply, LogReadRequest, RecordedEvent, StoredEvent, HEADER_CONTENT_TYPE,
-    HEADER_POSITION, HEADER_STREAM, HEADER_VERSION,
+    Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE, HEADER_POSITION,
+    HEADER_STREAM, HEADER_VERSION,
 };
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -115,21 +115,14 @@ impl World {
             action,
         };
         let now = self.now();
-        let events = decide(&self.state, &command, now)?;
+        let outcome = protocol::decide_command(&self.state, &command, now)?;
         let mut records = Vec::new();
-        for (index, event) in events.into_iter().enumerate() {
-            evolve(&mut self.state, &event);
-            let stream = event.stream();
+        for stored in outcome.into_stored_events() {
+            evolve(&mut self.state, &stored.event);
+            let stream = stored.event.stream();
             let version = self.versions.entry(stream.clone()).or_insert(0);
             *version += 1;
             let position = self.log.len() as u64 + 1;
-            let stored = StoredEvent::new(
-                command.command_id.derive(&format!("event\n{index}")),
-                command.command_id,
-                &actor,
-                now,
-                event,
-            );
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&position.to_be_bytes());
             let record = RecordedEvent::from_stored(position, stream, *version, hash, stored);

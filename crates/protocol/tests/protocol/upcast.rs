@@ -191,3 +191,18 @@ fn v0_records_start_with_schema_zero() {
     wrong.schema_version = 1;
     assert!(encode_v0(&wrong).is_err());
 }
+
+#[test]
+fn the_published_bincode_of_a_v0_record_is_its_upcast_view() {
+    for (bytes, today) in encoded_v0_records().iter().zip(expected_today()) {
+        let stream = today.event.stream();
+        let (type_name, published) =
+            protocol::recorded_bincode_from_stored(5, &stream, 2, [1; 32], bytes).expect("upcasts");
+        let view = protocol::RecordedEvent::from_stored(5, stream, 2, [1; 32], today);
+        assert_eq!(type_name, view.type_name());
+        assert_eq!(
+            published,
+            view.encode(protocol::Format::Bincode).expect("encodes")
+        );
+    }
+}

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 
 use domain::{
-    decide, evolve, Action, Actor, Client, Command, CommandId, Config, Event, MessageId,
-    MessageTarget, RoomId, State, Timestamp, UserId, UserKind,
+    evolve, Action, Actor, Client, Command, CommandId, Config, Event, MessageId, MessageTarget,
+    RoomId, State, Timestamp, UserId, UserKind,
 };
 use projections::{EventEnvelope, Projector, QueryError, QueryRequest};
-use protocol::{RecordedEvent, StoredEvent};
+use protocol::RecordedEvent;
 use search::{SearchOptions, SearchProjector};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -84,24 +84,17 @@ impl World {
             action,
         };
         let now = Timestamp::from_millis(self.now);
-        let events = match decide(&self.state, &command, now) {
-            Ok(events) => events,
+        let outcome = match protocol::decide_command(&self.state, &command, now) {
+            Ok(outcome) => outcome,
             Err(rejection) => panic!("expected acceptance, got {rejection}"),
         };
         let mut records = Vec::new();
-        for (index, event) in events.into_iter().enumerate() {
-            evolve(&mut self.state, &event);
-            let stream = event.stream();
+        for stored in outcome.into_stored_events() {
+            evolve(&mut self.state, &stored.event);
+            let stream = stored.event.stream();
             let version = self.versions.entry(stream.clone()).or_insert(0);
             *version += 1;
             let position = self.log.len() as u64 + 1;
-            let stored = StoredEvent::new(
-                command.command_id.derive(&format!("event\n{index}")),
-                command.command_id,
-                &actor,
-                now,
-                event,
-            );
             let mut hash = [0u8; 32];
             hash[..8].copy_from_slice(&position.to_be_bytes());
             let record = RecordedEvent::from_stored(position, stream, *version, hash, stored);
