@@ -193,6 +193,12 @@ impl ReplyIndex {
         }
     }
 
+    /// Makes room for `additional` more fingerprints (before loading runs, so the table is
+    /// not regrown and rehashed again and again).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.by_fingerprint.reserve(additional);
+    }
+
     /// Inserts a fingerprint read from a persisted run; `false` if it is taken already.
     fn insert_fingerprint(&mut self, fingerprint: u64, section: u64) -> bool {
         match self.by_fingerprint.entry(fingerprint) {

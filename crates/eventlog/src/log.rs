@@ -1091,6 +1091,9 @@ fn index_from_runs(
     runs: Vec<runs::Run>,
 ) -> Result<Option<(Index, u64, u64)>, LogError> {
     let mut index = Index::default();
+    index
+        .replies
+        .reserve(runs.iter().map(|run| run.delta.fingerprints.len()).sum());
     let mut checkpoint = Head::GENESIS;
     let mut sections_to = 0;
     for run in runs {
