@@ -26,10 +26,16 @@ fn main() {
     let mut root = PathBuf::from("/var/tmp");
     let mut existing: Option<PathBuf> = None;
     let mut keep = false;
+    let mut verify_only = false;
     let mut arguments = std::env::args().skip(1);
     while let Some(flag) = arguments.next() {
         if flag == "--keep" {
             keep = true;
+            continue;
+        }
+        if flag == "--verify" {
+            // With --open-only: verify after opening, timed on its own.
+            verify_only = true;
             continue;
         }
         let value = arguments.next().unwrap_or_default();
@@ -54,6 +60,16 @@ fn main() {
             log.head().position,
             index_bytes as f64 / ids.max(1) as f64
         );
+        if verify_only {
+            let started = Instant::now();
+            let report = log.verify(None, |_| {}).expect("verify").expect("intact");
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "verify: {} events in {seconds:.2} s = {:.0} events/s",
+                report.events,
+                report.events as f64 / seconds
+            );
+        }
         return;
     }
     let dir = tempfile::Builder::new()
