@@ -193,6 +193,12 @@ impl ReplyIndex {
         }
     }
 
+    /// Makes room for `additional` more fingerprints (before loading runs, so the table is
+    /// not regrown and rehashed again and again).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.by_fingerprint.reserve(additional);
+    }
+
     /// Inserts a fingerprint read from a persisted run; `false` if it is taken already.
     fn insert_fingerprint(&mut self, fingerprint: u64, section: u64) -> bool {
         match self.by_fingerprint.entry(fingerprint) {
@@ -206,7 +212,12 @@ impl ReplyIndex {
 
     /// The sections that may hold `key`'s reply, most likely first (at most two).
     pub(crate) fn candidates(&self, key: &[u8]) -> impl Iterator<Item = u64> {
-        let collided = self.collided.get(key).copied();
+        // Nearly always empty: skip hashing the key for it.
+        let collided = if self.collided.is_empty() {
+            None
+        } else {
+            self.collided.get(key).copied()
+        };
         let by_fingerprint = self.by_fingerprint.get(&fingerprint(key)).copied();
         collided.into_iter().chain(by_fingerprint)
     }

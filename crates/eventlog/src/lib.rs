@@ -55,8 +55,12 @@
 //! a handful of keys per batch instead of three per event. Nothing is written per event
 //! besides the record itself: the stream index (stream → version → position), the chunk index
 //! (position → chunk) and the idempotency index (key → section, by a 64-bit fingerprint) are
-//! derived, held in memory, and rebuilt by `open` from a scan of the chunks and sections
-//! (shapes, positions and versions are checked on the way; hashes are `verify`'s job).
+//! derived, held in memory, and rebuilt by `open`: from the index runs a background thread
+//! writes off the commit path every [`limits::INDEX_RUN_EVENTS_MIN`] events (or on
+//! [`EventLog::persist_indexes`]; files under `index-runs/` in the log directory, see
+//! `runs.rs`), then from a scan of the chunks and sections after the last run (shapes,
+//! positions and versions are checked on the way; hashes are `verify`'s job). A missing,
+//! failed or mismatched run only lengthens that scan: the log holds every entry.
 //!
 //! Positions start at 1 and come from the writer's own counter, stored in the meta record in
 //! the same atomic batch as the records (sled's `generate_id` is not contiguous). Stream

@@ -501,19 +501,20 @@ impl EventLog {
     ) -> Result<u64, LogError> {
         let mut state = self.lock_writer()?;
         let mut imported = 0u64;
-        let mut pending: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut pending: std::collections::HashMap<Vec<u8>, Vec<u8>> =
+            std::collections::HashMap::new();
         let mut pending_bytes = 0usize;
         let mut replies = replies.into_iter().peekable();
         while let Some((key, reply)) = replies.next() {
             batch::check_key(&key)?;
-            if self.reply_for(&key)?.is_some() || pending.iter().any(|(seen, _)| *seen == key) {
+            if pending.contains_key(&key) || self.reply_for(&key)?.is_some() {
                 return Err(LogError::InvalidImport {
                     position: state.head.position,
                     reason: format!("reply for key {} is already stored", hex::encode(&key)),
                 });
             }
             pending_bytes += key.len() + reply.len();
-            pending.push((key, reply));
+            pending.insert(key, reply);
             let full = pending.len() >= BATCH_COMMANDS_MAX || pending_bytes >= BATCH_BYTES_MAX;
             if full || replies.peek().is_none() {
                 let mut write = Write {
@@ -521,7 +522,7 @@ impl EventLog {
                     ..Write::default()
                 };
                 let mut sections = ValueBuilder::sections_from(self.index().next_section);
-                for (key, reply) in pending.drain(..) {
+                for (key, reply) in pending.drain() {
                     let section = sections.add_reply(&key, &reply);
                     write.replies.push((key, section));
                     imported += 1;
@@ -1091,6 +1092,9 @@ fn index_from_runs(
     runs: Vec<runs::Run>,
 ) -> Result<Option<(Index, u64, u64)>, LogError> {
     let mut index = Index::default();
+    index
+        .replies
+        .reserve(runs.iter().map(|run| run.delta.fingerprints.len()).sum());
     let mut checkpoint = Head::GENESIS;
     let mut sections_to = 0;
     for run in runs {

@@ -236,8 +236,19 @@ impl EventLog {
                     reason: format!("migrated log ends at {imported}, the original at {head}"),
                 });
             }
-            let replies = old.replies().collect::<Result<Vec<_>, _>>()?;
+            // Streamed like the records: 10M replies would not fit in memory at once.
+            let mut failure = None;
+            let replies = old.replies().map_while(|reply| match reply {
+                Ok(reply) => Some(reply),
+                Err(error) => {
+                    failure = Some(error);
+                    None
+                }
+            });
             new.import_replies(replies)?;
+            if let Some(error) = failure {
+                return Err(error);
+            }
             Ok::<_, LogError>(())
         })();
         if let Err(error) = outcome {

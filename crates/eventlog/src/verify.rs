@@ -197,8 +197,19 @@ impl EventLog {
         let tree = &self.inner.tree;
         let head = self.lock_writer()?.head;
 
-        let (chain, stream_positions, chain_break) =
-            walk_chain(tree, anchor, head.position, &mut progress)?;
+        // The reply index is checked on a second thread while this one recomputes the chain:
+        // they read different keys, and each is a large share of the work.
+        let (walked, reply_fault) = std::thread::scope(|scope| {
+            let replies = scope.spawn(|| check_reply_index(self));
+            let walked = walk_chain(tree, anchor, head.position, &mut progress);
+            // A panic in the checker is a bug: it goes on as a panic here.
+            let reply_fault = replies
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (walked, reply_fault)
+        });
+        let (chain, stream_positions, chain_break) = walked?;
+        let reply_fault = reply_fault?;
         let chain_break = match chain_break {
             Some(corruption) => Some(corruption),
             None => chain.expect_end(head.position).err(),
@@ -265,7 +276,7 @@ impl EventLog {
             }
         }
 
-        if let Some(fault) = check_reply_index(self)? {
+        if let Some(fault) = reply_fault {
             return Ok(Err(fault));
         }
         if let Err(corruption) = chain.check_anchor() {
