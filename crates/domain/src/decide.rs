@@ -377,7 +377,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             let actor = ctx.user()?;
             let room = ctx.member_room(room_id)?;
             let message = ctx.message_in_room(room_id, message_id)?;
-            if &message.author != actor {
+            if !state.is_author(message, actor) {
                 return Err(Rejection::new(
                     ErrorCode::NotAuthor,
                     "only the author can edit a message",
@@ -419,7 +419,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             let actor = ctx.user()?;
             ctx.member_room(room_id)?;
             let message = ctx.message_in_room(room_id, message_id)?;
-            if &message.author != actor {
+            if !state.is_author(message, actor) {
                 return Err(Rejection::new(
                     ErrorCode::NotAuthor,
                     "only the author can delete a message",
@@ -455,7 +455,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             let actor = ctx.user()?;
             ctx.member_room(room_id)?;
             let message = ctx.message_in_room(room_id, message_id)?;
-            if &message.author == actor {
+            if state.is_author(message, actor) {
                 return Err(Rejection::invalid(
                     "message_id: you cannot report your own message",
                 ));
@@ -467,7 +467,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
                 }
                 None => None,
             };
-            if message.reporters.contains(actor) {
+            if state.has_reported(message_id, actor) {
                 return Ok(vec![]); // One report per reporter and message, whatever the reason.
             }
             Ok(vec![Event::MessageReported {

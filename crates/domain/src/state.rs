@@ -98,21 +98,26 @@ pub struct RoomState {
     pub views: BTreeMap<UserId, MemberView>,
 }
 
-/// What the rules need to know of a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A user interned in the state: an index into [`State::user_ids`]. Message rows hold this
+/// instead of the id's text, so a row has a fixed size and no allocation of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct UserRef(pub u32);
+
+/// What the rules need to know of a message: a fixed-size row (32 bytes), since the state
+/// holds one per message ever sent. Who reported it is kept beside it
+/// ([`State::reporters`]), for the few messages that are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageState {
     /// Its room (R-M2: replies stay in the room).
     pub room_id: RoomId,
-    /// Its author (R-M3, R-M4, R-P1).
-    pub author: UserId,
+    /// Its author (R-M3, R-M4, R-P1), interned: [`State::user_id`] names them.
+    pub author: UserRef,
     /// When it was sent: the edit and delete windows start here.
     pub sent_at: Timestamp,
     /// Whether it was deleted (R-M4).
     pub deleted: bool,
     /// Whether it carries an uploaded file (R-M6).
     pub carries_file: bool,
-    /// Who reported it (one report per reporter, R-P1).
-    pub reporters: BTreeSet<UserId>,
 }
 
 /// An uploaded file (R-F1).
@@ -150,6 +155,12 @@ pub struct State {
     pub rooms: HashMap<RoomId, RoomState>,
     /// Messages, automatic replies included.
     pub messages: HashMap<MessageId, MessageState>,
+    /// Who reported each reported message (one report per reporter, R-P1).
+    pub reporters: HashMap<MessageId, BTreeSet<UserId>>,
+    /// Interned users, by [`UserRef`] (authors of messages; whoever an event names).
+    pub user_ids: Vec<UserId>,
+    /// The [`UserRef`] of each interned user.
+    pub user_refs: HashMap<UserId, UserRef>,
     /// Uploaded files.
     pub files: HashMap<FileId, FileState>,
     /// Contracts.
@@ -165,6 +176,37 @@ impl State {
             config,
             ..State::default()
         }
+    }
+
+    /// The user a [`UserRef`] stands for.
+    pub fn user_id(&self, user: UserRef) -> Option<&UserId> {
+        usize::try_from(user.0)
+            .ok()
+            .and_then(|index| self.user_ids.get(index))
+    }
+
+    /// Whether `user` wrote `message`.
+    pub fn is_author(&self, message: &MessageState, user: &UserId) -> bool {
+        self.user_id(message.author) == Some(user)
+    }
+
+    /// Whether `user` has reported the message `message_id`.
+    pub fn has_reported(&self, message_id: &MessageId, user: &UserId) -> bool {
+        self.reporters
+            .get(message_id)
+            .is_some_and(|reporters| reporters.contains(user))
+    }
+
+    /// The [`UserRef`] of `user`, interning them first when new.
+    fn intern_user(&mut self, user: &UserId) -> UserRef {
+        if let Some(&interned) = self.user_refs.get(user) {
+            return interned;
+        }
+        // More than 4 billion users would wrap; a state that large does not fit in memory.
+        let interned = UserRef(u32::try_from(self.user_ids.len()).unwrap_or(u32::MAX));
+        self.user_ids.push(user.clone());
+        self.user_refs.insert(user.clone(), interned);
+        interned
     }
 
     /// Whether either user blocks the other (R-B2).
@@ -239,15 +281,15 @@ impl State {
             !self.messages.contains_key(&message_id),
             "message ids are unique"
         );
+        let author = self.intern_user(author);
         self.messages.insert(
             message_id,
             MessageState {
                 room_id,
-                author: author.clone(),
+                author,
                 sent_at,
                 deleted: false,
                 carries_file,
-                reporters: BTreeSet::new(),
             },
         );
         // A hidden room comes back into every member's main list with a new message (R-S2).
@@ -499,8 +541,12 @@ pub fn evolve(state: &mut State, event: &Event) {
             reporter,
             ..
         } => {
-            if let Some(message) = state.messages.get_mut(message_id) {
-                message.reporters.insert(reporter.clone());
+            if state.messages.contains_key(message_id) {
+                state
+                    .reporters
+                    .entry(*message_id)
+                    .or_default()
+                    .insert(reporter.clone());
             }
         }
         Event::CallStarted {

@@ -95,7 +95,8 @@ fn action(world: &World, rng: &mut Rng) -> (Actor, Action) {
         .messages
         .get(&message)
         .filter(|_| rng.chance(90))
-        .map_or_else(|| user(actor_name), |m| m.author.clone());
+        .and_then(|m| world.state.user_id(m.author).cloned())
+        .unwrap_or_else(|| user(actor_name));
     let calling: Vec<RoomId> = rooms
         .iter()
         .copied()
@@ -209,7 +210,7 @@ fn action(world: &World, rng: &mut Rng) -> (Actor, Action) {
                         .state
                         .messages
                         .get(&message)
-                        .is_some_and(|m| m.author != *member)
+                        .is_some_and(|m| !world.state.is_author(m, member))
                 })
                 .unwrap_or_else(|| user(actor_name));
             return (
