@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use bus::Bus;
+use bus::{Bus, EventHub};
 use clock::Clock;
 use projections::{
     store_path, Files, LiveRebuild, Moderation, Notifications, OpenFor, OpenModel, ProjectionError,
@@ -41,6 +41,7 @@ struct Starter<'a> {
     bus: &'a Bus,
     clock: &'a Clock,
     prefix: &'a str,
+    hub: &'a EventHub,
     stop: watch::Receiver<bool>,
     running: RunningProjectors,
 }
@@ -56,6 +57,7 @@ impl Starter<'_> {
         };
         let options = RunOptions::new(self.prefix);
         let runner = Runner::new(model, self.bus.clone(), self.clock.clone(), options)
+            .with_hub(self.hub.clone())
             .with_live_rebuild(rebuild);
         self.running.positions.push((name, runner.position()));
         let stop = self.stop.clone();
@@ -74,14 +76,23 @@ fn open_search(path: &Path, purpose: OpenFor) -> Result<SearchProjector, Project
     SearchProjector::open_path(path, options)
 }
 
+/// The live events of this process, received and decoded once for every part that follows the
+/// log (each read model and the gateway's event streams).
+pub async fn start_hub(bus: &Bus, prefix: &str) -> anyhow::Result<EventHub> {
+    EventHub::start(bus, &format!("{prefix}.evt.>"))
+        .await
+        .context("subscribing to the events")
+}
+
 /// Opens (recovering an interrupted swap first) and starts the named read models (all of them
-/// for `None`).
+/// for `None`), taking their live events from `hub`.
 pub fn start_projectors(
     names: Option<&[String]>,
     data_dir: &Path,
     bus: &Bus,
     clock: &Clock,
     prefix: &str,
+    hub: &EventHub,
 ) -> anyhow::Result<RunningProjectors> {
     let (stop, stopped) = watch::channel(false);
     let mut starter = Starter {
@@ -89,6 +100,7 @@ pub fn start_projectors(
         bus,
         clock,
         prefix,
+        hub,
         stop: stopped,
         running: RunningProjectors {
             stop,

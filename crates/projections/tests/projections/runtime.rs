@@ -177,6 +177,7 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
         patient,
     );
     let timeline_position = timeline.position();
+    let mut timeline_waiting = timeline.queries_waiting();
     let timeline_task = tokio::spawn(timeline.run(stop.subscribe()));
     let empty = query(&bus, "rooms", json!({"op": "list", "caller": "alice"})).await;
     assert_eq!(empty["data"]["rooms"], json!([]));
@@ -227,7 +228,14 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Committed only once the query is waiting for it, so the answer comes from the wait.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        timeline_waiting.wait_for(|waiting| *waiting >= 1),
+    )
+    .await
+    .expect("the query waits for its position")
+    .unwrap();
     log.commit(&world.log[head as usize..], Format::Bincode, |_| true)
         .await;
     let answered = pending.await.unwrap();
