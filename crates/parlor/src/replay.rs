@@ -19,9 +19,7 @@ use projections::{
     store_path, swap, EventEnvelope, Files, Moderation, Notifications, OpenFor, Projector, Rooms,
     Timeline,
 };
-use protocol::RecordedEvent;
-
-use crate::parts::PROJECTOR_NAMES;
+use protocol::{ReadModel, RecordedEvent};
 
 /// Events per rebuild batch (one store write each).
 const REPLAY_BATCH_EVENTS: usize = 10_000;
@@ -37,15 +35,15 @@ const LIVE_ANSWER_WAIT: Duration = Duration::from_secs(5);
 const LIVE_SILENCE_MAX: Duration = Duration::from_secs(30);
 
 /// The models `name` stands for (`all`: every one), or why it names none.
-fn model_names(name: &str) -> anyhow::Result<Vec<&str>> {
+fn model_names(name: &str) -> anyhow::Result<Vec<ReadModel>> {
     if name == "all" {
-        return Ok(PROJECTOR_NAMES.to_vec());
+        return Ok(ReadModel::ALL.to_vec());
     }
-    match PROJECTOR_NAMES.iter().find(|known| **known == name) {
-        Some(known) => Ok(vec![*known]),
+    match ReadModel::from_name(name) {
+        Some(known) => Ok(vec![known]),
         None => bail!(
             "no read model named {name:?} (known: {}, all)",
-            PROJECTOR_NAMES.join(", ")
+            ReadModel::names()
         ),
     }
 }
@@ -77,7 +75,8 @@ pub async fn run_live(name: &str, from: u64, nats_url: &str, prefix: &str) -> an
     let bus = Bus::connect(nats_url, "parlor-replay")
         .await
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
-    for name in names {
+    for model in names {
+        let name = model.name();
         let mut watch = request_rebuild(&bus, prefix, name, LIVE_ANSWER_WAIT).await?;
         let bar = progress_bar(name, watch.position_at_start);
         bar.set_message("rebuilding");
@@ -115,7 +114,8 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
     }
     let names = model_names(name)?;
     let log = EventLog::open(&log_dir).context("opening the event log (is the writer stopped?)")?;
-    for name in names {
+    for model in names {
+        let name = model.name();
         let current = store_path(data_dir, name);
         // A swap a crash interrupted is finished or undone before anything else.
         swap::recover(&current)?;
@@ -126,20 +126,20 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
                 .with_context(|| format!("copying the {name} model to continue it from {from}"))?;
         }
         let started = Instant::now();
-        let position = match name {
-            "rooms" => replay_into(
+        let position = match model {
+            ReadModel::Rooms => replay_into(
                 &mut Rooms::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "timeline" => replay_into(
+            ReadModel::Timeline => replay_into(
                 &mut Timeline::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "search" => {
+            ReadModel::Search => {
                 // Bulk settings (a large writer heap, rare commits), then one merged segment.
                 let options = search::SearchOptions::rebuild();
                 let mut model = search::SearchProjector::open_path(&rebuilt, options)?;
@@ -147,28 +147,24 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
                 model.merge_segments()?;
                 position
             }
-            "files" => replay_into(
+            ReadModel::Files => replay_into(
                 &mut Files::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "moderation" => replay_into(
+            ReadModel::Moderation => replay_into(
                 &mut Moderation::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "notifications" => replay_into(
+            ReadModel::Notifications => replay_into(
                 &mut Notifications::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            other => bail!(
-                "no read model named {other:?} (known: {}, all)",
-                PROJECTOR_NAMES.join(", ")
-            ),
         };
         // Every handle on the rebuild is closed here (dropped with its match arm).
         swap::swap_in(&current)?;

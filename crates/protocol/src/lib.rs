@@ -8,6 +8,7 @@
 //!   ([`RecordedEvent`]); [`upcast`] reads older schema versions.
 //! - [`messages`]: `parlor.log.read`, `parlor.audit.head`, `parlor.dev.clock`, `parlor.notify.*`.
 //! - [`headers`]: the headers of a published event.
+//! - [`query`]: the read models by name ([`ReadModel`]) and the limits of their queries.
 //!
 //! This crate holds no business rules: it checks types and id formats, the domain checks bounds.
 
@@ -17,6 +18,7 @@ pub mod digest;
 mod fields;
 pub mod headers;
 pub mod messages;
+pub mod query;
 pub mod record;
 pub mod reply;
 mod spelling;
@@ -40,6 +42,7 @@ pub use messages::{
     Notification, NotificationItem, LOG_READ_EVENTS_DEFAULT, LOG_READ_EVENTS_MAX,
     LOG_READ_REPLY_BYTES_MAX, NOTIFICATION_BYTES_MAX, REQUEST_BYTES_MAX,
 };
+pub use query::ReadModel;
 pub use record::{
     decode_stored, encode_stored, event_from_type_and_data, RecordedEvent, StoredEvent,
     CURRENT_SCHEMA_VERSION, RECORDED_EVENT_BYTES_MAX, STORED_EVENT_BYTES_MAX,
