@@ -441,8 +441,16 @@ pub async fn start_up_http(extra: &[&str]) -> HttpSystem {
     );
 }
 
-/// The read models `/healthz` must report up before a test starts (search may still be missing).
-const HTTP_PARTS_NEEDED: [&str; 5] = ["writer", "rooms", "timeline", "files", "moderation"];
+/// The parts `/healthz` must report up before a test starts: the writer and every read model
+/// the gateway queries, search included.
+const HTTP_PARTS_NEEDED: [&str; 6] = [
+    "writer",
+    "rooms",
+    "timeline",
+    "files",
+    "search",
+    "moderation",
+];
 
 /// Waits for `/healthz` to report the writer and the read models up; `false` when the process
 /// exited first (its port was taken, say).

@@ -7,7 +7,8 @@
 //! Workloads: `b1` (durable commands/s, closed loop, with peers), `b2` (open loop latency),
 //! `b3` (projection lag during B2's open loop), `b4` (rebuilding each read model and verifying
 //! the log), `b5` (search latency, with Postgres full-text search as the peer), `b6` (writer
-//! restart on a large log), `fsync` (the disk alone), `all`.
+//! restart on a large log), `b7` (the highest durable rate `parlor up` sustains with every read
+//! model within a second of the head), `fsync` (the disk alone), `all`.
 
 mod b1;
 mod b2;
@@ -15,6 +16,7 @@ mod b3;
 mod b4;
 mod b5;
 mod b6;
+mod b7;
 mod corpus;
 mod fsync;
 mod http;
@@ -119,9 +121,12 @@ enum Workload {
     B5,
     /// Writer restart on a large log: time to first accepted command, memory, disk per event.
     B6,
+    /// The highest durable message.send rate `parlor up` sustains with every read model
+    /// within 1 s of the head, stepping the offered rate.
+    B7,
     /// The disk's 4 KiB write + fdatasync latency.
     Fsync,
-    /// fsync, B1, B2, B3, B4, B5 and B6 in turn.
+    /// fsync, B1, B2, B3, B4, B5, B6 and B7 in turn.
     All,
 }
 
@@ -175,6 +180,8 @@ pub struct Settings {
     pub query_concurrency: usize,
     /// Where B1 and B2 write their latency plots, when asked.
     pub plot_dir: Option<PathBuf>,
+    /// `--smoke`: tiny runs (B7 runs one small step).
+    pub smoke: bool,
 }
 
 impl Settings {
@@ -219,6 +226,7 @@ impl Settings {
             queries: cli.queries.unwrap_or(queries).max(1),
             query_concurrency: cli.query_concurrency.max(1),
             plot_dir: cli.plot_dir.clone(),
+            smoke: cli.smoke,
         })
     }
 }
@@ -313,6 +321,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let b4_run: RunFn = |s| Box::pin(b4::run(s));
     let b5_run: RunFn = |s| Box::pin(b5::run(s));
     let b6_run: RunFn = |s| Box::pin(b6::run(s));
+    let b7_run: RunFn = |s| Box::pin(b7::run(s));
     let no_goals: GoalsFn = |_| Vec::new();
     let plan: Vec<(&str, RunFn, GoalsFn)> = match cli.workload {
         Workload::Fsync => vec![("fsync", fsync_only, no_goals)],
@@ -322,6 +331,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Workload::B4 => vec![("B4", b4_run, b4::goals)],
         Workload::B5 => vec![("B5", b5_run, b5::goals)],
         Workload::B6 => vec![("B6", b6_run, b6::goals)],
+        Workload::B7 => vec![("B7", b7_run, b7::goals)],
         Workload::All => vec![
             ("fsync", fsync_only, no_goals),
             ("B1", b1_run, b1::goals),
@@ -330,6 +340,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ("B4", b4_run, b4::goals),
             ("B5", b5_run, b5::goals),
             ("B6", b6_run, b6::goals),
+            ("B7", b7_run, b7::goals),
         ],
     };
     for (name, run_once, goals) in plan {

@@ -51,6 +51,8 @@ fn smoke_mode_runs_every_workload() {
         "goal B4",
         "goal B5",
         "goal B6",
+        "| B7 offered/s",
+        "goal B7",
     ] {
         assert!(
             stdout.contains(expected),

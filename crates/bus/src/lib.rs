@@ -44,6 +44,7 @@
 //! ```
 
 mod error;
+pub mod follow;
 mod in_process;
 mod message;
 mod nats;
@@ -58,6 +59,7 @@ use futures::Stream;
 use tokio::sync::watch;
 
 pub use error::BusError;
+pub use follow::{EventHub, FollowError, FollowOptions, LogFollower, LogReader, Page};
 pub use message::{message_bytes, Headers, Message};
 pub use nats::{CONNECT_TIMEOUT, RECONNECT_DELAY_MAX, SEND_WAIT_MAX};
 

@@ -1,17 +1,19 @@
 //! `GET /v1/events`: the caller's live changes as Server-Sent Events (protocol.md §3).
 //!
-//! One hub per gateway subscribes to `<prefix>.evt.>`, decodes each event once (bincode or JSON,
-//! by its `Content-Type` header) and broadcasts it to every stream. Each stream follows the log
-//! by position with a cursor, the last position it has looked at:
+//! The gateway's [`EventHub`] (its own, or the one `parlor up` shares between every part of the
+//! process) receives each event of `<prefix>.evt.>` once, decoded. Each stream follows the log
+//! with a [`LogFollower`] on that hub, whose cursor is the last position the stream looked at:
 //!
-//! 1. It joins the hub first, so that nothing published afterwards can slip by, then asks the
-//!    rooms projector for the caller's rooms (`member_rooms`, at least at `Last-Event-ID`).
-//! 2. It replays the log (`<prefix>.log.read`) from the cursor + 1 to the head: from
+//! 1. The follower joins the hub first, so that nothing published afterwards can slip by; then
+//!    the stream asks the rooms projector for the caller's rooms (`member_rooms`, at least at
+//!    `Last-Event-ID`).
+//! 2. The follower reads the log (`<prefix>.log.read`) from the cursor + 1 to the head: from
 //!    `Last-Event-ID` + 1 when resuming, else from the position the room set was taken at.
-//! 3. It then follows the hub. An event at or below the cursor is a duplicate and skipped; an
-//!    event past cursor + 1 reveals a gap (a dropped bus message, a lagging hub receiver), which
-//!    is filled from the log before going on. So every position is looked at exactly once, in
-//!    order: no gaps, no duplicates.
+//! 3. It then follows the hub, skipping duplicates and filling every gap (a dropped bus
+//!    message, a lagging hub receiver, a reconnect) from the log, and reads the log after
+//!    [`IDLE_PROBE_INTERVAL`] of quiet, for a dropped last event. So every position is looked at
+//!    exactly once, in order: no gaps, no duplicates. When the log cannot be read the stream
+//!    ends (the client resumes with `Last-Event-ID`).
 //!
 //! What the caller sees: events of rooms they are in (their per-user view changes and the
 //! reports they filed only; other members' stars, hides, read markers and reports are theirs
@@ -32,13 +34,12 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use bus::{Bus, BusError, Headers, Message, Subscription};
+use bus::{EventHub, FollowError, FollowOptions, LogFollower};
 use domain::{Event, MembershipChange, RoomId};
-use protocol::{Format, LogReadReply, LogReadRequest, RecordedEvent};
+use protocol::RecordedEvent;
 use serde::Deserialize;
 use tokio::sync::mpsc::error::SendTimeoutError;
-use tokio::sync::{broadcast, mpsc, OwnedSemaphorePermit};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use crate::commands::header_text;
 use crate::error::ApiError;
@@ -46,10 +47,6 @@ use crate::extract::Authenticated;
 use crate::metrics as gateway_metrics;
 use crate::queries;
 use crate::state::SharedState;
-
-/// Events the hub buffers for its slowest stream; one that falls further behind catches up from
-/// the log instead.
-pub(crate) const HUB_EVENTS_MAX: usize = 4096;
 
 /// SSE events buffered per stream between the follower and the client's connection.
 pub(crate) const STREAM_EVENTS_MAX: usize = 256;
@@ -60,68 +57,25 @@ pub(crate) const LOG_PAGE_EVENTS: u32 = 1000;
 /// How often an idle stream sends a comment, so that proxies keep the connection open.
 pub(crate) const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
-/// The live events of one gateway, decoded once and shared by every stream.
-#[derive(Debug, Clone)]
-pub(crate) struct EventHub {
-    sender: broadcast::Sender<Arc<RecordedEvent>>,
+/// Quiet time after which a stream reads the log for a dropped last event. Longer than a
+/// projector's: every open stream probes on its own, and a client can wait this long.
+pub(crate) const IDLE_PROBE_INTERVAL: Duration = Duration::from_secs(15);
+
+/// How a stream's follower reads the log.
+fn follow_options(state: &SharedState) -> FollowOptions {
+    let mut options = FollowOptions::new(state.subjects.prefix());
+    options.timeout = state.limits.query_timeout;
+    options.page_events = LOG_PAGE_EVENTS;
+    options.idle_probe_interval = IDLE_PROBE_INTERVAL;
+    options
 }
 
-impl EventHub {
-    /// Subscribes to `subject` (`<prefix>.evt.>`) and starts broadcasting what arrives, until
-    /// `shutdown`. When this returns the subscription is active.
-    pub(crate) async fn start(
-        bus: &Bus,
-        subject: &str,
-        shutdown: CancellationToken,
-    ) -> Result<EventHub, BusError> {
-        let subscription = bus.subscribe(subject).await?;
-        let (sender, _) = broadcast::channel(HUB_EVENTS_MAX);
-        tokio::spawn(pump(subscription, sender.clone(), shutdown));
-        Ok(EventHub { sender })
-    }
-
-    /// A receiver of every event broadcast from now on.
-    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
-        self.sender.subscribe()
-    }
-}
-
-/// Moves events from the bus to the broadcast channel.
-async fn pump(
-    mut subscription: Subscription,
-    sender: broadcast::Sender<Arc<RecordedEvent>>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let message = tokio::select! {
-            () = shutdown.cancelled() => break,
-            message = subscription.next() => message,
-        };
-        let Some(message) = message else {
-            tracing::warn!("the event subscription ended; SSE streams get no more live events");
-            break;
-        };
-        if let Some(event) = decode_event(&message) {
-            // No receiver (no open stream) is fine: nobody is listening.
-            let _ = sender.send(Arc::new(event));
-        }
-    }
-}
-
-/// Decodes a published event by its `Content-Type` (JSON when absent, as everywhere).
-fn decode_event(message: &Message) -> Option<RecordedEvent> {
-    let content_type = message.headers.get(protocol::HEADER_CONTENT_TYPE);
-    let Some(format) = Format::from_content_type(content_type) else {
-        tracing::warn!(subject = %message.subject, ?content_type, "an event in an unknown format");
-        return None;
-    };
-    match RecordedEvent::decode(&message.payload, format) {
-        Ok(event) => Some(event),
-        Err(error) => {
-            tracing::warn!(subject = %message.subject, %error, "cannot decode a published event");
-            None
-        }
-    }
+/// Starts the gateway's own hub on `<prefix>.evt.>` (when `parlor up` shares none with it).
+pub(crate) async fn start_hub(
+    bus: &bus::Bus,
+    subjects: &crate::state::Subjects,
+) -> Result<EventHub, bus::BusError> {
+    EventHub::start(bus, &subjects.events()).await
 }
 
 /// The `data` of a `member_rooms` answer.
@@ -147,7 +101,7 @@ pub(crate) async fn events(
         .try_acquire_owned()
         .map_err(|_| ApiError::unavailable("too many event streams are open; retry later"))?;
     // Joined before the room set is read: whatever is published from now on reaches us.
-    let live = state.events.subscribe();
+    let mut follower = LogFollower::from_hub(&state.bus, &follow_options(&state), 0, &state.events);
     let min_position = last_event_id.filter(|position| *position > 0);
     let answer = queries::ask(
         &state,
@@ -172,22 +126,23 @@ pub(crate) async fn events(
             ApiError::bad_reply("the rooms projector sent no position with the rooms")
         })?,
     };
+    follower.reset(cursor);
     let (sender, receiver) = mpsc::channel(STREAM_EVENTS_MAX);
-    let follower = Follower {
+    let stream = Stream {
         state: Arc::clone(&state),
         caller: caller.subject,
         rooms,
         cursor,
         sender,
     };
-    tokio::spawn(follower.run(live, permit));
-    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+    tokio::spawn(stream.run(follower, permit));
+    let events = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver
             .recv()
             .await
             .map(|event| (Ok::<_, Infallible>(event), receiver))
     });
-    Ok(Sse::new(stream)
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE_INTERVAL))
         .into_response())
 }
@@ -208,17 +163,17 @@ enum End {
     #[error("cannot read the log: {0}")]
     LogUnavailable(String),
     /// The log did not hold a position the stream needed.
-    #[error("the log lacks position {expected} (found {found})")]
+    #[error("the log lacks position {expected} (its head is {head})")]
     Gap {
         /// The position after the cursor.
         expected: u64,
-        /// What came instead.
-        found: u64,
+        /// The head the log reported.
+        head: u64,
     },
 }
 
-/// One stream's follower: replays, then follows the hub, sending what concerns the caller.
-struct Follower {
+/// One stream: what its follower yields, filtered for the caller and sent on.
+struct Stream {
     state: SharedState,
     caller: String,
     rooms: HashSet<RoomId>,
@@ -227,14 +182,10 @@ struct Follower {
     sender: mpsc::Sender<SseEvent>,
 }
 
-impl Follower {
-    async fn run(
-        mut self,
-        mut live: broadcast::Receiver<Arc<RecordedEvent>>,
-        _permit: OwnedSemaphorePermit,
-    ) {
+impl Stream {
+    async fn run(mut self, mut follower: LogFollower, _permit: OwnedSemaphorePermit) {
         gateway_metrics::sse_clients(1.0);
-        let end = self.follow(&mut live).await;
+        let end = self.follow(&mut follower).await;
         gateway_metrics::sse_clients(-1.0);
         gateway_metrics::sse_ended(match &end {
             End::Shutdown => "shutdown",
@@ -253,113 +204,27 @@ impl Follower {
         }
     }
 
-    async fn follow(&mut self, live: &mut broadcast::Receiver<Arc<RecordedEvent>>) -> End {
-        if let Err(end) = self.catch_up(None).await {
-            return end;
-        }
+    async fn follow(&mut self, follower: &mut LogFollower) -> End {
         loop {
-            let received = tokio::select! {
+            let events = tokio::select! {
                 () = self.state.shutdown.cancelled() => return End::Shutdown,
                 () = self.sender.closed() => return End::ClientGone,
-                received = live.recv() => received,
+                events = follower.next() => events,
             };
-            let outcome = match received {
-                Ok(event) => self.on_live(&event).await,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::debug!(missed, "an event stream lagged behind the hub");
-                    self.catch_up(None).await
+            let events = match events {
+                Ok(events) => events,
+                Err(FollowError::Closed) => return End::Shutdown,
+                Err(FollowError::Missing { expected, head }) => return End::Gap { expected, head },
+                Err(error @ FollowError::LogRead { .. }) => {
+                    return End::LogUnavailable(error.to_string())
                 }
-                Err(broadcast::error::RecvError::Closed) => Err(End::Shutdown),
             };
-            if let Err(end) = outcome {
-                return end;
-            }
-        }
-    }
-
-    /// Handles a live event: skips a duplicate, fills a gap before it.
-    async fn on_live(&mut self, event: &RecordedEvent) -> Result<(), End> {
-        if event.position <= self.cursor {
-            return Ok(());
-        }
-        let next = self.cursor.saturating_add(1);
-        if event.position > next {
-            self.catch_up(Some(event.position - 1)).await?;
-            if event.position <= self.cursor {
-                // The log already held it, and it was handled there.
-                return Ok(());
-            }
-        }
-        let next = self.cursor.saturating_add(1);
-        if event.position != next {
-            return Err(End::Gap {
-                expected: next,
-                found: event.position,
-            });
-        }
-        self.process(event).await
-    }
-
-    /// Reads the log from the cursor on, until `target` or (without one) the head.
-    async fn catch_up(&mut self, target: Option<u64>) -> Result<(), End> {
-        loop {
-            if target.is_some_and(|target| self.cursor >= target) {
-                return Ok(());
-            }
-            let from = self.cursor.saturating_add(1);
-            let page = self.read_log(from).await?;
-            let before = self.cursor;
-            for event in &page.events {
-                if event.position <= self.cursor {
-                    continue;
+            for event in &events {
+                if let Err(end) = self.process(event).await {
+                    return end;
                 }
-                let next = self.cursor.saturating_add(1);
-                if event.position != next {
-                    return Err(End::Gap {
-                        expected: next,
-                        found: event.position,
-                    });
-                }
-                self.process(event).await?;
-            }
-            let at_head = self.cursor >= page.head;
-            if self.cursor == before || at_head {
-                return match target {
-                    Some(target) if self.cursor < target => Err(End::Gap {
-                        expected: self.cursor.saturating_add(1),
-                        found: target.saturating_add(1),
-                    }),
-                    _ => Ok(()),
-                };
             }
         }
-    }
-
-    async fn read_log(&self, from: u64) -> Result<LogReadReply, End> {
-        let unavailable = |what: String| End::LogUnavailable(what);
-        let request = LogReadRequest::new(from, LOG_PAGE_EVENTS)
-            .and_then(|request| {
-                request
-                    .encode(Format::Json)
-                    .map_err(|error| protocol::InvalidRequest {
-                        message: error.to_string(),
-                    })
-            })
-            .map_err(|error| unavailable(error.to_string()))?;
-        let reply = self
-            .state
-            .bus
-            .request(
-                &self.state.subjects.log_read(),
-                Headers::new().with("Content-Type", protocol::CONTENT_TYPE_JSON),
-                request,
-                self.state.limits.query_timeout,
-            )
-            .await
-            .map_err(|error| unavailable(error.to_string()))?;
-        let format = Format::from_content_type(reply.headers.get(protocol::HEADER_CONTENT_TYPE))
-            .unwrap_or(Format::Json);
-        LogReadReply::decode(&reply.payload, format).map_err(|error| unavailable(error.to_string()))
     }
 
     /// Looks at the next event: moves the cursor, and sends it if it concerns the caller.

@@ -22,7 +22,8 @@ use crate::state::{AppState, SharedState};
 pub(crate) const HEALTH_WAIT_MAX: Duration = Duration::from_secs(2);
 
 /// The query models whose projectors `/healthz` asks (docs/queries.md).
-pub(crate) const QUERY_MODELS: [&str; 5] = ["rooms", "timeline", "files", "search", "moderation"];
+pub(crate) const QUERY_MODELS: [protocol::ReadModel; 5] =
+    protocol::ReadModel::QUERIED_BY_THE_GATEWAY;
 
 /// Asks one part, returning the position it reports.
 async fn ask_part(state: &AppState, subject: String, request: &'static str) -> Result<u64, String> {
@@ -56,16 +57,18 @@ fn part(answer: &Result<u64, String>) -> Value {
 /// `GET /healthz`.
 pub(crate) async fn healthz(State(state): State<SharedState>) -> Response {
     let writer = ask_part(&state, state.subjects.writer_ping(), "{}");
-    let models = futures::future::join_all(
-        QUERY_MODELS
-            .iter()
-            .map(|model| ask_part(&state, state.subjects.query(model), r#"{"op":"status"}"#)),
-    );
+    let models = futures::future::join_all(QUERY_MODELS.iter().map(|model| {
+        ask_part(
+            &state,
+            state.subjects.query(model.name()),
+            r#"{"op":"status"}"#,
+        )
+    }));
     let (writer, models) = tokio::join!(writer, models);
     let mut parts = Map::new();
     parts.insert("writer".into(), part(&writer));
     for (model, answer) in QUERY_MODELS.iter().zip(&models) {
-        parts.insert((*model).into(), part(answer));
+        parts.insert(model.name().into(), part(answer));
     }
     let (status, text) = if writer.is_err() {
         (StatusCode::SERVICE_UNAVAILABLE, "down")

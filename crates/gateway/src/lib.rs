@@ -53,8 +53,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use auth::{AuthError, Caller, Role};
 
 use crate::error::ApiError;
-use crate::events::EventHub;
 use crate::state::{AppState, Limits, SharedState, Subjects};
+use bus::EventHub;
 
 /// The address served when none is configured (protocol.md, `--http-addr`).
 pub const HTTP_ADDR_DEFAULT: &str = "127.0.0.1:8787";
@@ -107,6 +107,9 @@ pub struct GatewayConfig {
     pub sse_send_wait_max: Duration,
     /// Image decodes running at once.
     pub thumbnails_concurrent_max: usize,
+    /// The live events of the process, when it shares one hub between its parts (`parlor up`:
+    /// each event is received and decoded once); the gateway starts its own when `None`.
+    pub events: Option<EventHub>,
 }
 
 impl GatewayConfig {
@@ -123,6 +126,7 @@ impl GatewayConfig {
             sse_clients_max: SSE_CLIENTS_MAX_DEFAULT,
             sse_send_wait_max: SSE_SEND_WAIT_MAX_DEFAULT,
             thumbnails_concurrent_max: THUMBNAILS_CONCURRENT_MAX_DEFAULT,
+            events: None,
         }
     }
 }
@@ -140,6 +144,7 @@ impl fmt::Debug for GatewayConfig {
             .field("sse_clients_max", &self.sse_clients_max)
             .field("sse_send_wait_max", &self.sse_send_wait_max)
             .field("thumbnails_concurrent_max", &self.thumbnails_concurrent_max)
+            .field("events", &self.events.is_some())
             .finish()
     }
 }
@@ -236,7 +241,10 @@ impl Gateway {
             source,
         })?;
         let shutdown = CancellationToken::new();
-        let events = EventHub::start(&bus, &subjects.events(), shutdown.clone()).await?;
+        let events = match &config.events {
+            Some(hub) => hub.clone(),
+            None => events::start_hub(&bus, &subjects).await?,
+        };
         let state: SharedState = Arc::new(AppState {
             bus,
             clock,

@@ -20,14 +20,14 @@ use crate::error::{json_response, ApiError};
 use crate::extract::{Authenticated, PathText, QueryParams};
 use crate::state::{AppState, SharedState};
 
-/// The page size of lists when `limit` is absent (protocol.md §3).
-pub(crate) const LIST_LIMIT_DEFAULT: u32 = 50;
+/// The page size of lists when `limit` is absent (protocol.md §3; `protocol::query`).
+pub(crate) const LIST_LIMIT_DEFAULT: u32 = protocol::query::PAGE_ITEMS_DEFAULT as u32;
 
-/// The page size of `/v1/search` when `limit` is absent (protocol.md §3).
-pub(crate) const SEARCH_LIMIT_DEFAULT: u32 = 20;
+/// The page size of `/v1/search` when `limit` is absent (protocol.md §3; `protocol::query`).
+pub(crate) const SEARCH_LIMIT_DEFAULT: u32 = protocol::query::SEARCH_RESULTS_DEFAULT as u32;
 
-/// The longest search text, in characters.
-pub(crate) const SEARCH_QUERY_CHARS_MAX: usize = 256;
+/// The longest search text, in characters (`protocol::query`).
+pub(crate) const SEARCH_QUERY_CHARS_MAX: usize = protocol::query::SEARCH_QUERY_CHARS_MAX;
 
 /// The longest file-name filter of the files panel, in characters (a file name's own bound).
 pub(crate) const FILES_QUERY_CHARS_MAX: usize = domain::limits::FILE_NAME_CHARS_MAX;

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
-use crate::events::EventHub;
+use bus::EventHub;
 
 /// The state of one gateway, behind an `Arc` in every handler.
 #[derive(Debug)]
@@ -71,6 +71,11 @@ impl Subjects {
         }
     }
 
+    /// The prefix itself.
+    pub(crate) fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// `<prefix>.cmd.<type>`.
     pub(crate) fn command(&self, command_type: &str) -> String {
         format!("{}.cmd.{command_type}", self.prefix)
@@ -84,11 +89,6 @@ impl Subjects {
     /// `<prefix>.evt.>`: every published event.
     pub(crate) fn events(&self) -> String {
         format!("{}.evt.>", self.prefix)
-    }
-
-    /// `<prefix>.log.read`.
-    pub(crate) fn log_read(&self) -> String {
-        format!("{}.log.read", self.prefix)
     }
 
     /// `<prefix>.writer.ping`.

@@ -1,13 +1,14 @@
 //! `parlor audit verify --nats-url`: verifies a running system's hash chain through its writer's
 //! `parlor.log.read`, asking for each event's stored record bytes (`raw`), with the same checks
-//! (`eventlog::ChainVerifier`) and the same output as the stopped mode.
+//! (`eventlog::ChainVerifier`) and the same output as the stopped mode. The pages come from a
+//! log-only [`bus::LogFollower`], which reads the next page while one is verified.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use bus::{Bus, Headers};
+use bus::{Bus, FollowOptions, LogFollower};
 use eventlog::{ChainVerifier, Corruption, VerifyReport};
-use protocol::{Format, LogReadReply, LogReadRequest, HEADER_CONTENT_TYPE, LOG_READ_EVENTS_MAX};
+use protocol::{Format, LOG_READ_EVENTS_MAX};
 
 use crate::audit::{print_verdict, ExpectedHead};
 
@@ -32,16 +33,21 @@ pub async fn verify(
     print_verdict(verdict, &expected, started)
 }
 
-/// Pages through `log.read` with `raw`, feeding every record to a [`ChainVerifier`]. The outer
-/// error is for the transport (no writer, a timeout, an unreadable reply); the inner result is
-/// the verdict on the log.
+/// Pages through `log.read` with `raw` (bincode: no base64, no JSON of the events), feeding
+/// every record to a [`ChainVerifier`]. The outer error is for the transport (no writer, a
+/// timeout, an unreadable reply); the inner result is the verdict on the log.
 async fn verify_pages(
     bus: &Bus,
     subject_prefix: &str,
     expected: &ExpectedHead,
 ) -> anyhow::Result<Result<VerifyReport, Corruption>> {
-    let subject = format!("{subject_prefix}.log.read");
+    let mut options = FollowOptions::new(subject_prefix);
+    options.format = Format::Bincode;
+    options.timeout = PAGE_TIMEOUT;
+    options.page_events = LOG_READ_EVENTS_MAX;
+    options.raw = true;
     let mut chain = ChainVerifier::new(expected.anchor);
+    let mut pages = LogFollower::log_only(bus, &options, chain.next_position() - 1);
     // The head to verify up to: the one the writer reports with the first page.
     let mut target = None;
     loop {
@@ -49,14 +55,28 @@ async fn verify_pages(
         if target.is_some_and(|target| from > target) {
             break;
         }
-        let reply = read_page(bus, &subject, from).await?;
-        let target = *target.get_or_insert(reply.head);
-        let mut fed = false;
-        for event in reply.events {
+        let page = match pages.read_page().await {
+            Ok(page) => page,
+            // Nothing at `from` although the head announced is beyond it: the log the writer
+            // serves ends early. `expect_end` below names the first missing position.
+            Err(bus::FollowError::Missing { head, .. }) => {
+                target.get_or_insert(head);
+                break;
+            }
+            Err(error) => {
+                return Err(error)
+                    .with_context(|| format!("asking {subject_prefix}.log.read for the log"))
+            }
+        };
+        let target = *target.get_or_insert(page.head);
+        if page.events.is_empty() {
+            break;
+        }
+        for event in page.events {
             if event.position > target {
                 break;
             }
-            let Some(raw) = event.raw else {
+            let Some(raw) = event.raw.as_deref() else {
                 bail!(
                     "the writer's log.read reply has no record bytes at position {} \
                      (a writer too old for \"raw\": true cannot be verified live; stop it and \
@@ -64,7 +84,7 @@ async fn verify_pages(
                     event.position
                 );
             };
-            if let Err(corruption) = chain.push(event.position, &raw) {
+            if let Err(corruption) = chain.push(event.position, raw) {
                 return Ok(Err(corruption));
             }
             // The hash the writer shows must be the one the chain computes from its bytes.
@@ -78,12 +98,6 @@ async fn verify_pages(
                     ),
                 }));
             }
-            fed = true;
-        }
-        if !fed {
-            // Nothing more at `from` although the head announced is beyond it: the log the
-            // writer serves ends early. `expect_end` below names the first missing position.
-            break;
         }
     }
     let target = target.unwrap_or(0);
@@ -92,28 +106,4 @@ async fn verify_pages(
         .and_then(|()| chain.check_anchor())
         .map(|()| chain.report());
     Ok(verdict)
-}
-
-/// One `log.read` page from `from` with record bytes, in bincode (no base64, no JSON of the
-/// events). A writer's error reply (JSON `{"error": …}`) becomes an error quoting it.
-async fn read_page(bus: &Bus, subject: &str, from: u64) -> anyhow::Result<LogReadReply> {
-    let request = LogReadRequest::new(from, LOG_READ_EVENTS_MAX)
-        .map_err(|invalid| anyhow::anyhow!("log.read from {from}: {invalid}"))?
-        .with_raw(true);
-    let format = Format::Bincode;
-    let payload = request.encode(format)?;
-    let headers = Headers::new().with(HEADER_CONTENT_TYPE, format.content_type());
-    let reply = bus
-        .request(subject, headers, payload, PAGE_TIMEOUT)
-        .await
-        .with_context(|| format!("asking {subject} for the log from position {from}"))?;
-    let reply_format =
-        Format::from_content_type(reply.headers.get(HEADER_CONTENT_TYPE)).unwrap_or(format);
-    LogReadReply::decode(&reply.payload, reply_format).map_err(|error| {
-        let start: String = String::from_utf8_lossy(&reply.payload)
-            .chars()
-            .take(300)
-            .collect();
-        anyhow::anyhow!("{subject} from position {from}: {error}; the reply starts {start:?}")
-    })
 }

@@ -185,14 +185,22 @@ async fn serve(
             dev_clock_stopped,
         ));
     }
-    let mut projectors = match projector_names.as_deref() {
-        Some([]) => None,
-        names => Some(parts::start_projectors(
+    let with_projectors = !matches!(projector_names.as_deref(), Some([]));
+    // One subscription to the events for the whole process, decoded once.
+    let hub = if with_projectors || with_gateway {
+        Some(parts::start_hub(&bus, &common.subject_prefix).await?)
+    } else {
+        None
+    };
+    let mut projectors = match (projector_names.as_deref(), &hub) {
+        (Some([]), _) | (_, None) => None,
+        (names, Some(hub)) => Some(parts::start_projectors(
             names,
             &common.data_dir,
             &bus,
             &clock,
             &common.subject_prefix,
+            hub,
         )?),
     };
     let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
@@ -205,6 +213,7 @@ async fn serve(
         let mut config =
             gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
         config.subject_prefix = common.subject_prefix.clone();
+        config.events = hub.clone();
         let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
         info!(http = %bound.local_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;

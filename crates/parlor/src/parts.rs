@@ -6,26 +6,34 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use bus::Bus;
+use bus::{Bus, EventHub};
 use clock::Clock;
 use projections::{
     store_path, Files, LiveRebuild, Moderation, Notifications, OpenFor, OpenModel, ProjectionError,
     Projector, Rooms, RunOptions, Runner, Timeline,
 };
+use protocol::ReadModel;
 use search::{SearchOptions, SearchProjector};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
 
-/// The read models a process can run, by name.
-pub const PROJECTOR_NAMES: [&str; 6] = [
-    "rooms",
-    "timeline",
-    "files",
-    "search",
-    "moderation",
-    "notifications",
-];
+/// The read models `names` stand for (every one for `None`), or why one names none.
+pub fn read_models(names: Option<&[String]>) -> anyhow::Result<Vec<ReadModel>> {
+    let Some(names) = names else {
+        return Ok(ReadModel::ALL.to_vec());
+    };
+    names
+        .iter()
+        .map(|name| match ReadModel::from_name(name) {
+            Some(model) => Ok(model),
+            None => bail!(
+                "no read model named {name:?} (known: {})",
+                ReadModel::names()
+            ),
+        })
+        .collect()
+}
 
 /// Read models running in this process.
 pub struct RunningProjectors {
@@ -41,6 +49,7 @@ struct Starter<'a> {
     bus: &'a Bus,
     clock: &'a Clock,
     prefix: &'a str,
+    hub: &'a EventHub,
     stop: watch::Receiver<bool>,
     running: RunningProjectors,
 }
@@ -56,6 +65,7 @@ impl Starter<'_> {
         };
         let options = RunOptions::new(self.prefix);
         let runner = Runner::new(model, self.bus.clone(), self.clock.clone(), options)
+            .with_hub(self.hub.clone())
             .with_live_rebuild(rebuild);
         self.running.positions.push((name, runner.position()));
         let stop = self.stop.clone();
@@ -74,14 +84,23 @@ fn open_search(path: &Path, purpose: OpenFor) -> Result<SearchProjector, Project
     SearchProjector::open_path(path, options)
 }
 
+/// The live events of this process, received and decoded once for every part that follows the
+/// log (each read model and the gateway's event streams).
+pub async fn start_hub(bus: &Bus, prefix: &str) -> anyhow::Result<EventHub> {
+    EventHub::start(bus, &format!("{prefix}.evt.>"))
+        .await
+        .context("subscribing to the events")
+}
+
 /// Opens (recovering an interrupted swap first) and starts the named read models (all of them
-/// for `None`).
+/// for `None`), taking their live events from `hub`.
 pub fn start_projectors(
     names: Option<&[String]>,
     data_dir: &Path,
     bus: &Bus,
     clock: &Clock,
     prefix: &str,
+    hub: &EventHub,
 ) -> anyhow::Result<RunningProjectors> {
     let (stop, stopped) = watch::channel(false);
     let mut starter = Starter {
@@ -89,6 +108,7 @@ pub fn start_projectors(
         bus,
         clock,
         prefix,
+        hub,
         stop: stopped,
         running: RunningProjectors {
             stop,
@@ -96,29 +116,24 @@ pub fn start_projectors(
             positions: Vec::new(),
         },
     };
-    let wanted: Vec<String> = match names {
-        Some(names) => names.to_vec(),
-        None => PROJECTOR_NAMES.iter().map(|n| (*n).to_owned()).collect(),
-    };
-    for name in &wanted {
+    for model in read_models(names)? {
         let dir = data_dir;
-        match name.as_str() {
-            "rooms" => starter.start(Rooms::open(dir)?, Arc::new(Rooms::open_path_for)),
-            "timeline" => starter.start(Timeline::open(dir)?, Arc::new(Timeline::open_path_for)),
-            "search" => starter.start(SearchProjector::open(dir)?, Arc::new(open_search)),
-            "files" => starter.start(Files::open(dir)?, Arc::new(Files::open_path_for)),
-            "moderation" => {
+        match model {
+            ReadModel::Rooms => starter.start(Rooms::open(dir)?, Arc::new(Rooms::open_path_for)),
+            ReadModel::Timeline => {
+                starter.start(Timeline::open(dir)?, Arc::new(Timeline::open_path_for))
+            }
+            ReadModel::Search => starter.start(SearchProjector::open(dir)?, Arc::new(open_search)),
+            ReadModel::Files => starter.start(Files::open(dir)?, Arc::new(Files::open_path_for)),
+            ReadModel::Moderation => {
                 starter.start(Moderation::open(dir)?, Arc::new(Moderation::open_path_for))
             }
-            "notifications" => starter.start(
+            ReadModel::Notifications => starter.start(
                 Notifications::open(dir)?,
                 Arc::new(Notifications::open_path_for),
             ),
-            other => bail!(
-                "no read model named {other:?} (known: {})",
-                PROJECTOR_NAMES.join(", ")
-            ),
         }
+        let name = model.name();
         info!(name, "read model started");
     }
     Ok(starter.running)

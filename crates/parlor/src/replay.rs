@@ -19,15 +19,10 @@ use projections::{
     store_path, swap, EventEnvelope, Files, Moderation, Notifications, OpenFor, Projector, Rooms,
     Timeline,
 };
-use protocol::RecordedEvent;
-
-use crate::parts::PROJECTOR_NAMES;
+use protocol::{ReadModel, RecordedEvent};
 
 /// Events per rebuild batch (one store write each).
 const REPLAY_BATCH_EVENTS: usize = 10_000;
-
-/// Batches read and decoded ahead of the one being applied.
-const READ_AHEAD_BATCHES: usize = 2;
 
 /// How long a projector may take to accept or refuse a live rebuild.
 const LIVE_ANSWER_WAIT: Duration = Duration::from_secs(5);
@@ -37,15 +32,15 @@ const LIVE_ANSWER_WAIT: Duration = Duration::from_secs(5);
 const LIVE_SILENCE_MAX: Duration = Duration::from_secs(30);
 
 /// The models `name` stands for (`all`: every one), or why it names none.
-fn model_names(name: &str) -> anyhow::Result<Vec<&str>> {
+fn model_names(name: &str) -> anyhow::Result<Vec<ReadModel>> {
     if name == "all" {
-        return Ok(PROJECTOR_NAMES.to_vec());
+        return Ok(ReadModel::ALL.to_vec());
     }
-    match PROJECTOR_NAMES.iter().find(|known| **known == name) {
-        Some(known) => Ok(vec![*known]),
+    match ReadModel::from_name(name) {
+        Some(known) => Ok(vec![known]),
         None => bail!(
             "no read model named {name:?} (known: {}, all)",
-            PROJECTOR_NAMES.join(", ")
+            ReadModel::names()
         ),
     }
 }
@@ -77,7 +72,8 @@ pub async fn run_live(name: &str, from: u64, nats_url: &str, prefix: &str) -> an
     let bus = Bus::connect(nats_url, "parlor-replay")
         .await
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
-    for name in names {
+    for model in names {
+        let name = model.name();
         let mut watch = request_rebuild(&bus, prefix, name, LIVE_ANSWER_WAIT).await?;
         let bar = progress_bar(name, watch.position_at_start);
         bar.set_message("rebuilding");
@@ -115,7 +111,8 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
     }
     let names = model_names(name)?;
     let log = EventLog::open(&log_dir).context("opening the event log (is the writer stopped?)")?;
-    for name in names {
+    for model in names {
+        let name = model.name();
         let current = store_path(data_dir, name);
         // A swap a crash interrupted is finished or undone before anything else.
         swap::recover(&current)?;
@@ -126,49 +123,48 @@ pub fn run(name: &str, from: u64, data_dir: &Path) -> anyhow::Result<()> {
                 .with_context(|| format!("copying the {name} model to continue it from {from}"))?;
         }
         let started = Instant::now();
-        let position = match name {
-            "rooms" => replay_into(
+        let position = match model {
+            ReadModel::Rooms => replay_into(
                 &mut Rooms::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "timeline" => replay_into(
+            ReadModel::Timeline => replay_into(
                 &mut Timeline::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "search" => {
-                // Bulk settings (a large writer heap, rare commits), then one merged segment.
-                let options = search::SearchOptions::rebuild();
-                let mut model = search::SearchProjector::open_path(&rebuilt, options)?;
-                let position = replay_into(&mut model, &log, from, name)?;
-                model.merge_segments()?;
-                position
-            }
-            "files" => replay_into(
+            // Bulk settings (a large writer heap, rare commits); `finish_rebuild` merges the
+            // segments into one at the end.
+            ReadModel::Search => replay_into(
+                &mut search::SearchProjector::open_path(
+                    &rebuilt,
+                    search::SearchOptions::rebuild(),
+                )?,
+                &log,
+                from,
+                name,
+            )?,
+            ReadModel::Files => replay_into(
                 &mut Files::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "moderation" => replay_into(
+            ReadModel::Moderation => replay_into(
                 &mut Moderation::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            "notifications" => replay_into(
+            ReadModel::Notifications => replay_into(
                 &mut Notifications::open_path_for(&rebuilt, OpenFor::Rebuilding)?,
                 &log,
                 from,
                 name,
             )?,
-            other => bail!(
-                "no read model named {other:?} (known: {}, all)",
-                PROJECTOR_NAMES.join(", ")
-            ),
         };
         // Every handle on the rebuild is closed here (dropped with its match arm).
         swap::swap_in(&current)?;
@@ -195,6 +191,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Rebuilds `model` from `log` (from `from`) with a progress bar: the read-ahead replay of
+/// [`projections::replay_read_ahead`], fed by [`read_batch`].
 fn replay_into<P: Projector>(
     model: &mut P,
     log: &EventLog,
@@ -209,59 +207,12 @@ fn replay_into<P: Projector>(
             model.position()
         );
     }
-    // The log is read and decoded on a thread of its own, a batch or two ahead of the model,
-    // so that reading and applying share the two cores instead of taking turns. Applied
-    // batches go back to the reader to be freed where they were allocated: glibc's malloc
-    // frees another thread's memory under that thread's arena lock, which made the models
-    // that do little per event slower than reading on one thread.
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
-        let (give_back, spent) = std::sync::mpsc::channel();
-        scope.spawn(move || read_batches(log, from.max(1), head, &sender, &spent));
-        for batch in batches {
-            // On an error the receiver is dropped on return, which stops the reader.
-            let batch = batch?;
-            model.apply(&batch)?;
-            bar.set_position(model.position());
-            // The reader may have finished; then the batch is freed here.
-            let _ = give_back.send(batch);
-        }
-        Ok(())
+    let read = |next: u64| read_batch(log, next).map_err(|error| format!("{error:#}"));
+    let position = projections::replay_read_ahead(model, from, head, read, |position| {
+        bar.set_position(position)
     })?;
-    model.flush()?;
     bar.finish();
-    Ok(model.position())
-}
-
-/// Reads the log from `from` to `head` in batches of [`REPLAY_BATCH_EVENTS`] decoded events and
-/// sends them (or the first error) to `batches`, until done or the receiver is gone; frees the
-/// batches that come back on `spent`.
-fn read_batches(
-    log: &EventLog,
-    from: u64,
-    head: u64,
-    batches: &std::sync::mpsc::SyncSender<anyhow::Result<Vec<EventEnvelope>>>,
-    spent: &std::sync::mpsc::Receiver<Vec<EventEnvelope>>,
-) {
-    let mut next = from;
-    while next <= head {
-        // Free (by dropping) the batches the model is done with (see `replay_into`).
-        while spent.try_recv().is_ok() {}
-        let batch = read_batch(log, next);
-        // After an error, or an empty read, there is nothing more to read.
-        let last = batch
-            .as_ref()
-            .ok()
-            .and_then(|events| events.last())
-            .map(|event| event.position);
-        if batches.send(batch).is_err() {
-            return;
-        }
-        match last {
-            Some(position) => next = position + 1,
-            None => return,
-        }
-    }
+    Ok(position)
 }
 
 /// Up to [`REPLAY_BATCH_EVENTS`] events from `from`, decoded.

@@ -35,8 +35,8 @@ pub use presence::Presence;
 pub use query::QueryRequest;
 pub use rooms::Rooms;
 pub use runtime::{
-    rebuild, replay, run, unapplied, LiveRebuild, OpenFor, OpenModel, Outgoing, Projector,
-    RunOptions, Runner, Shared,
+    rebuild, replay, replay_read_ahead, run, unapplied, LiveRebuild, OpenFor, OpenModel, Outgoing,
+    Projector, RunOptions, Runner, Shared,
 };
 pub use store::{store_path, Dump, Store};
 pub use timeline::Timeline;

@@ -6,14 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::QueryError;
 
-/// The largest query request accepted, in bytes. Requests are a handful of parameters.
-pub const QUERY_REQUEST_BYTES_MAX: usize = 64 * 1024;
-
-/// Items in a page when the request names no `limit` (protocol.md §3).
-pub const PAGE_ITEMS_DEFAULT: usize = 50;
-
-/// The most items in a page; a larger `limit` is lowered to this.
-pub const PAGE_ITEMS_MAX: usize = 200;
+pub use protocol::query::{PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX, QUERY_REQUEST_BYTES_MAX};
 
 /// A decoded query: `{"op", "caller", "moderator", "min_position", …params}`.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,16 +1,16 @@
 //! The projection runtime: a read model behind the [`Projector`] trait, kept level with the log
-//! by [`Runner`] (catch up through `log.read`, then follow `evt.>` live, closing every gap) and
-//! serving its queries over the bus; [`rebuild`] and [`replay`] build a model from the log alone.
+//! by [`Runner`] and serving its queries over the bus; [`rebuild`] and [`replay`] build a model
+//! from the log alone.
 //!
-//! How the runner follows the log (protocol.md §2: no event is ever lost to a read model):
-//! 1. Subscribe `<prefix>.evt.>` first, so nothing published during the catch-up is missed.
-//! 2. Catch up: `log.read {from: checkpoint + 1, max: 1000}` page by page until `head`, one
-//!    atomic store write per page, the next page fetched while the previous one is applied.
-//! 3. Live: an event at checkpoint + 1 is applied (several waiting events as one batch); one at
-//!    or below the checkpoint is ignored; one beyond it means events were dropped, so the
-//!    runner catches up through `log.read` instead. A bus reconnect also triggers a catch-up.
-//! 4. Idle for [`RunOptions::idle_probe_interval`]: probe `log.read {from: checkpoint + 1,
-//!    max: 1}`, so a dropped *last* event (no later event reveals the gap) is recovered too.
+//! The runner follows the log with a [`bus::LogFollower`] at the model's checkpoint (protocol.md
+//! §2: no event is ever lost to a read model): catch-up through `log.read` first, then live
+//! `evt.>` events, every gap, lag and reconnect closed from the log, and an idle probe for a
+//! dropped last event. Its live events come from its own subscription, or, with
+//! [`Runner::with_hub`], from an [`EventHub`] the process shares: then each event is received
+//! and decoded once per process, and every model takes it from the hub at its own pace (a model
+//! that falls behind the hub's buffer reads the log instead). Each batch the follower yields is
+//! one store write; while the follower pages through the log it reads the next page while the
+//! current one is written.
 //!
 //! With [`Runner::with_live_rebuild`], the runner also rebuilds its model from the log into a
 //! fresh instance on request and swaps it in between two live batches
@@ -28,13 +28,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use bus::{Bus, BusError, Headers, Message, Subscription};
+use bus::{
+    Bus, BusError, EventHub, FollowError, FollowOptions, Headers, LogFollower, LogReader, Message,
+    Subscription,
+};
 use clock::Clock;
 use domain::Timestamp;
-use futures::FutureExt as _;
-use protocol::{
-    EventHeaders, Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE,
-};
+use protocol::{Format, LogReadReply, RecordedEvent, HEADER_CONTENT_TYPE};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -50,12 +50,8 @@ use crate::store::{dump_digest, Dump};
 /// Events asked for per `log.read` page during a catch-up (one store write each).
 pub const CATCH_UP_PAGE_EVENTS: u32 = 1_000;
 
-/// Pages one catch-up reads before returning to the live loop (10 million events); the next
-/// idle probe continues. Bounds the time the runner is deaf to `stop` and reconnects.
-pub const CATCH_UP_PAGES_PER_CALL_MAX: u32 = 10_000;
-
 /// Live events applied as one batch (one store write) when several are waiting.
-pub const LIVE_BATCH_EVENTS_MAX: usize = 1_000;
+pub const LIVE_BATCH_EVENTS_MAX: usize = bus::follow::LIVE_BATCH_EVENTS_MAX;
 
 /// Queries answered at the same time by one runner; further requests wait in the bus's
 /// bounded subscription buffer.
@@ -199,6 +195,78 @@ where
     Ok(projector.position())
 }
 
+/// Batches [`replay_read_ahead`] keeps read and decoded ahead of the one being applied.
+pub const READ_AHEAD_BATCHES: usize = 2;
+
+/// Like [`replay`], with the log read on a second thread a batch or two ahead of the model, and
+/// [`Projector::finish_rebuild`] at the end,
+/// so that reading and applying share two cores instead of taking turns (`parlor replay` on a
+/// stopped data directory). `read_batch(from)` returns the next decoded events from `from` on
+/// (empty at the end; an error as text); reading stops after `head`. Applied batches go back to
+/// the reading thread to be freed where they were allocated: glibc's malloc frees another
+/// thread's memory under that thread's arena lock, which made the models that do little per
+/// event slower than reading on one thread. `progress` is told the position after each batch.
+pub fn replay_read_ahead<P, R>(
+    model: &mut P,
+    from: u64,
+    head: u64,
+    read_batch: R,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, ProjectionError>
+where
+    P: Projector + ?Sized,
+    R: FnMut(u64) -> Result<Vec<EventEnvelope>, String> + Send,
+{
+    std::thread::scope(|scope| -> Result<(), ProjectionError> {
+        let (sender, batches) = std::sync::mpsc::sync_channel(READ_AHEAD_BATCHES);
+        let (give_back, spent) = std::sync::mpsc::channel();
+        scope.spawn(move || read_ahead(read_batch, from.max(1), head, &sender, &spent));
+        for batch in batches {
+            // On an error the receiver is dropped on return, which stops the reader.
+            let batch = batch.map_err(ProjectionError::LogRead)?;
+            model.apply(&batch)?;
+            progress(model.position());
+            // The reader may have finished; then the batch is freed here.
+            let _ = give_back.send(batch);
+        }
+        Ok(())
+    })?;
+    model.finish_rebuild()?;
+    Ok(model.position())
+}
+
+/// The reading thread of [`replay_read_ahead`]: sends batches (or the first error) until `head`
+/// or the receiver is gone, and frees the batches that come back on `spent`.
+fn read_ahead<R>(
+    mut read_batch: R,
+    from: u64,
+    head: u64,
+    batches: &std::sync::mpsc::SyncSender<Result<Vec<EventEnvelope>, String>>,
+    spent: &std::sync::mpsc::Receiver<Vec<EventEnvelope>>,
+) where
+    R: FnMut(u64) -> Result<Vec<EventEnvelope>, String>,
+{
+    let mut next = from;
+    while next <= head {
+        // Free (by dropping) the batches the model is done with.
+        while spent.try_recv().is_ok() {}
+        let batch = read_batch(next);
+        // After an error, or an empty read, there is nothing more to read.
+        let last = batch
+            .as_ref()
+            .ok()
+            .and_then(|events| events.last())
+            .map(|event| event.position);
+        if batches.send(batch).is_err() {
+            return;
+        }
+        match last {
+            Some(position) => next = position + 1,
+            None => return,
+        }
+    }
+}
+
 /// How a [`Runner`] talks to the log and answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunOptions {
@@ -233,6 +301,18 @@ impl RunOptions {
 
     pub(crate) fn subject(&self, suffix: &str) -> String {
         format!("{}.{suffix}", self.subject_prefix)
+    }
+
+    /// How the runner's [`LogFollower`] reads the log: these options, pages of
+    /// `page_events`, batches of [`LIVE_BATCH_EVENTS_MAX`].
+    pub fn follow_options(&self, page_events: u32) -> FollowOptions {
+        let mut options = FollowOptions::new(&self.subject_prefix);
+        options.format = self.log_read_format;
+        options.timeout = self.log_read_timeout;
+        options.page_events = page_events;
+        options.idle_probe_interval = self.idle_probe_interval;
+        options.live_batch_events_max = LIVE_BATCH_EVENTS_MAX;
+        options
     }
 }
 
@@ -315,6 +395,9 @@ pub struct Runner<P> {
     pub(crate) options: RunOptions,
     pub(crate) position: watch::Sender<u64>,
     pub(crate) live_rebuild: Option<LiveRebuild<P>>,
+    hub: Option<EventHub>,
+    /// How many queries wait for their `min_position` right now.
+    queries_waiting: Arc<watch::Sender<usize>>,
 }
 
 /// Runs `projector` on `bus` under `subject_prefix` with the default [`RunOptions`] until `stop`
@@ -344,7 +427,17 @@ impl<P: Projector> Runner<P> {
             options,
             position,
             live_rebuild: None,
+            hub: None,
+            queries_waiting: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// Takes live events from `hub` (shared by the models of this process, decoded once)
+    /// instead of a subscription of its own.
+    #[must_use]
+    pub fn with_hub(mut self, hub: EventHub) -> Runner<P> {
+        self.hub = Some(hub);
+        self
     }
 
     /// Serves live rebuilds of the model on `<prefix>.admin.replay.<name>` (docs/queries.md):
@@ -361,6 +454,12 @@ impl<P: Projector> Runner<P> {
         self.position.subscribe()
     }
 
+    /// How many queries wait for their `min_position` right now: a test that must reach the
+    /// waiting path synchronises on it instead of on time.
+    pub fn queries_waiting(&self) -> watch::Receiver<usize> {
+        self.queries_waiting.subscribe()
+    }
+
     /// The model, for reading it from outside the runner.
     pub fn model(&self) -> Shared<P> {
         Shared {
@@ -373,7 +472,14 @@ impl<P: Projector> Runner<P> {
     /// an unreachable writer is not an error (queries are still answered, catch-up retried).
     pub async fn run(self, stop: watch::Receiver<bool>) -> Result<(), ProjectionError> {
         // Live first: an event published while the catch-up runs is then buffered, not lost.
-        let live = self.bus.subscribe(&self.options.subject("evt.>")).await?;
+        let follow_options = self
+            .options
+            .follow_options(self.options.catch_up_page_events);
+        let checkpoint = *self.position.borrow();
+        let follower = match &self.hub {
+            Some(hub) => LogFollower::from_hub(&self.bus, &follow_options, checkpoint, hub),
+            None => LogFollower::subscribe(&self.bus, &follow_options, checkpoint).await?,
+        };
         let queries = self
             .bus
             .queue_subscribe(
@@ -419,6 +525,7 @@ impl<P: Projector> Runner<P> {
             clock: self.clock.clone(),
             position: self.position.subscribe(),
             wait_max: self.options.min_position_wait_max,
+            waiting: Arc::clone(&self.queries_waiting),
         };
         services.spawn(serve_queries(queries, answers, stop.clone()));
         if let Some((presence, subscription)) = heartbeats {
@@ -436,7 +543,7 @@ impl<P: Projector> Runner<P> {
             position = *self.position.borrow(),
             "projector starting"
         );
-        let result = self.follow(live, handovers, stop).await;
+        let result = self.follow(follower, handovers, stop).await;
         // The services watch `stop` too, but after an error it may still be false.
         services.abort_all();
         while services.join_next().await.is_some() {}
@@ -461,186 +568,39 @@ impl<P: Projector> Runner<P> {
         Ok(read(model.as_ref().ok_or_else(closed)?))
     }
 
-    /// The catch-up and live loop.
+    /// The follow loop: applies what the follower yields, swaps in rebuilt instances, and
+    /// runs [`Projector::due`] at every tick.
     async fn follow(
         &self,
-        mut live: Subscription,
+        mut follower: LogFollower,
         mut handovers: Option<mpsc::Receiver<Handover<P>>>,
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), ProjectionError> {
-        // A second receiver for the catch-up's own checks, since the loop below borrows `stop`.
-        let stop_check = stop.clone();
-        let mut reconnects = self.bus.reconnects();
-        reconnects.borrow_and_update();
-        let mut reconnects_open = true;
-        // Whether the model may be behind the log (a catch-up failed or stopped early).
-        let mut behind = !self.catch_up(&stop_check).await?;
         let mut ticks = tokio::time::interval(self.options.idle_probe_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
-        let mut live_since_tick = false;
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return Ok(()),
-                message = live.next() => {
-                    let Some(first) = message else {
-                        return Err(ProjectionError::Bus(BusError::Closed));
-                    };
-                    live_since_tick = true;
-                    let mut messages = vec![first];
-                    // Take what is already waiting, without waiting, to write it in one batch.
-                    while messages.len() < LIVE_BATCH_EVENTS_MAX {
-                        match live.next().now_or_never() {
-                            Some(Some(message)) => messages.push(message),
-                            _ => break,
-                        }
-                    }
-                    if !self.apply_live(messages).await? {
-                        behind = !self.catch_up(&stop_check).await?;
-                    }
-                }
-                changed = reconnects.changed(), if reconnects_open => {
-                    match changed {
-                        Ok(()) => {
-                            info!(model = self.name, "bus reconnected; catching up");
-                            behind = !self.catch_up(&stop_check).await?;
-                        }
-                        Err(_) => reconnects_open = false,
-                    }
-                }
+                events = follower.next() => match events {
+                    Ok(events) => self.write(envelopes(events)).await?,
+                    Err(FollowError::Closed) => return Err(ProjectionError::Bus(BusError::Closed)),
+                    // Retried by the follower after a pause; queries are still answered.
+                    Err(error) => warn!(model = self.name, %error, "cannot follow the log; will retry"),
+                },
                 handover = next_handover(&mut handovers) => {
-                    // Live events wait in the subscription meanwhile, and are applied to the
-                    // swapped-in instance afterwards: nothing is dropped or reordered.
+                    // Live events wait in the follower's source meanwhile, and are applied to
+                    // the swapped-in instance afterwards: nothing is dropped or reordered.
                     let Some(handover) = handover else {
                         handovers = None;
                         continue;
                     };
                     let outcome = self.take_over(handover.model).await?;
                     let _ = handover.reply.send(outcome);
+                    // The swap levelled the model through log.read: follow on from there.
+                    follower.reset(*self.position.borrow());
                 }
-                _ = ticks.tick() => {
-                    if behind || !live_since_tick {
-                        behind = !self.probe(&stop_check).await?;
-                    }
-                    live_since_tick = false;
-                    self.write(Vec::new()).await?;
-                }
-            }
-        }
-    }
-
-    /// Applies the live events that continue the checkpoint. Returns false when one is missing
-    /// (dropped, or undecodable), so that the caller catches up through `log.read`.
-    async fn apply_live(&self, messages: Vec<Message>) -> Result<bool, ProjectionError> {
-        let position = *self.position.borrow();
-        let mut batch: Vec<EventEnvelope> = Vec::with_capacity(messages.len());
-        let mut level = true;
-        for message in messages {
-            let headers = match EventHeaders::from_pairs(message.headers.iter()) {
-                Ok(headers) => headers,
-                Err(error) => {
-                    warn!(model = self.name, subject = %message.subject, %error, "ignoring a message without event headers");
-                    continue;
-                }
-            };
-            let expected = position + batch.len() as u64 + 1;
-            if headers.position < expected {
-                continue;
-            }
-            if headers.position > expected {
-                debug!(
-                    model = self.name,
-                    expected,
-                    got = headers.position,
-                    "gap in live events"
-                );
-                level = false;
-                break;
-            }
-            match RecordedEvent::decode(&message.payload, headers.format) {
-                Ok(recorded) if recorded.position == expected => batch.push(recorded.into()),
-                Ok(recorded) => {
-                    warn!(
-                        model = self.name,
-                        header = headers.position,
-                        body = recorded.position,
-                        "event headers and body disagree; reading the log"
-                    );
-                    level = false;
-                    break;
-                }
-                Err(error) => {
-                    warn!(model = self.name, position = expected, %error, "undecodable live event; reading the log");
-                    level = false;
-                    break;
-                }
-            }
-        }
-        if !batch.is_empty() {
-            self.write(batch).await?;
-        }
-        Ok(level)
-    }
-
-    /// Reads the log from the checkpoint on until the head (or [`CATCH_UP_PAGES_PER_CALL_MAX`]
-    /// pages, or `stop`). Returns whether the model is level with the head it saw; a failed
-    /// read is logged and reported as not level, to be retried at the next tick.
-    async fn catch_up(&self, stop: &watch::Receiver<bool>) -> Result<bool, ProjectionError> {
-        let page_events = self.options.catch_up_page_events.max(1);
-        let mut from = *self.position.borrow() + 1;
-        let mut reply = match self.log_read(from, page_events).await {
-            Ok(reply) => reply,
-            Err(error) => {
-                warn!(model = self.name, from, %error, "cannot read the log; will retry");
-                return Ok(false);
-            }
-        };
-        let mut pages = 0u32;
-        loop {
-            let head = reply.head;
-            let events = contiguous(reply.events, from);
-            let Some(last) = events.last().map(|envelope| envelope.position) else {
-                if head >= from {
-                    warn!(
-                        model = self.name,
-                        from, head, "log.read returned no event at the position asked for"
-                    );
-                    return Ok(false);
-                }
-                return Ok(true);
-            };
-            pages += 1;
-            let more = last < head && pages < CATCH_UP_PAGES_PER_CALL_MAX && !*stop.borrow();
-            if !more {
-                self.write(events).await?;
-                return Ok(last >= head);
-            }
-            // Fetch the next page while this one is written.
-            let (written, next) =
-                tokio::join!(self.write(events), self.log_read(last + 1, page_events));
-            written?;
-            match next {
-                Ok(next) => {
-                    reply = next;
-                    from = last + 1;
-                }
-                Err(error) => {
-                    warn!(model = self.name, from = last + 1, %error, "cannot read the log; will retry");
-                    return Ok(false);
-                }
-            }
-        }
-    }
-
-    /// Asks the log whether anything follows the checkpoint; catches up if so.
-    async fn probe(&self, stop: &watch::Receiver<bool>) -> Result<bool, ProjectionError> {
-        let position = *self.position.borrow();
-        match self.log_read(position + 1, 1).await {
-            Ok(reply) if reply.events.is_empty() && reply.head <= position => Ok(true),
-            Ok(_) => self.catch_up(stop).await,
-            Err(error) => {
-                debug!(model = self.name, %error, "cannot probe the log");
-                Ok(false)
+                _ = ticks.tick() => self.write(Vec::new()).await?,
             }
         }
     }
@@ -694,31 +654,21 @@ pub(crate) async fn log_read(
     from: u64,
     max: u32,
 ) -> Result<LogReadReply, ProjectionError> {
-    let format = options.log_read_format;
-    let request = LogReadRequest::new(from, max)
-        .map_err(|invalid| ProjectionError::LogRead(invalid.message))?;
-    let payload = request
-        .encode(format)
-        .map_err(|error| ProjectionError::LogRead(error.to_string()))?;
-    let headers = Headers::new().with(HEADER_CONTENT_TYPE, format.content_type());
-    let reply = bus
-        .request(
-            &options.subject("log.read"),
-            headers,
-            payload,
-            options.log_read_timeout,
-        )
-        .await?;
-    let reply_format =
-        Format::from_content_type(reply.headers.get(HEADER_CONTENT_TYPE)).unwrap_or(format);
-    LogReadReply::decode(&reply.payload, reply_format).map_err(|error| {
-        // An error reply is a JSON object; quote its start to say what the writer said.
-        let start: String = String::from_utf8_lossy(&reply.payload)
-            .chars()
-            .take(200)
-            .collect();
-        ProjectionError::LogRead(format!("{error}; reply starts {start:?}"))
-    })
+    LogReader::new(bus, &options.follow_options(max))
+        .read(from, max)
+        .await
+        .map_err(|error| ProjectionError::LogRead(error.to_string()))
+}
+
+/// The follower's events as read models apply them; an event shared with other models of the
+/// process (through a hub) is copied, one taken from the log or a subscription is moved.
+pub(crate) fn envelopes(events: Vec<Arc<RecordedEvent>>) -> Vec<EventEnvelope> {
+    events
+        .into_iter()
+        .map(|event| {
+            EventEnvelope::from(Arc::try_unwrap(event).unwrap_or_else(|shared| (*shared).clone()))
+        })
+        .collect()
 }
 
 /// The next rebuilt instance handed over, or never when live rebuilds are off.
@@ -748,6 +698,7 @@ struct Answers<P> {
     clock: Clock,
     position: watch::Receiver<u64>,
     wait_max: Duration,
+    waiting: Arc<watch::Sender<usize>>,
 }
 
 impl<P> Clone for Answers<P> {
@@ -759,6 +710,7 @@ impl<P> Clone for Answers<P> {
             clock: self.clock.clone(),
             position: self.position.clone(),
             wait_max: self.wait_max,
+            waiting: Arc::clone(&self.waiting),
         }
     }
 }
@@ -792,11 +744,19 @@ impl<P: Projector> Answers<P> {
     async fn result(&self, request: QueryRequest) -> Result<(u64, Value), QueryError> {
         let mut position = self.position.clone();
         if let Some(min_position) = request.min_position {
+            let behind = *position.borrow() < min_position;
+            if behind {
+                self.waiting.send_modify(|waiting| *waiting += 1);
+            }
             let reached = matches!(
                 tokio::time::timeout(self.wait_max, position.wait_for(|p| *p >= min_position))
                     .await,
                 Ok(Ok(_))
             );
+            if behind {
+                self.waiting
+                    .send_modify(|waiting| *waiting = waiting.saturating_sub(1));
+            }
             if !reached {
                 return Err(QueryError::Lagging {
                     min_position,

@@ -267,11 +267,13 @@ impl FakeLog {
         let server = log.clone();
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
-                let request = LogReadRequest::decode(&message.payload, Format::Json)
+                let format = Format::from_content_type(message.headers.get("Content-Type"))
+                    .unwrap_or(Format::Json);
+                let request = LogReadRequest::decode(&message.payload, format)
                     .expect("a valid log.read request");
                 let reply = server.read(request.from, request.max);
-                let payload = reply.encode(Format::Json).expect("encode log.read");
-                let headers = Headers::new().with("Content-Type", "application/json");
+                let payload = reply.encode(format).expect("encode log.read");
+                let headers = Headers::new().with("Content-Type", format.content_type());
                 let _ = server.bus.respond(&message, headers, payload).await;
             }
         });

@@ -177,6 +177,7 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
         patient,
     );
     let timeline_position = timeline.position();
+    let mut timeline_waiting = timeline.queries_waiting();
     let timeline_task = tokio::spawn(timeline.run(stop.subscribe()));
     let empty = query(&bus, "rooms", json!({"op": "list", "caller": "alice"})).await;
     assert_eq!(empty["data"]["rooms"], json!([]));
@@ -227,7 +228,14 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
             .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Committed only once the query is waiting for it, so the answer comes from the wait.
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        timeline_waiting.wait_for(|waiting| *waiting >= 1),
+    )
+    .await
+    .expect("the query waits for its position")
+    .unwrap();
     log.commit(&world.log[head as usize..], Format::Bincode, |_| true)
         .await;
     let answered = pending.await.unwrap();
@@ -338,4 +346,40 @@ async fn with_the_real_writer_a_command_is_visible_at_its_position() {
         }
         writer.shutdown().await.unwrap();
     }
+}
+
+#[test]
+fn a_read_ahead_replay_equals_a_plain_rebuild_and_reports_a_read_failure() {
+    let mut world = World::new();
+    let mut rng = Rng::new(0x5eed_0007);
+    workload::run(&mut world, &mut rng, 120);
+    let envelopes = world.envelopes();
+    let head = world.head();
+    let read = |from: u64| -> Result<Vec<projections::EventEnvelope>, String> {
+        // Small uneven batches, so that several travel between the threads.
+        let start = usize::try_from(from - 1).unwrap().min(envelopes.len());
+        let end = (start + 17).min(envelopes.len());
+        Ok(envelopes[start..end].to_vec())
+    };
+    let mut reported = Vec::new();
+    let mut ahead = Rooms::temporary().unwrap();
+    let position =
+        projections::replay_read_ahead(&mut ahead, 1, head, read, |p| reported.push(p)).unwrap();
+    assert_eq!(position, head);
+    assert_eq!(reported.last(), Some(&head));
+    assert!(reported.windows(2).all(|pair| pair[0] < pair[1]));
+    let plain = rebuilt(Rooms::temporary().unwrap(), &world.log);
+    assert_eq!(ahead.digest().unwrap(), plain.digest().unwrap());
+
+    // A failed read ends the replay with that error, after what was applied before it.
+    let failing = |from: u64| -> Result<Vec<projections::EventEnvelope>, String> {
+        if from > 30 {
+            return Err("the disk went away".into());
+        }
+        read(from)
+    };
+    let mut partial = Rooms::temporary().unwrap();
+    let error = projections::replay_read_ahead(&mut partial, 1, head, failing, |_| {}).unwrap_err();
+    assert!(error.to_string().contains("the disk went away"), "{error}");
+    assert!(partial.position() >= 30 && partial.position() < head);
 }
