@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use domain::{Attachment, Event, RoomId, Timestamp};
+use domain::{Attachment, Event, MembershipChange, RoomId, Timestamp};
 use eventlog::EventLog;
 use serde::Serialize;
 
@@ -197,39 +197,28 @@ pub fn room_history(
                 reports: Vec::new(),
                 calls: Vec::new(),
             };
+            // Who joins or leaves: the domain's one definition, applied once the room's history
+            // exists (the event may be what creates it).
+            let membership = stored.event.membership_change().map(|change| match change {
+                MembershipChange::Joined { users, .. } => (
+                    users.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    true,
+                ),
+                MembershipChange::Left { user, .. } => (vec![user.to_string()], false),
+            });
             match stored.event {
-                Event::DirectRoomOpened {
-                    initiator,
-                    recipient,
-                    ..
-                } => {
-                    let h = history.insert(fresh("direct", String::new()));
-                    join(h, &mut members, initiator.to_string());
-                    join(h, &mut members, recipient.to_string());
+                Event::DirectRoomOpened { .. } => {
+                    history = Some(fresh("direct", String::new()));
                 }
-                Event::GroupRoomCreated {
-                    name, members: all, ..
-                } => {
-                    let h = history.insert(fresh("group", name));
-                    for member in all {
-                        join(h, &mut members, member.to_string());
-                    }
+                Event::GroupRoomCreated { name, .. } => {
+                    history = Some(fresh("group", name));
                 }
-                Event::InterviewRoomOpened {
-                    title,
-                    client,
-                    freelancer,
-                    ..
-                } => {
-                    let h = history.insert(fresh("interview", title));
-                    join(h, &mut members, client.to_string());
-                    join(h, &mut members, freelancer.to_string());
+                Event::InterviewRoomOpened { title, .. } => {
+                    history = Some(fresh("interview", title));
                 }
                 Event::ContractStarted {
                     contract_id,
                     title,
-                    client,
-                    freelancer,
                     room_created,
                     ..
                 } => {
@@ -247,8 +236,6 @@ pub fn room_history(
                         contract_id: contract_id.to_string(),
                         active: true,
                     });
-                    join(h, &mut members, client.to_string());
-                    join(h, &mut members, freelancer.to_string());
                 }
                 other => {
                     let Some(h) = history.as_mut() else { continue };
@@ -256,14 +243,6 @@ pub fn room_history(
                         Event::ContractEnded { .. } => {
                             if let Some(contract) = h.contract.as_mut() {
                                 contract.active = false;
-                            }
-                        }
-                        Event::MemberAdded { user_id, .. } => {
-                            join(h, &mut members, user_id.to_string())
-                        }
-                        Event::MemberLeft { user_id, .. } => {
-                            if let Some(&index) = members.get(user_id.as_str()) {
-                                h.members[index].left_at = Some(at);
                             }
                         }
                         Event::RoomRenamed {
@@ -406,6 +385,15 @@ pub fn room_history(
                         // Per-member views (favorite, hide, archive, read markers) are private
                         // preferences, not the room's history.
                         _ => {}
+                    }
+                }
+            }
+            if let (Some(h), Some((users, joined))) = (history.as_mut(), membership) {
+                for user in users {
+                    if joined {
+                        join(h, &mut members, user);
+                    } else if let Some(&index) = members.get(&user) {
+                        h.members[index].left_at = Some(at);
                     }
                 }
             }

@@ -20,7 +20,7 @@
 
 use std::path::Path;
 
-use domain::{ContractId, Event, MessageId, RoomId, RoomKind, Timestamp, UserId};
+use domain::{ContractId, Event, MembershipChange, MessageId, RoomId, RoomKind, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -439,6 +439,29 @@ fn room_of_index_suffix(suffix: &[u8]) -> Option<RoomId> {
 }
 
 fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
+    apply_record_change(changes, envelope)?;
+    // Who joins or leaves: the domain's one definition, once the room's record exists (the
+    // event may be what creates it).
+    match envelope.event.membership_change() {
+        Some(MembershipChange::Joined { room_id, users }) => {
+            let Some(room) = changes.get::<RoomRecord>(&room_key(&room_id))? else {
+                return Ok(());
+            };
+            for user in users {
+                add_member(changes, &room, user)?;
+            }
+            Ok(())
+        }
+        Some(MembershipChange::Left { room_id, user }) => remove_member(changes, &room_id, user),
+        None => Ok(()),
+    }
+}
+
+/// What an event changes besides membership.
+fn apply_record_change(
+    changes: &mut Changes<'_>,
+    envelope: &EventEnvelope,
+) -> Result<(), ProjectionError> {
     let position = envelope.position;
     match &envelope.event {
         Event::UserRegistered {
@@ -478,22 +501,17 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             update_user(changes, user_id, |user| user.visible = *visible)
         }
         Event::DirectRoomOpened {
-            room_id,
-            initiator,
-            recipient,
-            opened_at,
+            room_id, opened_at, ..
         } => create_room(
             changes,
             *room_id,
             RoomKind::Direct,
             String::new(),
             *opened_at,
-            &[initiator.clone(), recipient.clone()],
         ),
         Event::GroupRoomCreated {
             room_id,
             name,
-            members,
             created_at,
             ..
         } => create_room(
@@ -502,13 +520,10 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             RoomKind::Group,
             name.clone(),
             *created_at,
-            members,
         ),
         Event::InterviewRoomOpened {
             room_id,
             title,
-            client,
-            freelancer,
             opened_at,
             ..
         } => create_room(
@@ -517,16 +532,14 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             RoomKind::Interview,
             title.clone(),
             *opened_at,
-            &[client.clone(), freelancer.clone()],
         ),
         Event::ContractStarted {
             contract_id,
             room_id,
             room_created,
             title,
-            client,
-            freelancer,
             started_at,
+            ..
         } => {
             if *room_created {
                 create_room(
@@ -535,7 +548,6 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                     RoomKind::Contract,
                     title.clone(),
                     *started_at,
-                    &[],
                 )?;
             }
             let Some(mut room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
@@ -549,24 +561,13 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                 contract_id: contract_id.clone(),
                 active: true,
             });
-            changes.put(room_key(room_id), &room)?;
-            add_member(changes, &room, client)?;
-            add_member(changes, &room, freelancer)
+            changes.put(room_key(room_id), &room)
         }
         Event::ContractEnded { room_id, .. } => update_room(changes, room_id, |room| {
             if let Some(contract) = room.contract.as_mut() {
                 contract.active = false;
             }
         }),
-        Event::MemberAdded {
-            room_id, user_id, ..
-        } => match changes.get::<RoomRecord>(&room_key(room_id))? {
-            Some(room) => add_member(changes, &room, user_id),
-            None => Ok(()),
-        },
-        Event::MemberLeft {
-            room_id, user_id, ..
-        } => remove_member(changes, room_id, user_id),
         Event::RoomRenamed { room_id, name, .. } => {
             update_room(changes, room_id, |room| room.name.clone_from(name))
         }
@@ -652,7 +653,9 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             message_id,
             ..
         } => delete_message(changes, room_id, message_id),
-        Event::UserBlocked { .. }
+        Event::MemberAdded { .. }
+        | Event::MemberLeft { .. }
+        | Event::UserBlocked { .. }
         | Event::UserUnblocked { .. }
         | Event::NotificationFrequencyChanged { .. }
         | Event::MessageReported { .. }
@@ -708,7 +711,6 @@ fn create_room(
     kind: RoomKind,
     name: String,
     created_at: Timestamp,
-    members: &[UserId],
 ) -> Result<(), ProjectionError> {
     let room = RoomRecord {
         room_id,
@@ -718,11 +720,7 @@ fn create_room(
         last_message: None,
         last_activity_at: created_at,
     };
-    changes.put(room_key(&room_id), &room)?;
-    for member in members {
-        add_member(changes, &room, member)?;
-    }
-    Ok(())
+    changes.put(room_key(&room_id), &room)
 }
 
 /// Makes `user` a member with a fresh view; a member already is left alone (R-R4 no-op).

@@ -1,17 +1,27 @@
-//! The sled store a read model owns: one tree with a short key prefix per kind of record (each
-//! model's module docs hold its catalogue), values in the protocol codec's bincode, and the
-//! checkpoint written in the same atomic `apply_batch` as the changes it covers. So after any
-//! crash the model and its checkpoint agree, and catching up from checkpoint + 1 applies each
-//! event exactly once.
+//! The store a read model owns: a memtable in front of one sled tree. Applying an event writes
+//! the memtable only (in memory, no sled call); every [`IMAGE_INTERVAL_MILLIS`] or
+//! [`IMAGE_HELD_BYTES`] the memtable, collapsed to the last value per key, is frozen and written
+//! to sled together with its checkpoint in one atomic batch, on a thread of its own, while
+//! applying goes on into a fresh memtable. So after any crash sled holds an image of the model
+//! at its checkpoint, and catching up from checkpoint + 1 applies each later event exactly once.
+//! Reads see everything applied: the memtable first, then the frozen one being written, then
+//! sled. Keys have a short prefix per kind of record (each model's module docs hold its
+//! catalogue), values are in the protocol codec's bincode.
 //!
-//! A store opened for a rebuild ([`OpenFor::Rebuilding`]) trades that atomicity, which nothing
-//! needs until it is swapped in, for speed: see [`Store::open_for`].
+//! sled 0.34 has one process-wide lock that `apply_batch` takes exclusively, so a model that
+//! wrote a batch per applied batch stalled the writer's commits in the same process; now it
+//! writes one collapsed batch every few seconds.
+//!
+//! A store opened for a rebuild ([`OpenFor::Rebuilding`]) is the same with rarer images written
+//! without the atomicity nothing needs until it is swapped in: see [`Store::open_for`].
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use domain::Timestamp;
 use serde::de::DeserializeOwned;
@@ -35,6 +45,15 @@ pub const REBUILD_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 /// them (in key order) to sled. Held changes coalesce: a room's record or a member's view
 /// changed by ten thousand messages is written once, not ten thousand times.
 pub const REBUILD_HELD_BYTES: usize = 256 * 1024 * 1024;
+
+/// How many bytes of keys and values a serving store's memtable holds before its image is
+/// written (whatever the time). Bounds the memory (twice this: one memtable filling, one being
+/// written) and the length of the one atomic sled batch, which holds sled's process-wide lock.
+pub const IMAGE_HELD_BYTES: usize = 16 * 1024 * 1024;
+
+/// How long a serving store's memtable collects changes before its image is written: what a
+/// crash costs in catching up, at most.
+pub const IMAGE_INTERVAL_MILLIS: u64 = 2_000;
 
 /// The largest stored value read back, in bytes: a bound on what a corrupt length can allocate.
 /// Values are small records (a room, a view, a message of at most 5,000 characters with ten
@@ -76,48 +95,87 @@ pub enum Direction {
     Backward,
 }
 
-/// One read model's sled database and its cached checkpoint.
+/// One stored key and its value's bytes.
+type Entry = (Vec<u8>, Vec<u8>);
+
+/// Changes by key: `Some(bytes)` to write, `None` to remove.
+type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// One read model's memtable, its sled database and its checkpoint.
 #[derive(Debug)]
 pub struct Store {
     db: sled::Db,
-    /// The position of the last applied event; read without touching sled. For a serving store
-    /// it is also the checkpoint in sled; a rebuilding one may hold changes up to it in memory.
+    /// The position of the last applied event; read without touching sled. sled's checkpoint
+    /// (that of the last image written) may be behind it.
     checkpoint: AtomicU64,
-    /// `Some` for a store being rebuilt: the changes applied but not yet written.
-    held: Option<Mutex<Held>>,
+    purpose: OpenFor,
+    memtable: Mutex<Memtable>,
+    /// The thread writing the frozen memtable, if one is.
+    writing: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
-/// A rebuilding store's changes in memory, not yet written to sled.
-#[derive(Debug, Default)]
-struct Held {
-    /// Write once `bytes` reaches this ([`REBUILD_HELD_BYTES`]; less in tests).
-    limit: usize,
-    overlay: Overlay,
-    /// Bytes of keys and values put into `overlay` (overwritten ones counted again: an upper
+/// What is applied but not yet in sled.
+#[derive(Debug)]
+struct Memtable {
+    /// Changes since the last image was frozen.
+    active: Overlay,
+    /// Bytes of keys and values put into `active` (overwritten ones counted again: an upper
     /// bound, so the bound on memory holds).
     bytes: usize,
-    /// The checkpoint in sled, which `overlay` continues.
-    written_checkpoint: u64,
-    /// Why a write failed part way, if one did: sled then holds some of the changes after
-    /// `written_checkpoint` but not all, so the store refuses all further work (a rebuild ends
-    /// on any error and its directory is deleted).
+    /// An image being written to sled: read after `active`, dropped once written.
+    frozen: Option<Arc<Overlay>>,
+    /// When `active` started collecting.
+    since: Instant,
+    /// The checkpoint of the last image frozen (or the one sled had on opening).
+    imaged_checkpoint: u64,
+    /// Freeze `active` once `bytes` reaches this ([`IMAGE_HELD_BYTES`], [`REBUILD_HELD_BYTES`];
+    /// less in tests).
+    limit: usize,
+    /// Freeze `active` once it is this old (serving stores only).
+    interval: Option<Duration>,
+    /// Why an image could not be written, if one could not: sled then holds an older image (or
+    /// part of one, for a rebuild), and the store refuses all further work until reopened.
     broken: Option<String>,
 }
 
-impl Held {
-    /// Fails when an earlier write failed part way.
+impl Memtable {
+    /// Fails when an image could not be written.
     fn usable(&self) -> Result<(), ProjectionError> {
         match &self.broken {
             None => Ok(()),
             Some(why) => Err(ProjectionError::Store(format!(
-                "an earlier write of this rebuild failed part way ({why}); it must start again"
+                "an image of this model could not be written ({why}); it must be reopened"
             ))),
         }
     }
-}
 
-/// Changes by key: `Some(bytes)` to write, `None` to remove.
-type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+    /// The value under `key` as the memtable has it: `Some(None)` when removed, `None` when the
+    /// memtable does not know (sled does).
+    fn lookup(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        if let Some(value) = self.active.get(key) {
+            return Some(value.as_deref());
+        }
+        self.frozen
+            .as_ref()
+            .and_then(|frozen| frozen.get(key))
+            .map(|value| value.as_deref())
+    }
+
+    /// The memtable's entries in a range, the newest change per key, ascending.
+    fn range(&self, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> Overlay {
+        let mut merged = Overlay::new();
+        let bounds = (lower.clone(), upper.clone());
+        if let Some(frozen) = &self.frozen {
+            for (key, value) in frozen.range::<Vec<u8>, _>(bounds.clone()) {
+                merged.insert(key.clone(), value.clone());
+            }
+        }
+        for (key, value) in self.active.range::<Vec<u8>, _>(bounds) {
+            merged.insert(key.clone(), value.clone());
+        }
+        merged
+    }
+}
 
 impl Store {
     /// Opens (or creates) the store in the directory `path`, to serve.
@@ -130,13 +188,12 @@ impl Store {
 
     /// Opens (or creates) the store in the directory `path` for `purpose`.
     ///
-    /// A store opened for [`OpenFor::Rebuilding`] has a larger page cache and holds applied
-    /// changes in memory across batches, up to [`REBUILD_HELD_BYTES`], then writes them in key
-    /// order with one sled insert each rather than one atomic batch (sled's batches write in
-    /// hash order). So a crash can leave it with part of a write: that is safe because a
-    /// rebuild is only ever used after [`Store::flush`] and a swap (`crate::swap`), and a
-    /// rebuild a crash interrupted is deleted when the model is next opened. `flush`, `dump`,
-    /// every read and [`Store::changes`] write what is held first.
+    /// A store opened for [`OpenFor::Rebuilding`] has a larger page cache and a larger
+    /// memtable ([`REBUILD_HELD_BYTES`], no time limit), and writes its images in key order
+    /// with one sled insert each rather than one atomic batch (sled's batches write in hash
+    /// order). So a crash can leave it with part of an image: that is safe because a rebuild is
+    /// only ever used after [`Store::flush`] and a swap (`crate::swap`), and a rebuild a crash
+    /// interrupted is deleted when the model is next opened.
     pub fn open_for(path: &Path, purpose: OpenFor) -> Result<Store, ProjectionError> {
         std::fs::create_dir_all(path).map_err(|error| {
             ProjectionError::Store(format!("creating {}: {error}", path.display()))
@@ -157,22 +214,15 @@ impl Store {
     }
 
     fn from_config(config: sled::Config, purpose: OpenFor) -> Result<Store, ProjectionError> {
-        let cache = match purpose {
-            OpenFor::Serving => STORE_CACHE_BYTES,
-            OpenFor::Rebuilding => REBUILD_CACHE_BYTES,
+        let (cache, limit, interval) = match purpose {
+            OpenFor::Serving => (
+                STORE_CACHE_BYTES,
+                IMAGE_HELD_BYTES,
+                Some(Duration::from_millis(IMAGE_INTERVAL_MILLIS)),
+            ),
+            OpenFor::Rebuilding => (REBUILD_CACHE_BYTES, REBUILD_HELD_BYTES, None),
         };
-        let mut store = Store::from_db(config.cache_capacity(cache).open()?)?;
-        if purpose == OpenFor::Rebuilding {
-            store.held = Some(Mutex::new(Held {
-                limit: REBUILD_HELD_BYTES,
-                written_checkpoint: store.checkpoint(),
-                ..Held::default()
-            }));
-        }
-        Ok(store)
-    }
-
-    fn from_db(db: sled::Db) -> Result<Store, ProjectionError> {
+        let db = config.cache_capacity(cache).open()?;
         let checkpoint = match db.get(CHECKPOINT_KEY)? {
             None => 0,
             Some(bytes) => {
@@ -186,7 +236,18 @@ impl Store {
         Ok(Store {
             db,
             checkpoint: AtomicU64::new(checkpoint),
-            held: None,
+            purpose,
+            memtable: Mutex::new(Memtable {
+                active: Overlay::new(),
+                bytes: 0,
+                frozen: None,
+                since: Instant::now(),
+                imaged_checkpoint: checkpoint,
+                limit,
+                interval,
+                broken: None,
+            }),
+            writing: Mutex::new(None),
         })
     }
 
@@ -195,106 +256,70 @@ impl Store {
         self.checkpoint.load(Ordering::SeqCst)
     }
 
-    /// Writes what a rebuilding store holds (nothing to do for a serving store, or when nothing
-    /// is held), so that sled alone answers reads.
-    fn write_held(&self) -> Result<(), ProjectionError> {
-        let Some(held) = &self.held else {
-            return Ok(());
-        };
-        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.usable()?;
-        if held.overlay.is_empty() {
-            return Ok(());
-        }
-        let overlay = std::mem::take(&mut held.overlay);
-        held.bytes = 0;
-        self.write_in_key_order(&mut held, overlay, self.checkpoint())
-    }
-
-    /// A rebuilding store's write: each change by itself, in key order (a sorted overlay meets
-    /// sled's leaves in order), then the checkpoint. Not atomic (see [`Store::open_for`]): a
-    /// failure part way breaks the store for good.
-    fn write_in_key_order(
-        &self,
-        held: &mut Held,
-        overlay: Overlay,
-        checkpoint: u64,
-    ) -> Result<(), ProjectionError> {
-        let written = overlay
-            .into_iter()
-            .try_for_each(|(key, value)| {
-                match value {
-                    Some(bytes) => self.db.insert(key, bytes)?,
-                    None => self.db.remove(key)?,
-                };
-                Ok::<(), sled::Error>(())
-            })
-            .and_then(|()| {
-                self.db
-                    .insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..])
-                    .map(drop)
-            });
-        match written {
-            Ok(()) => {
-                held.written_checkpoint = checkpoint;
-                Ok(())
-            }
-            Err(error) => {
-                held.broken = Some(error.to_string());
-                Err(error.into())
-            }
-        }
+    fn memtable(&self) -> Result<MutexGuard<'_, Memtable>, ProjectionError> {
+        let memtable = self.memtable.lock().unwrap_or_else(PoisonError::into_inner);
+        memtable.usable()?;
+        Ok(memtable)
     }
 
     /// The value under `key`, if any.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
-        self.write_held()?;
-        self.get_written(key)
-    }
-
-    /// The value under `key` in sled, whatever is held: for [`Changes`], whose overlay has the
-    /// held changes (and which may be applying under the lock on them).
-    fn get_written<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
-        match self.db.get(key)? {
-            None => Ok(None),
-            Some(bytes) => decode_value(key, &bytes).map(Some),
-        }
+        let memtable = self.memtable()?;
+        lookup(&memtable, &self.db, key)
     }
 
     /// Whether anything is stored under `key`.
     pub fn contains(&self, key: &[u8]) -> Result<bool, ProjectionError> {
-        self.write_held()?;
-        Ok(self.db.contains_key(key)?)
+        let memtable = self.memtable()?;
+        match memtable.lookup(key) {
+            Some(value) => Ok(value.is_some()),
+            None => Ok(self.db.contains_key(key)?),
+        }
     }
 
     /// The entries whose keys start with `prefix`, in `direction`, starting after the key
-    /// `after` (exclusive; "after" in the direction of the walk) when one is given.
+    /// `after` (exclusive; "after" in the direction of the walk) when one is given. The
+    /// memtable's part of the range is copied; sled's is walked lazily.
     pub fn scan<'a, T: DeserializeOwned + 'a>(
         &'a self,
         prefix: &[u8],
         after: Option<&[u8]>,
         direction: Direction,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), ProjectionError>> + 'a {
-        // A failure to write what is held comes out as the scan's first (and only) item.
-        let written = self.write_held();
         let (lower, upper) = scan_bounds(prefix, after, direction);
+        let overlay = self
+            .memtable()
+            .map(|memtable| memtable.range(&lower, &upper));
+        let (overlay, failed) = match overlay {
+            Ok(overlay) => (overlay, None),
+            Err(error) => (Overlay::new(), Some(error)),
+        };
         let entries = self.db.range::<Vec<u8>, _>((lower, upper));
-        let entries: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>> =
-            match (&written, direction) {
-                (Err(_), _) => Box::new(std::iter::empty()),
-                (Ok(()), Direction::Forward) => Box::new(entries),
-                (Ok(()), Direction::Backward) => Box::new(entries.rev()),
+        let merged: Box<dyn Iterator<Item = Result<Entry, ProjectionError>>> =
+            match (&failed, direction) {
+                (Some(_), _) => Box::new(std::iter::empty()),
+                (None, Direction::Forward) => Box::new(Merged::new(
+                    entries,
+                    overlay.into_iter(),
+                    Direction::Forward,
+                )),
+                (None, Direction::Backward) => Box::new(Merged::new(
+                    entries.rev(),
+                    overlay.into_iter().rev(),
+                    Direction::Backward,
+                )),
             };
-        let entries = entries.map(|entry| {
+        let entries = merged.map(|entry| {
             let (key, value) = entry?;
             let decoded = decode_value(&key, &value)?;
-            Ok((key.to_vec(), decoded))
+            Ok((key, decoded))
         });
-        written.err().map(Err).into_iter().chain(entries)
+        // A broken store's failure comes out as the scan's first (and only) item.
+        failed.map(Err).into_iter().chain(entries)
     }
 
     /// Applies the part of `batch` after the checkpoint, event by event, into one set of changes
-    /// committed atomically with the new checkpoint: what most models' `apply` is.
+    /// committed with the new checkpoint: what most models' `apply` is.
     pub fn apply_fresh(
         &self,
         batch: &[crate::EventEnvelope],
@@ -307,85 +332,298 @@ impl Store {
         let Some(last) = fresh.last() else {
             return Ok(());
         };
-        let Some(held) = &self.held else {
-            let mut changes = self.changes()?;
-            for envelope in fresh {
-                apply_event(&mut changes, envelope)?;
-            }
-            return changes.commit(last.position);
-        };
-        // Rebuilding: the batch continues the held changes, and is written with them once they
-        // are large enough.
-        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
-        held.usable()?;
-        let mut changes = Changes {
-            store: self,
-            overlay: std::mem::take(&mut held.overlay),
-            bytes: held.bytes,
-        };
+        let mut changes = self.changes()?;
         for envelope in fresh {
-            if let Err(error) = apply_event(&mut changes, envelope) {
-                // The held changes went with the failed batch: back to what sled has.
-                held.bytes = 0;
-                self.checkpoint
-                    .store(held.written_checkpoint, Ordering::SeqCst);
-                return Err(error);
-            }
+            apply_event(&mut changes, envelope)?;
         }
-        if changes.bytes >= held.limit {
-            held.bytes = 0;
-            self.write_in_key_order(&mut held, changes.overlay, last.position)?;
-        } else {
-            held.overlay = changes.overlay;
-            held.bytes = changes.bytes;
-        }
-        self.checkpoint.store(last.position, Ordering::SeqCst);
-        Ok(())
+        changes.commit(last.position)
     }
 
-    /// A set of changes to commit atomically with a new checkpoint (a rebuilding store writes
-    /// what it holds first, so the changes build on everything applied).
+    /// A set of changes to commit with a new checkpoint (a dropped one changes nothing).
     pub fn changes(&self) -> Result<Changes<'_>, ProjectionError> {
-        self.write_held()?;
+        drop(self.memtable()?);
         Ok(Changes {
             store: self,
-            overlay: BTreeMap::new(),
+            overlay: Overlay::new(),
             bytes: 0,
         })
     }
 
     /// Every entry, in key order, except those under the `volatile` prefixes (state that
-    /// depends on the clock rather than on the log, such as notifications already sent).
+    /// depends on the clock rather than on the log, such as notifications already sent), with
+    /// the checkpoint last (once there is one).
     pub fn dump(&self, volatile: &[&[u8]]) -> Result<Dump, ProjectionError> {
-        self.write_held()?;
         let mut dump = Vec::new();
-        for entry in self.db.iter() {
+        let memtable = self.memtable()?;
+        let overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        let merged = Merged::new(self.db.iter(), overlay.into_iter(), Direction::Forward);
+        for entry in merged {
             let (key, value) = entry?;
-            if volatile.iter().any(|prefix| key.starts_with(prefix)) {
+            if key.as_slice() == CHECKPOINT_KEY
+                || volatile.iter().any(|prefix| key.starts_with(prefix))
+            {
                 continue;
             }
-            dump.push((key.to_vec(), value.to_vec()));
+            dump.push((key, value));
+        }
+        let checkpoint = self.checkpoint();
+        if checkpoint > 0 {
+            dump.push((CHECKPOINT_KEY.to_vec(), checkpoint.to_be_bytes().to_vec()));
         }
         Ok(dump)
     }
 
-    /// Writes everything committed so far to disk. Commits are atomic without it (sled writes
-    /// a batch whole or not at all), but only durable after it or sled's periodic flush.
+    /// Writes everything applied so far to sled as one image and makes it durable (on stop,
+    /// at the end of a rebuild, and after state that must not be lost, such as notifications
+    /// sent).
     pub fn flush(&self) -> Result<(), ProjectionError> {
-        self.write_held()?;
+        let mut memtable = self.memtable()?;
+        self.finish_writing(&mut memtable)?;
+        if !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint() {
+            let image = self.freeze(&mut memtable);
+            let written = write_image(&self.db, self.purpose, &image, self.checkpoint());
+            memtable.frozen = None;
+            if let Err(why) = written {
+                memtable.broken = Some(why.clone());
+                return Err(ProjectionError::Store(why));
+            }
+        }
+        drop(memtable);
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Waits for the image being written, if one is, and drops it from the memtable.
+    fn finish_writing(&self, memtable: &mut Memtable) -> Result<(), ProjectionError> {
+        let handle = self
+            .writing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(handle) = handle else {
+            return Ok(());
+        };
+        let written = handle
+            .join()
+            .unwrap_or_else(|_| Err("the thread writing it panicked".to_owned()));
+        memtable.frozen = None;
+        if let Err(why) = written {
+            memtable.broken = Some(why.clone());
+            return Err(ProjectionError::Store(why));
+        }
+        Ok(())
+    }
+
+    /// Freezes the active memtable as the image at the current checkpoint.
+    fn freeze(&self, memtable: &mut Memtable) -> Arc<Overlay> {
+        let image = Arc::new(std::mem::take(&mut memtable.active));
+        memtable.bytes = 0;
+        memtable.since = Instant::now();
+        memtable.imaged_checkpoint = self.checkpoint();
+        memtable.frozen = Some(Arc::clone(&image));
+        image
+    }
+
+    /// Starts writing an image when the memtable is large or old enough and the last image is
+    /// written. Should the last one still be in writing, applying goes on into the memtable,
+    /// up to twice its limit, before it waits.
+    fn maybe_write_image(&self, memtable: &mut Memtable) -> Result<(), ProjectionError> {
+        let old = memtable
+            .interval
+            .is_some_and(|interval| memtable.since.elapsed() >= interval);
+        let full = memtable.bytes >= memtable.limit;
+        let changed =
+            !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint();
+        if !(full || (old && changed)) {
+            return Ok(());
+        }
+        let still_writing = self
+            .writing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|handle| !handle.is_finished());
+        if still_writing && memtable.bytes < memtable.limit.saturating_mul(2) {
+            return Ok(());
+        }
+        self.finish_writing(memtable)?;
+        let image = self.freeze(memtable);
+        let db = self.db.clone();
+        let purpose = self.purpose;
+        let checkpoint = self.checkpoint();
+        let handle = std::thread::Builder::new()
+            .name("projection-image".into())
+            .spawn(move || write_image(&db, purpose, &image, checkpoint))
+            .map_err(|error| {
+                ProjectionError::Store(format!("starting the image writer: {error}"))
+            })?;
+        *self.writing.lock().unwrap_or_else(PoisonError::into_inner) = Some(handle);
         Ok(())
     }
 }
 
-/// Changes buffered in memory until [`Changes::commit`] writes them in one atomic sled batch
-/// with the new checkpoint. Reads see the buffered changes first, so one batch of events can
-/// build on its own earlier events.
+impl Drop for Store {
+    /// Lets the image being written finish (it holds the sled database, whose directory lock a
+    /// reopen needs); what is only in the active memtable is lost, as in a crash, and caught up
+    /// from the log.
+    fn drop(&mut self) {
+        let handle = self
+            .writing
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            // Its error, if any, leaves sled at the previous image, which reopening resumes.
+            drop(handle.join());
+        }
+    }
+}
+
+/// Writes `image` and `checkpoint` to sled: in one atomic batch for a serving store; for a
+/// rebuilding one, in key order with one insert each (see [`Store::open_for`]).
+fn write_image(
+    db: &sled::Db,
+    purpose: OpenFor,
+    image: &Overlay,
+    checkpoint: u64,
+) -> Result<(), String> {
+    let written = match purpose {
+        OpenFor::Serving => {
+            let mut batch = sled::Batch::default();
+            for (key, value) in image {
+                match value {
+                    Some(bytes) => batch.insert(key.as_slice(), bytes.as_slice()),
+                    None => batch.remove(key.as_slice()),
+                }
+            }
+            batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
+            db.apply_batch(batch)
+        }
+        OpenFor::Rebuilding => image
+            .iter()
+            .try_for_each(|(key, value)| {
+                match value {
+                    Some(bytes) => db.insert(key.as_slice(), bytes.as_slice())?,
+                    None => db.remove(key.as_slice())?,
+                };
+                Ok::<(), sled::Error>(())
+            })
+            .and_then(|()| {
+                db.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..])
+                    .map(drop)
+            }),
+    };
+    written.map_err(|error| error.to_string())
+}
+
+/// The value under `key`: the memtable's, else sled's.
+fn lookup<T: DeserializeOwned>(
+    memtable: &Memtable,
+    db: &sled::Db,
+    key: &[u8],
+) -> Result<Option<T>, ProjectionError> {
+    match memtable.lookup(key) {
+        Some(Some(bytes)) => decode_value(key, bytes).map(Some),
+        Some(None) => Ok(None),
+        None => match db.get(key)? {
+            None => Ok(None),
+            Some(bytes) => decode_value(key, &bytes).map(Some),
+        },
+    }
+}
+
+/// sled's entries of a range merged with the memtable's (which win on equal keys; a removal
+/// hides sled's entry), in the walk's direction.
+struct Merged<S, O>
+where
+    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+{
+    sled: std::iter::Peekable<S>,
+    overlay: std::iter::Peekable<O>,
+    direction: Direction,
+}
+
+impl<S, O> Merged<S, O>
+where
+    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+{
+    fn new(sled: S, overlay: O, direction: Direction) -> Self {
+        Merged {
+            sled: sled.peekable(),
+            overlay: overlay.peekable(),
+            direction,
+        }
+    }
+}
+
+impl<S, O> Iterator for Merged<S, O>
+where
+    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
+{
+    type Item = Result<(Vec<u8>, Vec<u8>), ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let from_sled = match self.sled.peek() {
+                None => None,
+                Some(Err(_)) => {
+                    return self.sled.next().map(|entry| {
+                        entry
+                            .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                            .map_err(Into::into)
+                    })
+                }
+                Some(Ok((key, _))) => Some(key.clone()),
+            };
+            let from_overlay = self.overlay.peek().map(|(key, _)| key.as_slice());
+            // Which comes first in the walk: sled's entry, the overlay's, or both (same key).
+            let order = match (&from_sled, from_overlay) {
+                (None, None) => return None,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(sled_key), Some(overlay_key)) => {
+                    let order = sled_key.as_ref().cmp(overlay_key);
+                    match self.direction {
+                        Direction::Forward => order,
+                        Direction::Backward => order.reverse(),
+                    }
+                }
+            };
+            match order {
+                std::cmp::Ordering::Less => {
+                    let entry = self.sled.next()?;
+                    return Some(
+                        entry
+                            .map(|(key, value)| (key.to_vec(), value.to_vec()))
+                            .map_err(Into::into),
+                    );
+                }
+                std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
+                    if order == std::cmp::Ordering::Equal {
+                        self.sled.next();
+                    }
+                    let (key, value) = self.overlay.next()?;
+                    match value {
+                        Some(value) => return Some(Ok((key, value))),
+                        None => continue,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Changes buffered in memory until [`Changes::commit`] puts them into the memtable with the
+/// new checkpoint (a dropped set changes nothing). Reads see the buffered changes first, so
+/// one batch of events can build on its own earlier events.
 #[derive(Debug)]
 pub struct Changes<'a> {
     store: &'a Store,
     overlay: Overlay,
-    /// Bytes of keys and values put so far (see [`Held::bytes`]).
+    /// Bytes of keys and values put so far (see [`Memtable::bytes`]).
     bytes: usize,
 }
 
@@ -395,16 +633,16 @@ impl Changes<'_> {
         match self.overlay.get(key) {
             Some(Some(bytes)) => decode_value(key, bytes).map(Some),
             Some(None) => Ok(None),
-            None => self.store.get_written(key),
+            None => lookup(&*self.store.memtable()?, &self.store.db, key),
         }
     }
 
     /// Whether a value is under `key`, as the buffered changes leave it.
     pub fn contains(&self, key: &[u8]) -> Result<bool, ProjectionError> {
-        match self.overlay.get(key) {
-            Some(value) => Ok(value.is_some()),
-            None => Ok(self.store.db.contains_key(key)?),
+        if let Some(value) = self.overlay.get(key) {
+            return Ok(value.is_some());
         }
+        self.store.contains(key)
     }
 
     /// Buffers writing `value` under `key`.
@@ -422,41 +660,47 @@ impl Changes<'_> {
         self.overlay.insert(key, None);
     }
 
+    /// The memtable's and the buffered changes' entries in a range, newest per key.
+    fn overlay_range(
+        &self,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+    ) -> Result<Overlay, ProjectionError> {
+        let mut merged = self.store.memtable()?.range(lower, upper);
+        for (key, value) in self
+            .overlay
+            .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
+        {
+            merged.insert(key.clone(), value.clone());
+        }
+        Ok(merged)
+    }
+
     /// The entries under `prefix` after the key `after` (exclusive), ascending, as the buffered
-    /// changes leave them. Collected, because the overlay and the tree are merged; callers scan
-    /// one room's or one user's records, never the whole store.
+    /// changes leave them. Collected, because the layers are merged; callers scan one room's or
+    /// one user's records, never the whole store.
     pub fn scan<T: DeserializeOwned>(
         &self,
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> Result<Vec<(Vec<u8>, T)>, ProjectionError> {
         let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for entry in self
-            .store
-            .db
-            .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
-        {
-            let (key, value) = entry?;
-            merged.insert(key.to_vec(), value.to_vec());
-        }
-        for (key, value) in self.overlay.range::<Vec<u8>, _>((lower, upper)) {
-            match value {
-                Some(bytes) => merged.insert(key.clone(), bytes.clone()),
-                None => merged.remove(key),
-            };
-        }
-        merged
-            .into_iter()
-            .map(|(key, bytes)| {
-                let value = decode_value(&key, &bytes)?;
-                Ok((key, value))
-            })
-            .collect()
+        let overlay = self.overlay_range(&lower, &upper)?;
+        Merged::new(
+            self.store.db.range::<Vec<u8>, _>((lower, upper)),
+            overlay.into_iter(),
+            Direction::Forward,
+        )
+        .map(|entry| {
+            let (key, bytes) = entry?;
+            let value = decode_value(&key, &bytes)?;
+            Ok((key, value))
+        })
+        .collect()
     }
 
     /// Counts the entries under `prefix` after the key `after` (exclusive) that `admit`, as the
-    /// buffered changes leave them, without collecting them: a room's whole history may be
+    /// buffered changes leave them, without collecting sled's: a room's whole history may be
     /// counted (a new member's unread messages).
     pub fn count<T: DeserializeOwned>(
         &self,
@@ -465,22 +709,19 @@ impl Changes<'_> {
         mut admit: impl FnMut(&T) -> bool,
     ) -> Result<u64, ProjectionError> {
         let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
+        let overlay = self.overlay_range(&lower, &upper)?;
         let mut count = 0u64;
-        for entry in self
-            .store
-            .db
-            .range::<Vec<u8>, _>((lower.clone(), upper.clone()))
-        {
+        for entry in self.store.db.range::<Vec<u8>, _>((lower, upper)) {
             let (key, value) = entry?;
             // Keys the overlay touches are counted from the overlay below.
-            if self.overlay.contains_key(key.as_ref()) {
+            if overlay.contains_key(key.as_ref()) {
                 continue;
             }
             if admit(&decode_value(&key, &value)?) {
                 count += 1;
             }
         }
-        for (key, value) in self.overlay.range::<Vec<u8>, _>((lower, upper)) {
+        for (key, value) in &overlay {
             if let Some(bytes) = value {
                 if admit(&decode_value(key, bytes)?) {
                     count += 1;
@@ -490,30 +731,22 @@ impl Changes<'_> {
         Ok(count)
     }
 
-    /// Writes the buffered changes and `checkpoint` in one atomic sled batch (for a rebuilding
-    /// store, in key order, see [`Store::open_for`]).
+    /// Puts the buffered changes into the memtable with `checkpoint` (no sled call; the image
+    /// is written when it is due, see [`Store`]).
     pub fn commit(self, checkpoint: u64) -> Result<(), ProjectionError> {
-        if let Some(held) = &self.store.held {
-            // `Store::changes` wrote what was held, and nothing is held while changes are out
-            // (the only other holder, `apply_fresh`, works under the same lock).
-            let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
-            held.usable()?;
-            self.store
-                .write_in_key_order(&mut held, self.overlay, checkpoint)?;
-            self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
-            return Ok(());
-        }
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.overlay {
-            match value {
-                Some(bytes) => batch.insert(key, bytes),
-                None => batch.remove(key),
+        let overlay = self.overlay;
+        let mut memtable = self.store.memtable()?;
+        let memtable = &mut *memtable;
+        if memtable.active.is_empty() {
+            memtable.active = overlay;
+        } else {
+            for (key, value) in overlay {
+                memtable.active.insert(key, value);
             }
         }
-        batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
-        self.store.db.apply_batch(batch)?;
+        memtable.bytes += self.bytes;
         self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
-        Ok(())
+        self.store.maybe_write_image(memtable)
     }
 }
 
@@ -688,7 +921,7 @@ mod tests {
     /// A rebuilding store that writes what it holds once it reaches `limit` bytes.
     fn rebuilding(limit: usize) -> Store {
         let store = Store::temporary_for(OpenFor::Rebuilding).unwrap();
-        store.held.as_ref().unwrap().lock().unwrap().limit = limit;
+        store.memtable.lock().unwrap().limit = limit;
         store
     }
 
@@ -757,26 +990,106 @@ mod tests {
     }
 
     #[test]
-    fn a_rebuilding_store_drops_a_failed_batch_with_what_it_held() {
-        let store = rebuilding(usize::MAX);
-        let events: Vec<_> = (1..=10).map(envelope).collect();
-        store.apply_fresh(&events[..5], apply_counting).unwrap();
-        assert_eq!(store.checkpoint(), 5);
-        let failed = store.apply_fresh(&events[5..], |changes, envelope| {
-            apply_counting(changes, envelope)?;
-            if envelope.position == 8 {
-                return Err(ProjectionError::Store("refused".into()));
-            }
-            Ok(())
-        });
-        assert!(failed.is_err());
-        // Nothing was written yet, so the store is back at its start, and applying again from
-        // there gives what a store that never failed has.
-        assert_eq!(store.checkpoint(), 0);
-        assert_eq!(store.dump(&[]).unwrap(), Vec::new());
+    fn a_failed_batch_changes_nothing_and_applying_again_gives_the_same_model() {
+        for store in [rebuilding(usize::MAX), Store::temporary().unwrap()] {
+            let events: Vec<_> = (1..=10).map(envelope).collect();
+            store.apply_fresh(&events[..5], apply_counting).unwrap();
+            assert_eq!(store.checkpoint(), 5);
+            let before = store.dump(&[]).unwrap();
+            let failed = store.apply_fresh(&events[5..], |changes, envelope| {
+                apply_counting(changes, envelope)?;
+                if envelope.position == 8 {
+                    return Err(ProjectionError::Store("refused".into()));
+                }
+                Ok(())
+            });
+            assert!(failed.is_err());
+            // The failed batch left the memtable and the checkpoint as they were, so applying
+            // again from there gives what a store that never failed has.
+            assert_eq!(store.checkpoint(), 5);
+            assert_eq!(store.dump(&[]).unwrap(), before);
+            apply_all(&store, &events);
+            let serving = Store::temporary().unwrap();
+            apply_all(&serving, &events);
+            assert_eq!(store.dump(&[]).unwrap(), serving.dump(&[]).unwrap());
+        }
+    }
+
+    /// A serving store in `path` that writes an image once its memtable holds `limit` bytes.
+    fn serving_at(path: &Path, limit: usize) -> Store {
+        let store = Store::open(path).unwrap();
+        let mut memtable = store.memtable.lock().unwrap();
+        memtable.limit = limit;
+        memtable.interval = None;
+        drop(memtable);
+        store
+    }
+
+    #[test]
+    fn reads_see_the_memtable_before_any_image_is_written() {
+        let directory = tempfile_directory("memtable-reads");
+        let store = serving_at(&directory, usize::MAX);
+        let events: Vec<_> = (1..=20).map(envelope).collect();
         apply_all(&store, &events);
-        let serving = Store::temporary().unwrap();
-        apply_all(&serving, &events);
-        assert_eq!(store.dump(&[]).unwrap(), serving.dump(&[]).unwrap());
+        assert_eq!(store.checkpoint(), 20);
+        // Nothing is in sled yet: not even the checkpoint.
+        assert_eq!(store.db.get(CHECKPOINT_KEY).unwrap(), None);
+        assert_eq!(
+            store
+                .get::<u64>(&Key::new(b"v/").number(19).build())
+                .unwrap(),
+            Some(19)
+        );
+        assert!(!store.contains(&Key::new(b"v/").number(3).build()).unwrap());
+        let backward: Vec<u64> = store
+            .scan::<u64>(b"v/", None, Direction::Backward)
+            .map(|entry| entry.map(|(_, value)| value))
+            .take(3)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(backward, [20, 19, 18]);
+        drop(store);
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn a_store_dropped_between_images_resumes_from_the_last_image_and_catches_up_equal() {
+        let events: Vec<_> = (1..=300).map(envelope).collect();
+        let expected = {
+            let live = Store::temporary().unwrap();
+            apply_all(&live, &events);
+            live.dump(&[]).unwrap()
+        };
+        // Images every few batches; the store is dropped (as a crash drops its memory) with
+        // changes after the last image only in the memtable.
+        let directory = tempfile_directory("crash-between-images");
+        let store = serving_at(&directory, 400);
+        apply_all(&store, &events[..215]);
+        store.memtable.lock().unwrap().limit = usize::MAX;
+        apply_all(&store, &events[215..230]);
+        assert_eq!(store.checkpoint(), 230);
+        drop(store);
+        let reopened = serving_at(&directory, 400);
+        let resumed = reopened.checkpoint();
+        assert!(resumed > 0 && resumed <= 215, "resumed at {resumed}");
+        // What the runtime does: read the log from the checkpoint on and apply it.
+        apply_all(&reopened, &events[resumed as usize..]);
+        assert_eq!(reopened.dump(&[]).unwrap(), expected);
+        // And an image written in full reopens as the same model.
+        reopened.flush().unwrap();
+        drop(reopened);
+        let reopened = serving_at(&directory, 400);
+        assert_eq!(reopened.checkpoint(), 300);
+        assert_eq!(reopened.dump(&[]).unwrap(), expected);
+        drop(reopened);
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+
+    /// A fresh directory for a test's store under the system's temporary directory.
+    fn tempfile_directory(name: &str) -> PathBuf {
+        let directory =
+            std::env::temp_dir().join(format!("projections-store-{name}-{}", std::process::id()));
+        drop(std::fs::remove_dir_all(&directory));
+        directory
     }
 }

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use domain::{Event, RoomId, RoomKind, Timestamp, UserId};
+use domain::{Event, MembershipChange, RoomId, RoomKind, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::text::{all_match, name_words};
@@ -207,61 +207,29 @@ impl Model {
                 self.dirty_users.insert(user_id.clone());
             }
             Event::DirectRoomOpened {
-                room_id,
-                initiator,
-                recipient,
-                opened_at,
-            } => self.create(
-                *room_id,
-                RoomKind::Direct,
-                String::new(),
-                *opened_at,
-                [initiator, recipient],
-            ),
+                room_id, opened_at, ..
+            } => self.create(*room_id, RoomKind::Direct, String::new(), *opened_at),
             Event::GroupRoomCreated {
                 room_id,
                 name,
-                members,
                 created_at,
                 ..
-            } => self.create(
-                *room_id,
-                RoomKind::Group,
-                name.clone(),
-                *created_at,
-                members.iter(),
-            ),
+            } => self.create(*room_id, RoomKind::Group, name.clone(), *created_at),
             Event::InterviewRoomOpened {
                 room_id,
                 title,
-                client,
-                freelancer,
                 opened_at,
                 ..
-            } => self.create(
-                *room_id,
-                RoomKind::Interview,
-                title.clone(),
-                *opened_at,
-                [client, freelancer],
-            ),
+            } => self.create(*room_id, RoomKind::Interview, title.clone(), *opened_at),
             Event::ContractStarted {
                 room_id,
                 room_created,
                 title,
-                client,
-                freelancer,
                 started_at,
                 ..
             } => {
                 if *room_created || !self.rooms.contains_key(room_id) {
-                    self.create(
-                        *room_id,
-                        RoomKind::Contract,
-                        title.clone(),
-                        *started_at,
-                        [client, freelancer],
-                    );
+                    self.create(*room_id, RoomKind::Contract, title.clone(), *started_at);
                 } else {
                     // An existing room (an interview, say) becomes the contract's room, keeping
                     // its history and members, renamed to the title (R-C2).
@@ -270,25 +238,6 @@ impl Model {
                         room.name.clone_from(title);
                     });
                     self.room_words.insert(*room_id, name_words(title));
-                    self.join(room_id, client);
-                    self.join(room_id, freelancer);
-                }
-            }
-            Event::MemberAdded {
-                room_id, user_id, ..
-            } => self.join(room_id, user_id),
-            Event::MemberLeft {
-                room_id, user_id, ..
-            } => {
-                let mut left = false;
-                self.update(room_id, |room| left = room.members.remove(user_id));
-                if left {
-                    if let Some(rooms) = self.user_rooms.get_mut(user_id) {
-                        rooms.remove(room_id);
-                        if rooms.is_empty() {
-                            self.user_rooms.remove(user_id);
-                        }
-                    }
                 }
             }
             Event::RoomRenamed { room_id, name, .. } if self.rooms.contains_key(room_id) => {
@@ -303,16 +252,20 @@ impl Model {
             } => self.touch(room_id, *sent_at),
             _ => {}
         }
+        // Who joins or leaves: the domain's one definition, once the room exists (the event
+        // may be what creates it).
+        match event.membership_change() {
+            Some(MembershipChange::Joined { room_id, users }) => {
+                for user in users {
+                    self.join(&room_id, user);
+                }
+            }
+            Some(MembershipChange::Left { room_id, user }) => self.leave(&room_id, user),
+            None => {}
+        }
     }
 
-    fn create<'a>(
-        &mut self,
-        room_id: RoomId,
-        kind: RoomKind,
-        name: String,
-        at: Timestamp,
-        members: impl IntoIterator<Item = &'a UserId>,
-    ) {
+    fn create(&mut self, room_id: RoomId, kind: RoomKind, name: String, at: Timestamp) {
         self.room_words.insert(room_id, name_words(&name));
         self.rooms.insert(
             room_id,
@@ -324,8 +277,18 @@ impl Model {
             },
         );
         self.dirty_rooms.insert(room_id);
-        for member in members {
-            self.join(&room_id, member);
+    }
+
+    fn leave(&mut self, room_id: &RoomId, user_id: &UserId) {
+        let mut left = false;
+        self.update(room_id, |room| left = room.members.remove(user_id));
+        if left {
+            if let Some(rooms) = self.user_rooms.get_mut(user_id) {
+                rooms.remove(room_id);
+                if rooms.is_empty() {
+                    self.user_rooms.remove(user_id);
+                }
+            }
         }
     }
 

@@ -14,8 +14,12 @@
 //! While the model is catching up (batches of at least [`BULK_BATCH_EVENTS_MIN`] events: the
 //! runner's `log.read` pages, or a backlog of live events) it commits every
 //! [`SearchOptions::bulk_commit_interval`] instead, for fewer, larger segments.
-//! A query with `min_position` above the committed position commits first, so `min_position`
-//! on search means "committed and reloaded" (protocol.md §3), whatever the cadence.
+//! A query with `min_position` above the committed position waits for the next scheduled
+//! commit rather than making one: while a query waits, the committer keeps the live cadence
+//! ([`COMMIT_INTERVAL_LIVE`]) even when catching up, and once [`COMMIT_WAITERS_PRESSURE`]
+//! queries wait it commits at its next tick. Only a query that waited
+//! [`COMMIT_WAIT_MAX`] in vain commits itself. So `min_position` on search still means
+//! "committed and reloaded" (protocol.md §3), and many reads share one commit.
 //!
 //! [`Projector::position`] is the *applied* position, not the committed one: the runner takes it
 //! as the base of its gap check, and a position behind what it has handed over would make every
@@ -24,9 +28,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -88,6 +94,14 @@ const MERGE_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// How often the committer thread looks for a commit that is due.
 pub const COMMITTER_TICK: Duration = Duration::from_millis(25);
+
+/// Queries waiting for a commit that make the committer commit at its next tick rather than
+/// at the cadence: read pressure.
+pub const COMMIT_WAITERS_PRESSURE: usize = 4;
+
+/// The longest a query with `min_position` waits for a scheduled commit before it commits
+/// itself (a committer that cannot keep up, or a model opened with a long cadence).
+pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// The version of the commit payload's layout.
 const PAYLOAD_FORMAT: u64 = 1;
@@ -177,6 +191,14 @@ pub(crate) struct Shared {
     applied: AtomicU64,
     /// The position in the last commit's payload: what a restart resumes from.
     committed: AtomicU64,
+    /// The committed position again, for queries waiting on `commit_done`.
+    commit_signal: Mutex<u64>,
+    /// Signalled after every commit.
+    commit_done: Condvar,
+    /// Queries waiting for a commit.
+    commit_waiters: AtomicUsize,
+    /// Commits made since opening (tests count them).
+    commits: AtomicU64,
 }
 
 /// The writer and what has been applied to it but not committed yet.
@@ -271,6 +293,10 @@ impl SearchProjector {
             model: RwLock::new(model),
             applied: AtomicU64::new(committed),
             committed: AtomicU64::new(committed),
+            commit_signal: Mutex::new(committed),
+            commit_done: Condvar::new(),
+            commit_waiters: AtomicUsize::new(0),
+            commits: AtomicU64::new(0),
         });
         let (stop, stopped) = mpsc::channel::<()>();
         let committer = {
@@ -303,6 +329,11 @@ impl SearchProjector {
     /// Commits everything applied so far (and reloads the reader) now.
     pub fn commit(&self) -> Result<(), ProjectionError> {
         self.shared.commit_now()
+    }
+
+    /// How many commits this instance has made since it was opened.
+    pub fn commit_count(&self) -> u64 {
+        self.shared.commits.load(Ordering::SeqCst)
     }
 
     /// The index's searchable segments (each query pays a little per segment).
@@ -537,23 +568,43 @@ impl Shared {
         self.commit_locked(&mut writing)
     }
 
-    /// Commits if `position` is applied but not yet committed (a query's `min_position`).
+    /// Returns once `position` is committed (a query's `min_position`): after the next
+    /// scheduled commit, or after its own if none came within [`COMMIT_WAIT_MAX`].
     fn commit_up_to(&self, position: u64) -> Result<(), ProjectionError> {
         if self.committed.load(Ordering::SeqCst) >= position {
             return Ok(());
         }
+        // Counted while it waits: waiting queries keep the committer at the live cadence, and
+        // enough of them make it commit at once.
+        self.commit_waiters.fetch_add(1, Ordering::SeqCst);
+        let deadline = Instant::now() + COMMIT_WAIT_MAX;
+        let waited = (|| -> Result<(), ProjectionError> {
+            let mut committed = lock(&self.commit_signal)?;
+            while *committed < position {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                committed = self
+                    .commit_done
+                    .wait_timeout(committed, left)
+                    .map_err(poisoned)?
+                    .0;
+            }
+            Ok(())
+        })();
+        self.commit_waiters.fetch_sub(1, Ordering::SeqCst);
+        waited?;
+        if self.committed.load(Ordering::SeqCst) >= position {
+            return Ok(());
+        }
         let mut writing = lock(&self.writing)?;
-        // A commit that ended while this query waited for the lock (another query's, or the
-        // committer's) may have covered `position`: then it is enough, and queries that arrive
-        // together share one commit instead of making one each.
         if self.committed.load(Ordering::SeqCst) >= position {
             return Ok(());
         }
         self.commit_locked(&mut writing)
     }
 
-    /// Writes the changed room and user documents, commits with the applied position as the
-    /// payload, and reloads the reader. Does nothing when nothing is pending.
     fn commit_locked(&self, writing: &mut Writing) -> Result<(), ProjectionError> {
         if let Some(failure) = &writing.failure {
             return Err(ProjectionError::Store(format!(
@@ -569,8 +620,11 @@ impl Shared {
         match result {
             Ok(()) => {
                 self.committed.store(applied, Ordering::SeqCst);
+                self.commits.fetch_add(1, Ordering::SeqCst);
                 writing.pending.clear();
                 writing.last_commit = Instant::now();
+                *lock(&self.commit_signal)? = applied;
+                self.commit_done.notify_all();
                 Ok(())
             }
             Err(error) => {
@@ -640,7 +694,11 @@ impl Shared {
 
     /// Whether the commit interval (bulk or live) has passed since the last commit.
     fn is_due(&self, writing: &Writing) -> bool {
-        let interval = if writing.bulk {
+        let waiters = self.commit_waiters.load(Ordering::SeqCst);
+        if waiters >= COMMIT_WAITERS_PRESSURE {
+            return true;
+        }
+        let interval = if writing.bulk && waiters == 0 {
             self.options.bulk_commit_interval
         } else {
             self.options.commit_interval

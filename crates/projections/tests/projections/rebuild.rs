@@ -204,6 +204,8 @@ type Digest = Box<dyn Fn() -> String + Send + Sync>;
 struct Running {
     position: watch::Receiver<u64>,
     digest: Digest,
+    /// Writes the model's image now (what its store does every few seconds by itself).
+    image: Box<dyn Fn() + Send + Sync>,
     task: JoinHandle<Result<(), ProjectionError>>,
 }
 
@@ -211,10 +213,12 @@ fn spawn<P: Projector>(model: P, bus: &Bus, stop: &watch::Sender<bool>) -> Runni
     let runner = Runner::new(model, bus.clone(), Clock::system(), options());
     let position = runner.position();
     let shared = runner.model();
+    let imaged = shared.clone();
     let digest: Digest = Box::new(move || shared.read(|m| m.digest().unwrap()).unwrap());
     Running {
         position,
         digest,
+        image: Box::new(move || imaged.read(|m| m.flush().unwrap()).unwrap()),
         task: tokio::spawn(runner.run(stop.subscribe())),
     }
 }
@@ -320,7 +324,11 @@ async fn every_model_killed_mid_stream_resumes_from_its_store_without_applying_t
     log.commit(&world.log[..first], Format::Bincode, |_| true)
         .await;
     wait_for_all(&running, first as u64).await;
-    // Kill every runner while events are arriving, one by one: abort, no stop, no flush.
+    for r in &running {
+        (r.image)();
+    }
+    // Kill every runner while events are arriving, one by one: abort, no stop, no flush; what
+    // each applied after its image is only in memory and lost.
     let log = std::sync::Arc::new(log);
     let arriving = {
         let (log, records) = (

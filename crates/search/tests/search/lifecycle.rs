@@ -215,6 +215,32 @@ fn min_position_means_committed_and_reloaded() {
 }
 
 #[test]
+fn queries_with_min_position_wait_for_one_scheduled_commit_together() {
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    let message = world.say("alice", room, "quarterly numbers");
+    let mut model = model();
+    feed(&mut model, &world);
+    let commits = model.commit_count();
+    let answers: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| ask(&model, "bob", json!({"q": "quarterly"})).unwrap()))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap())
+            .collect()
+    });
+    // Every read saw the message, and all of them together needed at most one commit (none
+    // when the commit at the end of `apply` was already due).
+    for answer in &answers {
+        assert!(finds(answer, message));
+    }
+    assert!(model.commit_count() - commits <= 1);
+    assert_eq!(model.committed_position(), world.head());
+}
+
+#[test]
 fn the_committer_makes_applied_messages_searchable_without_a_query() {
     let mut world = World::new();
     let room = world.group("alice", "Planning", &["bob"]);

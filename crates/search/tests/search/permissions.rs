@@ -213,3 +213,57 @@ fn a_fresh_model_answers_with_nothing() {
     assert_eq!(answer["messages"], json!([]));
     assert!(answer["next_cursor"].is_null());
 }
+
+/// R-Q1 as one scenario: names (the room's, the other members' display names) and keywords,
+/// over every room the caller is a member of, history from before they joined included, never
+/// another room; deleted messages not found, edits by their latest body only; newest first,
+/// each message with its room, the matched words highlighted.
+#[test]
+fn r_q1_a_member_finds_names_and_keywords_of_their_rooms_only() {
+    let mut world = World::new();
+    world.register("alice", "Alice Lighthouse");
+    world.register("bob", "Bob Builder");
+    world.register("carol", "Carol Keeper");
+    world.register("erin", "Erin Elsewhere");
+    let ours = world.group("alice", "Harbour crew", &["bob"]);
+    let before = world.say("alice", ours, "the harbour schedule is ready");
+    let deleted = world.say("alice", ours, "harbour secret, to be deleted");
+    world.delete("alice", ours, deleted);
+    let edited = world.say("bob", ours, "some typo");
+    world.edit("bob", ours, edited, "harbour schedule fixed");
+    let theirs = world.group("dave", "Harbour elsewhere", &["erin"]);
+    let elsewhere = world.say("dave", theirs, "harbour schedule elsewhere");
+    // Carol joins after the messages were sent.
+    world.add("alice", ours, "carol");
+    let model = model_of(&world);
+
+    let answer = search(&model, "carol", "harbour");
+    // Newest first, only her room's, neither the deleted one nor another room's.
+    assert_eq!(
+        message_ids(&answer),
+        [edited.to_string(), before.to_string()]
+    );
+    assert!(!finds(&answer, elsewhere));
+    assert_eq!(room_ids(&answer), [ours.to_string()]);
+    for message in answer["messages"].as_array().unwrap() {
+        assert_eq!(message["room_id"], ours.to_string());
+        assert!(
+            message["snippet"].as_str().unwrap().contains("<mark>"),
+            "{message}"
+        );
+    }
+    // The edit replaced the body: the old one is not found.
+    assert!(!finds(&search(&model, "carol", "typo"), edited));
+    // Rooms by the other members' display names.
+    assert_eq!(
+        room_ids(&search(&model, "carol", "lighthouse")),
+        [ours.to_string()]
+    );
+    assert_eq!(
+        room_ids(&search(&model, "carol", "builder")),
+        [ours.to_string()]
+    );
+    // Dave's room is found by nobody outside it, by name or keyword.
+    assert!(room_ids(&search(&model, "alice", "elsewhere")).is_empty());
+    assert!(message_ids(&search(&model, "alice", "elsewhere")).is_empty());
+}
