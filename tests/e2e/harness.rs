@@ -28,6 +28,15 @@ impl Parlor {
         spawn_part(&args, data_dir)
     }
 
+    /// Panics unless the process is still running.
+    pub fn assert_alive(&mut self) {
+        match self.child.try_wait() {
+            Ok(None) => {}
+            Ok(Some(status)) => panic!("parlor exited early with {status}"),
+            Err(error) => panic!("cannot ask whether parlor runs: {error}"),
+        }
+    }
+
     /// SIGKILL, then reap.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -78,6 +87,11 @@ pub fn log_file(data_dir: &Path) -> std::fs::File {
 /// `parlor <args> --data-dir <dir>` (one part, such as `writer` or `projector rooms`) with its
 /// stderr in this harness's log files.
 pub fn spawn_part(args: &[&str], data_dir: &Path) -> Parlor {
+    spawn_part_logging_to(args, data_dir, log_file(data_dir))
+}
+
+/// [`spawn_part`] with the child's stderr in `stderr` (a test may put it on a disk it fills).
+pub fn spawn_part_logging_to(args: &[&str], data_dir: &Path, stderr: std::fs::File) -> Parlor {
     let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(args)
         .arg("--data-dir")
@@ -86,7 +100,7 @@ pub fn spawn_part(args: &[&str], data_dir: &Path) -> Parlor {
         .stdout(Stdio::null())
         // A file, not a pipe: nobody reads a pipe while the test runs, and a full pipe would
         // stall the process the moment it logs a lot.
-        .stderr(log_file(data_dir))
+        .stderr(stderr)
         .spawn()
         .expect("spawn parlor");
     Parlor { child }

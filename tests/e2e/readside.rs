@@ -188,19 +188,36 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
     for sender in users.clone() {
         let (c, room) = (c.clone(), room.clone());
         history.push(tokio::spawn(async move {
+            let mut highest = 0;
             for n in 0..150 {
-                c.ok(
-                    &sender,
-                    "message.send",
-                    json!({"room_id": room, "body": format!("{sender} history {n}")}),
-                )
-                .await;
+                let reply = c
+                    .ok(
+                        &sender,
+                        "message.send",
+                        json!({"room_id": room, "body": format!("{sender} history {n}")}),
+                    )
+                    .await;
+                highest = reply["position"].as_u64().unwrap().max(highest);
             }
+            highest
         }));
     }
+    let mut history_head = 0;
     for task in history {
-        task.await.unwrap();
+        history_head = history_head.max(task.await.unwrap());
     }
+    // The projector may have started before the writer and still be waiting to retry: the
+    // flow below begins once the model holds the history.
+    let caught_up = query(
+        &c,
+        "rooms",
+        json!({"op": "list", "caller": "member1", "view": "inbox", "min_position": history_head}),
+    )
+    .await;
+    assert_eq!(
+        caught_up["data"]["rooms"][0]["name"], "Replayed",
+        "{caught_up}"
+    );
 
     // A stream of message.send commands, and queries that must all be answered.
     let flowing = Arc::new(AtomicBool::new(true));
@@ -241,7 +258,10 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
                     reply["ok"], true,
                     "a query during the replay failed: {reply}"
                 );
-                assert_eq!(reply["data"]["rooms"][0]["name"], "Replayed");
+                assert_eq!(
+                    reply["data"]["rooms"][0]["name"], "Replayed",
+                    "a query during the replay lost the room: {reply}"
+                );
                 answered += 1;
             }
             answered

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{Client, Parlor};
+use crate::harness::Client;
 
 /// A small tmpfs mounted for the test, unmounted on drop. Mounting needs root (CI and these
 /// machines run as root); elsewhere the test says so and skips.
@@ -80,7 +80,15 @@ async fn a_full_disk_is_unavailable_then_recovers_without_loss() {
     };
     let nats = testkit::NatsServer::start();
     let data = disk.path.join("data");
-    let _parlor = Parlor::start_writer(&nats.url(), &data, &[]);
+    // The writer's stderr is on the disk that fills up: a log line it cannot write must not
+    // take it down (tracing's own error report panicked on a failed stderr, which stalled
+    // sled's flush forever).
+    let stderr = std::fs::File::create(disk.path.join("writer.stderr")).unwrap();
+    let mut parlor = crate::harness::spawn_part_logging_to(
+        &["writer", "--nats-url", &nats.url(), "--dev-clock"],
+        &data,
+        stderr,
+    );
     let c = Client::connect(&nats.url()).await;
     c.wait_for_writer().await;
     c.register(&["alice", "bob"]).await;
@@ -117,6 +125,7 @@ async fn a_full_disk_is_unavailable_then_recovers_without_loss() {
     }
     assert!(!refused.is_empty(), "a full disk must refuse some commands");
     c.wait_for_writer().await;
+    parlor.assert_alive();
 
     // Space returns: the same command ids go through, exactly once.
     std::fs::remove_file(&filler).unwrap();
@@ -192,6 +201,26 @@ mod under_load {
             .await
             .ok()?;
         serde_json::from_slice(&reply.payload).ok()
+    }
+
+    /// [`query`], asked again until it is answered and caught up: right after a restart the
+    /// model may not subscribe yet (no responders) or may still be catching up, and a request
+    /// in flight when NATS restarts is lost.
+    async fn query_answered(c: &Client, model: &str, request: Value) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            match query(c, model, request.clone()).await {
+                // Still catching up after the restart: ask again.
+                Some(answer) if answer["error"]["code"] == "projection_lagging" => {}
+                Some(answer) => return answer,
+                None => {}
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{model} answered no query within a minute: {request}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Retries one command with the same id until it is answered.
@@ -300,9 +329,8 @@ mod under_load {
         let mut seen = Vec::new();
         let mut cursor = Value::Null;
         loop {
-            let page = query(&c, "timeline", json!({"op": "messages", "caller": "member1", "room_id": room, "limit": 200, "cursor": cursor, "min_position": head}))
-                .await
-                .expect("timeline answers");
+            let page = query_answered(&c, "timeline", json!({"op": "messages", "caller": "member1", "room_id": room, "limit": 200, "cursor": cursor, "min_position": head}))
+                .await;
             assert_eq!(page["ok"], true, "{page}");
             for message in page["data"]["messages"].as_array().unwrap() {
                 seen.push(message["message_id"].as_str().unwrap().to_owned());
@@ -340,7 +368,7 @@ mod under_load {
         for (model, question) in &questions {
             let mut question = question.clone();
             question["min_position"] = json!(head);
-            live.push(query(&c, model, question).await.unwrap()["data"].clone());
+            live.push(query_answered(&c, model, question).await["data"].clone());
         }
 
         // Rebuilt from the log alone, the models answer the same.
@@ -362,7 +390,7 @@ mod under_load {
         for ((model, question), expected) in questions.iter().zip(live) {
             let mut question = question.clone();
             question["min_position"] = json!(head);
-            let answer = query(&c, model, question).await.unwrap();
+            let answer = query_answered(&c, model, question).await;
             // Presence depends on heartbeats, not the log; nobody sent any here.
             assert_eq!(answer["data"], expected, "{model} equals its rebuild");
         }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod audit_live;
+mod log_output;
 mod migrate;
 mod options;
 mod parts;

@@ -292,13 +292,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Structured logs to stderr; the level comes from `PARLOR_LOG` (default `info`).
+/// Structured logs to stderr (lossy: see [`crate::log_output`]); the level comes from
+/// `PARLOR_LOG` (default `info`).
 pub fn init_logging(format: &LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PARLOR_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(crate::log_output::LossyStderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

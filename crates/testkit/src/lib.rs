@@ -6,14 +6,14 @@
 //! 127.0.0.1.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long `start` and `start_again` wait for the server to accept TCP connections.
+/// How long `start` and `start_again` wait for the server to greet clients.
 pub const START_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// How long `stop` waits for the killed server to be reaped.
@@ -25,6 +25,30 @@ pub const START_ATTEMPTS_MAX: u32 = 3;
 
 /// How many bytes of the server's log a panic message quotes (the end of the log).
 const LOG_TAIL_BYTES_MAX: u64 = 4096;
+
+/// How long one readiness probe waits for the server's `INFO` greeting.
+const PROBE_WAIT_MAX: Duration = Duration::from_millis(500);
+
+/// Whether a NATS server at `address` accepts a connection and sends its `INFO` greeting.
+///
+/// A bare TCP connect is not enough: a connect to a loopback port in the ephemeral range can
+/// succeed before the server listens (a self-connect), and a server still starting may accept
+/// and then reset. Only a greeting means the next client will be served.
+fn greets_with_info(address: &SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(address, PROBE_WAIT_MAX) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(PROBE_WAIT_MAX)).is_err() {
+        return false;
+    }
+    let mut greeting = [0_u8; 5];
+    let greeted = stream.read_exact(&mut greeting).is_ok() && &greeting == b"INFO ";
+    // Say goodbye politely so the server log stays free of protocol errors.
+    if greeted {
+        let _ = stream.write_all(b"CONNECT {}\r\n");
+    }
+    greeted
+}
 
 /// The pause between two readiness probes.
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
@@ -112,7 +136,7 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
-    /// Starts a server on a free port and waits until it accepts TCP connections.
+    /// Starts a server on a free port and waits until it greets clients with `INFO`.
     ///
     /// # Panics
     /// When `nats-server` is not installed (the message says `apt-get install nats-server`),
@@ -193,7 +217,7 @@ impl NatsServer {
     }
 
     /// Starts the server again on the same port with the same store directory, after
-    /// [`NatsServer::stop`], and waits until it accepts TCP connections. Does nothing when it
+    /// [`NatsServer::stop`], and waits until it greets clients with `INFO`. Does nothing when it
     /// is already running.
     ///
     /// # Panics
@@ -257,7 +281,7 @@ impl NatsServer {
                     )));
                 }
             }
-            if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            if greets_with_info(&address) {
                 return Ok(());
             }
             if Instant::now() >= deadline {
