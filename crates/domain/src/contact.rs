@@ -353,6 +353,16 @@ fn prefilter_word(lower: &str) -> PrefilterWord {
         .unwrap_or(PrefilterWord::Plain)
 }
 
+/// Whether the letters of `word` begin with `swift` or `bic`: heuristic 4 takes a SWIFT/BIC
+/// code glued to its name (`BICDEUTDEFF`, `swiftcodeDEUTDEFFXXX`), so the whole-word lists do
+/// not cover it, and such a word may be longer than any listed word.
+fn starts_bank_code_word(word: &str) -> bool {
+    ["swift", "bic"].iter().any(|name| {
+        word.get(..name.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(name))
+    })
+}
+
 /// Whether `text` might contain a contact or payment detail: `false` only when no heuristic of
 /// [`find_all_contact_info`] could fire on it. Linear: one pass over the bytes and the words,
 /// and one over the text's letters.
@@ -386,7 +396,7 @@ pub fn might_contain_contact_info(text: &str) -> bool {
         if word.is_empty() {
             continue;
         }
-        if word.len() >= PREFILTER_WALLET_LETTERS_MIN {
+        if word.len() >= PREFILTER_WALLET_LETTERS_MIN || starts_bank_code_word(word) {
             return true;
         }
         letters.extend(word.bytes().map(|byte| byte.to_ascii_lowercase()));
