@@ -271,13 +271,19 @@ pub(crate) fn spawn_writer(
                     }
                     None => job.delta,
                 };
-                let outcome = write_run(
-                    &log_directory,
-                    &delta,
-                    job.to,
-                    job.sections_to,
-                    job.fail_before_rename,
-                );
+                // Nothing appended since the last run (a stop right after a start): no file.
+                let nothing_new = delta.from > job.to.position && !job.fail_before_rename;
+                let outcome = if nothing_new {
+                    Ok(())
+                } else {
+                    write_run(
+                        &log_directory,
+                        &delta,
+                        job.to,
+                        job.sections_to,
+                        job.fail_before_rename,
+                    )
+                };
                 if outcome.is_err() {
                     carried = Some(delta);
                 }

@@ -244,3 +244,36 @@ async fn snapshots_are_written_in_the_background_while_serving() {
     assert_eq!(loaded, state_folded_whole(&data_dir));
     assert_eq!(loaded.users.len(), 8);
 }
+
+/// A clean stop persists the log's indexes: the next open loads them instead of re-indexing
+/// the records since the last background run (written only every 65,536 events).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_stop_persists_the_log_indexes() {
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&nats.url(), "restart-test").await.unwrap();
+    let dir = TempDataDir::new();
+    let data_dir = dir.join("data");
+    let runs = data_dir.join("log").join("index-runs");
+    let run_files = || std::fs::read_dir(&runs).map_or(0, |entries| entries.count());
+
+    let writer = start(&bus, config(&data_dir)).await;
+    for index in 0..5 {
+        register(&bus, Uuid::new_v4(), &format!("user{index}")).await;
+    }
+    assert_eq!(
+        run_files(),
+        0,
+        "far fewer events than a background run needs"
+    );
+    writer.shutdown().await.unwrap();
+    let after_stop = run_files();
+    assert!(after_stop > 0, "the stop wrote a run");
+
+    // A stop with nothing new writes none.
+    start(&bus, config(&data_dir))
+        .await
+        .shutdown()
+        .await
+        .unwrap();
+    assert_eq!(run_files(), after_stop);
+}

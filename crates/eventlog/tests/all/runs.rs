@@ -217,3 +217,28 @@ fn truncate_record_in_place(dir: &Path, position: u64, length: usize) {
     tree.insert(key, rewritten).unwrap();
     db.flush().unwrap();
 }
+
+/// The writer persists the indexes at every clean stop; a stop with nothing appended since the
+/// last run must not leave an empty run file behind each time.
+#[test]
+fn a_run_with_nothing_new_writes_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_dir = dir.path().join("log");
+    let log = open(&log_dir);
+    commit_commands(&log, 1, 40);
+    log.persist_indexes().unwrap();
+    let run_files = || {
+        std::fs::read_dir(log_dir.join("index-runs"))
+            .unwrap()
+            .count()
+    };
+    let after_first = run_files();
+    assert!(after_first > 0);
+    for _ in 0..3 {
+        assert_eq!(log.persist_indexes().unwrap(), log.head());
+    }
+    assert_eq!(run_files(), after_first);
+    commit_commands(&log, 41, 10);
+    log.persist_indexes().unwrap();
+    assert!(run_files() > after_first);
+}
