@@ -1008,12 +1008,52 @@ pub(crate) fn decode_meta(bytes: &[u8]) -> Option<Head> {
     decode_meta_of(LOG_FORMAT_VERSION, bytes)
 }
 
+/// sled's IO-buffer (segment) size for a new log: 8 MiB, sixteen times sled's default.
+///
+/// sled writes any page larger than a quarter of a segment to a file of its own under
+/// `blobs/` (which each commit must then fdatasync, with the directory). A leaf holds up to 16
+/// keys before it splits, so with chunks of up to 64 KiB a leaf grows to about 1 MiB and, at
+/// the default 512 KiB segment, every consolidation of it became a blob: two or three more
+/// device flushes per commit. At 8 MiB the threshold is 2 MiB, above any leaf of chunks.
+pub(crate) const SLED_SEGMENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// The file in which sled keeps the settings a database was created with.
+const SLED_CONFIG_FILE: &str = "conf";
+
 /// Opens sled in `dir` as the log uses it.
 pub(crate) fn open_sled(dir: &Path) -> Result<sled::Db, LogError> {
     // Background flushes are off: durability comes only from the flush in each commit,
-    // and nothing is acknowledged before it returns.
-    let config = sled::Config::new().path(dir).flush_every_ms(None);
+    // and nothing is acknowledged before it returns. sled refuses to open a database with
+    // another segment size than the one it was created with, so an existing log keeps its own.
+    let segment_bytes = created_segment_bytes(dir)?.unwrap_or(SLED_SEGMENT_BYTES);
+    let config = sled::Config::new()
+        .path(dir)
+        .flush_every_ms(None)
+        .segment_size(segment_bytes);
     open_waiting_for_lock(&config)
+}
+
+/// The segment size the sled database in `dir` was created with (its `conf` file's
+/// `segment_size: N` line), or `None` when there is no database yet.
+fn created_segment_bytes(dir: &Path) -> Result<Option<usize>, LogError> {
+    let path = dir.join(SLED_CONFIG_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(LogError::Io(error)),
+    };
+    // The file ends with a binary checksum after its text lines.
+    let found = String::from_utf8_lossy(&bytes)
+        .lines()
+        .find_map(|line| line.strip_prefix("segment_size: "))
+        .and_then(|value| value.trim().parse::<usize>().ok());
+    match found {
+        Some(segment_bytes) => Ok(Some(segment_bytes)),
+        None => Err(LogError::Io(std::io::Error::other(format!(
+            "{} names no segment_size: not a sled database this log can open",
+            path.display()
+        )))),
+    }
 }
 
 /// Opens sled, retrying for up to `OPEN_LOCK_WAIT_MS_MAX` while its file lock is held.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use crate::chunk::{self, ValueBuilder};
 use crate::error::LogError;
@@ -12,21 +11,17 @@ use crate::keys::{self, META_KEY};
 use crate::log::encode_meta;
 use crate::record::{Hash, Head, HASH_BYTES};
 
+/// Opens the closed log's sled database in `dir` as the log itself does (its segment size,
+/// waiting while a dropped handle still holds the lock), to change its bytes directly.
+pub fn open_db(dir: &Path) -> Result<sled::Db, LogError> {
+    crate::log::open_sled(dir)
+}
+
 fn with_tree<T>(
     dir: &Path,
     change: impl FnOnce(&sled::Tree) -> Result<T, LogError>,
 ) -> Result<T, LogError> {
-    // sled releases its lock shortly after a handle is dropped (spacejam/sled#1234).
-    let started = Instant::now();
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
-            Err(_) if started.elapsed() < Duration::from_secs(3) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(error) => return Err(error.into()),
-        }
-    };
+    let db = open_db(dir)?;
     let tree = db.open_tree(keys::TREE)?;
     let result = change(&tree)?;
     db.flush()?;

@@ -27,5 +27,7 @@ mod migrate;
 mod reads;
 /// Persisted index runs, their checkpoint, and failures around them.
 mod runs;
+/// How the log sits in sled: chunks never become separate blob files.
+mod storage;
 /// `verify` against changed, missing, reordered and truncated records.
 mod verify;
