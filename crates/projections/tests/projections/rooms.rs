@@ -664,3 +664,42 @@ fn r_s4_unread_counts_and_r_s2_hidden_views_equal_a_count_from_the_log_after_ran
         );
     }
 }
+
+#[test]
+fn a_store_of_the_earlier_layout_is_refused_naming_the_rebuild_and_a_new_one_reopens() {
+    let dir = testkit::TempDataDir::new();
+    let path = dir.path().join("rooms");
+    {
+        // What a build before the layout mark left: events applied, no `v/layout`.
+        let store = projections::Store::open(&path).unwrap();
+        let mut changes = store.changes().unwrap();
+        changes.put(b"r/old".to_vec(), &1u32).unwrap();
+        changes.commit(5).unwrap();
+        store.flush().unwrap();
+    }
+    let refused = Rooms::open_path(&path).unwrap_err();
+    assert_eq!(
+        refused,
+        projections::ProjectionError::Layout {
+            model: "rooms",
+            found: 0,
+            expected: projections::rooms::LAYOUT_VERSION,
+        }
+    );
+    assert!(
+        refused.to_string().contains("parlor replay rooms"),
+        "{refused}"
+    );
+
+    let path = dir.path().join("rooms-new");
+    let mut world = World::new();
+    world.direct("alice", "bob", "hi");
+    {
+        let mut model = Rooms::open_path(&path).unwrap();
+        projections::rebuild(&mut model, world.envelopes()).unwrap();
+        model.flush().unwrap();
+    }
+    let reopened = Rooms::open_path(&path).unwrap();
+    assert_eq!(reopened.position(), world.head());
+    assert_eq!(list(&reopened, "bob", "unread", world.now()).len(), 1);
+}
