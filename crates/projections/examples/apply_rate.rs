@@ -2,14 +2,17 @@
 //! read model in memory-built batches and prints events per second: the A/B tool for the
 //! models' storage (`cargo run --release -p projections --example apply_rate -- 200000`).
 //!
-//! Arguments: `[events] [serving|rebuilding] [model]` (defaults: 200000, rebuilding, all).
+//! Arguments: `[events] [serving|rebuilding] [model] [queries]` (defaults: 200000, rebuilding,
+//! all, 0). With `queries` above 0 the log also has a user `hub` in every room, and after
+//! applying, the rooms model answers that many first pages of `list` for `hub` and as many for
+//! ordinary users (a few rooms each), timed one by one: what reading a room list costs.
 
 use std::time::Instant;
 
 use domain::{CommandId, Event, MessageId, RoomId, Timestamp, UserId, UserKind};
 use projections::{
-    EventEnvelope, Files, Moderation, Notifications, OpenFor, ProjectionError, Projector, Rooms,
-    Timeline,
+    EventEnvelope, Files, Moderation, Notifications, OpenFor, ProjectionError, Projector,
+    QueryRequest, Rooms, Timeline,
 };
 use uuid::Uuid;
 
@@ -35,12 +38,20 @@ fn main() -> Result<(), ProjectionError> {
         _ => OpenFor::Rebuilding,
     };
     let only = arguments.next();
-    let log = synthetic_log(events);
+    let queries: usize = arguments
+        .next()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    let log = synthetic_log(events, queries > 0);
     println!("{} events, {purpose:?}", log.len());
     let scratch = std::env::temp_dir().join(format!("apply-rate-{}", std::process::id()));
     let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if run("rooms") {
-        measure(Rooms::open_path_for(&scratch.join("rooms"), purpose)?, &log)?;
+        let rooms = Rooms::open_path_for(&scratch.join("rooms"), purpose)?;
+        let rooms = measure(rooms, &log)?;
+        if queries > 0 {
+            measure_lists(&rooms, queries)?;
+        }
     }
     if run("timeline") {
         measure(
@@ -67,7 +78,7 @@ fn main() -> Result<(), ProjectionError> {
     Ok(())
 }
 
-fn measure<P: Projector>(mut model: P, log: &[EventEnvelope]) -> Result<(), ProjectionError> {
+fn measure<P: Projector>(mut model: P, log: &[EventEnvelope]) -> Result<P, ProjectionError> {
     let started = Instant::now();
     for batch in log.chunks(BATCH_EVENTS) {
         model.apply(batch)?;
@@ -82,6 +93,39 @@ fn measure<P: Projector>(mut model: P, log: &[EventEnvelope]) -> Result<(), Proj
         log.len() as f64 / total.as_secs_f64(),
         total.as_secs_f64() * 1e6 / log.len() as f64,
     );
+    Ok(model)
+}
+
+/// Times `queries` first pages of `list` (inbox, limit 50) for `hub` and as many for ordinary
+/// users, and prints the median and 99th percentile of each.
+fn measure_lists(rooms: &Rooms, queries: usize) -> Result<(), ProjectionError> {
+    let now = Timestamp::from_millis(1_795_900_000_000);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for who in ["hub", "users"] {
+        let mut micros = Vec::with_capacity(queries);
+        for _ in 0..queries {
+            let caller = match who {
+                "hub" => "hub".to_owned(),
+                _ => format!("user{}", rng.below(USERS)),
+            };
+            let request = QueryRequest::from_value(serde_json::json!({
+                "op": "list", "caller": caller, "view": "inbox", "limit": 50,
+            }))
+            .map_err(|error| ProjectionError::Task(error.to_string()))?;
+            let started = Instant::now();
+            let answer = rooms
+                .query(&request, now)
+                .map_err(|error| ProjectionError::Task(error.to_string()))?;
+            micros.push(started.elapsed().as_secs_f64() * 1e6);
+            assert!(answer["rooms"].is_array(), "{answer}");
+        }
+        micros.sort_by(f64::total_cmp);
+        println!(
+            "rooms list     {who:<5} {queries} first pages: p50 {:.0} µs, p99 {:.0} µs",
+            micros[micros.len() / 2],
+            micros[(micros.len() * 99 / 100).min(micros.len() - 1)],
+        );
+    }
     Ok(())
 }
 
@@ -97,10 +141,11 @@ impl Rng {
     }
 }
 
-fn synthetic_log(events: usize) -> Vec<EventEnvelope> {
+fn synthetic_log(events: usize, with_hub: bool) -> Vec<EventEnvelope> {
     let users: Vec<UserId> = (0..USERS)
         .map(|index| UserId::parse(&format!("user{index}")).expect("a valid user id"))
         .collect();
+    let hub = UserId::parse("hub").expect("a valid user id");
     let rooms: Vec<RoomId> = (0..ROOMS)
         .map(|index| RoomId(Uuid::from_u128(0x1000 + index as u128)))
         .collect();
@@ -119,7 +164,7 @@ fn synthetic_log(events: usize) -> Vec<EventEnvelope> {
             event,
         });
     };
-    for user in &users {
+    for user in users.iter().chain(with_hub.then_some(&hub)) {
         push(
             &mut log,
             format!("user-{user}"),
@@ -137,7 +182,10 @@ fn synthetic_log(events: usize) -> Vec<EventEnvelope> {
             .collect()
     };
     for (index, room) in rooms.iter().enumerate() {
-        let members = members_of(index);
+        let mut members = members_of(index);
+        if with_hub {
+            members.push(hub.clone());
+        }
         push(
             &mut log,
             format!("room-{}", room.0),

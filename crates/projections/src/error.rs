@@ -34,6 +34,20 @@ pub enum ProjectionError {
     /// A blocking task panicked or a lock was poisoned by a panic.
     #[error("task: {0}")]
     Task(String),
+    /// The store holds a model of another key layout (written by an earlier build): read as
+    /// this one it would answer wrongly, so it is refused until rebuilt from the log.
+    #[error(
+        "the {model} store has key layout {found}, this build reads layout {expected}: \
+         rebuild it from the log with `parlor replay {model}` (the writer stopped)"
+    )]
+    Layout {
+        /// The read model.
+        model: &'static str,
+        /// The layout found (0: a store from before layouts were recorded).
+        found: u32,
+        /// The layout this build reads.
+        expected: u32,
+    },
 }
 
 impl From<sled::Error> for ProjectionError {

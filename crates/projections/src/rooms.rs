@@ -9,14 +9,25 @@
 //! | key | value | what |
 //! |---|---|---|
 //! | `u/<user>\0` | [`UserRecord`] | display name, visibility, away period |
-//! | `r/<room>` | [`RoomRecord`] | kind, name, contract, last message, last activity |
+//! | `r/<room>` | [`RoomRecord`] | kind, name, contract, last message, last activity, message sequence |
 //! | `m/<room><user>\0` | [`ViewRecord`] | a member's own view; present exactly for members |
-//! | `i/<user>\0<activity><room>` | `()` | a user's rooms, by last activity (ascending keys) |
-//! | `g/<message>` | [`MessageIndex`] | where a message is (its room and position) |
-//! | `p/<room><position>` | [`PostRecord`] | a room's messages in order, for unread counts |
+//! | `s/<user>\0<room>` | `()` | a user's room set; present exactly for members |
+//! | `g/<message>` | [`MessageIndex`] | where a message is (its room and sequence) |
+//! | `p/<room><sequence>` | [`PostRecord`] | a room's messages in order, for a marker's own count |
+//! | `d/<room><sequence>` | `()` | a room's deleted messages, for unread counts |
+//! | `v/layout` | `u32` | [`LAYOUT_VERSION`], written when the store is created |
 //!
-//! Activity keys hold the bitwise complement of the ordered time, so an ascending scan walks a
-//! user's rooms newest first.
+//! A message costs O(1) keys whatever the room's size: its room record, its post and index
+//! records and its author's view (`r/`, `p/`, `g/`, `m/`). Nothing per member is written, so
+//! what a member sees that depends on later messages is derived when asked:
+//! - unread (R-S4) = room sequence − the marker's sequence − the member's own live messages after
+//!   the marker (kept in the view: only the member's own messages and deletions change it)
+//!   − the room's deleted messages after the marker (counted from `d/`, which only deletions
+//!   write; skipped when the room's last deletion is at or before the marker);
+//! - hidden (R-S2) = hidden at the room sequence the room still has (every new message ends it);
+//! - a user's rooms newest first: the user's room set (`s/`, written only on membership
+//!   changes) sorted by each room's last activity when the list is asked for. The cursor is the
+//!   place in that order (the bitwise complement of the ordered time, then the room id).
 
 use std::path::Path;
 
@@ -34,6 +45,15 @@ use crate::text::preview;
 
 /// The model's name.
 pub const NAME: &str = "rooms";
+
+/// The version of the key layout above. Layout 1 (before `v/layout` existed) wrote a view and
+/// two activity keys per member per message; its views decode as this layout's without an error
+/// but mean something else, so a store of another layout is refused
+/// ([`ProjectionError::Layout`]) rather than read.
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Where the layout version is kept.
+const LAYOUT_KEY: &[u8] = b"v/layout";
 
 /// The most room ids `member_rooms` returns (about 400 KiB of JSON, well inside a message).
 pub const MEMBER_ROOMS_MAX: usize = 10_000;
@@ -75,6 +95,11 @@ pub struct RoomRecord {
     pub last_message: Option<LastMessage>,
     /// When the room was created or last got a message: the list's order.
     pub last_activity_at: Timestamp,
+    /// Messages and automatic replies so far: the sequence of the newest (0: none yet).
+    pub message_sequence: u64,
+    /// The sequence of the newest message deleted (0: none), so that a marker at or after it
+    /// needs no look at `d/`.
+    pub deleted_sequence_max: u64,
 }
 
 /// A room's contract (R-C2).
@@ -110,14 +135,23 @@ pub struct ViewRecord {
     pub user_id: UserId,
     /// R-S1.
     pub favorite: bool,
-    /// R-S2; cleared by every new message.
-    pub hidden: bool,
+    /// R-S2: the room's message sequence when the member hid it; hidden while the room is
+    /// still at it (every new message ends it). `None`: not hidden.
+    pub hidden_at_sequence: Option<u64>,
     /// R-S3; kept when messages arrive.
     pub archived: bool,
-    /// The position of the message the member read up to (0: none).
-    pub read_position: u64,
-    /// Messages by others after the marker, not deleted (R-S4).
-    pub unread: u64,
+    /// The sequence of the message the member read up to (0: none).
+    pub read_sequence: u64,
+    /// The member's own messages after the marker that are not deleted: what R-S4 leaves out of
+    /// the room's count besides deleted messages.
+    pub own_after_read: u64,
+}
+
+impl ViewRecord {
+    /// R-S2: hidden until a message arrives after hiding.
+    fn hidden(&self, room: &RoomRecord) -> bool {
+        self.hidden_at_sequence == Some(room.message_sequence)
+    }
 }
 
 /// Where a message is.
@@ -125,8 +159,8 @@ pub struct ViewRecord {
 pub struct MessageIndex {
     /// Its room.
     pub room_id: RoomId,
-    /// Its position in the log.
-    pub position: u64,
+    /// Its place among the room's messages (from 1).
+    pub sequence: u64,
 }
 
 /// A message as unread counts need it.
@@ -161,9 +195,11 @@ impl Rooms {
 
     /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
     /// [`Store::open_for`]).
+    ///
+    /// Fails with [`ProjectionError::Layout`] for a store of another key layout.
     pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Rooms, ProjectionError> {
         Ok(Rooms {
-            store: Store::open_for(path, purpose)?,
+            store: checked_layout(Store::open_for(path, purpose)?)?,
             presence: Presence::new(),
         })
     }
@@ -171,7 +207,7 @@ impl Rooms {
     /// A model in a temporary store (tests, rebuild comparisons).
     pub fn temporary() -> Result<Rooms, ProjectionError> {
         Ok(Rooms {
-            store: Store::temporary()?,
+            store: checked_layout(Store::temporary()?)?,
             presence: Presence::new(),
         })
     }
@@ -192,40 +228,93 @@ impl Rooms {
         let user = request.caller_user()?;
         let view = ListView::parse(request.text("view")?)?;
         let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
-        let prefix = Key::new(b"i/").text(user.as_str()).build();
-        let after = request
-            .cursor()?
-            .map(|suffix| [prefix.as_slice(), &suffix].concat());
+        let after = request.cursor()?;
         let mut rooms = Vec::new();
-        let mut last_suffix: Vec<u8> = Vec::new();
+        let mut last_place: Vec<u8> = Vec::new();
         let mut next_cursor = None;
-        for entry in self
-            .store
-            .scan::<()>(&prefix, after.as_deref(), Direction::Forward)
-        {
-            let (key, ()) = entry?;
-            let suffix = &key[prefix.len()..];
-            let Some(room_id) = room_of_index_suffix(suffix) else {
+        for (place, room) in self.rooms_by_activity(&user)? {
+            // The cursor is the place of the last room of the page before (exclusive).
+            if after.as_ref().is_some_and(|after| place <= *after) {
                 continue;
-            };
-            let Some(member_view) = self.store.get::<ViewRecord>(&view_key(&room_id, &user))?
+            }
+            let Some(member_view) = self
+                .store
+                .get::<ViewRecord>(&view_key(&room.room_id, &user))?
             else {
                 continue;
             };
-            if !view.admits(&member_view) {
+            let standing = self.standing(&room, &member_view)?;
+            if !view.admits(&member_view, &standing) {
                 continue;
             }
             if rooms.len() == limit {
-                next_cursor = Some(encode_cursor(&last_suffix));
+                next_cursor = Some(encode_cursor(&last_place));
                 break;
             }
+            rooms.push(self.room_json(&room, &member_view, &standing, &user, now)?);
+            last_place = place;
+        }
+        Ok(json!({"rooms": rooms, "next_cursor": next_cursor}))
+    }
+
+    /// `user`'s rooms newest activity first, each with its place in that order (what a cursor
+    /// holds): the room set read and sorted now, since no key per member follows each message.
+    fn rooms_by_activity(&self, user: &UserId) -> Result<Vec<(Vec<u8>, RoomRecord)>, QueryError> {
+        let prefix = room_set_prefix(user);
+        let mut rooms = Vec::new();
+        for entry in self.store.scan::<()>(&prefix, None, Direction::Forward) {
+            let (key, ()) = entry?;
+            let Some(room_id) = room_of_set_suffix(&key[prefix.len()..]) else {
+                continue;
+            };
             let Some(room) = self.store.get::<RoomRecord>(&room_key(&room_id))? else {
                 continue;
             };
-            rooms.push(self.room_json(&room, &member_view, &user, now)?);
-            last_suffix = suffix.to_vec();
+            rooms.push((activity_place(room.last_activity_at, &room_id), room));
         }
-        Ok(json!({"rooms": rooms, "next_cursor": next_cursor}))
+        rooms.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(rooms)
+    }
+
+    /// What a member's view shows that later messages change (R-S2, R-S4), derived from the
+    /// room's sequences and the view.
+    fn standing(&self, room: &RoomRecord, view: &ViewRecord) -> Result<Standing, QueryError> {
+        let deleted_after = if room.deleted_sequence_max <= view.read_sequence {
+            0
+        } else {
+            let prefix = Key::new(b"d/").uuid(&room.room_id.0).build();
+            let after = deleted_key(&room.room_id, view.read_sequence);
+            let mut count = 0u64;
+            for entry in self
+                .store
+                .scan::<()>(&prefix, Some(&after), Direction::Forward)
+            {
+                entry?;
+                count += 1;
+            }
+            count
+        };
+        let unread = room
+            .message_sequence
+            .checked_sub(view.read_sequence)
+            .and_then(|after| after.checked_sub(view.own_after_read))
+            .and_then(|after| after.checked_sub(deleted_after));
+        // The three parts are disjoint subsets of the messages after the marker, so the
+        // difference is never negative; if it were, the model would be corrupt.
+        let unread = unread.ok_or_else(|| {
+            QueryError::Unavailable(format!(
+                "room {}: unread count below zero (sequence {}, marker {}, own {}, deleted {})",
+                room.room_id,
+                room.message_sequence,
+                view.read_sequence,
+                view.own_after_read,
+                deleted_after
+            ))
+        })?;
+        Ok(Standing {
+            hidden: view.hidden(room),
+            unread,
+        })
     }
 
     fn get(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
@@ -240,23 +329,18 @@ impl Rooms {
             .store
             .get::<RoomRecord>(&room_key(&room_id))?
             .ok_or(QueryError::NotFound)?;
-        self.room_json(&room, &member_view, &user, now)
+        let standing = self.standing(&room, &member_view)?;
+        self.room_json(&room, &member_view, &standing, &user, now)
     }
 
     fn member_rooms(&self, request: &QueryRequest) -> Result<Value, QueryError> {
         let user = request.caller_user()?;
-        let prefix = Key::new(b"i/").text(user.as_str()).build();
-        let mut room_ids = Vec::new();
-        for entry in self
-            .store
-            .scan::<()>(&prefix, None, Direction::Forward)
+        let room_ids: Vec<String> = self
+            .rooms_by_activity(&user)?
+            .into_iter()
             .take(MEMBER_ROOMS_MAX)
-        {
-            let (key, ()) = entry?;
-            if let Some(room_id) = room_of_index_suffix(&key[prefix.len()..]) {
-                room_ids.push(room_id.to_string());
-            }
-        }
+            .map(|(_, room)| room.room_id.to_string())
+            .collect();
         Ok(json!({"room_ids": room_ids}))
     }
 
@@ -265,6 +349,7 @@ impl Rooms {
         &self,
         room: &RoomRecord,
         member_view: &ViewRecord,
+        standing: &Standing,
         user: &UserId,
         now: Timestamp,
     ) -> Result<Value, QueryError> {
@@ -320,13 +405,22 @@ impl Rooms {
             "members": members,
             "last_message": last_message,
             "last_activity_at": room.last_activity_at,
-            "unread": member_view.unread,
+            "unread": standing.unread,
             "favorite": member_view.favorite,
-            "hidden": member_view.hidden,
+            "hidden": standing.hidden,
             "archived": member_view.archived,
             "contract": contract,
         }))
     }
+}
+
+/// A member's view of a room as far as later messages change it, derived at query time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Standing {
+    /// R-S2.
+    hidden: bool,
+    /// R-S4.
+    unread: u64,
 }
 
 /// The lists of `GET /v1/rooms?view=`.
@@ -353,13 +447,13 @@ impl ListView {
         }
     }
 
-    fn admits(self, view: &ViewRecord) -> bool {
+    fn admits(self, view: &ViewRecord, standing: &Standing) -> bool {
         match self {
-            ListView::Inbox => !view.hidden && !view.archived,
+            ListView::Inbox => !standing.hidden && !view.archived,
             ListView::Favorites => view.favorite,
-            ListView::Hidden => view.hidden,
+            ListView::Hidden => standing.hidden,
             ListView::Archived => view.archived,
-            ListView::Unread => view.unread > 0,
+            ListView::Unread => standing.unread > 0,
         }
     }
 }
@@ -403,6 +497,25 @@ impl Projector for Rooms {
     }
 }
 
+/// `store` if it holds this module's layout; a new store is marked with it. Anything applied
+/// without the mark is of an earlier layout (checkpoint above 0): refused, never misread.
+fn checked_layout(store: Store) -> Result<Store, ProjectionError> {
+    match store.get::<u32>(LAYOUT_KEY)? {
+        Some(LAYOUT_VERSION) => Ok(store),
+        None if store.checkpoint() == 0 => {
+            let mut changes = store.changes()?;
+            changes.put(LAYOUT_KEY.to_vec(), &LAYOUT_VERSION)?;
+            changes.commit(0)?;
+            Ok(store)
+        }
+        found => Err(ProjectionError::Layout {
+            model: NAME,
+            found: found.unwrap_or(0),
+            expected: LAYOUT_VERSION,
+        }),
+    }
+}
+
 fn user_key(user: &UserId) -> Vec<u8> {
     Key::new(b"u/").text(user.as_str()).build()
 }
@@ -415,10 +528,19 @@ fn view_key(room: &RoomId, user: &UserId) -> Vec<u8> {
     Key::new(b"m/").uuid(&room.0).text(user.as_str()).build()
 }
 
-fn index_key(user: &UserId, activity: Timestamp, room: &RoomId) -> Vec<u8> {
-    // The complement makes newer activity sort first.
-    Key::new(b"i/")
-        .text(user.as_str())
+fn room_set_prefix(user: &UserId) -> Vec<u8> {
+    Key::new(b"s/").text(user.as_str()).build()
+}
+
+fn room_set_key(user: &UserId, room: &RoomId) -> Vec<u8> {
+    Key::new(b"s/").text(user.as_str()).uuid(&room.0).build()
+}
+
+/// A room's place in a user's list: ascending places are newest activity first (the
+/// complement of the ordered time), rooms of the same time by id. The same bytes the list's
+/// cursors have always held.
+fn activity_place(activity: Timestamp, room: &RoomId) -> Vec<u8> {
+    Key::new(b"")
         .number(!ordered_millis(activity))
         .uuid(&room.0)
         .build()
@@ -428,13 +550,17 @@ fn message_key(message: &MessageId) -> Vec<u8> {
     Key::new(b"g/").uuid(&message.0).build()
 }
 
-fn post_key(room: &RoomId, position: u64) -> Vec<u8> {
-    Key::new(b"p/").uuid(&room.0).number(position).build()
+fn post_key(room: &RoomId, sequence: u64) -> Vec<u8> {
+    Key::new(b"p/").uuid(&room.0).number(sequence).build()
 }
 
-/// The room of an activity index key's suffix (8 bytes of time, 16 of room id).
-fn room_of_index_suffix(suffix: &[u8]) -> Option<RoomId> {
-    let bytes: [u8; 16] = suffix.get(8..24)?.try_into().ok()?;
+fn deleted_key(room: &RoomId, sequence: u64) -> Vec<u8> {
+    Key::new(b"d/").uuid(&room.0).number(sequence).build()
+}
+
+/// The room of a room set key's suffix (its 16 bytes of room id).
+fn room_of_set_suffix(suffix: &[u8]) -> Option<RoomId> {
+    let bytes: [u8; 16] = suffix.try_into().ok()?;
     Some(RoomId(uuid::Uuid::from_bytes(bytes)))
 }
 
@@ -462,7 +588,6 @@ fn apply_record_change(
     changes: &mut Changes<'_>,
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectionError> {
-    let position = envelope.position;
     match &envelope.event {
         Event::UserRegistered {
             user_id,
@@ -580,7 +705,14 @@ fn apply_record_change(
             room_id,
             user_id,
             on,
-        } => update_view(changes, room_id, user_id, |view| view.hidden = *on),
+        } => {
+            let Some(room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
+                return Ok(());
+            };
+            update_view(changes, room_id, user_id, |view| {
+                view.hidden_at_sequence = on.then_some(room.message_sequence);
+            })
+        }
         Event::RoomArchivedChanged {
             room_id,
             user_id,
@@ -601,7 +733,6 @@ fn apply_record_change(
             ..
         } => post(
             changes,
-            position,
             room_id,
             LastMessage {
                 message_id: *message_id,
@@ -621,7 +752,6 @@ fn apply_record_change(
             ..
         } => post(
             changes,
-            position,
             room_id,
             LastMessage {
                 message_id: *message_id,
@@ -719,12 +849,15 @@ fn create_room(
         contract: None,
         last_message: None,
         last_activity_at: created_at,
+        message_sequence: 0,
+        deleted_sequence_max: 0,
     };
     changes.put(room_key(&room_id), &room)
 }
 
 /// Makes `user` a member with a fresh view; a member already is left alone (R-R4 no-op).
-/// The room's whole history counts as unread for a new member, as R-S4 defines it (no marker).
+/// The room's whole history counts as unread for a new member, as R-S4 defines it (no marker):
+/// the view counts the member's own live messages in it (someone who left may come back).
 fn add_member(
     changes: &mut Changes<'_>,
     room: &RoomRecord,
@@ -734,19 +867,19 @@ fn add_member(
     if changes.contains(&key)? {
         return Ok(());
     }
-    let unread = count_unread(changes, &room.room_id, user, 0)?;
+    let own_after_read = count_own_after(changes, &room.room_id, user, 0)?;
     changes.put(
         key,
         &ViewRecord {
             user_id: user.clone(),
             favorite: false,
-            hidden: false,
+            hidden_at_sequence: None,
             archived: false,
-            read_position: 0,
-            unread,
+            read_sequence: 0,
+            own_after_read,
         },
     )?;
-    changes.put(index_key(user, room.last_activity_at, &room.room_id), &())
+    changes.put(room_set_key(user, &room.room_id), &())
 }
 
 fn remove_member(
@@ -754,41 +887,46 @@ fn remove_member(
     room_id: &RoomId,
     user: &UserId,
 ) -> Result<(), ProjectionError> {
-    let Some(room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
+    if !changes.contains(&room_key(room_id))? {
         return Ok(());
-    };
+    }
     changes.remove(view_key(room_id, user));
-    changes.remove(index_key(user, room.last_activity_at, room_id));
+    changes.remove(room_set_key(user, room_id));
     Ok(())
 }
 
-/// Messages by others than `user` after `after_position`, not deleted (R-S4).
-fn count_unread(
+/// `user`'s own messages after the sequence `after`, not deleted: what R-S4 leaves out of the
+/// room's count besides deleted messages. A scan of the room's messages after the marker, so
+/// only marking read and joining pay it, never a new message.
+fn count_own_after(
     changes: &Changes<'_>,
     room: &RoomId,
     user: &UserId,
-    after_position: u64,
+    after: u64,
 ) -> Result<u64, ProjectionError> {
     let prefix = Key::new(b"p/").uuid(&room.0).build();
-    let after = post_key(room, after_position);
+    let after = post_key(room, after);
     changes.count::<PostRecord>(&prefix, Some(&after), |post| {
-        !post.deleted && &post.author != user
+        !post.deleted && &post.author == user
     })
 }
 
-/// A new message (or automatic reply) in a room: last message, activity order, unread counts
-/// of the others, and every hidden view back in the main list (R-S2; archived ones stay, R-S3).
+/// A new message (or automatic reply) in a room: the room's sequence, last message and
+/// activity, and its author's own count. The others' unread counts and hidden views follow
+/// from the sequence when asked (R-S2, R-S4; archived views stay archived, R-S3), so nothing
+/// per member is written.
 fn post(
     changes: &mut Changes<'_>,
-    position: u64,
     room_id: &RoomId,
     last: LastMessage,
 ) -> Result<(), ProjectionError> {
     let Some(mut room) = changes.get::<RoomRecord>(&room_key(room_id))? else {
         return Ok(());
     };
+    room.message_sequence += 1;
+    let sequence = room.message_sequence;
     changes.put(
-        post_key(room_id, position),
+        post_key(room_id, sequence),
         &PostRecord {
             author: last.author.clone(),
             deleted: false,
@@ -798,28 +936,20 @@ fn post(
         message_key(&last.message_id),
         &MessageIndex {
             room_id: *room_id,
-            position,
+            sequence,
         },
     )?;
-    let before = room.last_activity_at;
-    let after = last.sent_at;
-    let views = changes.scan::<ViewRecord>(&Key::new(b"m/").uuid(&room_id.0).build(), None)?;
-    for (key, mut view) in views {
-        view.hidden = false;
-        if view.user_id != last.author {
-            view.unread = view.unread.saturating_add(1);
-        }
-        if before != after {
-            changes.remove(index_key(&view.user_id, before, room_id));
-            changes.put(index_key(&view.user_id, after, room_id), &())?;
-        }
-        changes.put(key, &view)?;
-    }
-    room.last_activity_at = after;
+    // The author's own message is after their marker (it is the newest): not unread for them.
+    update_view(changes, room_id, &last.author, |view| {
+        view.own_after_read += 1;
+    })?;
+    room.last_activity_at = last.sent_at;
     room.last_message = Some(last);
     changes.put(room_key(room_id), &room)
 }
 
+/// A deleted message stops counting as unread (R-S4) for everyone whose marker is before it:
+/// one `d/` key for the room's count, and the author's own count if it was after their marker.
 fn delete_message(
     changes: &mut Changes<'_>,
     room_id: &RoomId,
@@ -828,7 +958,10 @@ fn delete_message(
     let Some(index) = changes.get::<MessageIndex>(&message_key(message_id))? else {
         return Ok(());
     };
-    let key = post_key(room_id, index.position);
+    if index.room_id != *room_id {
+        return Ok(());
+    }
+    let key = post_key(room_id, index.sequence);
     let Some(mut post) = changes.get::<PostRecord>(&key)? else {
         return Ok(());
     };
@@ -837,14 +970,14 @@ fn delete_message(
     }
     post.deleted = true;
     changes.put(key, &post)?;
-    let views = changes.scan::<ViewRecord>(&Key::new(b"m/").uuid(&room_id.0).build(), None)?;
-    for (key, mut view) in views {
-        if view.user_id != post.author && view.read_position < index.position {
-            view.unread = view.unread.saturating_sub(1);
-            changes.put(key, &view)?;
+    changes.put(deleted_key(room_id, index.sequence), &())?;
+    update_view(changes, room_id, &post.author, |view| {
+        if view.read_sequence < index.sequence {
+            view.own_after_read = view.own_after_read.saturating_sub(1);
         }
-    }
+    })?;
     update_room(changes, room_id, |room| {
+        room.deleted_sequence_max = room.deleted_sequence_max.max(index.sequence);
         if let Some(last) = room.last_message.as_mut() {
             if last.message_id == *message_id {
                 // The tombstone keeps nothing of the body (R-M4).
@@ -872,7 +1005,7 @@ fn mark_read(
     let Some(mut view) = changes.get::<ViewRecord>(&key)? else {
         return Ok(());
     };
-    view.read_position = index.position;
-    view.unread = count_unread(changes, room_id, user, index.position)?;
+    view.read_sequence = index.sequence;
+    view.own_after_read = count_own_after(changes, room_id, user, index.sequence)?;
     changes.put(key, &view)
 }
