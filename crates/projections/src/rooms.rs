@@ -182,10 +182,28 @@ pub struct Rooms {
 impl Rooms {
     /// Opens the model under a data directory (`<data_dir>/projections/rooms/`).
     /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
+    ///
+    /// A store of an earlier key layout ([`ProjectionError::Layout`]) is deleted and the model
+    /// starts afresh at position 0: a read model is derived from the log, so an upgrade
+    /// rebuilds it as it catches up instead of refusing to start.
     pub fn open(data_dir: &Path) -> Result<Rooms, ProjectionError> {
         let path = store_path(data_dir, NAME);
         crate::swap::recover(&path)?;
-        Rooms::open_path(&path)
+        match Rooms::open_path(&path) {
+            Err(ProjectionError::Layout {
+                found, expected, ..
+            }) => {
+                tracing::warn!(
+                    model = NAME,
+                    found,
+                    expected,
+                    "the store has an earlier key layout; rebuilding it from the log"
+                );
+                crate::swap::remove_dir(&path)?;
+                Rooms::open_path(&path)
+            }
+            opened => opened,
+        }
     }
 
     /// Opens the model in the directory `path`, to serve.

@@ -666,7 +666,8 @@ fn r_s4_unread_counts_and_r_s2_hidden_views_equal_a_count_from_the_log_after_ran
 }
 
 #[test]
-fn a_store_of_the_earlier_layout_is_refused_naming_the_rebuild_and_a_new_one_reopens() {
+fn a_store_of_the_earlier_layout_is_refused_naming_the_rebuild_served_afresh_and_a_new_one_reopens()
+{
     let dir = testkit::TempDataDir::new();
     let path = dir.path().join("rooms");
     {
@@ -690,6 +691,19 @@ fn a_store_of_the_earlier_layout_is_refused_naming_the_rebuild_and_a_new_one_reo
         refused.to_string().contains("parlor replay rooms"),
         "{refused}"
     );
+
+    // Opened as a service opens it (under a data directory), it starts afresh instead.
+    let data_dir = testkit::TempDataDir::new();
+    let served = projections::store_path(data_dir.path(), "rooms");
+    std::fs::create_dir_all(served.parent().unwrap()).unwrap();
+    std::fs::rename(&path, &served).unwrap();
+    let afresh = Rooms::open(data_dir.path()).unwrap();
+    assert_eq!(
+        afresh.position(),
+        0,
+        "an earlier layout is rebuilt from the log"
+    );
+    drop(afresh);
 
     let path = dir.path().join("rooms-new");
     let mut world = World::new();
