@@ -129,6 +129,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             let mut seen = BTreeSet::from([actor.clone()]);
             for member in members {
                 ctx.known_user(member)?;
+                ctx.check_not_blocked_by(member)?;
                 if seen.insert(member.clone()) {
                     all.push(member.clone());
                 }
@@ -184,6 +185,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             if room.members.contains(user_id) {
                 return Ok(vec![]);
             }
+            ctx.check_not_blocked_by(user_id)?;
             Ok(vec![Event::MemberAdded {
                 room_id: *room_id,
                 user_id: user_id.clone(),
@@ -383,6 +385,8 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
                     "only the author can edit a message",
                 ));
             }
+            // H-B2: a closed direct room is closed to edits as to new messages.
+            ctx.check_direct_not_blocked(room)?;
             if message.deleted {
                 return Err(Rejection::new(
                     ErrorCode::AlreadyDeleted,
@@ -417,7 +421,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             message_id,
         } => {
             let actor = ctx.user()?;
-            ctx.member_room(room_id)?;
+            let room = ctx.member_room(room_id)?;
             let message = ctx.message_in_room(room_id, message_id)?;
             if !state.is_author(message, actor) {
                 return Err(Rejection::new(
@@ -425,6 +429,8 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
                     "only the author can delete a message",
                 ));
             }
+            // H-B2: and to deletions.
+            ctx.check_direct_not_blocked(room)?;
             if message.deleted {
                 return Err(Rejection::new(
                     ErrorCode::AlreadyDeleted,
@@ -908,6 +914,16 @@ impl<'a> Context<'a> {
         let mut members = room.members.iter();
         match (members.next(), members.next()) {
             (Some(a), Some(b)) if self.state.blocked_either_way(a, b) => Err(blocked()),
+            _ => Ok(()),
+        }
+    }
+
+    /// H-B1: a user cannot put someone who blocks them into a room (a group created with them,
+    /// or an added member); otherwise a group room would bypass the block. Rooms opened by
+    /// services and rooms already shared are not this check's business (R-B3).
+    fn check_not_blocked_by(&self, other: &UserId) -> Result<(), Rejection> {
+        match self.command.actor.user() {
+            Some(actor) if self.state.blocks(other, actor) => Err(blocked()),
             _ => Ok(()),
         }
     }

@@ -209,11 +209,16 @@ impl State {
         interned
     }
 
+    /// Whether `blocker` blocks `blocked` (R-B1).
+    pub fn blocks(&self, blocker: &UserId, blocked: &UserId) -> bool {
+        self.users
+            .get(blocker)
+            .is_some_and(|user| user.blocks.contains(blocked))
+    }
+
     /// Whether either user blocks the other (R-B2).
     pub fn blocked_either_way(&self, a: &UserId, b: &UserId) -> bool {
-        let blocks =
-            |x: &UserId, y: &UserId| self.users.get(x).is_some_and(|u| u.blocks.contains(y));
-        blocks(a, b) || blocks(b, a)
+        self.blocks(a, b) || self.blocks(b, a)
     }
 
     /// Whether contact details may be sent in this room now: it is an active contract's (R-C1).

@@ -84,14 +84,15 @@ async fn r_a3_notifications_follow_each_setting_and_survive_a_restart() {
             frequency: NotificationFrequency::Off,
         },
     );
+    let team = world.group("alice", "Team", &["bob", "carol", "dave"]);
+    let side = world.group("carol", "Side", &["alice", "dave"]);
+    // After the rooms exist: alice could not put dave into one while he blocks her (H-B1).
     world.ok(
         "dave",
         Action::BlockUser {
             user_id: user("alice"),
         },
     );
-    let team = world.group("alice", "Team", &["bob", "carol", "dave"]);
-    let side = world.group("carol", "Side", &["alice", "dave"]);
     world.ok(
         "dave",
         Action::ArchiveRoom {
