@@ -123,6 +123,8 @@ fn projector_error(code: String, message: String) -> ApiError {
         "projection_lagging" | "unavailable" => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
+        // H-L1: too many of the caller's reads wait for `min_position`.
+        "rate_limited" => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message),
         _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message),
     }
 }

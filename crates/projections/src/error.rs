@@ -79,11 +79,14 @@ pub enum QueryError {
     /// The read model could not answer (a store error); retrying may succeed.
     #[error("the read model cannot answer: {0}")]
     Unavailable(String),
+    /// The caller has too many reads waiting at once (H-L1); retrying later may succeed.
+    #[error("{0}")]
+    RateLimited(String),
 }
 
 impl QueryError {
     /// The protocol's error code: `not_found`, `invalid_command`, `forbidden`,
-    /// `projection_lagging` or `unavailable`.
+    /// `projection_lagging`, `unavailable` or `rate_limited`.
     pub fn code(&self) -> &'static str {
         match self {
             QueryError::NotFound => "not_found",
@@ -91,6 +94,7 @@ impl QueryError {
             QueryError::Forbidden(_) => "forbidden",
             QueryError::Lagging { .. } => "projection_lagging",
             QueryError::Unavailable(_) => "unavailable",
+            QueryError::RateLimited(_) => "rate_limited",
         }
     }
 }

@@ -398,6 +398,9 @@ pub struct Runner<P> {
     hub: Option<EventHub>,
     /// How many queries wait for their `min_position` right now.
     queries_waiting: Arc<watch::Sender<usize>>,
+    /// The highest position the follower has handed over (applied or being applied): a lower
+    /// bound of the log's head, so a `min_position` at or below it is not beyond the head.
+    head_seen: Arc<watch::Sender<u64>>,
 }
 
 /// Runs `projector` on `bus` under `subject_prefix` with the default [`RunOptions`] until `stop`
@@ -429,6 +432,7 @@ impl<P: Projector> Runner<P> {
             live_rebuild: None,
             hub: None,
             queries_waiting: Arc::new(watch::channel(0).0),
+            head_seen: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -526,6 +530,10 @@ impl<P: Projector> Runner<P> {
             position: self.position.subscribe(),
             wait_max: self.options.min_position_wait_max,
             waiting: Arc::clone(&self.queries_waiting),
+            options: self.options.clone(),
+            head_known: Arc::default(),
+            head_seen: self.head_seen.subscribe(),
+            waiting_by_caller: Arc::default(),
         };
         services.spawn(serve_queries(queries, answers, stop.clone()));
         if let Some((presence, subscription)) = heartbeats {
@@ -583,7 +591,16 @@ impl<P: Projector> Runner<P> {
             tokio::select! {
                 () = stopped(&mut stop) => return Ok(()),
                 events = follower.next() => match events {
-                    Ok(events) => self.write(envelopes(events)).await?,
+                    Ok(events) => {
+                        if let Some(last) = events.last().map(|event| event.position) {
+                            self.head_seen.send_if_modified(|seen| {
+                                let higher = last > *seen;
+                                *seen = (*seen).max(last);
+                                higher
+                            });
+                        }
+                        self.write(envelopes(events)).await?;
+                    }
                     Err(FollowError::Closed) => return Err(ProjectionError::Bus(BusError::Closed)),
                     // Retried by the follower after a pause; queries are still answered.
                     Err(error) => warn!(model = self.name, %error, "cannot follow the log; will retry"),
@@ -699,6 +716,14 @@ struct Answers<P> {
     position: watch::Receiver<u64>,
     wait_max: Duration,
     waiting: Arc<watch::Sender<usize>>,
+    /// For asking the log's head (H-L1).
+    options: RunOptions,
+    /// The highest log head `log.read` reported to the head check.
+    head_known: Arc<std::sync::atomic::AtomicU64>,
+    /// The highest position the follower has handed over (see `Runner::head_seen`).
+    head_seen: watch::Receiver<u64>,
+    /// Reads waiting for `min_position`, per caller (H-L1).
+    waiting_by_caller: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl<P> Clone for Answers<P> {
@@ -711,6 +736,10 @@ impl<P> Clone for Answers<P> {
             position: self.position.clone(),
             wait_max: self.wait_max,
             waiting: Arc::clone(&self.waiting),
+            options: self.options.clone(),
+            head_known: Arc::clone(&self.head_known),
+            head_seen: self.head_seen.clone(),
+            waiting_by_caller: Arc::clone(&self.waiting_by_caller),
         }
     }
 }
@@ -745,6 +774,17 @@ impl<P: Projector> Answers<P> {
         let mut position = self.position.clone();
         if let Some(min_position) = request.min_position {
             let behind = *position.borrow() < min_position;
+            // H-L1: a position the log does not have yet is refused at once, and a caller has
+            // at most a few reads waiting, so nobody can hold the answering slots.
+            let _slot = if behind {
+                self.check_not_beyond_head(min_position).await?;
+                Some(CallerWait::take(
+                    &self.waiting_by_caller,
+                    request.caller.as_deref(),
+                )?)
+            } else {
+                None
+            };
             if behind {
                 self.waiting.send_modify(|waiting| *waiting += 1);
             }
@@ -778,6 +818,97 @@ impl<P: Projector> Answers<P> {
         })
         .await
         .map_err(|error| QueryError::Unavailable(error.to_string()))?
+    }
+}
+
+impl<P> Answers<P> {
+    /// Refuses a `min_position` beyond the log's head (H-L1). A read-your-writes query names a
+    /// position the writer has committed and published, so the follower has usually handed it
+    /// over already, or does within [`HEAD_SEEN_GRACE`]; only past that is the log asked for
+    /// its head (one `log.read`). When the log cannot be asked (the writer restarts), the read
+    /// waits as before.
+    async fn check_not_beyond_head(&self, min_position: u64) -> Result<(), QueryError> {
+        use std::sync::atomic::Ordering;
+        if min_position <= self.head_known.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut seen = self.head_seen.clone();
+        // The guard `wait_for` returns is dropped at once (it must not live across an await).
+        let handed_over = tokio::time::timeout(HEAD_SEEN_GRACE, async {
+            seen.wait_for(|seen| *seen >= min_position).await.is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if handed_over {
+            return Ok(());
+        }
+        let Ok(reply) = log_read(&self.bus, &self.options, min_position, 1).await else {
+            return Ok(());
+        };
+        self.head_known.fetch_max(reply.head, Ordering::SeqCst);
+        if min_position > reply.head {
+            return Err(QueryError::Invalid(format!(
+                "min_position: {min_position} is beyond the log's head ({})",
+                reply.head
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How long the head check waits for the follower to hand over a `min_position` before it
+/// asks the log for its head: the time from the writer's publication to this projector.
+pub const HEAD_SEEN_GRACE: Duration = Duration::from_millis(100);
+
+/// The most reads one caller may have waiting for `min_position` at once (H-L1).
+pub const MIN_POSITION_WAITS_PER_CALLER_MAX: usize = 8;
+
+/// One caller's read waiting for `min_position`, counted while it lives.
+struct CallerWait<'a> {
+    counts: &'a std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    caller: Option<String>,
+}
+
+impl<'a> CallerWait<'a> {
+    /// Counts a waiting read of `caller` (reads without a caller, from services, are not
+    /// limited), or refuses it when the caller already has the most waiting.
+    fn take(
+        counts: &'a std::sync::Mutex<std::collections::HashMap<String, usize>>,
+        caller: Option<&str>,
+    ) -> Result<CallerWait<'a>, QueryError> {
+        let Some(caller) = caller else {
+            return Ok(CallerWait {
+                counts,
+                caller: None,
+            });
+        };
+        let mut map = counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = map.entry(caller.to_owned()).or_insert(0);
+        if *waiting >= MIN_POSITION_WAITS_PER_CALLER_MAX {
+            return Err(QueryError::RateLimited(format!(
+                "at most {MIN_POSITION_WAITS_PER_CALLER_MAX} reads may wait for min_position at once; retry when one is answered"
+            )));
+        }
+        *waiting += 1;
+        Ok(CallerWait {
+            counts,
+            caller: Some(caller.to_owned()),
+        })
+    }
+}
+
+impl Drop for CallerWait<'_> {
+    fn drop(&mut self) {
+        let Some(caller) = self.caller.take() else {
+            return;
+        };
+        let mut map = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(waiting) = map.get_mut(&caller) {
+            *waiting = waiting.saturating_sub(1);
+            if *waiting == 0 {
+                map.remove(&caller);
+            }
+        }
     }
 }
 

@@ -114,14 +114,27 @@ async fn over_nats_the_runner_catches_up_follows_live_and_closes_every_gap() {
         query(&bus, "rooms", json!({"op": "status"})).await,
         json!({"ok": true, "position": last, "data": {"name": "rooms", "position": last}})
     );
-    let lagging = query(
+    // A position the log does not hold is refused at once (H-L1), not waited for.
+    let beyond = query(
         &bus,
         "rooms",
         json!({"op": "list", "caller": "alice", "min_position": last + 100}),
     )
     .await;
+    assert_eq!(beyond["ok"], false);
+    assert_eq!(beyond["error"]["code"], "invalid_command", "{beyond}");
+    // One the log holds but this projector has not been given is waited for, then lagging.
+    workload::run(&mut world, &mut rng, 5);
+    log.withhold(&world.log[last as usize..]);
+    let lagging = query(
+        &bus,
+        "rooms",
+        json!({"op": "list", "caller": "alice", "min_position": world.head()}),
+    )
+    .await;
     assert_eq!(lagging["ok"], false);
-    assert_eq!(lagging["error"]["code"], "projection_lagging");
+    assert_eq!(lagging["error"]["code"], "projection_lagging", "{lagging}");
+    log.release(Format::Json).await;
     let reply = bus
         .request(
             &format!("{PREFIX}.query.rooms"),
@@ -215,6 +228,8 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
 
     // Read-your-writes: a query waiting for a position that arrives while it waits.
     let message = world.say("alice", direct, "are you there?");
+    // Committed (the head has it) but not yet delivered to the projectors.
+    log.withhold(&world.log[head as usize..]);
     let pending = {
         let bus = bus.clone();
         let min = world.head();
@@ -228,7 +243,7 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
             .await
         })
     };
-    // Committed only once the query is waiting for it, so the answer comes from the wait.
+    // Delivered only once the query is waiting for it, so the answer comes from the wait.
     tokio::time::timeout(
         Duration::from_secs(10),
         timeline_waiting.wait_for(|waiting| *waiting >= 1),
@@ -236,8 +251,7 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
     .await
     .expect("the query waits for its position")
     .unwrap();
-    log.commit(&world.log[head as usize..], Format::Bincode, |_| true)
-        .await;
+    log.release(Format::Bincode).await;
     let answered = pending.await.unwrap();
     assert_eq!(answered["ok"], true, "{answered}");
     assert_eq!(
@@ -382,4 +396,90 @@ fn a_read_ahead_replay_equals_a_plain_rebuild_and_reports_a_read_failure() {
     let error = projections::replay_read_ahead(&mut partial, 1, head, failing, |_| {}).unwrap_err();
     assert!(error.to_string().contains("the disk went away"), "{error}");
     assert!(partial.position() >= 30 && partial.position() < head);
+}
+
+/// H-L1: a `min_position` beyond the log's head is refused at once, and one caller has at most
+/// `MIN_POSITION_WAITS_PER_CALLER_MAX` reads waiting; another caller's reads go on meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_l1_reads_beyond_the_head_are_refused_and_a_caller_has_few_waiting() {
+    let bus = Bus::in_process();
+    let log = LogServer::start(&bus).await;
+    let mut world = World::new();
+    let (direct, _) = world.direct("alice", "bob", "hi");
+    log.append(&world.log);
+    let head = world.head();
+    let mut patient = options();
+    patient.min_position_wait_max = Duration::from_secs(20);
+    let runner = Runner::new(
+        Timeline::temporary().unwrap(),
+        bus.clone(),
+        Clock::system(),
+        patient,
+    );
+    let position = runner.position();
+    let mut waiting = runner.queries_waiting();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(runner.run(stopped));
+    wait_until("the catch-up", Duration::from_secs(10), || {
+        *position.borrow() == head
+    })
+    .await;
+    let messages = |caller: &str, min_position: u64| {
+        json!({"op": "messages", "caller": caller, "room_id": direct.to_string(),
+               "min_position": min_position})
+    };
+
+    // Far beyond the head: refused at once, naming the parameter.
+    let started = std::time::Instant::now();
+    let beyond = query(&bus, "timeline", messages("alice", u64::MAX)).await;
+    assert_eq!(beyond["error"]["code"], "invalid_command", "{beyond}");
+    assert!(beyond["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("min_position"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered without waiting"
+    );
+
+    // Committed but not yet delivered: alice's reads wait, up to the cap; the next is refused.
+    world.say("alice", direct, "are you there?");
+    log.withhold(&world.log[head as usize..]);
+    let target = world.head();
+    let cap = projections::runtime::MIN_POSITION_WAITS_PER_CALLER_MAX;
+    let mut pending = Vec::new();
+    for _ in 0..cap {
+        let bus = bus.clone();
+        let request = messages("alice", target);
+        pending.push(tokio::spawn(async move {
+            query(&bus, "timeline", request).await
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(10), waiting.wait_for(|n| *n >= cap))
+        .await
+        .expect("alice's reads wait")
+        .unwrap();
+    let refused = query(&bus, "timeline", messages("alice", target)).await;
+    assert_eq!(refused["error"]["code"], "rate_limited", "{refused}");
+    // Bob is not held up by alice's waiting reads: his read without a position is answered.
+    let bobs = query(
+        &bus,
+        "timeline",
+        json!({"op": "messages", "caller": "bob",
+        "room_id": direct.to_string()}),
+    )
+    .await;
+    assert_eq!(bobs["ok"], true, "{bobs}");
+
+    // Delivered: every waiting read is answered, and alice may wait again.
+    log.release(Format::Json).await;
+    for answer in pending {
+        let answer = answer.await.unwrap();
+        assert_eq!(answer["ok"], true, "{answer}");
+    }
+    let again = query(&bus, "timeline", messages("alice", target)).await;
+    assert_eq!(again["ok"], true, "{again}");
+
+    stop.send_replace(true);
+    task.await.unwrap().unwrap();
 }

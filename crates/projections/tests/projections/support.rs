@@ -307,6 +307,9 @@ pub async fn within<T>(what: &str, limit: Duration, future: impl Future<Output =
 /// `<prefix>.evt.<type>` with the writer's headers.
 pub struct LogServer {
     events: Arc<Mutex<Vec<RecordedEvent>>>,
+    /// Events from this index on count in the head but are not served yet: committed by the
+    /// writer, not yet delivered to this projector.
+    withheld_from: Arc<Mutex<Option<usize>>>,
     bus: Bus,
     /// `log.read` requests answered so far.
     pub reads: Arc<Mutex<u64>>,
@@ -323,8 +326,10 @@ impl LogServer {
             .await
             .unwrap();
         let events: Arc<Mutex<Vec<RecordedEvent>>> = Arc::default();
+        let withheld_from: Arc<Mutex<Option<usize>>> = Arc::default();
         let reads: Arc<Mutex<u64>> = Arc::default();
         let (served, counter, server) = (Arc::clone(&events), Arc::clone(&reads), bus.clone());
+        let withheld = Arc::clone(&withheld_from);
         let task = tokio::spawn(async move {
             while let Some(request) = requests.next().await {
                 let format = Format::from_content_type(request.headers.get(HEADER_CONTENT_TYPE))
@@ -332,8 +337,9 @@ impl LogServer {
                 let read = LogReadRequest::decode(&request.payload, format).unwrap();
                 let (mut page, head) = {
                     let log = served.lock().unwrap();
-                    let start = usize::try_from(read.from - 1).unwrap().min(log.len());
-                    let end = start.saturating_add(read.max as usize).min(log.len());
+                    let servable = withheld.lock().unwrap().unwrap_or(log.len()).min(log.len());
+                    let start = usize::try_from(read.from - 1).unwrap().min(servable);
+                    let end = start.saturating_add(read.max as usize).min(servable);
                     (log[start..end].to_vec(), log.len() as u64)
                 };
                 let payload = loop {
@@ -352,6 +358,7 @@ impl LogServer {
         });
         LogServer {
             events,
+            withheld_from,
             bus: bus.clone(),
             reads,
             task,
@@ -368,6 +375,25 @@ impl LogServer {
                 "records come in order"
             );
             log.push(record.clone());
+        }
+    }
+
+    /// Adds records that count in the head `log.read` reports but are not served (nor
+    /// published) until [`LogServer::release`]: committed, not yet delivered.
+    pub fn withhold(&self, records: &[RecordedEvent]) {
+        let served = self.events.lock().unwrap().len();
+        self.append(records);
+        self.withheld_from.lock().unwrap().get_or_insert(served);
+    }
+
+    /// Serves the withheld records and publishes them.
+    pub async fn release(&self, format: Format) {
+        let from = self.withheld_from.lock().unwrap().take();
+        let records = from.map_or_else(Vec::new, |from| {
+            self.events.lock().unwrap()[from..].to_vec()
+        });
+        for record in &records {
+            self.publish(record, format).await;
         }
     }
 
