@@ -120,6 +120,8 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
         Action::CreateRoom { name, members } => {
             let actor = ctx.user()?;
             let name = bounded_text("name", name, 1, ROOM_NAME_CHARS_MAX)?;
+            // H-C2: a group room is never a contract's, and every member reads its name.
+            refuse_contact_info(&name)?;
             if members.len() > ROOM_CREATE_MEMBERS_MAX {
                 return Err(Rejection::invalid(format!(
                     "members: at most {ROOM_CREATE_MEMBERS_MAX} members"
@@ -221,6 +223,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             if room.name == name {
                 return Ok(vec![]);
             }
+            refuse_contact_info(&name)?; // H-C2, as for a new room's name.
             Ok(vec![Event::RoomRenamed {
                 room_id: *room_id,
                 name,
@@ -630,9 +633,11 @@ fn decide_send(
     let attachments = resolve_attachments(ctx, actor, attachments)?;
     if !room.is_some_and(|room| state.allows_contact_info(room)) {
         refuse_contact_info(&body)?;
+        // H-C2: whatever the other members read, link URLs and file names too.
         for attachment in &attachments {
-            if let Attachment::Link { url, .. } = attachment {
-                refuse_contact_info(url)?;
+            match attachment {
+                Attachment::Link { url, .. } => refuse_contact_info(url)?,
+                Attachment::File { name, .. } => refuse_contact_info(name)?,
             }
         }
     }

@@ -150,3 +150,61 @@ fn h_b2_a_closed_direct_room_refuses_edits_and_deletions_both_ways() {
             .is_ok());
     }
 }
+
+#[test]
+fn h_c2_room_names_and_file_names_are_checked_like_messages() {
+    let mut w = World::new();
+    let contact = "ask john.smith@gmail.com";
+    // A group room's name, new or renamed: never a contract room, and every member reads it.
+    assert_eq!(
+        w.code(
+            "alice",
+            Action::CreateRoom {
+                name: contact.into(),
+                members: vec![user("bob")],
+            }
+        ),
+        ErrorCode::ContactInfoOutsideContract
+    );
+    let group = w.group("alice", &["bob"]);
+    assert_eq!(
+        w.code(
+            "alice",
+            Action::RenameRoom {
+                room_id: group,
+                name: contact.into(),
+            }
+        ),
+        ErrorCode::ContactInfoOutsideContract
+    );
+
+    // A file whose name carries a phone number: refused outside an active contract's room…
+    let named = |w: &mut World, file: u128| {
+        let file_id = domain::FileId(uuid::Uuid::from_u128(file));
+        w.service_ok(Action::RegisterFile {
+            file_id,
+            uploader: user("alice"),
+            name: "call me on +1 415 555 0134.pdf".into(),
+            size: 10,
+            content_type: "application/pdf".into(),
+            sha256: "ab".repeat(32),
+        });
+        file_id
+    };
+    let file = named(&mut w, 0xF11E_1001);
+    assert_eq!(
+        w.code(
+            "alice",
+            send_with(group, "", vec![domain::AttachmentRef::File(file)])
+        ),
+        ErrorCode::ContactInfoOutsideContract
+    );
+    // …and allowed inside one, like a message body.
+    let contract = w.contract("c-77");
+    assert!(w
+        .run(
+            "alice",
+            send_with(contract, "", vec![domain::AttachmentRef::File(file)])
+        )
+        .is_ok());
+}
