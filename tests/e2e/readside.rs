@@ -13,7 +13,16 @@ use crate::harness::{json_headers, spawn_part, Client, Parlor, REPLY_WAIT};
 
 fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
     let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
-        .args(["up", "--nats-url", nats_url, "--dev-clock", "--data-dir"])
+        // A port of its own: tests run in parallel, and a developer's `parlor up` may hold 8787.
+        .args([
+            "up",
+            "--nats-url",
+            nats_url,
+            "--dev-clock",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
         .arg(data_dir)
         .env("PARLOR_LOG", "warn")
         .stdout(Stdio::null())

@@ -34,6 +34,14 @@ impl SmallDisk {
     }
 }
 
+/// Whether this process runs as root (`id -u` prints 0).
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
@@ -75,7 +83,13 @@ async fn send(c: &Client, id: Uuid, body: &str, room: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_unavailable_then_recovers_without_loss() {
     let Some(disk) = SmallDisk::mount(48) else {
-        println!("SKIPPED: cannot mount a tmpfs here (not root?); the eventlog's injected-fault tests cover the storage layer");
+        // Only a non-root run may skip (mounting needs root); as root (CI) a failed mount is a
+        // failure, so the test can never pass without having filled a disk.
+        assert!(
+            !running_as_root(),
+            "running as root, but a tmpfs could not be mounted: the full-disk test cannot run"
+        );
+        println!("SKIPPED: cannot mount a tmpfs here (not root); the eventlog's injected-fault tests cover the storage layer");
         return;
     };
     let nats = testkit::NatsServer::start();
@@ -385,7 +399,11 @@ mod under_load {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let _main = spawn(&["up", "--nats-url", &url], data.path());
+        // A port of its own: tests run in parallel, and a developer's `parlor up` may hold 8787.
+        let _main = spawn(
+            &["up", "--nats-url", &url, "--http-addr", "127.0.0.1:0"],
+            data.path(),
+        );
         c.wait_for_writer().await;
         for ((model, question), expected) in questions.iter().zip(live) {
             let mut question = question.clone();
@@ -401,15 +419,19 @@ mod under_load {
     }
 }
 
-/// Peak resident memory of a process, from /proc (kB → bytes).
+/// Peak resident memory of a process, from /proc (kB → bytes). Panics when it cannot be read:
+/// a ceiling checked against a zero that stands for "unknown" would always pass.
 fn peak_memory_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {path} for the memory ceiling: {error}"));
     status
         .lines()
         .find(|line| line.starts_with("VmHWM:"))
         .and_then(|line| line.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
+        .map(|kb| kb * 1024)
+        .unwrap_or_else(|| panic!("no VmHWM line in {path}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
