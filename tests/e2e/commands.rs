@@ -9,6 +9,12 @@ use crate::harness::{json_headers, System};
 async fn every_error_code_is_reachable_from_outside() {
     let system = System::start_with(&["--daily-conversation-limit", "2"]).await;
     let c = &system.client;
+    // The daily limit counts per UTC day: move the development clock to 06:00 UTC (today's or
+    // tomorrow's, it only goes forward), so no midnight falls inside the test.
+    const DAY_MS: i64 = 86_400_000;
+    let now_ms = c.advance_clock(0).await;
+    c.advance_clock((DAY_MS + 6 * 3_600_000 - now_ms.rem_euclid(DAY_MS)) % DAY_MS)
+        .await;
     c.register(&["alice", "bob", "carol", "dave", "erin"]).await;
 
     // invalid_command: an unknown type, and a body that is not JSON.
