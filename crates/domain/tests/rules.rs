@@ -547,6 +547,27 @@ fn r_s3_only_group_and_contract_rooms_archive_from_desktop_or_mobile_web() {
     // An archived room stays archived when messages arrive.
     w.say("bob", group, "news");
     assert!(w.state.rooms[&group].views[&user("alice")].archived);
+
+    // Unarchiving follows the same two rules: the kind, then the client.
+    let unarchive = |room_id| Action::ArchiveRoom { room_id, on: false };
+    for room in [direct, interview] {
+        assert_eq!(
+            w.code("alice", unarchive(room)),
+            ErrorCode::CannotArchiveKind
+        );
+    }
+    w.client = Client::MobileApp;
+    assert_eq!(
+        w.code("alice", unarchive(group)),
+        ErrorCode::PlatformNotSupported
+    );
+    assert!(w.state.rooms[&group].views[&user("alice")].archived);
+    w.client = Client::MobileWeb;
+    assert_eq!(
+        types(&w.ok("alice", unarchive(group))),
+        ["room_archived_changed"]
+    );
+    assert!(!w.state.rooms[&group].views[&user("alice")].archived);
 }
 
 #[test]
@@ -1003,7 +1024,8 @@ fn r_c1_contact_details_only_in_an_active_contract_room() {
 fn r_c2_contracts_open_or_convert_a_room_and_ending_closes_contact_sharing() {
     let mut w = World::new();
     let interview = w.interview("int-1");
-    w.say("alice", interview, "before the contract");
+    let before = w.say("alice", interview, "before the contract");
+    let members_before = w.state.rooms[&interview].members.clone();
     let events = w.service_ok(Action::StartContract {
         contract_id: ContractId::parse("c-9").unwrap(),
         title: "Website".into(),
@@ -1015,6 +1037,21 @@ fn r_c2_contracts_open_or_convert_a_room_and_ending_closes_contact_sharing() {
         matches!(&events[0], Event::ContractStarted { room_created: false, room_id, .. } if *room_id == interview)
     );
     assert_eq!(w.state.rooms[&interview].kind, domain::RoomKind::Contract);
+    // The same room: its members and its history are kept.
+    assert_eq!(w.state.rooms[&interview].members, members_before);
+    assert!(w.state.rooms[&interview].members.contains(&user("alice")));
+    assert!(w.state.rooms[&interview].members.contains(&user("bob")));
+    assert!(
+        w.run(
+            "alice",
+            Action::MarkRead {
+                room_id: interview,
+                message_id: before
+            }
+        )
+        .is_ok(),
+        "the message sent before the contract is still in the room"
+    );
     assert!(w.run("bob", send(interview, "bob@example.com")).is_ok());
     let end = || Action::EndContract {
         contract_id: ContractId::parse("c-9").unwrap(),
@@ -1068,6 +1105,20 @@ fn r_p1_members_report_others_messages_once() {
     assert!(
         w.ok("alice", report(message, None)).is_empty(),
         "again: no-op success"
+    );
+    // Once, whatever the reason: another reason does not report it again.
+    assert!(
+        w.ok(
+            "alice",
+            Action::ReportMessage {
+                room_id: group,
+                message_id: message,
+                reason: ReportReason::AbusiveLanguage,
+                details: None,
+            }
+        )
+        .is_empty(),
+        "again with another reason: no-op success"
     );
     assert_eq!(
         w.code("alice", report(own, None)),
