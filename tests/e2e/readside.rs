@@ -26,7 +26,7 @@ fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
         .arg(data_dir)
         .env("PARLOR_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(crate::harness::log_file(data_dir))
         .spawn()
         .expect("spawn parlor up");
     Parlor { child }
@@ -149,7 +149,12 @@ async fn read_models_follow_the_log_and_a_replay_answers_the_same() {
     for (model, question) in &questions {
         before.push(query(&c, model, question.clone()).await["data"].clone());
     }
-    assert!(parlor.terminate().success());
+    let status = parlor.terminate();
+    assert!(
+        status.success(),
+        "parlor up exited with {status}: {}",
+        crate::harness::read_logs(data.path())
+    );
     let output = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "all", "--data-dir"])
         .arg(data.path())

@@ -119,7 +119,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
         }
         Action::CreateRoom { name, members } => {
             let actor = ctx.user()?;
-            let name = bounded_text("name", name, 1, ROOM_NAME_CHARS_MAX)?;
+            let name = display_name("name", name, ROOM_NAME_CHARS_MAX)?;
             // H-C2: a group room is never a contract's, and every member reads its name.
             refuse_contact_info(&name)?;
             if members.len() > ROOM_CREATE_MEMBERS_MAX {
@@ -219,7 +219,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
                     "only group rooms can be renamed",
                 ));
             }
-            let name = bounded_text("name", name, 1, ROOM_NAME_CHARS_MAX)?;
+            let name = display_name("name", name, ROOM_NAME_CHARS_MAX)?;
             if room.name == name {
                 return Ok(vec![]);
             }
@@ -532,7 +532,7 @@ pub fn decide(state: &State, command: &Command, now: Timestamp) -> Result<Vec<Ev
             content_type,
             sha256,
         } => {
-            let name = bounded_text("name", name, 1, FILE_NAME_CHARS_MAX)?;
+            let name = display_name("name", name, FILE_NAME_CHARS_MAX)?;
             let content_type =
                 bounded_text("content_type", content_type, 1, CONTENT_TYPE_CHARS_MAX)?;
             if !(sha256.len() == 64
@@ -784,6 +784,26 @@ fn bounded_text(field: &str, text: &str, min: usize, max: usize) -> Result<Strin
         )));
     }
     Ok(text.to_owned())
+}
+
+/// A name shown to others in lists (a file's, a group room's): [`bounded_text`], refusing
+/// control characters and bidirectional formatting characters, with which `invoice`, U+202E,
+/// `fdp.exe` shows as `invoiceexe.pdf` (security.md's review).
+fn display_name(field: &str, text: &str, max: usize) -> Result<String, Rejection> {
+    let text = bounded_text(field, text, 1, max)?;
+    // Marks (LRM, RLM, ALM), embeddings and overrides (LRE…RLO), isolates (LRI…PDI).
+    let bidi = |c: char| {
+        matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}')
+            || ('\u{202A}'..='\u{202E}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    let hostile = |c: char| c.is_control() || bidi(c);
+    if text.chars().any(hostile) {
+        return Err(Rejection::invalid(format!(
+            "{field}: must not contain control or bidirectional formatting characters"
+        )));
+    }
+    Ok(text)
 }
 
 /// R-C1: contact or payment details are refused outside an active contract's room.

@@ -208,3 +208,48 @@ fn h_c2_room_names_and_file_names_are_checked_like_messages() {
         )
         .is_ok());
 }
+
+/// security.md's review: names shown in lists refuse control and bidirectional formatting
+/// characters (`invoice\u{202E}fdp.exe` displays as `invoiceexe.pdf`).
+#[test]
+fn file_and_room_names_refuse_control_and_bidi_characters() {
+    let mut w = World::new();
+    for (index, name) in ["invoice\u{202E}fdp.exe", "a\u{0007}b.txt", "x\u{2067}y.png"]
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(
+            w.service_code(Action::RegisterFile {
+                file_id: domain::FileId(uuid::Uuid::from_u128(0xF11E_2000 + index as u128)),
+                uploader: user("alice"),
+                name: name.into(),
+                size: 10,
+                content_type: "application/octet-stream".into(),
+                sha256: "ab".repeat(32),
+            }),
+            ErrorCode::InvalidCommand,
+            "{name:?}"
+        );
+        assert_eq!(
+            w.code(
+                "alice",
+                Action::CreateRoom {
+                    name: name.into(),
+                    members: vec![user("bob")],
+                }
+            ),
+            ErrorCode::InvalidCommand,
+            "{name:?}"
+        );
+    }
+    // Ordinary names of any script pass.
+    assert!(w
+        .run(
+            "alice",
+            Action::CreateRoom {
+                name: "Проект — デザイン 2026".into(),
+                members: vec![user("bob")],
+            }
+        )
+        .is_ok());
+}
