@@ -698,3 +698,60 @@ fn r_a3_batches_equal_a_brute_force_expectation_from_the_log_after_random_worklo
     assert!(sizes[1] > 0, "the rest is sent at the next tick: {sizes:?}");
     assert_waiting(&model, &expected, "many, sent");
 }
+
+#[test]
+fn a_store_of_the_earlier_layout_is_refused_and_rebuilt_afresh_when_served() {
+    use projections::Projector;
+
+    let dir = TempDataDir::new();
+    let path = dir.path().join("notifications");
+    {
+        // What a build before the layout mark left: events applied, no `v/layout`.
+        let store = projections::Store::open(&path).unwrap();
+        let mut changes = store.changes().unwrap();
+        changes.put(b"g/bob\0".to_vec(), &1u32).unwrap();
+        changes.commit(5).unwrap();
+        store.flush().unwrap();
+    }
+    let refused = Notifications::open_path(&path).unwrap_err();
+    assert_eq!(
+        refused,
+        projections::ProjectionError::Layout {
+            model: "notifications",
+            found: 0,
+            expected: projections::notifications::LAYOUT_VERSION,
+        }
+    );
+
+    // Opened as a service opens it (under a data directory), it starts afresh instead.
+    let data_dir = TempDataDir::new();
+    let served = projections::store_path(data_dir.path(), "notifications");
+    std::fs::create_dir_all(served.parent().unwrap()).unwrap();
+    std::fs::rename(&path, &served).unwrap();
+    let afresh = Notifications::open(data_dir.path()).unwrap();
+    assert_eq!(
+        afresh.position(),
+        0,
+        "an earlier layout is rebuilt from the log"
+    );
+    drop(afresh);
+
+    // A store of this layout reopens with what waits.
+    let path = dir.path().join("notifications-new");
+    let mut world = World::new();
+    world.direct("alice", "bob", "hi");
+    {
+        let mut model = Notifications::open_path(&path).unwrap();
+        projections::rebuild(&mut model, world.envelopes()).unwrap();
+        model.flush().unwrap();
+    }
+    let reopened = Notifications::open_path(&path).unwrap();
+    assert_eq!(reopened.position(), world.head());
+    let waiting: Vec<String> = reopened
+        .pending(&user("bob"))
+        .unwrap()
+        .into_iter()
+        .map(|item| item.preview)
+        .collect();
+    assert_eq!(waiting, ["hi"]);
+}
