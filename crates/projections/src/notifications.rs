@@ -24,7 +24,7 @@
 //! | `w/<user>\0<room>` | `u64` | the user's items in the room are derived from this sequence on (volatile) |
 //! | `n/<user>\0<position>` | [`ItemRecord`] | a waiting item held on its own (volatile) |
 //! | `q/<user>\0` | [`PendingRecord`] | when the user's batch is due (volatile) |
-//! | `d/<due><user>\0` | `UserId` | users by due time (volatile) |
+//! | `d/<due><user>\0` | [`DueRecord`] | users by due time (volatile) |
 //! | `s/<user>\0` | [`SentRecord`] | what was sent so far (volatile) |
 //! | `v/layout` | `u32` | [`LAYOUT_VERSION`], written when the store is created |
 //!
@@ -144,6 +144,18 @@ pub struct PendingRecord {
     pub due: Timestamp,
     /// When the oldest waiting item was sent.
     pub oldest_sent_at: Timestamp,
+    /// Whether the user may have items held on their own (`n/`); when not, sending skips
+    /// looking for them (a scan per user per tick, most of a tick's cost for `immediate` users).
+    pub held: bool,
+}
+
+/// A user whose batch falls due at the time in its `d/` key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueRecord {
+    /// The user.
+    pub user_id: UserId,
+    /// [`PendingRecord::held`], here so that sending need not read the `q/` record.
+    pub held: bool,
 }
 
 /// What was sent to a user so far.
@@ -242,24 +254,26 @@ impl Notifications {
             .store
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
-        let (waiting, _) = self.waiting(user, &settings.blocks, usize::MAX)?;
+        let (waiting, _, _) = self.waiting(user, &settings.blocks, usize::MAX, true)?;
         Ok(waiting.into_iter().map(|waiting| waiting.item).collect())
     }
 
     /// The first `limit` items waiting for `user`, in log order: those held on their own and
-    /// those derived from the rooms the user has a `w/` marker in. With them, each such room,
-    /// how many derived items it had before the cut to `limit`, and whether those were all.
+    /// those derived from the rooms the user has a `w/` marker in (held ones are looked for
+    /// only if `held`). With them, each such room, how many derived items it had before the cut
+    /// to `limit`, and whether those were all; and how many held items were found before it.
     fn waiting(
         &self,
         user: &UserId,
         blocks: &[UserId],
         limit: usize,
-    ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>), ProjectionError> {
+        held: bool,
+    ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
         let mut waiting = Vec::new();
         for entry in self
             .store
             .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
-            .take(limit)
+            .take(if held { limit } else { 0 })
         {
             let (key, item) = entry?;
             waiting.push(Waiting {
@@ -275,14 +289,15 @@ impl Notifications {
         {
             let (key, since) = entry?;
             let room = room_of_marker_key(&key)?;
-            let after = post_key(&room, since.saturating_sub(1));
+            // Point reads up to the room's sequence rather than a range scan: the posts a tick
+            // sends are recent, so mostly in the memtable, which a sled range walk would not
+            // spare.
+            let last = self.store.get::<u64>(&room_key(&room))?.unwrap_or(0);
             let mut derived = 0;
-            for entry in self.store.scan::<PostRecord>(
-                &posts_prefix(&room),
-                Some(&after),
-                Direction::Forward,
-            ) {
-                let (key, post) = entry?;
+            for sequence in since..=last {
+                let Some(post) = self.store.get::<PostRecord>(&post_key(&room, sequence))? else {
+                    continue;
+                };
                 if !derives_item(&post, user, blocks) {
                     continue;
                 }
@@ -292,10 +307,7 @@ impl Notifications {
                 derived += 1;
                 waiting.push(Waiting {
                     position: post.position,
-                    held: Held::Derived {
-                        room,
-                        sequence: sequence_of_post_key(&key),
-                    },
+                    held: Held::Derived { room, sequence },
                     item: post.item,
                 });
             }
@@ -305,10 +317,14 @@ impl Notifications {
                 all: derived < limit,
             });
         }
+        let alone = waiting
+            .iter()
+            .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
+            .count();
         // Positions are unique (one event each): the order is the log's.
         waiting.sort_unstable_by_key(|waiting| waiting.position);
         waiting.truncate(limit);
-        Ok((waiting, rooms))
+        Ok((waiting, rooms, alone))
     }
 
     /// Sends every batch due at `now`: one atomic write removes the batches and records them
@@ -317,7 +333,7 @@ impl Notifications {
         let mut due_users = Vec::new();
         for entry in self
             .store
-            .scan::<UserId>(b"d/", None, Direction::Forward)
+            .scan::<DueRecord>(b"d/", None, Direction::Forward)
             .take(DUE_USERS_PER_TICK_MAX)
         {
             let (key, user) = entry?;
@@ -336,9 +352,9 @@ impl Notifications {
         }
         let mut changes = self.store.changes()?;
         let mut outgoing = Vec::new();
-        for (due_key, user) in due_users {
+        for (due_key, due) in due_users {
             changes.remove(due_key);
-            self.send_user(&mut changes, &user, now, &mut outgoing)?;
+            self.send_user(&mut changes, &due.user_id, due.held, now, &mut outgoing)?;
         }
         changes.commit(self.store.checkpoint())?;
         if !outgoing.is_empty() {
@@ -351,13 +367,16 @@ impl Notifications {
         &self,
         changes: &mut Changes<'_>,
         user: &UserId,
+        held: bool,
         now: Timestamp,
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), ProjectionError> {
         let settings = changes
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
-        let (mut waiting, rooms) = self.waiting(user, &settings.blocks, BATCH_ITEMS_MAX + 1)?;
+        let limit = BATCH_ITEMS_MAX + 1;
+        let (mut waiting, rooms, alone) = self.waiting(user, &settings.blocks, limit, held)?;
+        let mut alone_sent = 0;
         let rest = if waiting.len() > BATCH_ITEMS_MAX {
             waiting.pop()
         } else {
@@ -379,6 +398,7 @@ impl Notifications {
             sent.position = sent.position.max(position);
             let deleted = match held {
                 Held::Alone(key) => {
+                    alone_sent += 1;
                     changes.remove(key);
                     // Members who left the room keep their items, so deletion is checked here
                     // too.
@@ -419,7 +439,11 @@ impl Notifications {
         }
         match rest {
             // More than one batch waits: the rest is due at once, at the next tick.
-            Some(next) => schedule(changes, user, now, next.item.sent_at)?,
+            // Held items stay flagged while any may be left.
+            Some(next) => {
+                let held_left = alone > alone_sent || alone == limit;
+                schedule(changes, user, now, next.item.sent_at, held_left)?;
+            }
             None => changes.remove(pending_key(user)),
         }
         if items.is_empty() {
@@ -607,21 +631,13 @@ fn sent_key(user: &UserId) -> Vec<u8> {
     Key::new(b"s/").text(user.as_str()).build()
 }
 
-/// The number that ends a key (an item's position, a post's sequence); 0 for a short key.
-fn number_ending(key: &[u8]) -> u64 {
+/// The position that ends an `n/` key; 0 for a short key.
+fn position_of_item_key(key: &[u8]) -> u64 {
     key.len()
         .checked_sub(8)
         .and_then(|start| key.get(start..))
         .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
         .map_or(0, u64::from_be_bytes)
-}
-
-fn position_of_item_key(key: &[u8]) -> u64 {
-    number_ending(key)
-}
-
-fn sequence_of_post_key(key: &[u8]) -> u64 {
-    number_ending(key)
 }
 
 /// The room a `w/` key names (its last 16 bytes).
@@ -643,6 +659,7 @@ fn schedule(
     user: &UserId,
     due: Timestamp,
     oldest_sent_at: Timestamp,
+    held: bool,
 ) -> Result<(), ProjectionError> {
     if let Some(old) = changes.get::<PendingRecord>(&pending_key(user))? {
         changes.remove(due_key(old.due, user));
@@ -652,9 +669,16 @@ fn schedule(
         &PendingRecord {
             due,
             oldest_sent_at,
+            held,
         },
     )?;
-    changes.put(due_key(due, user), user)
+    changes.put(
+        due_key(due, user),
+        &DueRecord {
+            user_id: user.clone(),
+            held,
+        },
+    )
 }
 
 fn update_settings(
@@ -729,7 +753,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                 let due = pending
                     .oldest_sent_at
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
-                schedule(changes, user_id, due, pending.oldest_sent_at)?;
+                schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
             }
             Ok(())
         }
@@ -888,6 +912,8 @@ fn notify(
                 user,
                 item.sent_at.plus_millis(period),
                 item.sent_at,
+                // Items are held only while something waits, so nothing is held yet.
+                false,
             )?;
         }
     }
@@ -924,13 +950,21 @@ fn hold_items(
         .unwrap_or_default()
         .blocks;
     let after = post_key(room, since.saturating_sub(1));
+    let mut any = false;
     for (_, post) in changes.scan::<PostRecord>(&posts_prefix(room), Some(&after))? {
         if derives_item(&post, user, &blocks) {
             changes.put(item_key(user, post.position), &post.item)?;
+            any = true;
         }
     }
     changes.remove(marker);
-    Ok(())
+    // A marker means something waits, so the user has a due time: flag it as holding items.
+    match changes.get::<PendingRecord>(&pending_key(user))? {
+        Some(pending) if any && !pending.held => {
+            schedule(changes, user, pending.due, pending.oldest_sent_at, true)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// [`hold_items`] in every room `user` has a marker in.
