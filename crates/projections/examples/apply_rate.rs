@@ -2,10 +2,14 @@
 //! read model in memory-built batches and prints events per second: the A/B tool for the
 //! models' storage (`cargo run --release -p projections --example apply_rate -- 200000`).
 //!
-//! Arguments: `[events] [serving|rebuilding] [model] [queries]` (defaults: 200000, rebuilding,
-//! all, 0). With `queries` above 0 the log also has a user `hub` in every room, and after
-//! applying, the rooms model answers that many first pages of `list` for `hub` and as many for
-//! ordinary users (a few rooms each), timed one by one: what reading a room list costs.
+//! Arguments: `[events] [serving|rebuilding] [model] [queries] [ticks]` (defaults: 200000,
+//! rebuilding, all, 0, 0). With `queries` above 0 the log also has a user `hub` in every room,
+//! and after applying, the rooms model answers that many first pages of `list` for `hub` and as
+//! many for ordinary users (a few rooms each), timed one by one: what reading a room list costs.
+//! With `ticks` 1 every model is asked for its due notifications after each applied batch, at
+//! the time of the batch's last event: every synthetic user is `immediate`, so the
+//! notifications model then sends (and removes) what each batch made, as a served model does,
+//! instead of letting it pile up.
 
 use std::time::Instant;
 
@@ -22,6 +26,8 @@ const USERS: usize = 2_000;
 const ROOMS: usize = 1_000;
 /// Members per room.
 const ROOM_MEMBERS: usize = 8;
+/// When the message at log position 0 would have been sent; each later one is a millisecond later.
+const SENT_AT_ZERO_MILLIS: i64 = 1_795_800_000_000;
 /// Events per applied batch (about what the runtime hands a model under load).
 const BATCH_EVENTS: usize = 256;
 /// One message in this many is followed by its author's room being marked read by another member.
@@ -42,13 +48,18 @@ fn main() -> Result<(), ProjectionError> {
         .next()
         .and_then(|text| text.parse().ok())
         .unwrap_or(0);
+    let ticks = arguments.next().as_deref() == Some("1");
     let log = synthetic_log(events, queries > 0);
-    println!("{} events, {purpose:?}", log.len());
+    println!(
+        "{} events, {purpose:?}{}",
+        log.len(),
+        if ticks { ", ticks" } else { "" }
+    );
     let scratch = std::env::temp_dir().join(format!("apply-rate-{}", std::process::id()));
     let run = |name: &str| only.as_deref().is_none_or(|only| only == name);
     if run("rooms") {
         let rooms = Rooms::open_path_for(&scratch.join("rooms"), purpose)?;
-        let rooms = measure(rooms, &log)?;
+        let rooms = measure(rooms, &log, ticks)?;
         if queries > 0 {
             measure_lists(&rooms, queries)?;
         }
@@ -57,31 +68,48 @@ fn main() -> Result<(), ProjectionError> {
         measure(
             Timeline::open_path_for(&scratch.join("timeline"), purpose)?,
             &log,
+            ticks,
         )?;
     }
     if run("notifications") {
         measure(
             Notifications::open_path_for(&scratch.join("notifications"), purpose)?,
             &log,
+            ticks,
         )?;
     }
     if run("files") {
-        measure(Files::open_path_for(&scratch.join("files"), purpose)?, &log)?;
+        measure(
+            Files::open_path_for(&scratch.join("files"), purpose)?,
+            &log,
+            ticks,
+        )?;
     }
     if run("moderation") {
         measure(
             Moderation::open_path_for(&scratch.join("moderation"), purpose)?,
             &log,
+            ticks,
         )?;
     }
     std::fs::remove_dir_all(&scratch).ok();
     Ok(())
 }
 
-fn measure<P: Projector>(mut model: P, log: &[EventEnvelope]) -> Result<P, ProjectionError> {
+fn measure<P: Projector>(
+    mut model: P,
+    log: &[EventEnvelope],
+    ticks: bool,
+) -> Result<P, ProjectionError> {
     let started = Instant::now();
+    let mut published = 0usize;
     for batch in log.chunks(BATCH_EVENTS) {
         model.apply(batch)?;
+        if let Some(last) = batch.last().filter(|_| ticks) {
+            // The batch's last message is due now for its `immediate` recipients.
+            let now = Timestamp::from_millis(SENT_AT_ZERO_MILLIS + last.position as i64);
+            published += model.due(now)?.len();
+        }
     }
     let applied = started.elapsed();
     model.finish_rebuild()?;
@@ -93,6 +121,9 @@ fn measure<P: Projector>(mut model: P, log: &[EventEnvelope]) -> Result<P, Proje
         log.len() as f64 / total.as_secs_f64(),
         total.as_secs_f64() * 1e6 / log.len() as f64,
     );
+    if ticks {
+        println!("{:<14} {published} notifications due", model.name());
+    }
     Ok(model)
 }
 
@@ -217,7 +248,7 @@ fn synthetic_log(events: usize, with_hub: bool) -> Vec<EventEnvelope> {
                 body: format!("message {sent}: the quick brown fox jumps over the lazy dog"),
                 reply_to: None,
                 attachments: Vec::new(),
-                sent_at: Timestamp::from_millis(1_795_800_000_000 + position),
+                sent_at: Timestamp::from_millis(SENT_AT_ZERO_MILLIS + position),
             },
         );
         sent += 1;

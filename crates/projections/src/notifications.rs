@@ -18,15 +18,31 @@
 //! |---|---|---|
 //! | `u/<user>\0` | [`SettingsRecord`] | frequency and blocks |
 //! | `m/<room><user>\0` | [`MemberRecord`] | membership and the member's archive flag |
-//! | `k/<message>` | [`MessageRecord`] | the position of a message's items; whether deleted |
-//! | `g/<user>\0` | [`GeneratedRecord`] | count and hash chain of every item ever made |
-//! | `n/<user>\0<position>` | [`ItemRecord`] | a waiting item (volatile) |
+//! | `r/<room>` | `u64` | the room's message sequence: messages posted so far |
+//! | `p/<room><sequence>` | [`PostRecord`] | a room's message, once, with who it notifies |
+//! | `k/<message>` | [`MessageRecord`] | where a message is (its position and room sequence) |
+//! | `w/<user>\0<room>` | `u64` | the user's items in the room are derived from this sequence on (volatile) |
+//! | `n/<user>\0<position>` | [`ItemRecord`] | a waiting item held on its own (volatile) |
 //! | `q/<user>\0` | [`PendingRecord`] | when the user's batch is due (volatile) |
-//! | `d/<due><user>\0` | `UserId` | users by due time (volatile) |
+//! | `d/<due><user>\0` | [`DueRecord`] | users by due time (volatile) |
 //! | `s/<user>\0` | [`SentRecord`] | what was sent so far (volatile) |
+//! | `v/layout` | `u32` | [`LAYOUT_VERSION`], written when the store is created |
+//!
+//! A message costs O(1) keys whatever the room's size (`r/`, `p/`, `k/`): a member's waiting
+//! items in a room are not written one by one but derived when the batch is sent, from the
+//! room's posts from the member's `w/` sequence on, less the member's own, deleted ones and
+//! those of authors the member blocks. A `w/` marker (and the `q/` and `d/` of a due time, which
+//! depends only on the oldest waiting item) is written only when a member goes from nothing
+//! waiting in the room to something. What the derivation assumes — a member, not archived, not
+//! `off`, the same blocks — holds while the marker exists: the events that end it (leaving,
+//! archiving, `off`, a block or unblock) first turn the derived items into `n/` items held on
+//! their own, as layout 1 kept every item, so they keep layout 1's meaning (an item made
+//! stays made; edits and deletions reach the items of current members; a member who left keeps
+//! the preview they had and is spared deleted messages when sent).
 //!
 //! Volatile records depend on when batches were sent, not only on the log, so the dump (and
-//! digest) leaves them out; `g/` records that the same items were made.
+//! digest) leaves them out; each post's recipient count and hash record that the same items
+//! were made.
 
 use std::path::Path;
 
@@ -47,6 +63,15 @@ use crate::text::preview;
 
 /// The model's name.
 pub const NAME: &str = "notifications";
+
+/// The version of the key layout above. Layout 1 (before `v/layout` existed) wrote an item, a
+/// hash chain and a pending check per recipient per message (`g/`, `n/`); its `k/` records decode
+/// differently, so a store of another layout is refused ([`ProjectionError::Layout`]) rather than
+/// read, and rebuilt from the log when served ([`Notifications::open`]).
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Where the layout version is kept.
+const LAYOUT_KEY: &[u8] = b"v/layout";
 
 /// The most items in one published batch (a few tens of KiB); more wait for the next tick.
 pub const BATCH_ITEMS_MAX: usize = 100;
@@ -119,6 +144,18 @@ pub struct PendingRecord {
     pub due: Timestamp,
     /// When the oldest waiting item was sent.
     pub oldest_sent_at: Timestamp,
+    /// Whether the user may have items held on their own (`n/`); when not, sending skips
+    /// looking for them (a scan per user per tick, most of a tick's cost for `immediate` users).
+    pub held: bool,
+}
+
+/// A user whose batch falls due at the time in its `d/` key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueRecord {
+    /// The user.
+    pub user_id: UserId,
+    /// [`PendingRecord::held`], here so that sending need not read the `q/` record.
+    pub held: bool,
 }
 
 /// What was sent to a user so far.
@@ -130,22 +167,29 @@ pub struct SentRecord {
     pub notifications: u64,
 }
 
-/// A message that made items.
+/// Where a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRecord {
-    /// Its position: the last part of its items' keys.
+    /// Its position in the log: the last part of its `n/` items' keys.
     pub position: u64,
-    /// Deleted messages are never sent, whoever still has an item of them.
-    pub deleted: bool,
+    /// Its place in its room's sequence: the last part of its `p/` key.
+    pub sequence: u64,
 }
 
-/// Every item ever made for a user: a count and a hash chain, equal whenever the log is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GeneratedRecord {
-    /// Items made.
-    pub items: u64,
-    /// sha256 of the previous hash, the item's position and message id.
-    pub hash: [u8; 32],
+/// A room's message, kept once whoever it notifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostRecord {
+    /// Its position in the log (items are sent in log order, across rooms).
+    pub position: u64,
+    /// What its items show (the preview of its latest body).
+    pub item: ItemRecord,
+    /// Deleted messages are never sent, whoever still has an item of them.
+    pub deleted: bool,
+    /// Members it made an item for when it was sent.
+    pub recipients: u32,
+    /// sha256 of those members' ids, each ended by a 0 byte, in key order: with the count, what
+    /// the dump compares so that a rebuild is seen to make the same items.
+    pub recipients_hash: [u8; 32],
 }
 
 /// The `notifications` read model.
@@ -157,10 +201,29 @@ pub struct Notifications {
 impl Notifications {
     /// Opens the model under a data directory (`<data_dir>/projections/notifications/`).
     /// A swap a crash interrupted is finished or undone first ([`crate::swap::recover`]).
+    ///
+    /// A store of an earlier key layout ([`ProjectionError::Layout`]) is deleted and the model
+    /// starts afresh at position 0: a read model is derived from the log, so an upgrade
+    /// rebuilds it as it catches up instead of refusing to start. (Items the old store had
+    /// made and not yet sent are made again, and the late grace drops the old ones.)
     pub fn open(data_dir: &Path) -> Result<Notifications, ProjectionError> {
         let path = store_path(data_dir, NAME);
         crate::swap::recover(&path)?;
-        Notifications::open_path(&path)
+        match Notifications::open_path(&path) {
+            Err(ProjectionError::Layout {
+                found, expected, ..
+            }) => {
+                tracing::warn!(
+                    model = NAME,
+                    found,
+                    expected,
+                    "the store has an earlier key layout; rebuilding it from the log"
+                );
+                crate::swap::remove_dir(&path)?;
+                Notifications::open_path(&path)
+            }
+            opened => opened,
+        }
     }
 
     /// Opens the model in the directory `path`, to serve.
@@ -170,25 +233,98 @@ impl Notifications {
 
     /// Opens the model in the directory `path` for `purpose` (a rebuild writes in bulk:
     /// [`Store::open_for`]).
+    ///
+    /// Fails with [`ProjectionError::Layout`] for a store of another key layout.
     pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
-            store: Store::open_for(path, purpose)?,
+            store: checked_layout(Store::open_for(path, purpose)?)?,
         })
     }
 
     /// A model in a temporary store (tests, rebuild comparisons).
     pub fn temporary() -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
-            store: Store::temporary()?,
+            store: checked_layout(Store::temporary()?)?,
         })
     }
 
     /// The items waiting for `user`, oldest first (for tests and operators).
     pub fn pending(&self, user: &UserId) -> Result<Vec<ItemRecord>, ProjectionError> {
-        self.store
+        let settings = self
+            .store
+            .get::<SettingsRecord>(&settings_key(user))?
+            .unwrap_or_default();
+        let (waiting, _, _) = self.waiting(user, &settings.blocks, usize::MAX, true)?;
+        Ok(waiting.into_iter().map(|waiting| waiting.item).collect())
+    }
+
+    /// The first `limit` items waiting for `user`, in log order: those held on their own and
+    /// those derived from the rooms the user has a `w/` marker in (held ones are looked for
+    /// only if `held`). With them, each such room, how many derived items it had before the cut
+    /// to `limit`, and whether those were all; and how many held items were found before it.
+    fn waiting(
+        &self,
+        user: &UserId,
+        blocks: &[UserId],
+        limit: usize,
+        held: bool,
+    ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
+        let mut waiting = Vec::new();
+        for entry in self
+            .store
             .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
-            .map(|entry| entry.map(|(_, item)| item))
-            .collect()
+            .take(if held { limit } else { 0 })
+        {
+            let (key, item) = entry?;
+            waiting.push(Waiting {
+                position: position_of_item_key(&key),
+                held: Held::Alone(key),
+                item,
+            });
+        }
+        let mut rooms = Vec::new();
+        for entry in self
+            .store
+            .scan::<u64>(&markers_prefix(user), None, Direction::Forward)
+        {
+            let (key, since) = entry?;
+            let room = room_of_marker_key(&key)?;
+            // Point reads up to the room's sequence rather than a range scan: the posts a tick
+            // sends are recent, so mostly in the memtable, which a sled range walk would not
+            // spare.
+            let last = self.store.get::<u64>(&room_key(&room))?.unwrap_or(0);
+            let mut derived = 0;
+            for sequence in since..=last {
+                let Some(post) = self.store.get::<PostRecord>(&post_key(&room, sequence))? else {
+                    continue;
+                };
+                if !derives_item(&post, user, blocks) {
+                    continue;
+                }
+                if derived == limit {
+                    break;
+                }
+                derived += 1;
+                waiting.push(Waiting {
+                    position: post.position,
+                    held: Held::Derived { room, sequence },
+                    item: post.item,
+                });
+            }
+            rooms.push(MarkedRoom {
+                room,
+                derived,
+                all: derived < limit,
+            });
+        }
+        let alone = waiting
+            .iter()
+            .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
+            .count();
+        // Positions are unique (one event each): the order is the log's.
+        waiting.sort_unstable_by_key(|waiting| waiting.position);
+        waiting.truncate(limit);
+        Ok((waiting, rooms, alone))
     }
 
     /// Sends every batch due at `now`: one atomic write removes the batches and records them
@@ -197,7 +333,7 @@ impl Notifications {
         let mut due_users = Vec::new();
         for entry in self
             .store
-            .scan::<UserId>(b"d/", None, Direction::Forward)
+            .scan::<DueRecord>(b"d/", None, Direction::Forward)
             .take(DUE_USERS_PER_TICK_MAX)
         {
             let (key, user) = entry?;
@@ -216,9 +352,9 @@ impl Notifications {
         }
         let mut changes = self.store.changes()?;
         let mut outgoing = Vec::new();
-        for (due_key, user) in due_users {
+        for (due_key, due) in due_users {
             changes.remove(due_key);
-            self.send_user(&mut changes, &user, now, &mut outgoing)?;
+            self.send_user(&mut changes, &due.user_id, due.held, now, &mut outgoing)?;
         }
         changes.commit(self.store.checkpoint())?;
         if !outgoing.is_empty() {
@@ -231,20 +367,16 @@ impl Notifications {
         &self,
         changes: &mut Changes<'_>,
         user: &UserId,
+        held: bool,
         now: Timestamp,
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), ProjectionError> {
         let settings = changes
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
-        let mut waiting = Vec::with_capacity(BATCH_ITEMS_MAX + 1);
-        for entry in self
-            .store
-            .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
-            .take(BATCH_ITEMS_MAX + 1)
-        {
-            waiting.push(entry?);
-        }
+        let limit = BATCH_ITEMS_MAX + 1;
+        let (mut waiting, rooms, alone) = self.waiting(user, &settings.blocks, limit, held)?;
+        let mut alone_sent = 0;
         let rest = if waiting.len() > BATCH_ITEMS_MAX {
             waiting.pop()
         } else {
@@ -254,24 +386,64 @@ impl Notifications {
             .get::<SentRecord>(&sent_key(user))?
             .unwrap_or_default();
         let period = period_ms(settings.frequency);
+        // Per room with a marker: derived items sent, and the sequence after the last of them.
+        let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
         let mut items = Vec::new();
-        for (key, item) in waiting {
-            sent.position = sent.position.max(position_of_item_key(&key));
-            changes.remove(key);
+        for Waiting {
+            position,
+            held,
+            item,
+        } in waiting
+        {
+            sent.position = sent.position.max(position);
+            let deleted = match held {
+                Held::Alone(key) => {
+                    alone_sent += 1;
+                    changes.remove(key);
+                    // Members who left the room keep their items, so deletion is checked here
+                    // too.
+                    is_deleted(changes, &item.room_id, &item.message_id)?
+                }
+                Held::Derived { room, sequence } => {
+                    let next = sequence.saturating_add(1);
+                    match sent_up_to.iter_mut().find(|(sent, _, _)| *sent == room) {
+                        Some((_, count, up_to)) => {
+                            *count += 1;
+                            *up_to = (*up_to).max(next);
+                        }
+                        None => sent_up_to.push((room, 1, next)),
+                    }
+                    // Derived items are never of deleted posts.
+                    false
+                }
+            };
             let timely = period.is_some_and(|period| {
                 now.millis_since(item.sent_at) <= period.saturating_add(LATE_GRACE_MS)
             });
-            // Members who left the room keep their items, so deletion is checked here too.
-            let deleted = changes
-                .get::<MessageRecord>(&message_key(&item.message_id))?
-                .is_some_and(|message| message.deleted);
             if timely && !deleted {
                 items.push(item);
             }
         }
+        for marked in rooms {
+            let (count, next) = sent_up_to
+                .iter()
+                .find(|(sent, _, _)| *sent == marked.room)
+                .map_or((0, None), |(_, count, next)| (*count, Some(*next)));
+            // A room is done when all its derived items were sent; otherwise its marker moves
+            // past what was (the rest stays derived, for the next batch).
+            if marked.all && count == marked.derived {
+                changes.remove(marker_key(user, &marked.room));
+            } else if let Some(next) = next {
+                changes.put(marker_key(user, &marked.room), &next)?;
+            }
+        }
         match rest {
             // More than one batch waits: the rest is due at once, at the next tick.
-            Some((_, next)) => schedule(changes, user, now, next.sent_at)?,
+            // Held items stay flagged while any may be left.
+            Some(next) => {
+                let held_left = alone > alone_sent || alone == limit;
+                schedule(changes, user, now, next.item.sent_at, held_left)?;
+            }
             None => changes.remove(pending_key(user)),
         }
         if items.is_empty() {
@@ -289,6 +461,63 @@ impl Notifications {
         }
         changes.put(sent_key(user), &sent)
     }
+}
+
+/// Where a waiting item is kept.
+#[derive(Debug)]
+enum Held {
+    /// On its own, under this `n/` key.
+    Alone(Vec<u8>),
+    /// Derived from the room's post with this sequence.
+    Derived {
+        /// The room.
+        room: RoomId,
+        /// The post's place in the room's sequence.
+        sequence: u64,
+    },
+}
+
+/// A room a user has a `w/` marker in, as [`Notifications::waiting`] found it.
+#[derive(Debug)]
+struct MarkedRoom {
+    /// The room.
+    room: RoomId,
+    /// Derived items found (at most the limit asked for).
+    derived: usize,
+    /// Whether they are all the room's derived items.
+    all: bool,
+}
+
+/// One item waiting for a user.
+#[derive(Debug)]
+struct Waiting {
+    /// The message's position in the log.
+    position: u64,
+    /// Where the item is kept.
+    held: Held,
+    /// The item.
+    item: ItemRecord,
+}
+
+/// Whether `post` makes an item for `user`, a member of its room with a marker (so not
+/// archived, not `off`, and with the blocks the marker was made with): not their own, not
+/// deleted, not from an author they block.
+fn derives_item(post: &PostRecord, user: &UserId, blocks: &[UserId]) -> bool {
+    !post.deleted && post.item.author != *user && blocks.binary_search(&post.item.author).is_err()
+}
+
+/// Whether a message is deleted (false for one never seen).
+fn is_deleted(
+    changes: &Changes<'_>,
+    room: &RoomId,
+    message: &MessageId,
+) -> Result<bool, ProjectionError> {
+    let Some(record) = changes.get::<MessageRecord>(&message_key(message))? else {
+        return Ok(false);
+    };
+    Ok(changes
+        .get::<PostRecord>(&post_key(room, record.sequence))?
+        .is_some_and(|post| post.deleted))
 }
 
 /// The published message of one batch.
@@ -334,7 +563,7 @@ impl Projector for Notifications {
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {
-        self.store.dump(&[b"n/", b"q/", b"d/", b"s/"])
+        self.store.dump(&[b"n/", b"q/", b"d/", b"s/", b"w/"])
     }
 
     fn due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
@@ -358,8 +587,28 @@ fn message_key(message: &MessageId) -> Vec<u8> {
     Key::new(b"k/").uuid(&message.0).build()
 }
 
-fn generated_key(user: &UserId) -> Vec<u8> {
-    Key::new(b"g/").text(user.as_str()).build()
+fn room_key(room: &RoomId) -> Vec<u8> {
+    Key::new(b"r/").uuid(&room.0).build()
+}
+
+fn posts_prefix(room: &RoomId) -> Vec<u8> {
+    Key::new(b"p/").uuid(&room.0).build()
+}
+
+fn post_key(room: &RoomId, sequence: u64) -> Vec<u8> {
+    Key::new(b"p/").uuid(&room.0).number(sequence).build()
+}
+
+fn markers_prefix(user: &UserId) -> Vec<u8> {
+    Key::new(b"w/").text(user.as_str()).build()
+}
+
+fn marker_key(user: &UserId, room: &RoomId) -> Vec<u8> {
+    Key::new(b"w/").text(user.as_str()).uuid(&room.0).build()
+}
+
+fn members_prefix(room: &RoomId) -> Vec<u8> {
+    Key::new(b"m/").uuid(&room.0).build()
 }
 
 fn items_prefix(user: &UserId) -> Vec<u8> {
@@ -382,6 +631,7 @@ fn sent_key(user: &UserId) -> Vec<u8> {
     Key::new(b"s/").text(user.as_str()).build()
 }
 
+/// The position that ends an `n/` key; 0 for a short key.
 fn position_of_item_key(key: &[u8]) -> u64 {
     key.len()
         .checked_sub(8)
@@ -390,12 +640,26 @@ fn position_of_item_key(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
+/// The room a `w/` key names (its last 16 bytes).
+fn room_of_marker_key(key: &[u8]) -> Result<RoomId, ProjectionError> {
+    key.len()
+        .checked_sub(16)
+        .and_then(|start| key.get(start..))
+        .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok())
+        .map(RoomId)
+        .ok_or_else(|| ProjectionError::Value {
+            key: hex::encode(key),
+            message: "a marker key without a room".to_owned(),
+        })
+}
+
 /// Sets when `user`'s batch is due, replacing the earlier due time.
 fn schedule(
     changes: &mut Changes<'_>,
     user: &UserId,
     due: Timestamp,
     oldest_sent_at: Timestamp,
+    held: bool,
 ) -> Result<(), ProjectionError> {
     if let Some(old) = changes.get::<PendingRecord>(&pending_key(user))? {
         changes.remove(due_key(old.due, user));
@@ -405,9 +669,16 @@ fn schedule(
         &PendingRecord {
             due,
             oldest_sent_at,
+            held,
         },
     )?;
-    changes.put(due_key(due, user), user)
+    changes.put(
+        due_key(due, user),
+        &DueRecord {
+            user_id: user.clone(),
+            held,
+        },
+    )
 }
 
 fn update_settings(
@@ -448,22 +719,33 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             }
         }
         Some(MembershipChange::Left { room_id, user }) => {
+            // A member who left keeps what was made for them, no longer derived from the room.
+            hold_items(changes, user, &room_id)?;
             changes.remove(member_key(&room_id, user));
         }
         None => {}
     }
     match &envelope.event {
-        Event::UserBlocked { blocker, blocked } => update_settings(changes, blocker, |settings| {
-            if let Err(index) = settings.blocks.binary_search(blocked) {
-                settings.blocks.insert(index, blocked.clone());
-            }
-        }),
+        Event::UserBlocked { blocker, blocked } => {
+            // Derived items assume the blocks they were made with.
+            hold_all_items(changes, blocker)?;
+            update_settings(changes, blocker, |settings| {
+                if let Err(index) = settings.blocks.binary_search(blocked) {
+                    settings.blocks.insert(index, blocked.clone());
+                }
+            })
+        }
         Event::UserUnblocked { blocker, blocked } => {
+            hold_all_items(changes, blocker)?;
             update_settings(changes, blocker, |settings| {
                 settings.blocks.retain(|user| user != blocked);
             })
         }
         Event::NotificationFrequencyChanged { user_id, frequency } => {
+            if *frequency == NotificationFrequency::Off {
+                // `off` makes nothing new, but what waits stays (to be dropped when due).
+                hold_all_items(changes, user_id)?;
+            }
             update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
             // Waiting items keep their age; only the period to wait for them changes. `off`
             // makes them due at once, to be dropped.
@@ -471,7 +753,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                 let due = pending
                     .oldest_sent_at
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
-                schedule(changes, user_id, due, pending.oldest_sent_at)?;
+                schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
             }
             Ok(())
         }
@@ -483,6 +765,10 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             let key = member_key(room_id, user_id);
             match changes.get::<MemberRecord>(&key)? {
                 Some(mut member) => {
+                    if *on {
+                        // An archived room makes nothing new; what was made stays.
+                        hold_items(changes, user_id, room_id)?;
+                    }
                     member.archived = *on;
                     changes.put(key, &member)
                 }
@@ -532,11 +818,15 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             body,
             ..
         } => {
-            // A waiting item shows the latest body.
+            if body.is_empty() {
+                return Ok(());
+            }
+            // A waiting item shows the latest body: derived ones read it from the post.
+            update_post(changes, room_id, message_id, |post| {
+                post.item.preview = preview(body, &[]);
+            })?;
             update_items(changes, room_id, message_id, |key, item, changes| {
-                if !body.is_empty() {
-                    item.preview = preview(body, &[]);
-                }
+                item.preview = preview(body, &[]);
                 changes.put(key, item)
             })
         }
@@ -546,11 +836,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             ..
         } => {
             // A deleted message is not news any more, and its body must not go out (R-M4).
-            let key = message_key(message_id);
-            if let Some(mut message) = changes.get::<MessageRecord>(&key)? {
-                message.deleted = true;
-                changes.put(key, &message)?;
-            }
+            update_post(changes, room_id, message_id, |post| post.deleted = true)?;
             update_items(changes, room_id, message_id, |key, _, changes| {
                 changes.remove(key);
                 Ok(())
@@ -580,22 +866,23 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
     }
 }
 
-/// Makes an item of `item` for every member who wants it (R-A3).
+/// Posts `item` once in its room and marks every member who wants it (R-A3) and had nothing
+/// waiting in the room: O(1) writes per message, plus one per member going from nothing
+/// waiting to something.
 fn notify(
     changes: &mut Changes<'_>,
     position: u64,
     item: ItemRecord,
 ) -> Result<(), ProjectionError> {
-    changes.put(
-        message_key(&item.message_id),
-        &MessageRecord {
-            position,
-            deleted: false,
-        },
-    )?;
-    let members =
-        changes.scan::<MemberRecord>(&Key::new(b"m/").uuid(&item.room_id.0).build(), None)?;
-    for (_, member) in members {
+    let room = item.room_id;
+    let sequence = changes
+        .get::<u64>(&room_key(&room))?
+        .unwrap_or(0)
+        .saturating_add(1);
+    changes.put(room_key(&room), &sequence)?;
+    let mut recipients = 0u32;
+    let mut hasher = Sha256::new();
+    for (_, member) in changes.scan::<MemberRecord>(&members_prefix(&room), None)? {
         let user = &member.user_id;
         if *user == item.author || member.archived {
             continue;
@@ -609,30 +896,107 @@ fn notify(
         if settings.blocks.binary_search(&item.author).is_ok() {
             continue;
         }
-        changes.put(item_key(user, position), &item)?;
-        let mut generated = changes
-            .get::<GeneratedRecord>(&generated_key(user))?
-            .unwrap_or_default();
-        let mut hasher = Sha256::new();
-        hasher.update(generated.hash);
-        hasher.update(position.to_be_bytes());
-        hasher.update(item.message_id.0.as_bytes());
-        generated.hash = hasher.finalize().into();
-        generated.items = generated.items.saturating_add(1);
-        changes.put(generated_key(user), &generated)?;
+        recipients = recipients.saturating_add(1);
+        hasher.update(user.as_str().as_bytes());
+        hasher.update([0]);
+        let marker = marker_key(user, &room);
+        if changes.contains(&marker)? {
+            // Something already waits in the room, so the user's batch is already due at a
+            // time this (newer) item does not change.
+            continue;
+        }
+        changes.put(marker, &sequence)?;
         if !changes.contains(&pending_key(user))? {
             schedule(
                 changes,
                 user,
                 item.sent_at.plus_millis(period),
                 item.sent_at,
+                // Items are held only while something waits, so nothing is held yet.
+                false,
             )?;
         }
+    }
+    changes.put(
+        message_key(&item.message_id),
+        &MessageRecord { position, sequence },
+    )?;
+    changes.put(
+        post_key(&room, sequence),
+        &PostRecord {
+            position,
+            item,
+            deleted: false,
+            recipients,
+            recipients_hash: hasher.finalize().into(),
+        },
+    )
+}
+
+/// Turns `user`'s items derived from `room` into items held on their own (`n/`), before an
+/// event that ends what the derivation assumes. Costs one write per item waiting there, on
+/// rare events (leaving, archiving, blocking, `off`).
+fn hold_items(
+    changes: &mut Changes<'_>,
+    user: &UserId,
+    room: &RoomId,
+) -> Result<(), ProjectionError> {
+    let marker = marker_key(user, room);
+    let Some(since) = changes.get::<u64>(&marker)? else {
+        return Ok(());
+    };
+    let blocks = changes
+        .get::<SettingsRecord>(&settings_key(user))?
+        .unwrap_or_default()
+        .blocks;
+    let after = post_key(room, since.saturating_sub(1));
+    let mut any = false;
+    for (_, post) in changes.scan::<PostRecord>(&posts_prefix(room), Some(&after))? {
+        if derives_item(&post, user, &blocks) {
+            changes.put(item_key(user, post.position), &post.item)?;
+            any = true;
+        }
+    }
+    changes.remove(marker);
+    // A marker means something waits, so the user has a due time: flag it as holding items.
+    match changes.get::<PendingRecord>(&pending_key(user))? {
+        Some(pending) if any && !pending.held => {
+            schedule(changes, user, pending.due, pending.oldest_sent_at, true)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// [`hold_items`] in every room `user` has a marker in.
+fn hold_all_items(changes: &mut Changes<'_>, user: &UserId) -> Result<(), ProjectionError> {
+    for (key, _) in changes.scan::<u64>(&markers_prefix(user), None)? {
+        hold_items(changes, user, &room_of_marker_key(&key)?)?;
     }
     Ok(())
 }
 
-/// Runs `change` on every waiting item of a message.
+/// Runs `change` on a message's post, if it has one.
+fn update_post(
+    changes: &mut Changes<'_>,
+    room_id: &RoomId,
+    message_id: &MessageId,
+    change: impl FnOnce(&mut PostRecord),
+) -> Result<(), ProjectionError> {
+    let Some(MessageRecord { sequence, .. }) =
+        changes.get::<MessageRecord>(&message_key(message_id))?
+    else {
+        return Ok(());
+    };
+    let key = post_key(room_id, sequence);
+    let Some(mut post) = changes.get::<PostRecord>(&key)? else {
+        return Ok(());
+    };
+    change(&mut post);
+    changes.put(key, &post)
+}
+
+/// Runs `change` on every item of a message held on its own by a current member (an edit or
+/// deletion: rare, so reading each member's is fine).
 fn update_items(
     changes: &mut Changes<'_>,
     room_id: &RoomId,
@@ -644,7 +1008,7 @@ fn update_items(
     else {
         return Ok(());
     };
-    let members = changes.scan::<MemberRecord>(&Key::new(b"m/").uuid(&room_id.0).build(), None)?;
+    let members = changes.scan::<MemberRecord>(&members_prefix(room_id), None)?;
     for (_, member) in members {
         let key = item_key(&member.user_id, position);
         if let Some(mut item) = changes.get::<ItemRecord>(&key)? {
@@ -652,4 +1016,23 @@ fn update_items(
         }
     }
     Ok(())
+}
+
+/// `store` if it holds this module's layout; a new store is marked with it. Anything applied
+/// without the mark is of an earlier layout (checkpoint above 0): refused, never misread.
+fn checked_layout(store: Store) -> Result<Store, ProjectionError> {
+    match store.get::<u32>(LAYOUT_KEY)? {
+        Some(LAYOUT_VERSION) => Ok(store),
+        None if store.checkpoint() == 0 => {
+            let mut changes = store.changes()?;
+            changes.put(LAYOUT_KEY.to_vec(), &LAYOUT_VERSION)?;
+            changes.commit(0)?;
+            Ok(store)
+        }
+        found => Err(ProjectionError::Layout {
+            model: NAME,
+            found: found.unwrap_or(0),
+            expected: LAYOUT_VERSION,
+        }),
+    }
 }

@@ -1,6 +1,7 @@
 //! The notifications read model under the runtime, driven by a development clock (R-A3):
 //! immediate notifications, batches due by the clock, `off`, blocks, archived rooms, pending
-//! items surviving a restart, and each batch published at most once.
+//! items surviving a restart, each batch published at most once, and every tick's batches equal
+//! to a brute-force expectation from the log after random workloads.
 
 use std::time::Duration;
 
@@ -226,4 +227,532 @@ async fn deleted_messages_are_not_notified_and_batches_use_the_setting_when_due(
     assert_quiet(&mut inbox).await;
     stop.send_replace(true);
     task.await.unwrap().unwrap();
+}
+
+/// The notifications R-A3 asks for, recomputed from the log with no cleverness at all: every
+/// member's waiting items held one by one in memory, batches made when due exactly as the
+/// module's docs say. The model keeps far less (a message once per room); this is what it
+/// must publish.
+mod expected {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+    use domain::{
+        Event, MembershipChange, MessageId, NotificationFrequency, RoomId, Timestamp, UserId,
+    };
+    use projections::notifications::{
+        frequency_name, period_ms, BATCH_ITEMS_MAX, DUE_USERS_PER_TICK_MAX, LATE_GRACE_MS,
+    };
+    use projections::text::preview;
+    use projections::EventEnvelope;
+    use serde_json::{json, Value};
+
+    #[derive(Debug, Clone)]
+    struct Item {
+        room_id: RoomId,
+        message_id: MessageId,
+        author: UserId,
+        preview: String,
+        sent_at: Timestamp,
+    }
+
+    #[derive(Debug, Default)]
+    pub struct Expected {
+        /// Room → member → archived.
+        members: HashMap<RoomId, BTreeMap<UserId, bool>>,
+        frequency: HashMap<UserId, NotificationFrequency>,
+        blocks: HashMap<UserId, BTreeSet<UserId>>,
+        deleted: BTreeSet<MessageId>,
+        /// User → position → item.
+        waiting: BTreeMap<UserId, BTreeMap<u64, Item>>,
+        /// User → (due, oldest sent_at).
+        pending: BTreeMap<UserId, (Timestamp, Timestamp)>,
+    }
+
+    impl Expected {
+        fn period(&self, user: &UserId) -> Option<i64> {
+            period_ms(self.frequency.get(user).copied().unwrap_or_default())
+        }
+
+        pub fn apply(&mut self, envelope: &EventEnvelope) {
+            match envelope.event.membership_change() {
+                Some(MembershipChange::Joined { room_id, users }) => {
+                    let members = self.members.entry(room_id).or_default();
+                    for user in users {
+                        members.entry(user.clone()).or_insert(false);
+                    }
+                }
+                Some(MembershipChange::Left { room_id, user }) => {
+                    if let Some(members) = self.members.get_mut(&room_id) {
+                        members.remove(user);
+                    }
+                }
+                None => {}
+            }
+            match &envelope.event {
+                Event::UserBlocked { blocker, blocked } => {
+                    self.blocks
+                        .entry(blocker.clone())
+                        .or_default()
+                        .insert(blocked.clone());
+                }
+                Event::UserUnblocked { blocker, blocked } => {
+                    self.blocks
+                        .entry(blocker.clone())
+                        .or_default()
+                        .remove(blocked);
+                }
+                Event::NotificationFrequencyChanged { user_id, frequency } => {
+                    self.frequency.insert(user_id.clone(), *frequency);
+                    if let Some((due, oldest)) = self.pending.get_mut(user_id) {
+                        *due = oldest.plus_millis(period_ms(*frequency).unwrap_or(0));
+                    }
+                }
+                Event::RoomArchivedChanged {
+                    room_id,
+                    user_id,
+                    on,
+                } => {
+                    if let Some(archived) = self
+                        .members
+                        .get_mut(room_id)
+                        .and_then(|members| members.get_mut(user_id))
+                    {
+                        *archived = *on;
+                    }
+                }
+                Event::MessageSent {
+                    room_id,
+                    message_id,
+                    author,
+                    body,
+                    attachments,
+                    sent_at,
+                    ..
+                } => self.notify(
+                    envelope.position,
+                    *room_id,
+                    *message_id,
+                    author,
+                    preview(body, attachments),
+                    *sent_at,
+                ),
+                Event::AutoReplySent {
+                    room_id,
+                    message_id,
+                    author,
+                    body,
+                    sent_at,
+                    ..
+                } => self.notify(
+                    envelope.position,
+                    *room_id,
+                    *message_id,
+                    author,
+                    preview(body, &[]),
+                    *sent_at,
+                ),
+                Event::MessageEdited {
+                    room_id,
+                    message_id,
+                    body,
+                    ..
+                } => {
+                    // Items of members who left keep the body they had.
+                    for member in self.current_members(*room_id) {
+                        for item in self.waiting.entry(member).or_default().values_mut() {
+                            if item.message_id == *message_id && !body.is_empty() {
+                                item.preview = preview(body, &[]);
+                            }
+                        }
+                    }
+                }
+                Event::MessageDeleted {
+                    room_id,
+                    message_id,
+                    ..
+                } => {
+                    self.deleted.insert(*message_id);
+                    for member in self.current_members(*room_id) {
+                        self.waiting
+                            .entry(member)
+                            .or_default()
+                            .retain(|_, item| item.message_id != *message_id);
+                    }
+                }
+                _ => {}
+            }
+        }
+
+        fn current_members(&self, room: RoomId) -> Vec<UserId> {
+            self.members
+                .get(&room)
+                .map(|members| members.keys().cloned().collect())
+                .unwrap_or_default()
+        }
+
+        fn notify(
+            &mut self,
+            position: u64,
+            room_id: RoomId,
+            message_id: MessageId,
+            author: &UserId,
+            preview: String,
+            sent_at: Timestamp,
+        ) {
+            let members: Vec<(UserId, bool)> = self
+                .members
+                .get(&room_id)
+                .map(|members| members.iter().map(|(u, a)| (u.clone(), *a)).collect())
+                .unwrap_or_default();
+            for (user, archived) in members {
+                let blocked = self.blocks.get(&user).is_some_and(|b| b.contains(author));
+                let Some(period) = self.period(&user) else {
+                    continue;
+                };
+                if user == *author || archived || blocked {
+                    continue;
+                }
+                self.waiting.entry(user.clone()).or_default().insert(
+                    position,
+                    Item {
+                        room_id,
+                        message_id,
+                        author: author.clone(),
+                        preview: preview.clone(),
+                        sent_at,
+                    },
+                );
+                self.pending
+                    .entry(user)
+                    .or_insert((sent_at.plus_millis(period), sent_at));
+            }
+        }
+
+        /// The notifications published by a tick at `now`, in order.
+        pub fn due(&mut self, now: Timestamp) -> Vec<(String, Value)> {
+            let mut due: Vec<(Timestamp, UserId)> = self
+                .pending
+                .iter()
+                .filter(|(_, (due, _))| *due <= now)
+                .map(|(user, (due, _))| (*due, user.clone()))
+                .collect();
+            due.sort();
+            due.truncate(DUE_USERS_PER_TICK_MAX);
+            let mut out = Vec::new();
+            for (_, user) in due {
+                let frequency = self.frequency.get(&user).copied().unwrap_or_default();
+                let period = period_ms(frequency);
+                let waiting = self.waiting.entry(user.clone()).or_default();
+                let taken: Vec<u64> = waiting.keys().copied().take(BATCH_ITEMS_MAX).collect();
+                let mut items = Vec::new();
+                for position in taken {
+                    let item = waiting.remove(&position).unwrap();
+                    let timely = period.is_some_and(|period| {
+                        now.millis_since(item.sent_at) <= period + LATE_GRACE_MS
+                    });
+                    if timely && !self.deleted.contains(&item.message_id) {
+                        items.push(item);
+                    }
+                }
+                match waiting.values().next() {
+                    Some(next) => {
+                        self.pending.insert(user.clone(), (now, next.sent_at));
+                    }
+                    None => {
+                        self.pending.remove(&user);
+                    }
+                }
+                if items.is_empty() {
+                    continue;
+                }
+                let batches: Vec<Vec<Item>> = if frequency == NotificationFrequency::Immediate {
+                    items.into_iter().map(|item| vec![item]).collect()
+                } else {
+                    vec![items]
+                };
+                for batch in batches {
+                    let items: Vec<Value> = batch
+                        .iter()
+                        .map(|item| {
+                            json!({
+                                "room_id": item.room_id,
+                                "message_id": item.message_id,
+                                "author": item.author,
+                                "preview": item.preview,
+                                "sent_at": item.sent_at,
+                            })
+                        })
+                        .collect();
+                    out.push((
+                        format!("notify.{user}"),
+                        json!({
+                            "user_id": user,
+                            "frequency": frequency_name(frequency),
+                            "items": items,
+                        }),
+                    ));
+                }
+            }
+            out
+        }
+
+        /// The previews waiting for `user`, oldest first.
+        pub fn waiting(&self, user: &UserId) -> Vec<(MessageId, String)> {
+            self.waiting
+                .get(user)
+                .map(|items| {
+                    items
+                        .values()
+                        .map(|item| (item.message_id, item.preview.clone()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// Applies the part of `world`'s log after `applied` to `model` and `expected` in batches of
+/// random sizes, with a tick after each at a time a little after the last event or much later
+/// (late batches are dropped); asserts each tick publishes what is expected. Returns the
+/// notifications published and the most items in one.
+fn drive(
+    world: &World,
+    rng: &mut crate::support::Rng,
+    model: &mut Notifications,
+    expected: &mut expected::Expected,
+    applied: &mut usize,
+    now: &mut domain::Timestamp,
+) -> (usize, usize) {
+    use projections::{EventEnvelope, Projector};
+
+    let (mut published, mut largest) = (0, 0);
+    let envelopes: Vec<EventEnvelope> = world.envelopes();
+    while *applied < envelopes.len() {
+        let take = (1 + rng.below(40) as usize).min(envelopes.len() - *applied);
+        let batch = &envelopes[*applied..*applied + take];
+        model.apply(batch).unwrap();
+        for envelope in batch {
+            expected.apply(envelope);
+        }
+        *applied += take;
+        let last = batch.last().unwrap().recorded_at;
+        let extra = [0, MINUTE, 20 * MINUTE, 2 * crate::support::HOUR][rng.below(4) as usize];
+        if last.plus_millis(extra) > *now {
+            *now = last.plus_millis(extra);
+        }
+        let (p, l) = tick(model, expected, *now, *applied);
+        published += p;
+        largest = largest.max(l);
+    }
+    (published, largest)
+}
+
+/// One tick at `now` on both; asserts they publish the same.
+fn tick(
+    model: &mut Notifications,
+    expected: &mut expected::Expected,
+    now: domain::Timestamp,
+    applied: usize,
+) -> (usize, usize) {
+    use projections::Projector;
+
+    let got: Vec<(String, Value)> = model
+        .due(now)
+        .unwrap()
+        .into_iter()
+        .map(|out| (out.subject, serde_json::from_slice(&out.payload).unwrap()))
+        .collect();
+    let want = expected.due(now);
+    assert_eq!(got, want, "at position {applied}");
+    let largest = got
+        .iter()
+        .map(|(_, body)| body["items"].as_array().unwrap().len())
+        .max()
+        .unwrap_or(0);
+    (got.len(), largest)
+}
+
+fn assert_waiting(model: &Notifications, expected: &expected::Expected, what: &str) {
+    for member in ["alice", "bob", "carol", "dave", "zoe"] {
+        let got: Vec<_> = model
+            .pending(&user(member))
+            .unwrap()
+            .into_iter()
+            .map(|item| (item.message_id, item.preview))
+            .collect();
+        assert_eq!(got, expected.waiting(&user(member)), "{what}: {member}");
+    }
+}
+
+#[test]
+fn r_a3_batches_equal_a_brute_force_expectation_from_the_log_after_random_workloads() {
+    use projections::Projector;
+
+    let (mut published, mut largest) = (0, 0);
+    for seed in [3, 2_027, 77_777, 424_242] {
+        let mut world = World::new();
+        let mut rng = crate::support::Rng::new(seed);
+        let mut model = Notifications::temporary().unwrap();
+        let mut expected = expected::Expected::default();
+        let (mut applied, mut now) = (0, world.now());
+        for _ in 0..6 {
+            crate::workload::run(&mut world, &mut rng, 300);
+            let (p, l) = drive(
+                &world,
+                &mut rng,
+                &mut model,
+                &mut expected,
+                &mut applied,
+                &mut now,
+            );
+            published += p;
+            largest = largest.max(l);
+            assert_waiting(&model, &expected, &format!("seed {seed}"));
+        }
+        // What was made depends on the log alone: a rebuild that sent nothing dumps the same.
+        let rebuilt = crate::support::rebuilt(Notifications::temporary().unwrap(), &world.log);
+        assert_eq!(
+            rebuilt.dump().unwrap(),
+            model.dump().unwrap(),
+            "seed {seed}"
+        );
+    }
+    assert!(published > 100, "only {published} notifications published");
+    assert!(largest > 1, "no batch of more than one item");
+
+    // More than a batch waits in several rooms, with edits, deletions, a block and a leave
+    // between: batches of at most BATCH_ITEMS_MAX, the rest due at the next tick.
+    let mut world = World::new();
+    let mut rng = crate::support::Rng::new(5);
+    let mut model = Notifications::temporary().unwrap();
+    let mut expected = expected::Expected::default();
+    let (mut applied, mut now) = (0, world.now());
+    world.ok(
+        "bob",
+        Action::SetNotifications {
+            frequency: NotificationFrequency::Daily,
+        },
+    );
+    let team = world.group("alice", "Team", &["bob", "carol"]);
+    let side = world.group("carol", "Side", &["bob", "alice"]);
+    for index in 0..130 {
+        let id = world.say("alice", team, &format!("team {index}"));
+        world.say("carol", side, &format!("side {index}"));
+        if index % 9 == 0 {
+            world.ok(
+                "alice",
+                Action::EditMessage {
+                    room_id: team,
+                    message_id: id,
+                    body: format!("edited {index}"),
+                },
+            );
+        }
+        if index % 13 == 0 {
+            world.ok(
+                "alice",
+                Action::DeleteMessage {
+                    room_id: team,
+                    message_id: id,
+                },
+            );
+        }
+        if index == 60 {
+            world.ok(
+                "bob",
+                Action::BlockUser {
+                    user_id: user("carol"),
+                },
+            );
+        }
+        if index == 90 {
+            world.ok(
+                "bob",
+                Action::UnblockUser {
+                    user_id: user("carol"),
+                },
+            );
+            world.ok("bob", Action::LeaveRoom { room_id: side });
+        }
+    }
+    drive(
+        &world,
+        &mut rng,
+        &mut model,
+        &mut expected,
+        &mut applied,
+        &mut now,
+    );
+    assert_waiting(&model, &expected, "many");
+    let mut sizes = Vec::new();
+    // A day after the first message: due, and still within the late grace.
+    let day = world.now().plus_millis(24 * crate::support::HOUR);
+    for minutes in 0..4 {
+        let at = day.plus_millis(minutes * MINUTE);
+        sizes.push(tick(&mut model, &mut expected, at, applied).1);
+    }
+    assert_eq!(
+        sizes[0],
+        projections::notifications::BATCH_ITEMS_MAX,
+        "{sizes:?}"
+    );
+    assert!(sizes[1] > 0, "the rest is sent at the next tick: {sizes:?}");
+    assert_waiting(&model, &expected, "many, sent");
+}
+
+#[test]
+fn a_store_of_the_earlier_layout_is_refused_and_rebuilt_afresh_when_served() {
+    use projections::Projector;
+
+    let dir = TempDataDir::new();
+    let path = dir.path().join("notifications");
+    {
+        // What a build before the layout mark left: events applied, no `v/layout`.
+        let store = projections::Store::open(&path).unwrap();
+        let mut changes = store.changes().unwrap();
+        changes.put(b"g/bob\0".to_vec(), &1u32).unwrap();
+        changes.commit(5).unwrap();
+        store.flush().unwrap();
+    }
+    let refused = Notifications::open_path(&path).unwrap_err();
+    assert_eq!(
+        refused,
+        projections::ProjectionError::Layout {
+            model: "notifications",
+            found: 0,
+            expected: projections::notifications::LAYOUT_VERSION,
+        }
+    );
+
+    // Opened as a service opens it (under a data directory), it starts afresh instead.
+    let data_dir = TempDataDir::new();
+    let served = projections::store_path(data_dir.path(), "notifications");
+    std::fs::create_dir_all(served.parent().unwrap()).unwrap();
+    std::fs::rename(&path, &served).unwrap();
+    let afresh = Notifications::open(data_dir.path()).unwrap();
+    assert_eq!(
+        afresh.position(),
+        0,
+        "an earlier layout is rebuilt from the log"
+    );
+    drop(afresh);
+
+    // A store of this layout reopens with what waits.
+    let path = dir.path().join("notifications-new");
+    let mut world = World::new();
+    world.direct("alice", "bob", "hi");
+    {
+        let mut model = Notifications::open_path(&path).unwrap();
+        projections::rebuild(&mut model, world.envelopes()).unwrap();
+        model.flush().unwrap();
+    }
+    let reopened = Notifications::open_path(&path).unwrap();
+    assert_eq!(reopened.position(), world.head());
+    let waiting: Vec<String> = reopened
+        .pending(&user("bob"))
+        .unwrap()
+        .into_iter()
+        .map(|item| item.preview)
+        .collect();
+    assert_eq!(waiting, ["hi"]);
 }
