@@ -4,8 +4,15 @@
 //! Nothing touches storage until `EventLog::commit`; a batch is plain memory, so it can be
 //! dropped at any time without effect, and it is `Send` so it can be moved to the thread that
 //! performs the blocking commit.
+//!
+//! A batch can be continued (`Batch::continuation`) before it is committed, so an appender can
+//! decide the next batch while the previous one is written and flushed: the continuation starts
+//! at the previous batch's tip, sees its stream versions and idempotency keys, and can only be
+//! committed right after it (a failed or skipped previous commit makes it stale).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::error::LogError;
 use crate::limits::{
@@ -88,17 +95,43 @@ pub(crate) struct PendingRecord {
     pub bytes: Vec<u8>,
 }
 
-/// A group-commit batch under construction. Begin one with `EventLog::batch`, add commands,
-/// then hand it to `EventLog::commit`.
+/// Source of batch identities, so a continuation can name exactly the commit it must follow.
+/// Starts at 1: 0 means "no batch" in `Acknowledged::batch`.
+static NEXT_BATCH_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What a continuation knows of the uncommitted batch it continues. The maps are shared with
+/// that batch (it takes no more commands once continued), so continuing copies nothing.
+#[derive(Debug, Clone)]
+pub(crate) struct Previous {
+    /// The log's state before the previous batch commits; while it has not, this is what the
+    /// log still shows, and the continuation is not stale.
+    pub(crate) begun_at: Acknowledged,
+    pub(crate) versions: Arc<HashMap<String, u64>>,
+    pub(crate) replies: Arc<HashMap<Vec<u8>, Vec<u8>>>,
+}
+
+/// A group-commit batch under construction. Begin one with `EventLog::batch` (or continue an
+/// uncommitted one with [`Batch::continuation`]), add commands, then hand it to
+/// `EventLog::commit`.
 ///
 /// A batch is built against the log's head when it was begun; if anything is committed in the
 /// meantime (another batch, an import), adding to it or committing it fails with
-/// `LogError::StaleBatch`.
+/// `LogError::StaleBatch`. A continuation is built against the head its previous batch will
+/// leave, and is stale unless exactly that batch's commit is the log's last write when it is
+/// committed.
 #[derive(Debug)]
 pub struct Batch {
     pub(crate) log: EventLog,
-    /// The log's acknowledged state when the batch was begun; any write since makes it stale.
+    /// This batch's identity, recorded in the log's acknowledged state by its commit.
+    pub(crate) id: u64,
+    /// The log's acknowledged state this batch is built on (for a continuation, the state its
+    /// previous batch's commit leaves); any other write makes it stale.
     pub(crate) begun_at: Acknowledged,
+    /// The uncommitted batch this one continues, while it may not be committed yet.
+    pub(crate) previous: Option<Previous>,
+    /// Set once a continuation exists: the continuation assumed this batch's tip, versions and
+    /// keys, so adding more would make the two disagree.
+    pub(crate) continued: bool,
     pub(crate) base: Head,
     /// Head after the last pending record.
     pub(crate) tip: Head,
@@ -106,9 +139,9 @@ pub struct Batch {
     pub(crate) byte_size: usize,
     pub(crate) records: Vec<PendingRecord>,
     /// Stream → version after this batch's pending records, for the streams it touches.
-    pub(crate) versions: HashMap<String, u64>,
+    pub(crate) versions: Arc<HashMap<String, u64>>,
     /// Idempotency key → reply for the commands in this batch that have a key.
-    pub(crate) replies: HashMap<Vec<u8>, Vec<u8>>,
+    pub(crate) replies: Arc<HashMap<Vec<u8>, Vec<u8>>>,
     /// Idempotency keys `committed_reply_for` found unused in the log. The batch is bound to
     /// the log's state when it was begun (any later write makes it stale), so such a key stays
     /// unused for the batch's life and `add_command` need not look it up in sled a second time.
@@ -119,16 +152,78 @@ impl Batch {
     pub(crate) fn new(log: EventLog, begun_at: Acknowledged) -> Batch {
         Batch {
             log,
+            id: NEXT_BATCH_ID.fetch_add(1, Ordering::Relaxed),
             begun_at,
+            previous: None,
+            continued: false,
             base: begun_at.head,
             tip: begun_at.head,
             commands: 0,
             byte_size: 0,
             records: Vec::new(),
-            versions: HashMap::new(),
-            replies: HashMap::new(),
+            versions: Arc::default(),
+            replies: Arc::default(),
             unused_keys: HashSet::new(),
         }
+    }
+
+    /// Begins the batch that will be committed right after this one, while this one is not
+    /// committed yet (so an appender can decide it during this one's write and flush).
+    ///
+    /// The continuation starts at this batch's tip and sees this batch's stream versions and
+    /// idempotency keys (a key pending here is `AlreadyRecorded` there, with this batch's reply).
+    /// It can be committed only once this batch has been committed and nothing else has: if
+    /// this batch's commit fails, or is never made, committing the continuation fails with
+    /// `LogError::StaleBatch` and writes nothing. This batch takes no more commands afterwards.
+    ///
+    /// At most one batch may be uncommitted ahead of a batch being built: a continuation of a
+    /// continuation is usable only once the first batch is committed, and is stale before.
+    pub fn continuation(&mut self) -> Batch {
+        self.continued = true;
+        let mut next = Batch::new(self.log.clone(), self.begun_at);
+        if self.is_empty() {
+            // Committing an empty batch writes nothing, so the continuation stands where this
+            // batch stands, on the same previous batch (if any).
+            next.previous = self.previous.clone();
+            return next;
+        }
+        next.begun_at = Acknowledged {
+            head: self.tip,
+            writes: self.begun_at.writes + 1,
+            batch: self.id,
+        };
+        next.base = self.tip;
+        next.tip = self.tip;
+        next.previous = Some(Previous {
+            begun_at: self.begun_at,
+            versions: Arc::clone(&self.versions),
+            replies: Arc::clone(&self.replies),
+        });
+        next
+    }
+
+    /// Fails with `StaleBatch` unless the log is where this batch was built to go: at its
+    /// `begun_at`, or, for a continuation, still before the previous batch's commit.
+    fn check_fresh(&self) -> Result<(), LogError> {
+        let now = self.log.acknowledged();
+        let before_previous = self
+            .previous
+            .as_ref()
+            .is_some_and(|previous| previous.begun_at == now);
+        if now != self.begun_at && !before_previous {
+            return Err(LogError::StaleBatch {
+                batch_head: self.base,
+                log_head: now.head,
+            });
+        }
+        Ok(())
+    }
+
+    /// The reply stored for `key` by the uncommitted batch this one continues, if any.
+    fn previous_reply(&self, key: &[u8]) -> Option<&Vec<u8>> {
+        self.previous
+            .as_ref()
+            .and_then(|previous| previous.replies.get(key))
     }
 
     /// The reply a committed command stored under idempotency key `key`, like
@@ -136,14 +231,16 @@ impl Batch {
     /// remembered: when there is none, a later `add_command` with this key skips its own
     /// lookup. An appender that checks keys before deciding a command (the writer does, so that
     /// a resend is answered from the stored reply) thus pays for one sled lookup, not two.
+    ///
+    /// In a continuation, a key of the batch it continues counts as committed: this batch can
+    /// only be committed (and its answers can only be given) after that one is durable.
     pub fn committed_reply_for(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, LogError> {
-        let now = self.log.acknowledged();
-        if now != self.begun_at {
-            return Err(LogError::StaleBatch {
-                batch_head: self.base,
-                log_head: now.head,
-            });
+        self.check_fresh()?;
+        if let Some(reply) = self.previous_reply(key) {
+            return Ok(Some(reply.clone()));
         }
+        // If the previous batch commits during this lookup, the log gains only keys the
+        // previous batch's map already answered, so the answer is the same either way.
         let reply = self.log.reply_for(key)?;
         if reply.is_none() {
             self.unused_keys.insert(key.to_vec());
@@ -169,13 +266,12 @@ impl Batch {
         records: &[NewRecord<'_>],
         make_reply: impl FnOnce(&[Appended]) -> Vec<u8>,
     ) -> Result<Result<Vec<Appended>, AddRejected>, LogError> {
-        let now = self.log.acknowledged();
-        if now != self.begun_at {
-            return Err(LogError::StaleBatch {
-                batch_head: self.base,
-                log_head: now.head,
-            });
+        if self.continued {
+            return Err(LogError::InvalidArgument(
+                "a batch that has been continued takes no more commands",
+            ));
         }
+        self.check_fresh()?;
         if let Some(key) = key {
             check_key(key)?;
         }
@@ -190,13 +286,14 @@ impl Batch {
         }
 
         if let Some(key) = key {
-            if let Some(reply) = self.replies.get(key) {
+            if let Some(reply) = self.replies.get(key).or_else(|| self.previous_reply(key)) {
                 return Ok(Err(AddRejected::AlreadyRecorded {
                     reply: reply.clone(),
                 }));
             }
             // A key `committed_reply_for` already found unused is still unused: the stale
-            // check above guarantees nothing was committed since.
+            // check above guarantees nothing was committed since but, for a continuation, the
+            // previous batch, whose keys were looked at just before.
             if !self.unused_keys.contains(key) {
                 if let Some(reply) = self.log.reply_for(key)? {
                     return Ok(Err(AddRejected::AlreadyRecorded { reply }));
@@ -280,11 +377,14 @@ impl Batch {
         self.commands += 1;
         self.tip = tip;
         self.records.extend(pending);
+        // The maps are shared only with a continuation, which exists only once this batch
+        // takes no more commands (checked above), so these never copy.
+        let versions = Arc::make_mut(&mut self.versions);
         for (stream, version) in touched {
-            self.versions.insert(stream.to_owned(), version);
+            versions.insert(stream.to_owned(), version);
         }
         if let Some((key, reply)) = reply {
-            self.replies.insert(key, reply);
+            Arc::make_mut(&mut self.replies).insert(key, reply);
         }
         debug_assert!(self.commands <= BATCH_COMMANDS_MAX);
         debug_assert!(self.byte_size <= BATCH_BYTES_MAX);
@@ -295,10 +395,17 @@ impl Batch {
         Ok(Ok(appended))
     }
 
-    /// The stream's version counting this batch's pending records.
+    /// The stream's version counting this batch's pending records (and those of the batch it
+    /// continues).
     fn current_version(&self, stream: &str) -> Result<u64, LogError> {
-        match self.versions.get(stream) {
+        let previous = self
+            .previous
+            .as_ref()
+            .and_then(|previous| previous.versions.get(stream));
+        match self.versions.get(stream).or(previous) {
             Some(&version) => Ok(version),
+            // Only the previous batch's commit can move the log meanwhile, and it touches none
+            // of the streams not in its map.
             None => self.log.stream_version(stream),
         }
     }

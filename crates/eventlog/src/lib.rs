@@ -8,7 +8,10 @@
 //! with [`Batch::add_command`] (which checks expected versions and idempotency keys and
 //! assigns positions and versions), then calls [`EventLog::commit`]. An appender that checks a
 //! command's idempotency key before deciding it uses [`Batch::committed_reply_for`], which
-//! spares `add_command` a second lookup of the same key. Readers share the same
+//! spares `add_command` a second lookup of the same key. To decide the next batch while one is
+//! being committed, the appender continues it with [`Batch::continuation`] before handing it
+//! to `commit`: the continuation starts at its tip, sees its stream versions and keys, and
+//! commits only right after it. Readers share the same
 //! [`EventLog`] (it is `Clone + Send + Sync`) and page through it with
 //! [`EventLog::read_from`] and [`EventLog::read_stream`] while commits go on. A directory of
 //! log format 1 is refused by [`EventLog::open`] ([`LogError::NeedsMigration`]) and converted
@@ -38,8 +41,11 @@
 //! [`EventLog`] is a cheap handle (`Clone + Send + Sync`). Reads take `&self` and run while a
 //! commit flushes. There must be one appender: a [`Batch`] is bound to the state of the log
 //! when it was begun, and committing or adding to it after any other write fails with
-//! [`LogError::StaleBatch`]. A [`Batch`] owns its data (`Send + 'static`), so the appender can
-//! move it to a blocking thread for the commit.
+//! [`LogError::StaleBatch`]. A continuation is bound to the state its previous batch's commit
+//! leaves: if that commit fails (or is never made), the continuation is stale and commits
+//! nothing, so a batch decided against state that included a lost batch can never be written.
+//! A [`Batch`] owns its data (`Send + 'static`), so the appender can move it to a blocking
+//! thread for the commit.
 //!
 //! # Storage layout (log format 2)
 //! One sled tree, [`keys::TREE`], with one-byte key prefixes (the catalogue is in [`keys`]):

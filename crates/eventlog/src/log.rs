@@ -36,6 +36,9 @@ pub enum FaultPlan {
     FailBeforeWrite,
     /// The next write reaches sled's memory but its flush fails, so the write must be undone.
     FailFlush,
+    /// Like `FailFlush`, but the write first waits this many milliseconds: a commit held in
+    /// flight that then fails, for tests of an appender that decides the next batch meanwhile.
+    FailFlushAfterMs(u64),
     /// The next write is applied and flushed (durable), but fails before the in-memory indexes
     /// and the head move: the state a crash right after the flush leaves. The log refuses
     /// writes until reopened, and reopening must find the write whole, indexes included.
@@ -113,12 +116,15 @@ impl Drop for Inner {
     }
 }
 
-/// The acknowledged head and how many writes have been acknowledged since open. The count
-/// tells batches apart even when a write did not move the head (a batch of replies only).
+/// The acknowledged head, how many writes have been acknowledged since open, and which batch
+/// made the last one. The count tells batches apart even when a write did not move the head (a
+/// batch of replies only); the batch names the one commit a continuation may follow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Acknowledged {
     pub(crate) head: Head,
     pub(crate) writes: u64,
+    /// The id of the batch whose commit was the last write (0: none, or an import).
+    pub(crate) batch: u64,
 }
 
 #[derive(Debug)]
@@ -135,6 +141,8 @@ pub(crate) struct WriterState {
 pub(crate) struct Write {
     entries: Vec<([u8; 9], Vec<u8>)>,
     head: Head,
+    /// The id of the batch being committed (0 for imports).
+    batch: u64,
     /// First positions of the new chunks.
     chunk_starts: Vec<u64>,
     /// Each new record's stream and position, in position order.
@@ -189,7 +197,11 @@ impl EventLog {
                     poisoned: false,
                     blobs_synced_through: -1,
                 }),
-                acknowledged: RwLock::new(Acknowledged { head, writes: 0 }),
+                acknowledged: RwLock::new(Acknowledged {
+                    head,
+                    writes: 0,
+                    batch: 0,
+                }),
                 index: RwLock::new(index),
                 runs: Mutex::new(Some(runs)),
                 runs_thread: Mutex::new(Some(runs_thread)),
@@ -279,6 +291,10 @@ impl EventLog {
     /// the head has not moved, and the log accepts the next batch (unless the error is
     /// `Poisoned`). After a crash, an unacknowledged batch may or may not be present, but
     /// always entirely or not at all.
+    ///
+    /// A continuation (`Batch::continuation`) commits only when its previous batch's commit
+    /// was the log's last write; otherwise (that commit failed or was not made) it is
+    /// `StaleBatch` and nothing is written.
     pub fn commit(&self, batch: Batch) -> Result<Committed, LogError> {
         if batch.log.inner.id != self.inner.id {
             return Err(LogError::StaleBatch {
@@ -306,6 +322,7 @@ impl EventLog {
         let mut chunks = ValueBuilder::default();
         let mut write = Write {
             head: batch.tip,
+            batch: batch.id,
             ..Write::default()
         };
         write.records.reserve(batch.records.len());
@@ -333,9 +350,10 @@ impl EventLog {
         write.add_chunks(chunks);
         let mut sections = ValueBuilder::sections_from(self.index().next_section);
         write.replies.reserve(batch.replies.len());
-        for (key, reply) in batch.replies {
-            let section = sections.add_reply(&key, &reply);
-            write.replies.push((key, section));
+        // By reference: a continuation being built may share the map.
+        for (key, reply) in batch.replies.iter() {
+            let section = sections.add_reply(key, reply);
+            write.replies.push((key.clone(), section));
         }
         write.add_sections(sections);
         let records = batch.tip.position - batch.base.position;
@@ -350,9 +368,9 @@ impl EventLog {
     /// Makes the next write (`commit` or one chunk of `import_raw`) fail as planned.
     ///
     /// Test support for failure handling: the failure surfaces as `LogError::Io`. After
-    /// `FailBeforeWrite` and `FailFlush` the log is left exactly as before the write; after
-    /// `FailAfterFlush` the write is durable but unacknowledged and the log refuses writes
-    /// until reopened.
+    /// `FailBeforeWrite` and `FailFlush` (or `FailFlushAfterMs`) the log is left exactly as
+    /// before the write; after `FailAfterFlush` the write is durable but unacknowledged and the
+    /// log refuses writes until reopened.
     pub fn inject_fault(&self, plan: FaultPlan) -> Result<(), LogError> {
         self.lock_writer()?.fault = Some(plan);
         Ok(())
@@ -680,6 +698,10 @@ impl EventLog {
                 if fault == Some(FaultPlan::FailFlush) {
                     return Err(injected("flush"));
                 }
+                if let Some(FaultPlan::FailFlushAfterMs(millis)) = fault {
+                    std::thread::sleep(Duration::from_millis(millis));
+                    return Err(injected("flush"));
+                }
                 self.inner.db.flush()?;
                 self.sync_files(state)?;
                 Ok(())
@@ -744,6 +766,7 @@ impl EventLog {
         *acknowledged = Acknowledged {
             head: write.head,
             writes: acknowledged.writes + 1,
+            batch: write.batch,
         };
         Ok(())
     }

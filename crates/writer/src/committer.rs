@@ -2,6 +2,13 @@
 //! Each batch is decided in order against the in-memory state, appended with one atomic write
 //! and one flush, and only then answered. Nothing is acknowledged before its flush returns.
 //!
+//! The commit is pipelined: while batch N is written and flushed on a blocking thread, the
+//! committer decides the commands that arrive into batch N+1, a continuation of N in the log
+//! (`eventlog::Batch::continuation`: it sees N's stream versions and command ids and can only
+//! be committed right after N). At most one batch is in flight. If N's commit fails, N+1 was
+//! decided against state that included N: it is never committed, every command of both is
+//! answered `unavailable`, and the state is reloaded from the log.
+//!
 //! The answers of a batch go out from their own task (`answer_batches`), so the committer
 //! starts on the next batch while the replies of the last one are encoded and sent.
 
@@ -11,7 +18,7 @@ use std::sync::Arc;
 use bus::{Bus, Message};
 use clock::Clock;
 use domain::{evolve, ErrorCode, State, Timestamp};
-use eventlog::{AddRejected, Batch, EventLog, NewRecord};
+use eventlog::{AddRejected, Batch, Committed, EventLog, LogError, NewRecord};
 
 use crate::shared_log::SharedLog;
 use protocol::{Format, Reply};
@@ -122,65 +129,109 @@ impl Committer {
         }
     }
 
-    /// Decides, commits and answers one batch.
-    async fn process(
+    /// Decides `incoming` (and what it carries over) into `building` against the state now.
+    fn decide(
         &mut self,
+        building: &mut Building,
         incoming: Vec<Message>,
         carry: &mut VecDeque<Message>,
-    ) -> Result<(), WriterError> {
-        let log = match self.log.get() {
-            Ok(log) => log,
-            Err(_) => {
-                // The log is being reopened after a failure: nothing can be decided now.
-                let refused = incoming
-                    .into_iter()
-                    .chain(carry.drain(..))
-                    .map(|message| Pending {
-                        message,
-                        reply: unavailable(),
-                    })
-                    .collect();
-                self.answer(refused).await;
-                return self.recover().await;
-            }
-        };
+    ) {
         let now = self.clock.now();
-        let (batch, mut pending) = build_batch(
-            &mut self.state,
-            &self.command_prefix,
-            now,
-            &log,
-            incoming,
-            carry,
-        );
-        if !batch.is_empty() {
+        building.decide(&mut self.state, &self.command_prefix, now, incoming, carry);
+    }
+
+    /// Commits `building`; while it is written, decides the commands that arrive into its
+    /// continuation, then commits that the same way, and so on, until a batch has nothing to
+    /// write or a commit fails. Returns with nothing in flight and the state at the log's head.
+    async fn pipeline(
+        &mut self,
+        log: EventLog,
+        mut building: Building,
+        carry: &mut VecDeque<Message>,
+        queue: &mut mpsc::Receiver<Message>,
+        queue_open: &mut bool,
+    ) -> Result<(), WriterError> {
+        // Answers of the batch committed last, sent once the next commit has started, so that
+        // handing them over never delays the disk.
+        let mut durable: Vec<Pending> = Vec::new();
+        loop {
+            if building.batch.is_empty() {
+                // Nothing to write: these answers (rejections, stored replies) were decided
+                // after the batch before, which is durable now, and wait for nothing else.
+                durable.append(&mut building.pending);
+                self.answer(durable).await;
+                return Ok(());
+            }
+            let next = Building::new(building.batch.continuation());
+            let batch = std::mem::replace(&mut building, next);
+            let commands = batch.batch.len();
+            let in_flight = batch.pending;
             let committing = log.clone();
-            let commands = batch.len();
-            let committed = tokio::task::spawn_blocking(move || committing.commit(batch))
-                .await
-                .map_err(|e| WriterError::Task(e.to_string()))?;
+            let eventlog_batch = batch.batch;
+            let mut commit = tokio::task::spawn_blocking(move || committing.commit(eventlog_batch));
+            self.answer(std::mem::take(&mut durable)).await;
+
+            // Deciding during the commit puts the state ahead of the log; a snapshot must be of
+            // the committed head, so when one is due this commit runs without overlap and the
+            // snapshot is taken at the quiet point that follows.
+            let overlap = !self.snapshot_due().await;
+            if overlap {
+                // What the last batch could not take (it was full, or repeated one of its
+                // command ids) goes first into this one.
+                if let Some(first) = carry.pop_front() {
+                    let incoming = gather(first, carry, queue);
+                    self.decide(&mut building, incoming, carry);
+                }
+            }
+            let joined = loop {
+                // A carried command goes first into the next decide, so nothing new is taken
+                // past it (it waits for a full batch or repeats an id of this one).
+                let take_more = overlap && *queue_open && carry.is_empty();
+                tokio::select! {
+                    biased;
+                    joined = &mut commit => break joined,
+                    message = queue.recv(), if take_more => match message {
+                        Some(message) => {
+                            let incoming = gather(message, carry, queue);
+                            self.decide(&mut building, incoming, carry);
+                        }
+                        None => *queue_open = false,
+                    },
+                }
+            };
+            let committed: Result<Committed, LogError> =
+                joined.map_err(|e| WriterError::Task(e.to_string()))?;
             match committed {
                 Ok(committed) => {
                     debug!(commands, head = committed.head.position, "batch committed");
                     let _ = self.committed.send(committed.head.position);
+                    durable = in_flight;
                 }
                 Err(log_error) => {
                     // Nothing of the batch is durable: every answer of it becomes `unavailable`
                     // (rejections too, since they were decided against state that included the
-                    // batch), and the state goes back to what the log holds.
-                    error!(%log_error, commands, "batch commit failed; answering unavailable");
-                    for answer in &mut pending {
+                    // batch), and so does every answer of its continuation, which was decided
+                    // against that state and which the log would refuse as stale anyway. The
+                    // state goes back to what the log holds.
+                    error!(
+                        %log_error,
+                        commands,
+                        next_commands = building.pending.len(),
+                        "batch commit failed; answering unavailable"
+                    );
+                    let mut refused = in_flight;
+                    refused.append(&mut building.pending);
+                    for answer in &mut refused {
                         answer.reply = unavailable();
                     }
+                    // Both hold handles on the log, which `recover` must be able to reopen.
+                    drop(building);
                     drop(log);
-                    self.answer(pending).await;
+                    self.answer(refused).await;
                     return self.recover().await;
                 }
             }
         }
-        self.answer(pending).await;
-        self.maybe_snapshot().await;
-        Ok(())
     }
 
     /// Hands a batch's answers to `answer_batches`. Call only once the batch is durable (or
@@ -233,25 +284,35 @@ impl Committer {
     /// (taken here, where the state is exactly the committed head); encoding, writing and
     /// syncing the file happen on a blocking thread while batches go on.
     async fn maybe_snapshot(&mut self) {
-        self.reap_snapshot().await;
-        if self.snapshot_in_flight.is_some() {
+        if !self.snapshot_due().await {
             return;
         }
         let head = self.log.head();
-        let behind = head.position.saturating_sub(self.snapshot_position);
-        let by_count =
-            self.config.snapshot_every_events > 0 && behind >= self.config.snapshot_every_events;
-        let by_time = !self.config.snapshot_every.is_zero()
-            && behind > 0
-            && self.snapshot_started.elapsed() >= self.config.snapshot_every;
-        if !(by_count || by_time) {
-            return;
-        }
         let state = self.state.clone();
         let data_dir = self.config.data_dir.clone();
         self.snapshot_started = std::time::Instant::now();
         let writing = tokio::task::spawn_blocking(move || snapshot::save(&data_dir, head, &state));
         self.snapshot_in_flight = Some((head.position, writing));
+    }
+
+    /// True when enough events or time have passed since the last snapshot and none is being
+    /// written (taking the result of one that has finished).
+    async fn snapshot_due(&mut self) -> bool {
+        self.reap_snapshot().await;
+        if self.snapshot_in_flight.is_some() {
+            return false;
+        }
+        let behind = self
+            .log
+            .head()
+            .position
+            .saturating_sub(self.snapshot_position);
+        let by_count =
+            self.config.snapshot_every_events > 0 && behind >= self.config.snapshot_every_events;
+        let by_time = !self.config.snapshot_every.is_zero()
+            && behind > 0
+            && self.snapshot_started.elapsed() >= self.config.snapshot_every;
+        by_count || by_time
     }
 
     /// Takes the result of the background snapshot once it is done.
@@ -325,146 +386,176 @@ impl Committer {
     }
 }
 
-/// Decides `incoming` in order into one batch against `state` at `now`, folding each accepted
-/// command's events into `state` as it is added (so later commands of the batch see it).
-/// Commands that do not fit, or that repeat a command id already in this batch, go back to
-/// `carry` for the next batch (so a resend is answered from the stored reply once the first is
-/// durable). Returns the batch and every answer decided so far, in order.
-pub(crate) fn build_batch(
-    state: &mut State,
-    command_prefix: &str,
-    now: Timestamp,
-    log: &EventLog,
-    incoming: Vec<Message>,
-    carry: &mut VecDeque<Message>,
-) -> (Batch, Vec<Pending>) {
-    let mut batch = log.batch();
-    let mut pending = Vec::with_capacity(incoming.len());
-    let mut keys = HashSet::with_capacity(incoming.len());
-    let mut incoming = incoming.into_iter();
-    while let Some(message) = incoming.next() {
-        let command_type = message.subject.strip_prefix(command_prefix).unwrap_or("");
-        let content_type = message.headers.get("Content-Type");
-        let decoded = match protocol::decode_command(command_type, &message.payload, content_type) {
-            Ok(decoded) => decoded,
-            Err(invalid) => {
-                let reply = error_reply(ErrorCode::InvalidCommand, invalid.message);
-                pending.push(Pending { message, reply });
-                continue;
-            }
-        };
-        let command = decoded.command;
-        let key = *command.command_id.0.as_bytes();
-        if !keys.insert(key) {
-            carry.push_back(message);
-            continue;
+/// A batch being decided: the log's batch, the answers decided so far (in order), and the
+/// command ids in it.
+pub(crate) struct Building {
+    batch: Batch,
+    pending: Vec<Pending>,
+    /// Command ids decided into this batch; a repeat waits for the next batch, where it is
+    /// answered from the stored reply.
+    keys: HashSet<[u8; 16]>,
+}
+
+impl Building {
+    pub(crate) fn new(batch: Batch) -> Building {
+        Building {
+            batch,
+            pending: Vec::new(),
+            keys: HashSet::new(),
         }
-        match batch.committed_reply_for(&key) {
-            Ok(Some(stored)) => {
-                let reply = protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
-                    error_reply(ErrorCode::Unavailable, "stored reply unreadable")
-                });
-                pending.push(Pending { message, reply });
-                continue;
-            }
-            Ok(None) => {}
-            Err(log_error) => {
-                error!(%log_error, "idempotency lookup failed");
-                pending.push(Pending {
-                    message,
-                    reply: unavailable(),
-                });
-                continue;
-            }
-        }
-        let outcome = match protocol::decide_command(state, &command, now) {
-            Ok(outcome) => outcome,
-            Err(rejection) => {
-                let reply = error_reply(rejection.code, rejection.message);
-                pending.push(Pending { message, reply });
-                continue;
-            }
-        };
-        let encoded = match outcome.encode_records() {
-            Ok(encoded) => encoded,
-            Err(codec_error) => {
-                // An event the codec refuses (over the record size bound) is this command's
-                // problem, not the batch's: refuse it alone.
-                warn!(%codec_error, "an event could not be encoded");
-                let reply = error_reply(
-                    ErrorCode::InvalidCommand,
-                    "the command's events exceed the size limit",
-                );
-                pending.push(Pending { message, reply });
-                continue;
-            }
-        };
-        let records: Vec<NewRecord<'_>> = encoded
-            .iter()
-            .map(|record| NewRecord {
-                stream: &record.stream,
-                payload: &record.bytes,
-            })
-            .collect();
-        let head_before = batch.tip().position;
-        let mut reply = None;
-        let added = batch.add_command(Some(&key), &[], &records, |appended| {
-            let accepted = outcome.reply(
-                head_before,
-                appended
-                    .iter()
-                    .map(|a| (a.position, a.stream.as_str(), a.version)),
-            );
-            // Replies are small and always encodable; an empty stored reply would only
-            // make a resend answer `unavailable`, never a wrong answer.
-            let bytes = protocol::encode_reply(&accepted, Format::Bincode).unwrap_or_default();
-            reply = Some(accepted);
-            bytes
-        });
-        match added {
-            Ok(Ok(_)) => {
-                for event in &outcome.events {
-                    evolve(state, event);
-                }
-                let reply = reply.unwrap_or_else(unavailable);
-                pending.push(Pending { message, reply });
-            }
-            Ok(Err(AddRejected::BatchFull)) => {
-                keys.remove(&key);
+    }
+
+    /// Decides `incoming` in order into this batch against `state` at `now`, folding each
+    /// accepted command's events into `state` as it is added (so later commands see it).
+    /// Commands that do not fit, or that repeat a command id already in this batch, go back to
+    /// `carry` for the next batch (so a resend is answered from the stored reply). A command id
+    /// of the batch this one continues is answered with that batch's stored reply: this batch's
+    /// answers go out only after it is durable, which is after that batch is.
+    pub(crate) fn decide(
+        &mut self,
+        state: &mut State,
+        command_prefix: &str,
+        now: Timestamp,
+        incoming: Vec<Message>,
+        carry: &mut VecDeque<Message>,
+    ) {
+        let Building {
+            batch,
+            pending,
+            keys,
+        } = self;
+        pending.reserve(incoming.len());
+        let mut incoming = incoming.into_iter();
+        while let Some(message) = incoming.next() {
+            let command_type = message.subject.strip_prefix(command_prefix).unwrap_or("");
+            let content_type = message.headers.get("Content-Type");
+            let decoded =
+                match protocol::decode_command(command_type, &message.payload, content_type) {
+                    Ok(decoded) => decoded,
+                    Err(invalid) => {
+                        let reply = error_reply(ErrorCode::InvalidCommand, invalid.message);
+                        pending.push(Pending { message, reply });
+                        continue;
+                    }
+                };
+            let command = decoded.command;
+            let key = *command.command_id.0.as_bytes();
+            if !keys.insert(key) {
                 carry.push_back(message);
-                carry.extend(incoming.by_ref());
-                break;
+                continue;
             }
-            Ok(Err(AddRejected::AlreadyRecorded { reply })) => {
-                let reply = protocol::decode_reply(&reply, Format::Bincode)
-                    .unwrap_or_else(|_| unavailable());
-                pending.push(Pending { message, reply });
+            match batch.committed_reply_for(&key) {
+                Ok(Some(stored)) => {
+                    let reply =
+                        protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
+                            error_reply(ErrorCode::Unavailable, "stored reply unreadable")
+                        });
+                    pending.push(Pending { message, reply });
+                    continue;
+                }
+                Ok(None) => {}
+                Err(log_error) => {
+                    error!(%log_error, "idempotency lookup failed");
+                    pending.push(Pending {
+                        message,
+                        reply: unavailable(),
+                    });
+                    continue;
+                }
             }
-            Ok(Err(AddRejected::VersionConflict { stream, .. })) => {
-                let reply =
-                    error_reply(ErrorCode::VersionConflict, format!("stream {stream} moved"));
-                pending.push(Pending { message, reply });
-            }
-            Err(log_error) => {
-                error!(%log_error, "could not add a command to the batch");
-                pending.push(Pending {
-                    message,
-                    reply: unavailable(),
-                });
+            let outcome = match protocol::decide_command(state, &command, now) {
+                Ok(outcome) => outcome,
+                Err(rejection) => {
+                    let reply = error_reply(rejection.code, rejection.message);
+                    pending.push(Pending { message, reply });
+                    continue;
+                }
+            };
+            let encoded = match outcome.encode_records() {
+                Ok(encoded) => encoded,
+                Err(codec_error) => {
+                    // An event the codec refuses (over the record size bound) is this command's
+                    // problem, not the batch's: refuse it alone.
+                    warn!(%codec_error, "an event could not be encoded");
+                    let reply = error_reply(
+                        ErrorCode::InvalidCommand,
+                        "the command's events exceed the size limit",
+                    );
+                    pending.push(Pending { message, reply });
+                    continue;
+                }
+            };
+            let records: Vec<NewRecord<'_>> = encoded
+                .iter()
+                .map(|record| NewRecord {
+                    stream: &record.stream,
+                    payload: &record.bytes,
+                })
+                .collect();
+            let head_before = batch.tip().position;
+            let mut reply = None;
+            let added = batch.add_command(Some(&key), &[], &records, |appended| {
+                let accepted = outcome.reply(
+                    head_before,
+                    appended
+                        .iter()
+                        .map(|a| (a.position, a.stream.as_str(), a.version)),
+                );
+                // Replies are small and always encodable; an empty stored reply would only
+                // make a resend answer `unavailable`, never a wrong answer.
+                let bytes = protocol::encode_reply(&accepted, Format::Bincode).unwrap_or_default();
+                reply = Some(accepted);
+                bytes
+            });
+            match added {
+                Ok(Ok(_)) => {
+                    for event in &outcome.events {
+                        evolve(state, event);
+                    }
+                    let reply = reply.unwrap_or_else(unavailable);
+                    pending.push(Pending { message, reply });
+                }
+                Ok(Err(AddRejected::BatchFull)) => {
+                    keys.remove(&key);
+                    carry.push_back(message);
+                    carry.extend(incoming.by_ref());
+                    break;
+                }
+                Ok(Err(AddRejected::AlreadyRecorded { reply })) => {
+                    let reply = protocol::decode_reply(&reply, Format::Bincode)
+                        .unwrap_or_else(|_| unavailable());
+                    pending.push(Pending { message, reply });
+                }
+                Ok(Err(AddRejected::VersionConflict { stream, .. })) => {
+                    let reply =
+                        error_reply(ErrorCode::VersionConflict, format!("stream {stream} moved"));
+                    pending.push(Pending { message, reply });
+                }
+                Err(log_error) => {
+                    error!(%log_error, "could not add a command to the batch");
+                    pending.push(Pending {
+                        message,
+                        reply: unavailable(),
+                    });
+                }
             }
         }
     }
-    (batch, pending)
 }
 
-/// The committer's loop: batches form from whatever waits in the queue when the previous batch
-/// is done, up to the batch bounds.
+/// The committer's loop: a batch forms from whatever waits in the queue when nothing is in
+/// flight, up to the batch bounds; then `Committer::pipeline` keeps deciding the next batch
+/// while the last one commits, for as long as commands keep coming.
 pub(crate) async fn run(
     mut committer: Committer,
     mut queue: mpsc::Receiver<Message>,
 ) -> Result<(), WriterError> {
     let mut carry: VecDeque<Message> = VecDeque::new();
+    let mut queue_open = true;
     loop {
+        // Nothing is in flight and nothing decided is unwritten: the state is exactly the
+        // committed head, the one point where a snapshot may be taken.
+        committer.maybe_snapshot().await;
         let first = match carry.pop_front() {
             Some(message) => message,
             None => match queue.recv().await {
@@ -472,25 +563,57 @@ pub(crate) async fn run(
                 None => break,
             },
         };
-        let mut bytes = first.payload.len();
-        let mut incoming = vec![first];
-        while incoming.len() < eventlog::limits::BATCH_COMMANDS_MAX
-            && bytes < eventlog::limits::BATCH_BYTES_MAX
-        {
-            let next = match carry.pop_front() {
-                Some(message) => message,
-                None => match queue.try_recv() {
-                    Ok(message) => message,
-                    Err(_) => break,
-                },
-            };
-            bytes += next.payload.len();
-            incoming.push(next);
-        }
-        committer.process(incoming, &mut carry).await?;
+        let incoming = gather(first, &mut carry, &mut queue);
+        let log = match committer.log.get() {
+            Ok(log) => log,
+            Err(_) => {
+                // The log is being reopened after a failure: nothing can be decided now.
+                let refused = incoming
+                    .into_iter()
+                    .chain(carry.drain(..))
+                    .map(|message| Pending {
+                        message,
+                        reply: unavailable(),
+                    })
+                    .collect();
+                committer.answer(refused).await;
+                committer.recover().await?;
+                continue;
+            }
+        };
+        let mut building = Building::new(log.batch());
+        committer.decide(&mut building, incoming, &mut carry);
+        committer
+            .pipeline(log, building, &mut carry, &mut queue, &mut queue_open)
+            .await?;
     }
     committer.final_index_run().await;
     committer.final_snapshot().await
+}
+
+/// The commands for one decide step: `first`, then what waits in `carry` and the queue, up to
+/// the batch bounds (a batch that fills carries the rest over).
+fn gather(
+    first: Message,
+    carry: &mut VecDeque<Message>,
+    queue: &mut mpsc::Receiver<Message>,
+) -> Vec<Message> {
+    let mut bytes = first.payload.len();
+    let mut incoming = vec![first];
+    while incoming.len() < eventlog::limits::BATCH_COMMANDS_MAX
+        && bytes < eventlog::limits::BATCH_BYTES_MAX
+    {
+        let next = match carry.pop_front() {
+            Some(message) => message,
+            None => match queue.try_recv() {
+                Ok(message) => message,
+                Err(_) => break,
+            },
+        };
+        bytes += next.payload.len();
+        incoming.push(next);
+    }
+    incoming
 }
 
 /// Sends the answers of each batch the committer hands over, in the order given. It runs beside
@@ -596,22 +719,32 @@ mod tests {
             }
         }
 
-        /// Builds a batch of `incoming` and commits it; returns the answers and the carry.
-        fn run(&mut self, incoming: Vec<Message>) -> (Vec<Reply>, VecDeque<Message>) {
+        /// Decides `incoming` into `building`; returns the carry.
+        fn decide(&mut self, building: &mut Building, incoming: Vec<Message>) -> VecDeque<Message> {
             let mut carry = VecDeque::new();
-            let (batch, pending) = build_batch(
+            building.decide(
                 &mut self.state,
                 PREFIX,
                 Timestamp::from_millis(1_000_000),
-                &self.log,
                 incoming,
                 &mut carry,
             );
-            if !batch.is_empty() {
-                self.log.commit(batch).unwrap();
-            }
-            (pending.into_iter().map(|p| p.reply).collect(), carry)
+            carry
         }
+
+        /// Builds a batch of `incoming` and commits it; returns the answers and the carry.
+        fn run(&mut self, incoming: Vec<Message>) -> (Vec<Reply>, VecDeque<Message>) {
+            let mut building = Building::new(self.log.batch());
+            let carry = self.decide(&mut building, incoming);
+            if !building.batch.is_empty() {
+                self.log.commit(building.batch).unwrap();
+            }
+            (replies(building.pending), carry)
+        }
+    }
+
+    fn replies(pending: Vec<Pending>) -> Vec<Reply> {
+        pending.into_iter().map(|p| p.reply).collect()
     }
 
     fn code(reply: &Reply) -> Option<ErrorCode> {
@@ -723,5 +856,128 @@ mod tests {
         let (rest, _) = fixture.run(carry.into_iter().collect());
         assert!(rest.iter().all(|reply| code(reply).is_none()));
         assert_eq!(fixture.log.head().position, commands as u64);
+    }
+
+    #[test]
+    fn r_m7_a_repeat_in_the_next_batch_decided_while_the_first_commits_gets_the_first_reply() {
+        let mut fixture = Fixture::new();
+        let mut first = Building::new(fixture.log.batch());
+        let carry = fixture.decide(&mut first, vec![register(50, "alice")]);
+        assert!(carry.is_empty());
+        // The next batch is decided before the first is committed, as the pipelined committer
+        // does: the repeat must not be decided again (the state already has alice, so deciding
+        // it would reject it) but answered with the first command's reply.
+        let mut second = Building::new(first.batch.continuation());
+        let carry = fixture.decide(
+            &mut second,
+            vec![register(50, "alice"), register(51, "bob")],
+        );
+        assert!(carry.is_empty());
+        fixture.log.commit(first.batch).unwrap();
+        fixture.log.commit(second.batch).unwrap();
+        let first = replies(first.pending);
+        let second = replies(second.pending);
+        assert_eq!(second[0], first[0], "the repeat gets the stored reply");
+        assert_eq!(
+            encode_reply(&second[0], Format::Bincode).unwrap(),
+            encode_reply(&first[0], Format::Bincode).unwrap()
+        );
+        let Reply::Ok { position, .. } = &second[1] else {
+            panic!("expected acceptance: {:?}", second[1]);
+        };
+        assert_eq!(*position, 2, "bob follows alice's batch");
+        assert_eq!(fixture.log.head().position, 2, "alice appended once");
+        // And once both are durable, a third resend is answered from the log, the same way.
+        let (third, _) = fixture.run(vec![register(50, "alice")]);
+        assert_eq!(third[0], first[0]);
+    }
+
+    /// A pipelined committer over a log whose first commit is held in flight and then fails:
+    /// the commands decided meanwhile (into the continuation) are answered `unavailable` with
+    /// it, nothing of either is written, and the state is reloaded from the log, so the same
+    /// commands sent again are decided afresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_takes_the_batch_decided_during_it_down_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = WriterConfig::new(dir.path());
+        config.snapshot_every_events = 0;
+        config.snapshot_every = std::time::Duration::ZERO;
+        let config = Arc::new(config);
+        let log = EventLog::open(&config.log_dir()).unwrap();
+        let shared = SharedLog::new(config.log_dir(), log.clone());
+        let (committed_tx, _committed_rx) = watch::channel(0);
+        let (answers_tx, mut answers_rx) = mpsc::channel(ANSWER_BATCHES_MAX);
+        let (queue_tx, queue_rx) = mpsc::channel(64);
+        let committer = Committer::new(
+            config.clone(),
+            Bus::in_process(),
+            shared.clone(),
+            Clock::system(),
+            State::new(Config::default()),
+            committed_tx,
+            answers_tx,
+            0,
+        );
+        log.inject_fault(eventlog::FaultPlan::FailFlushAfterMs(1_500))
+            .unwrap();
+        drop(log);
+        let running = tokio::spawn(run(committer, queue_rx));
+
+        queue_tx.send(register(60, "alice")).await.unwrap();
+        // The first commit is now held for 1.5 s; these arrive during it.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        queue_tx.send(register(61, "bob")).await.unwrap();
+        queue_tx.send(register(60, "alice")).await.unwrap();
+
+        let mut answered: Vec<Reply> = Vec::new();
+        while answered.len() < 3 {
+            let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
+                .await
+                .expect("answers in time")
+                .expect("answers");
+            answered.extend(replies(batch));
+        }
+        assert_eq!(answered.len(), 3, "{answered:?}");
+        assert!(
+            answered
+                .iter()
+                .all(|reply| code(reply) == Some(ErrorCode::Unavailable)),
+            "{answered:?}"
+        );
+
+        // Sent again after the recovery: decided against the reloaded (empty) state, so bob is
+        // accepted first, at position 1, and alice is no duplicate.
+        queue_tx.send(register(61, "bob")).await.unwrap();
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let again = replies(batch);
+        let Reply::Ok { position, .. } = &again[0] else {
+            panic!("expected acceptance: {again:?}");
+        };
+        assert_eq!(*position, 1);
+        queue_tx.send(register(60, "alice")).await.unwrap();
+        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let again = replies(batch);
+        let Reply::Ok { position, .. } = &again[0] else {
+            panic!("expected acceptance: {again:?}");
+        };
+        assert_eq!(*position, 2);
+
+        drop(queue_tx);
+        running.await.unwrap().unwrap();
+        let log = shared.get().unwrap();
+        assert_eq!(log.head().position, 2);
+        let streams: Vec<String> = log
+            .read_from(1, 10, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|record| record.stream)
+            .collect();
+        assert_eq!(streams.len(), 2, "{streams:?}");
     }
 }

@@ -11,6 +11,8 @@ mod chain;
 
 /// Appending batches: positions, versions, expected-version checks, batch bounds.
 mod append;
+/// Continued batches: decided before the previous one commits, committed strictly after it.
+mod continuation;
 /// SIGKILL a child process that appends, and check every acknowledged record survives.
 mod crash;
 /// Raw export and import reproduce the head hash.
