@@ -222,7 +222,7 @@ impl Store {
             ),
             OpenFor::Rebuilding => (REBUILD_CACHE_BYTES, REBUILD_HELD_BYTES, None),
         };
-        let db = config.cache_capacity(cache).open()?;
+        let db = open_waiting_for_lock(&config.cache_capacity(cache))?;
         let checkpoint = match db.get(CHECKPOINT_KEY)? {
             None => 0,
             Some(bytes) => {
@@ -475,6 +475,28 @@ impl Drop for Store {
         if let Some(handle) = handle {
             // Its error, if any, leaves sled at the previous image, which reopening resumes.
             drop(handle.join());
+        }
+    }
+}
+
+/// How long opening waits for sled's directory lock, which a handle dropped a moment ago may
+/// still hold for a little while (spacejam/sled#1234): a swapped-in model is reopened right
+/// after its instances are closed, and a restarted one right after it stopped.
+const OPEN_LOCK_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// Opens sled, retrying for up to [`OPEN_LOCK_WAIT_MAX`] while its file lock is held.
+fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, ProjectionError> {
+    let started = Instant::now();
+    loop {
+        match config.open() {
+            // sled 0.34.7 reports a held lock only as this message inside an IO error.
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < OPEN_LOCK_WAIT_MAX =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            result => return Ok(result?),
         }
     }
 }
