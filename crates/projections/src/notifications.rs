@@ -58,7 +58,7 @@ use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::query::{unknown_op, QueryRequest};
 use crate::runtime::{OpenFor, Outgoing, Projector};
-use crate::store::{millis_from_ordered, store_path, Changes, Direction, Dump, Key, Store};
+use crate::store::{millis_from_ordered, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
 /// The model's name.
@@ -69,9 +69,6 @@ pub const NAME: &str = "notifications";
 /// differently, so a store of another layout is refused ([`ProjectionError::Layout`]) rather than
 /// read, and rebuilt from the log when served ([`Notifications::open`]).
 pub const LAYOUT_VERSION: u32 = 2;
-
-/// Where the layout version is kept.
-const LAYOUT_KEY: &[u8] = b"v/layout";
 
 /// The most items in one published batch (a few tens of KiB); more wait for the next tick.
 pub const BATCH_ITEMS_MAX: usize = 100;
@@ -207,23 +204,7 @@ impl Notifications {
     /// rebuilds it as it catches up instead of refusing to start. (Items the old store had
     /// made and not yet sent are made again, and the late grace drops the old ones.)
     pub fn open(data_dir: &Path) -> Result<Notifications, ProjectionError> {
-        let path = store_path(data_dir, NAME);
-        crate::swap::recover(&path)?;
-        match Notifications::open_path(&path) {
-            Err(ProjectionError::Layout {
-                found, expected, ..
-            }) => {
-                tracing::warn!(
-                    model = NAME,
-                    found,
-                    expected,
-                    "the store has an earlier key layout; rebuilding it from the log"
-                );
-                crate::swap::remove_dir(&path)?;
-                Notifications::open_path(&path)
-            }
-            opened => opened,
-        }
+        crate::store::open_served(data_dir, NAME, Notifications::open_path)
     }
 
     /// Opens the model in the directory `path`, to serve.
@@ -237,14 +218,18 @@ impl Notifications {
     /// Fails with [`ProjectionError::Layout`] for a store of another key layout.
     pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
-            store: checked_layout(Store::open_for(path, purpose)?)?,
+            store: crate::store::checked_layout(
+                Store::open_for(path, purpose)?,
+                NAME,
+                LAYOUT_VERSION,
+            )?,
         })
     }
 
     /// A model in a temporary store (tests, rebuild comparisons).
     pub fn temporary() -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
-            store: checked_layout(Store::temporary()?)?,
+            store: crate::store::checked_layout(Store::temporary()?, NAME, LAYOUT_VERSION)?,
         })
     }
 
@@ -1016,23 +1001,4 @@ fn update_items(
         }
     }
     Ok(())
-}
-
-/// `store` if it holds this module's layout; a new store is marked with it. Anything applied
-/// without the mark is of an earlier layout (checkpoint above 0): refused, never misread.
-fn checked_layout(store: Store) -> Result<Store, ProjectionError> {
-    match store.get::<u32>(LAYOUT_KEY)? {
-        Some(LAYOUT_VERSION) => Ok(store),
-        None if store.checkpoint() == 0 => {
-            let mut changes = store.changes()?;
-            changes.put(LAYOUT_KEY.to_vec(), &LAYOUT_VERSION)?;
-            changes.commit(0)?;
-            Ok(store)
-        }
-        found => Err(ProjectionError::Layout {
-            model: NAME,
-            found: found.unwrap_or(0),
-            expected: LAYOUT_VERSION,
-        }),
-    }
 }

@@ -40,7 +40,7 @@ use crate::error::{ProjectionError, QueryError};
 use crate::presence::Presence;
 use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
 use crate::runtime::{OpenFor, Projector};
-use crate::store::{ordered_millis, store_path, Changes, Direction, Dump, Key, Store};
+use crate::store::{ordered_millis, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
 
 /// The model's name.
@@ -51,9 +51,6 @@ pub const NAME: &str = "rooms";
 /// but mean something else, so a store of another layout is refused
 /// ([`ProjectionError::Layout`]) rather than read.
 pub const LAYOUT_VERSION: u32 = 2;
-
-/// Where the layout version is kept.
-const LAYOUT_KEY: &[u8] = b"v/layout";
 
 /// The most room ids `member_rooms` returns (about 400 KiB of JSON, well inside a message).
 pub const MEMBER_ROOMS_MAX: usize = 10_000;
@@ -187,23 +184,7 @@ impl Rooms {
     /// starts afresh at position 0: a read model is derived from the log, so an upgrade
     /// rebuilds it as it catches up instead of refusing to start.
     pub fn open(data_dir: &Path) -> Result<Rooms, ProjectionError> {
-        let path = store_path(data_dir, NAME);
-        crate::swap::recover(&path)?;
-        match Rooms::open_path(&path) {
-            Err(ProjectionError::Layout {
-                found, expected, ..
-            }) => {
-                tracing::warn!(
-                    model = NAME,
-                    found,
-                    expected,
-                    "the store has an earlier key layout; rebuilding it from the log"
-                );
-                crate::swap::remove_dir(&path)?;
-                Rooms::open_path(&path)
-            }
-            opened => opened,
-        }
+        crate::store::open_served(data_dir, NAME, Rooms::open_path)
     }
 
     /// Opens the model in the directory `path`, to serve.
@@ -217,7 +198,11 @@ impl Rooms {
     /// Fails with [`ProjectionError::Layout`] for a store of another key layout.
     pub fn open_path_for(path: &Path, purpose: OpenFor) -> Result<Rooms, ProjectionError> {
         Ok(Rooms {
-            store: checked_layout(Store::open_for(path, purpose)?)?,
+            store: crate::store::checked_layout(
+                Store::open_for(path, purpose)?,
+                NAME,
+                LAYOUT_VERSION,
+            )?,
             presence: Presence::new(),
         })
     }
@@ -225,7 +210,7 @@ impl Rooms {
     /// A model in a temporary store (tests, rebuild comparisons).
     pub fn temporary() -> Result<Rooms, ProjectionError> {
         Ok(Rooms {
-            store: checked_layout(Store::temporary()?)?,
+            store: crate::store::checked_layout(Store::temporary()?, NAME, LAYOUT_VERSION)?,
             presence: Presence::new(),
         })
     }
@@ -512,25 +497,6 @@ impl Projector for Rooms {
 
     fn flush(&self) -> Result<(), ProjectionError> {
         self.store.flush()
-    }
-}
-
-/// `store` if it holds this module's layout; a new store is marked with it. Anything applied
-/// without the mark is of an earlier layout (checkpoint above 0): refused, never misread.
-fn checked_layout(store: Store) -> Result<Store, ProjectionError> {
-    match store.get::<u32>(LAYOUT_KEY)? {
-        Some(LAYOUT_VERSION) => Ok(store),
-        None if store.checkpoint() == 0 => {
-            let mut changes = store.changes()?;
-            changes.put(LAYOUT_KEY.to_vec(), &LAYOUT_VERSION)?;
-            changes.commit(0)?;
-            Ok(store)
-        }
-        found => Err(ProjectionError::Layout {
-            model: NAME,
-            found: found.unwrap_or(0),
-            expected: LAYOUT_VERSION,
-        }),
     }
 }
 

@@ -479,6 +479,62 @@ impl Drop for Store {
     }
 }
 
+/// The key under which a model records the version of its key layout.
+pub const LAYOUT_KEY: &[u8] = b"v/layout";
+
+/// `store` if it holds layout `layout` of `model`; a new store is marked with it. Anything
+/// applied without the mark is of an earlier layout (checkpoint above 0): refused with
+/// [`ProjectionError::Layout`], never misread.
+pub fn checked_layout(
+    store: Store,
+    model: &'static str,
+    layout: u32,
+) -> Result<Store, ProjectionError> {
+    match store.get::<u32>(LAYOUT_KEY)? {
+        Some(found) if found == layout => Ok(store),
+        None if store.checkpoint() == 0 => {
+            let mut changes = store.changes()?;
+            changes.put(LAYOUT_KEY.to_vec(), &layout)?;
+            changes.commit(0)?;
+            Ok(store)
+        }
+        found => Err(ProjectionError::Layout {
+            model,
+            found: found.unwrap_or(0),
+            expected: layout,
+        }),
+    }
+}
+
+/// Opens model `name` under a data directory as a service does: a swap a crash interrupted
+/// is finished or undone first ([`crate::swap::recover`]), and a store of an earlier key
+/// layout ([`ProjectionError::Layout`]) is deleted so the model starts afresh at position 0. A
+/// read model is derived from the log, so an upgrade rebuilds it as it catches up instead of
+/// refusing to start (docs/decisions.md).
+pub fn open_served<M>(
+    data_dir: &Path,
+    name: &'static str,
+    open_path: impl Fn(&Path) -> Result<M, ProjectionError>,
+) -> Result<M, ProjectionError> {
+    let path = store_path(data_dir, name);
+    crate::swap::recover(&path)?;
+    match open_path(&path) {
+        Err(ProjectionError::Layout {
+            found, expected, ..
+        }) => {
+            tracing::warn!(
+                model = name,
+                found,
+                expected,
+                "the store has an earlier key layout; rebuilding it from the log"
+            );
+            crate::swap::remove_dir(&path)?;
+            open_path(&path)
+        }
+        opened => opened,
+    }
+}
+
 /// How long opening waits for sled's directory lock, which a handle dropped a moment ago may
 /// still hold for a little while (spacejam/sled#1234): a swapped-in model is reopened right
 /// after its instances are closed, and a restarted one right after it stopped.
