@@ -947,26 +947,18 @@ mod tests {
 
         // Sent again after the recovery: decided against the reloaded (empty) state, so bob is
         // accepted first, at position 1, and alice is no duplicate.
-        queue_tx.send(register(61, "bob")).await.unwrap();
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        let again = replies(batch);
-        let Reply::Ok { position, .. } = &again[0] else {
-            panic!("expected acceptance: {again:?}");
-        };
-        assert_eq!(*position, 1);
-        queue_tx.send(register(60, "alice")).await.unwrap();
-        let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        let again = replies(batch);
-        let Reply::Ok { position, .. } = &again[0] else {
-            panic!("expected acceptance: {again:?}");
-        };
-        assert_eq!(*position, 2);
+        for (expected, (number, user)) in [(1, (61, "bob")), (2, (60, "alice"))] {
+            queue_tx.send(register(number, user)).await.unwrap();
+            let batch = tokio::time::timeout(std::time::Duration::from_secs(20), answers_rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            let again = replies(batch);
+            let Reply::Ok { position, .. } = &again[0] else {
+                panic!("expected acceptance: {again:?}");
+            };
+            assert_eq!(*position, expected, "{user}");
+        }
 
         drop(queue_tx);
         running.await.unwrap().unwrap();
