@@ -283,7 +283,7 @@ async fn h_v1_queued_items_show_no_earlier_body_and_nothing_of_a_room_left() {
     })
     .await;
     clock.advance(61 * MINUTE).unwrap();
-    let mut batches = vec![
+    let mut batches = [
         next_notification(&mut inbox).await,
         next_notification(&mut inbox).await,
     ];
