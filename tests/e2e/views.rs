@@ -347,6 +347,18 @@ async fn h_v1_every_path_shows_the_latest_body_a_tombstone_and_nothing_of_rooms_
         404,
     )
     .await;
+    let found = read(&sys, "/v1/search?q=final", &carol, head).await;
+    assert_eq!(
+        found["messages"],
+        json!([]),
+        "carol searches a room she left: {found}"
+    );
+    let found = read(&sys, "/v1/search?q=plans", &carol, head).await;
+    assert_eq!(
+        found["rooms"],
+        json!([]),
+        "carol searches a room she left: {found}"
+    );
     let mut carols = open_events(&sys, &carol, Some(before)).await;
     assert_eq!(carols.status, 200);
     let carol_saw = events_up_to(&mut carols, position(&left)).await;
