@@ -885,6 +885,183 @@ mod tests {
         assert_eq!(changes.rooms, HashMap::from([(room(1), 1)]));
     }
 
+    /// One step of a random history: alice or bob joins or leaves a room, a message is sent or
+    /// edited, or someone stars a room.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Join { alice: bool, room: u128 },
+        Leave { alice: bool, room: u128 },
+        Send { room: u128 },
+        Edit { message: usize },
+        Favorite { alice: bool, room: u128 },
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        let room = 1u128..=3;
+        prop_oneof![
+            (any::<bool>(), room.clone()).prop_map(|(alice, room)| Step::Join { alice, room }),
+            (any::<bool>(), room.clone()).prop_map(|(alice, room)| Step::Leave { alice, room }),
+            room.clone().prop_map(|room| Step::Send { room }),
+            room.clone().prop_map(|room| Step::Send { room }),
+            (0usize..8).prop_map(|message| Step::Edit { message }),
+            (any::<bool>(), room).prop_map(|(alice, room)| Step::Favorite { alice, room }),
+        ]
+    }
+
+    /// The events of `steps` (alice starts in room 1) with alice's rooms after each.
+    fn history(steps: &[Step]) -> (Vec<Event>, Vec<HashSet<RoomId>>) {
+        let mut rooms = HashSet::from([room(1)]);
+        let mut sent: Vec<(RoomId, MessageId)> = Vec::new();
+        let mut events = Vec::new();
+        let mut after = Vec::new();
+        let who = |alice: bool| user(if alice { "alice" } else { "bob" });
+        for (index, step) in steps.iter().enumerate() {
+            let event = match step {
+                Step::Join { alice, room: n } => {
+                    if *alice {
+                        rooms.insert(room(*n));
+                    }
+                    Event::MemberAdded {
+                        room_id: room(*n),
+                        user_id: who(*alice),
+                        added_by: user("carol"),
+                        added_at: Timestamp::from_millis(0),
+                    }
+                }
+                Step::Leave { alice, room: n } => {
+                    if *alice {
+                        rooms.remove(&room(*n));
+                    }
+                    Event::MemberLeft {
+                        room_id: room(*n),
+                        user_id: who(*alice),
+                        left_at: Timestamp::from_millis(0),
+                    }
+                }
+                Step::Send { room: n } => {
+                    let id = message(1_000 + index as u128);
+                    sent.push((room(*n), id));
+                    Event::MessageSent {
+                        room_id: room(*n),
+                        message_id: id,
+                        author: user("carol"),
+                        body: "hi".into(),
+                        reply_to: None,
+                        attachments: Vec::new(),
+                        sent_at: Timestamp::from_millis(0),
+                    }
+                }
+                Step::Edit { message: n } => match sent.get(*n) {
+                    Some((room_id, message_id)) => Event::MessageEdited {
+                        room_id: *room_id,
+                        message_id: *message_id,
+                        body: "edited".into(),
+                        edited_at: Timestamp::from_millis(0),
+                    },
+                    None => Event::OnlineVisibilityChanged {
+                        user_id: user("carol"),
+                        visible: true,
+                    },
+                },
+                Step::Favorite { alice, room: n } => Event::RoomFavoriteChanged {
+                    room_id: room(*n),
+                    user_id: who(*alice),
+                    on: true,
+                },
+            };
+            events.push(event);
+            after.push(rooms.clone());
+        }
+        (events, after)
+    }
+
+    proptest::proptest! {
+        /// Resuming at any position of any history, with the room set as the rooms model has
+        /// it now (a resumed stream asks for it at or after the resume point): every message
+        /// changed in a room alice stayed in is noted once, at its latest change, with its
+        /// room; a room she left and is out of now is a removal at her last leave; and nothing
+        /// is noted of a room she was out of at the change and is out of now (what the read
+        /// models would refuse anyway).
+        #[test]
+        fn h_v2_a_resumed_stream_notes_the_latest_change_of_what_the_caller_may_see(
+            steps in proptest::collection::vec(step(), 0..40),
+            resume in 0usize..40,
+        ) {
+            let (events, after) = history(&steps);
+            let resume = resume.min(events.len());
+            let before: HashSet<RoomId> = match resume {
+                0 => HashSet::from([room(1)]),
+                k => after[k - 1].clone(),
+            };
+            let now = after.last().cloned().unwrap_or_else(|| before.clone());
+            let mut rooms = now.clone();
+            let mut changes = Changes::default();
+            for (index, event) in events.iter().enumerate().skip(resume) {
+                note("alice", &mut rooms, event, index as u64 + 1, &mut changes);
+            }
+            proptest::prop_assert_eq!(&rooms, &now);
+            // alice's rooms at every position from the resume point on.
+            let stayed = |room_id: &RoomId| {
+                before.contains(room_id) && after[resume..].iter().all(|rooms| rooms.contains(room_id))
+            };
+            for (index, event) in events.iter().enumerate().skip(resume) {
+                let position = index as u64 + 1;
+                let (room_id, message_id) = match event {
+                    Event::MessageSent { room_id, message_id, .. }
+                    | Event::MessageEdited { room_id, message_id, .. } => (room_id, message_id),
+                    _ => continue,
+                };
+                if !stayed(room_id) {
+                    continue;
+                }
+                let noted = changes.messages.get(room_id).and_then(|messages| messages.get(&message_id.0));
+                proptest::prop_assert!(noted.is_some_and(|at| *at >= position), "{:?} at {}", event, position);
+                proptest::prop_assert!(changes.rooms.get(room_id).is_some_and(|at| *at >= position));
+            }
+            for (room_id, messages) in &changes.messages {
+                for (id, at) in messages {
+                    let changed: Vec<u64> = events
+                        .iter()
+                        .enumerate()
+                        .skip(resume)
+                        .filter_map(|(index, event)| match event {
+                            Event::MessageSent { message_id, .. }
+                            | Event::MessageEdited { message_id, .. }
+                                if message_id.0 == *id =>
+                            {
+                                Some(index as u64 + 1)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    proptest::prop_assert!(changed.contains(at), "message {} noted at {}", id, at);
+                    if stayed(room_id) {
+                        proptest::prop_assert_eq!(Some(at), changed.iter().max());
+                    }
+                    let in_room_then = usize::try_from(*at).ok().and_then(|at| after.get(at - 1)).is_some_and(|rooms| rooms.contains(room_id));
+                    // Members read a room's whole history (R-R4): a change from before she
+                    // joined is hers to see if she is in the room now.
+                    proptest::prop_assert!(
+                        in_room_then || now.contains(room_id),
+                        "noted a change of a room alice was out of then and now"
+                    );
+                }
+            }
+            for (room_id, at) in &changes.removed {
+                let left_last = events.iter().enumerate().skip(resume).filter_map(|(index, event)| match event {
+                    Event::MemberLeft { room_id: left, user_id, .. }
+                        if left == room_id && user_id.as_str() == "alice" => Some(index as u64 + 1),
+                    _ => None,
+                }).max();
+                proptest::prop_assert_eq!(Some(*at), left_last);
+            }
+            for room_id in before.difference(&now) {
+                proptest::prop_assert!(changes.removed.contains_key(room_id), "no removal of {:?}", room_id);
+            }
+        }
+    }
+
     #[test]
     fn h_l4_a_user_has_at_most_their_streams_and_all_users_the_total() {
         let slots = StreamSlots::new(3, 2);
