@@ -1814,24 +1814,32 @@ async fn hostile_parameters_and_bodies_on_every_endpoint() {
     assert_eq!(timeline["messages"][0]["body"], "still here", "{timeline}");
 }
 
-/// Reads events until one for `message_id` comes; returns every event read.
+/// Reads events until one for `message_id` comes and then the event that carries its position
+/// (the Message's Room, whose id the Message shares); returns every event read.
 async fn events_until(stream: &mut SseStream, message_id: &str) -> Vec<SseEvent> {
     let mut events = Vec::new();
+    let mut found = false;
     loop {
         let event = stream
             .next(EVENT_WAIT)
             .await
             .unwrap_or_else(|| panic!("no event for {message_id}; got {events:?}"));
-        let found = event.json()["data"]["message_id"] == message_id;
+        found |= event.json()["message_id"] == message_id;
+        let has_id = event.id.is_some();
         events.push(event);
-        if found {
+        if found && has_id {
             return events;
         }
     }
 }
 
+/// The ids of `events` strictly increase (events sharing a position carry it on the last).
 fn strictly_increasing(events: &[SseEvent]) {
-    let positions: Vec<u64> = events.iter().map(SseEvent::position).collect();
+    let positions: Vec<u64> = events
+        .iter()
+        .filter(|event| event.id.is_some())
+        .map(SseEvent::position)
+        .collect();
     assert!(
         positions.windows(2).all(|pair| pair[0] < pair[1]),
         "positions strictly increase: {positions:?}"
@@ -1895,23 +1903,30 @@ async fn live_events_and_resuming_with_last_event_id() {
     assert!(
         events
             .iter()
-            .all(|event| event.json()["data"]["message_id"] != result(&first, "message_id")),
+            .all(|event| event.json()["message_id"] != result(&first, "message_id")),
         "nothing from before the stream opened: {events:?}"
     );
-    let event = events.last().unwrap();
-    assert_eq!(event.event.as_deref(), Some("message_sent"));
+    let message = events
+        .iter()
+        .find(|event| event.json()["message_id"] == second_id.as_str())
+        .unwrap();
+    assert_eq!(message.event.as_deref(), Some("message"));
+    let data = message.json();
+    assert_eq!(data["author"], "alice");
+    assert_eq!(data["body"], "second");
+    assert_eq!(data["room_id"], room.as_str());
+    let last = events.last().unwrap();
+    assert_eq!(last.event.as_deref(), Some("room"));
     assert_eq!(
-        event.position(),
+        last.position(),
         position(&second),
         "the SSE id is the position"
     );
-    let data = event.json();
-    assert_eq!(data["position"], position(&second));
-    assert_eq!(data["type"], "message_sent");
-    assert_eq!(data["actor"], "alice");
-    assert_eq!(data["data"]["body"], "second");
-    assert_eq!(data["data"]["room_id"], room.as_str());
-    let resume_from = event.position();
+    assert_eq!(
+        last.json()["last_message"]["message_id"],
+        second_id.as_str()
+    );
+    let resume_from = last.position();
     drop(live);
 
     // While bob is away, a message comes; reconnecting replays it, then follows live.
@@ -1952,46 +1967,31 @@ async fn live_events_and_resuming_with_last_event_id() {
     events.extend(resumed.collect(QUIET).await);
     strictly_increasing(&events);
     assert!(
-        events.iter().all(|event| event.position() > resume_from),
+        events
+            .iter()
+            .all(|event| event.id.is_none() || event.position() > resume_from),
         "nothing at or before Last-Event-ID {resume_from}: {events:?}"
     );
     let bodies: Vec<Value> = events
         .iter()
-        .filter(|event| event.event.as_deref() == Some("message_sent"))
-        .map(|event| event.json()["data"]["body"].clone())
+        .filter(|event| event.event.as_deref() == Some("message"))
+        .map(|event| event.json()["body"].clone())
         .collect();
     assert_eq!(
         bodies,
         [json!("third"), json!("fourth")],
         "no duplicate, no gap"
     );
-    let third_event = events
-        .iter()
-        .find(|event| event.json()["data"]["message_id"] == third_id.as_str())
-        .unwrap();
-    assert_eq!(third_event.position(), position(&third));
 
-    // carol saw nothing of a room she is not in.
+    // carol saw nothing of a room she is not in, nor of her own settings (no read shows them).
+    sys.ok(
+        &carol,
+        "user.set_online_visibility",
+        json!({"visible": false}),
+    )
+    .await;
     let seen = outsider.collect(QUIET).await;
-    assert!(
-        seen.iter().all(|event| !event.data.contains(&room)
-            && !event.data.contains("second")
-            && !event.data.contains("third")),
-        "carol sees another room's events: {seen:?}"
-    );
-    let own = sys
-        .ok(
-            &carol,
-            "user.set_online_visibility",
-            json!({"visible": false}),
-        )
-        .await;
-    let event = outsider
-        .next(EVENT_WAIT)
-        .await
-        .expect("carol's own change comes");
-    assert_eq!(event.position(), position(&own));
-    assert_eq!(event.event.as_deref(), Some("online_visibility_changed"));
+    assert!(seen.is_empty(), "carol sees events: {seen:?}");
 
     // A malformed Last-Event-ID is a 400, not a stream.
     let bad = SseStream::open(

@@ -11,6 +11,8 @@
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
+//! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
+//!   limits (H-L4).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -24,3 +26,4 @@ mod http;
 mod lifecycle;
 mod readside;
 mod reliability;
+mod views;

@@ -72,8 +72,15 @@ pub const QUERY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(6);
 /// How long a command waits for the writer's reply (it replies after its fsync).
 pub const COMMAND_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
 
-/// The most SSE streams open at once; more are refused with 503.
+/// The most SSE streams open at once; more are refused with 503 (`--sse-streams-max`).
 pub const SSE_CLIENTS_MAX_DEFAULT: usize = 1024;
+
+/// The most SSE streams one user may have open at once; more are refused with 429
+/// `rate_limited` (security.md H-L4; `--sse-streams-per-user-max`).
+pub const SSE_STREAMS_PER_USER_MAX_DEFAULT: usize = 8;
+
+/// How often an idle SSE stream sends a comment line (security.md H-L4).
+pub const SSE_KEEP_ALIVE_INTERVAL_DEFAULT: Duration = events::KEEP_ALIVE_INTERVAL;
 
 /// How long a stream may wait for a slow client to take an event before it is disconnected.
 pub const SSE_SEND_WAIT_MAX_DEFAULT: Duration = Duration::from_secs(10);
@@ -103,6 +110,10 @@ pub struct GatewayConfig {
     pub command_timeout: Duration,
     /// The most SSE streams open at once.
     pub sse_clients_max: usize,
+    /// The most SSE streams of one user open at once.
+    pub sse_streams_per_user_max: usize,
+    /// How often an idle SSE stream sends a comment line (shorter in tests).
+    pub sse_keep_alive_interval: Duration,
     /// How long a stream waits for a slow client before disconnecting it.
     pub sse_send_wait_max: Duration,
     /// Image decodes running at once.
@@ -124,6 +135,8 @@ impl GatewayConfig {
             query_timeout: QUERY_TIMEOUT_DEFAULT,
             command_timeout: COMMAND_TIMEOUT_DEFAULT,
             sse_clients_max: SSE_CLIENTS_MAX_DEFAULT,
+            sse_streams_per_user_max: SSE_STREAMS_PER_USER_MAX_DEFAULT,
+            sse_keep_alive_interval: SSE_KEEP_ALIVE_INTERVAL_DEFAULT,
             sse_send_wait_max: SSE_SEND_WAIT_MAX_DEFAULT,
             thumbnails_concurrent_max: THUMBNAILS_CONCURRENT_MAX_DEFAULT,
             events: None,
@@ -142,6 +155,8 @@ impl fmt::Debug for GatewayConfig {
             .field("query_timeout", &self.query_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("sse_clients_max", &self.sse_clients_max)
+            .field("sse_streams_per_user_max", &self.sse_streams_per_user_max)
+            .field("sse_keep_alive_interval", &self.sse_keep_alive_interval)
             .field("sse_send_wait_max", &self.sse_send_wait_max)
             .field("thumbnails_concurrent_max", &self.thumbnails_concurrent_max)
             .field("events", &self.events.is_some())
@@ -257,8 +272,13 @@ impl Gateway {
                 query_timeout: config.query_timeout,
                 command_timeout: config.command_timeout,
                 sse_send_wait_max: config.sse_send_wait_max,
+                sse_streams_per_user_max: config.sse_streams_per_user_max,
+                sse_keep_alive_interval: config.sse_keep_alive_interval,
             },
-            sse_permits: Arc::new(Semaphore::new(config.sse_clients_max)),
+            sse_slots: events::StreamSlots::new(
+                config.sse_clients_max,
+                config.sse_streams_per_user_max,
+            ),
             thumbnail_permits: Arc::new(Semaphore::new(config.thumbnails_concurrent_max.max(1))),
             shutdown: shutdown.clone(),
             metrics: metrics::install(),
@@ -333,6 +353,16 @@ fn check_config(config: &GatewayConfig) -> Result<(), GatewayError> {
     if config.sse_clients_max == 0 {
         return Err(GatewayError::Config(
             "sse_clients_max: must be at least 1".into(),
+        ));
+    }
+    if config.sse_streams_per_user_max == 0 {
+        return Err(GatewayError::Config(
+            "sse_streams_per_user_max: must be at least 1".into(),
+        ));
+    }
+    if config.sse_keep_alive_interval.is_zero() {
+        return Err(GatewayError::Config(
+            "sse_keep_alive_interval: must be longer than zero".into(),
         ));
     }
     Ok(())

@@ -31,8 +31,8 @@ pub(crate) struct AppState {
     pub(crate) events: EventHub,
     /// Limits and timeouts from the configuration.
     pub(crate) limits: Limits,
-    /// One permit per open SSE stream.
-    pub(crate) sse_permits: Arc<Semaphore>,
+    /// The open SSE streams, in all and per user (H-L4).
+    pub(crate) sse_slots: crate::events::StreamSlots,
     /// One permit per thumbnail being decoded (image decoding is memory- and CPU-heavy).
     pub(crate) thumbnail_permits: Arc<Semaphore>,
     /// Cancelled when the gateway shuts down, to end the never-ending SSE streams.
@@ -55,6 +55,10 @@ pub(crate) struct Limits {
     pub(crate) command_timeout: Duration,
     /// How long an SSE stream may stay unable to hand an event to a slow client.
     pub(crate) sse_send_wait_max: Duration,
+    /// The most SSE streams of one user open at once (H-L4).
+    pub(crate) sse_streams_per_user_max: usize,
+    /// How often an idle SSE stream sends a comment line.
+    pub(crate) sse_keep_alive_interval: Duration,
 }
 
 /// The subjects of the parts behind the gateway, under one prefix (`parlor` by default).

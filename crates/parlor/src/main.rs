@@ -221,6 +221,8 @@ async fn serve(
             gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
         config.subject_prefix = common.subject_prefix.clone();
         config.events = hub.clone();
+        config.sse_clients_max = common.sse_streams_max;
+        config.sse_streams_per_user_max = common.sse_streams_per_user_max;
         let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
         info!(http = %bound.local_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;

@@ -263,6 +263,12 @@ pub struct CommonOptions {
     /// Development only: the clock can be moved through <prefix>.dev.clock.
     #[arg(long, env = "PARLOR_DEV_CLOCK")]
     pub dev_clock: bool,
+    /// SSE streams (`GET /v1/events`) open at once in all; more are refused with 503.
+    #[arg(long, env = "PARLOR_SSE_STREAMS_MAX", default_value_t = gateway::SSE_CLIENTS_MAX_DEFAULT)]
+    pub sse_streams_max: usize,
+    /// SSE streams one user may have open at once; more are refused with 429 (H-L4).
+    #[arg(long, env = "PARLOR_SSE_STREAMS_PER_USER_MAX", default_value_t = gateway::SSE_STREAMS_PER_USER_MAX_DEFAULT)]
+    pub sse_streams_per_user_max: usize,
 }
 
 /// Encoding of published events.

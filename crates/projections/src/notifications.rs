@@ -37,8 +37,8 @@
 //! `off`, the same blocks — holds while the marker exists: the events that end it (leaving,
 //! archiving, `off`, a block or unblock) first turn the derived items into `n/` items held on
 //! their own, as layout 1 kept every item, so they keep layout 1's meaning (an item made
-//! stays made; edits and deletions reach the items of current members; a member who left keeps
-//! the preview they had and is spared deleted messages when sent).
+//! stays made; edits and deletions reach the items of current members). A member who leaves a
+//! room loses what waited for them there (H-V1: nothing of a room reaches a non-member).
 //!
 //! Volatile records depend on when batches were sent, not only on the log, so the dump (and
 //! digest) leaves them out; each post's recipient count and hash record that the same items
@@ -704,8 +704,9 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             }
         }
         Some(MembershipChange::Left { room_id, user }) => {
-            // A member who left keeps what was made for them, no longer derived from the room.
-            hold_items(changes, user, &room_id)?;
+            // H-V1: nothing of a room goes to someone who is no longer its member, so what
+            // waited for them there is dropped, derived or held.
+            drop_items(changes, user, &room_id)?;
             changes.remove(member_key(&room_id, user));
         }
         None => {}
@@ -803,10 +804,9 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             body,
             ..
         } => {
-            if body.is_empty() {
-                return Ok(());
-            }
-            // A waiting item shows the latest body: derived ones read it from the post.
+            // A waiting item shows the latest body: derived ones read it from the post. An
+            // edit to an empty body (a message that carries a file) previews as empty rather
+            // than keep the earlier body (H-V1); this model keeps no attachment names.
             update_post(changes, room_id, message_id, |post| {
                 post.item.preview = preview(body, &[]);
             })?;
@@ -950,6 +950,22 @@ fn hold_items(
         }
         _ => Ok(()),
     }
+}
+
+/// Forgets what waits for `user` in `room` (they left it): the derived items (the marker) and
+/// the items held on their own. The due time stays; a batch that finds nothing sends nothing.
+fn drop_items(
+    changes: &mut Changes<'_>,
+    user: &UserId,
+    room: &RoomId,
+) -> Result<(), ProjectionError> {
+    changes.remove(marker_key(user, room));
+    for (key, item) in changes.scan::<ItemRecord>(&items_prefix(user), None)? {
+        if item.room_id == *room {
+            changes.remove(key);
+        }
+    }
+    Ok(())
 }
 
 /// [`hold_items`] in every room `user` has a marker in.

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::membership::{member_key, track_membership};
-use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
+use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
 use crate::runtime::{OpenFor, Projector};
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::{has_preview, preview};
@@ -180,6 +180,51 @@ impl Timeline {
         Ok(json!({"messages": messages, "next_cursor": next_cursor}))
     }
 
+    /// `by_id`: the named messages of a room as they are now (the gateway's event streams render
+    /// each change this way, so a stream shows exactly what `messages` shows). Ids that are not
+    /// entries of this room are left out; the rest come in the order asked.
+    fn by_id(&self, request: &QueryRequest) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        let room_id = request.room_id("room_id")?;
+        if !self.store.contains(&member_key(&room_id, &user))? {
+            return Err(QueryError::NotFound);
+        }
+        let ids = match request.params.get("message_ids") {
+            Some(Value::Array(ids)) => ids,
+            _ => {
+                return Err(QueryError::Invalid(
+                    "message_ids: missing or not an array".into(),
+                ))
+            }
+        };
+        if ids.len() > PAGE_ITEMS_MAX {
+            return Err(QueryError::Invalid(format!(
+                "message_ids: at most {PAGE_ITEMS_MAX}"
+            )));
+        }
+        let mut messages = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = id
+                .as_str()
+                .and_then(|text| Uuid::parse_str(text).ok())
+                .ok_or_else(|| QueryError::Invalid("message_ids: each must be a UUID".into()))?;
+            let Some(locator) = self
+                .store
+                .get::<Locator>(&locator_key(&id))?
+                .filter(|locator| locator.room_id == room_id)
+            else {
+                continue;
+            };
+            if let Some(entry) = self
+                .store
+                .get::<EntryRecord>(&entry_key(&room_id, locator.position))?
+            {
+                messages.push(self.message_json(&room_id, &entry)?);
+            }
+        }
+        Ok(json!({"messages": messages}))
+    }
+
     /// The Message of protocol.md §3.
     fn message_json(&self, room_id: &RoomId, entry: &EntryRecord) -> Result<Value, QueryError> {
         let body = (!entry.deleted && entry.kind != EntryKind::Call).then_some(&entry.body);
@@ -280,6 +325,7 @@ impl Projector for Timeline {
     fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
         match request.op.as_str() {
             "messages" => self.messages(request),
+            "by_id" => self.by_id(request),
             op => Err(unknown_op(op)),
         }
     }

@@ -229,6 +229,8 @@ pub struct SseStream {
     text: String,
     /// The body of a non-SSE (error) response.
     pub body: Vec<u8>,
+    /// Comment lines (keep-alives) read so far.
+    pub comments: usize,
 }
 
 impl SseStream {
@@ -283,6 +285,7 @@ impl SseStream {
             _write: write,
             text: String::new(),
             body: Vec::new(),
+            comments: 0,
         };
         if status != 200 {
             let length = stream
@@ -332,7 +335,9 @@ impl SseStream {
             };
             let mut has_data = false;
             for line in block.lines() {
-                if let Some(value) = line.strip_prefix("id:") {
+                if line.starts_with(':') {
+                    self.comments += 1;
+                } else if let Some(value) = line.strip_prefix("id:") {
                     event.id = Some(value.trim_start().to_owned());
                 } else if let Some(value) = line.strip_prefix("event:") {
                     event.event = Some(value.trim_start().to_owned());

@@ -24,8 +24,21 @@ async fn commands_reads_and_events_over_nats() {
     responder(&services, "parlor.query.rooms", move |_, request| {
         Some(match request["op"].as_str() {
             Some("member_rooms") => answer(head.head(), json!({"room_ids": [room(1).to_string()]})),
+            Some("get") => answer(head.head(), json!({"room_id": room(1).to_string()})),
             _ => answer(head.head(), json!({"rooms": [], "next_cursor": null})),
         })
+    })
+    .await;
+    // The timeline renders each message the stream learns of from the log.
+    let head = log.clone();
+    responder(&services, "parlor.query.timeline", move |_, request| {
+        let messages: Vec<_> = request["message_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|id| json!({"message_id": id, "body": "over nats", "deleted": false}))
+            .collect();
+        Some(answer(head.head(), json!({ "messages": messages })))
     })
     .await;
     sync_with_server(&services).await;
@@ -60,11 +73,14 @@ async fn commands_reads_and_events_over_nats() {
     assert_eq!(stream.status, 200);
     log.append_and_publish(message_sent(room(1), "bob", "over nats"))
         .await;
-    let event = stream
+    let message = stream
         .next(Duration::from_secs(5))
         .await
-        .expect("the live event");
-    assert_eq!(event.position(), 1);
-    assert!(event.data.contains("over nats"));
+        .expect("the live message");
+    assert_eq!(message.event.as_deref(), Some("message"));
+    assert!(message.data.contains("over nats"));
+    let room_event = stream.next(Duration::from_secs(5)).await.expect("its room");
+    assert_eq!(room_event.event.as_deref(), Some("room"));
+    assert_eq!(room_event.position(), 1);
     gateway.stop().await;
 }

@@ -293,6 +293,11 @@ impl FakeLog {
         }
     }
 
+    /// `read` of every event appended so far.
+    pub fn read_all<T>(&self, read: impl FnOnce(&[RecordedEvent]) -> T) -> T {
+        read(&self.events.lock().expect("the log lock"))
+    }
+
     /// The last position.
     pub fn head(&self) -> u64 {
         self.events.lock().expect("the log lock").len() as u64

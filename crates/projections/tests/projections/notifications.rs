@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bus::{Bus, Subscription};
 use clock::Clock;
-use domain::{Action, NotificationFrequency};
+use domain::{Action, AttachmentRef, NotificationFrequency};
 use projections::{Notifications, Runner};
 use protocol::Format;
 use serde_json::Value;
@@ -229,6 +229,81 @@ async fn deleted_messages_are_not_notified_and_batches_use_the_setting_when_due(
     task.await.unwrap().unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_v1_queued_items_show_no_earlier_body_and_nothing_of_a_room_left() {
+    let clock = Clock::development();
+    let bus = Bus::in_process();
+    let mut inbox = bus.subscribe(&format!("{PREFIX}.notify.>")).await.unwrap();
+    let log = LogServer::start(&bus).await;
+    let dir = TempDataDir::new();
+    let mut world = World::with_clock(clock.clone());
+    for member in ["bob", "carol"] {
+        world.ok(
+            member,
+            Action::SetNotifications {
+                frequency: NotificationFrequency::Hourly,
+            },
+        );
+    }
+    let team = world.group("alice", "Team", &["bob", "carol"]);
+    let other = world.group("alice", "Other", &["carol"]);
+    let plan = world.upload("alice", "plan.pdf", "application/pdf");
+    let with_file = world.send(
+        "alice",
+        team,
+        "the old words",
+        None,
+        vec![AttachmentRef::File(plan)],
+    );
+    // Edited to no body at all: the file alone remains, never the earlier text.
+    world.ok(
+        "alice",
+        Action::EditMessage {
+            room_id: team,
+            message_id: with_file,
+            body: String::new(),
+        },
+    );
+    world.say("alice", team, "for members only");
+    world.say("alice", other, "still a member here");
+    // carol leaves the team room while its items wait for her, held on their own (a block
+    // turns every derived item into a held one first).
+    world.ok(
+        "carol",
+        Action::BlockUser {
+            user_id: user("dave"),
+        },
+    );
+    world.ok("carol", Action::LeaveRoom { room_id: team });
+
+    let (stop, position, task) = start(&dir, &bus, &clock);
+    log.commit(&world.log, Format::Json, |_| true).await;
+    wait_until("the events", Duration::from_secs(10), || {
+        *position.borrow() == world.head()
+    })
+    .await;
+    clock.advance(61 * MINUTE).unwrap();
+    let mut batches = [
+        next_notification(&mut inbox).await,
+        next_notification(&mut inbox).await,
+    ];
+    assert_quiet(&mut inbox).await;
+    batches.sort_by_key(|batch| batch["user_id"].as_str().unwrap_or_default().to_owned());
+    assert_eq!(
+        item(&batches[0]),
+        (
+            "bob".to_owned(),
+            vec![String::new(), "for members only".to_owned()]
+        )
+    );
+    assert_eq!(
+        item(&batches[1]),
+        ("carol".to_owned(), vec!["still a member here".to_owned()])
+    );
+    stop.send_replace(true);
+    task.await.unwrap().unwrap();
+}
+
 /// The notifications R-A3 asks for, recomputed from the log with no cleverness at all: every
 /// member's waiting items held one by one in memory, batches made when due exactly as the
 /// module's docs say. The model keeps far less (a message once per room); this is what it
@@ -284,6 +359,10 @@ mod expected {
                 Some(MembershipChange::Left { room_id, user }) => {
                     if let Some(members) = self.members.get_mut(&room_id) {
                         members.remove(user);
+                    }
+                    // H-V1: what waited for them in the room is dropped.
+                    if let Some(waiting) = self.waiting.get_mut(user) {
+                        waiting.retain(|_, item| item.room_id != room_id);
                     }
                 }
                 None => {}
@@ -357,10 +436,11 @@ mod expected {
                     body,
                     ..
                 } => {
-                    // Items of members who left keep the body they had.
+                    // Members who left hold nothing of the room; an empty body previews as
+                    // empty, never as the earlier body.
                     for member in self.current_members(*room_id) {
                         for item in self.waiting.entry(member).or_default().values_mut() {
-                            if item.message_id == *message_id && !body.is_empty() {
+                            if item.message_id == *message_id {
                                 item.preview = preview(body, &[]);
                             }
                         }

@@ -275,3 +275,61 @@ fn messages_page_by_limit_cursor_and_before() {
     assert_eq!(bodies, ["m4", "m3"]);
     assert!(before["next_cursor"].is_string());
 }
+
+#[test]
+fn h_v2_by_id_renders_named_messages_as_messages_lists_them_and_only_for_members() {
+    let mut world = World::new();
+    let group = world.group("alice", "Team", &["bob", "carol"]);
+    let elsewhere = world.group("alice", "Other", &["dave"]);
+    let first = world.say("alice", group, "first draft");
+    world.ok(
+        "alice",
+        Action::EditMessage {
+            room_id: group,
+            message_id: first,
+            body: "first, final".into(),
+        },
+    );
+    let doomed = world.say("bob", group, "secret body");
+    world.ok(
+        "bob",
+        Action::DeleteMessage {
+            room_id: group,
+            message_id: doomed,
+        },
+    );
+    let other_room = world.say("alice", elsewhere, "not in this room");
+    world.ok("carol", Action::LeaveRoom { room_id: group });
+    let model = timeline(&world);
+    let at = domain::Timestamp::from_millis(0);
+    let by_id = |caller: &str, ids: Vec<String>| json!({"op": "by_id", "caller": caller, "room_id": group.to_string(), "message_ids": ids});
+    let unknown = "00000000-0000-0000-0000-00000000002a".to_owned();
+    let asked = vec![
+        doomed.to_string(),
+        unknown.clone(),
+        other_room.to_string(),
+        first.to_string(),
+    ];
+    let data = answer(&model, by_id("bob", asked.clone()), at);
+    let listed = messages(&model, "bob", group);
+    assert_eq!(
+        data,
+        json!({"messages": [find(&listed, doomed), find(&listed, first)]}),
+        "in the order asked, exactly as listed; other rooms' and unknown ids left out"
+    );
+    assert_eq!(data["messages"][0]["body"], Value::Null);
+    assert_eq!(data["messages"][1]["body"], "first, final");
+    assert_eq!(
+        ask(&model, by_id("carol", asked), at),
+        Err(QueryError::NotFound)
+    );
+    let too_many = vec![unknown; protocol::query::PAGE_ITEMS_MAX + 1];
+    assert!(matches!(
+        ask(&model, by_id("bob", too_many), at),
+        Err(QueryError::Invalid(_))
+    ));
+    assert!(matches!(
+        ask(&model, by_id("bob", vec!["nope".into()]), at),
+        Err(QueryError::Invalid(_))
+    ));
+}
