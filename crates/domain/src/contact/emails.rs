@@ -4,6 +4,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::obfuscated_emails::is_known_tld;
 use super::text::{char_after, compile, hit, last_words, window_before};
 use super::{ContactKind, ContactMatch};
 
@@ -34,10 +35,15 @@ pub(super) fn find_plain_emails(text: &str, found: &mut Vec<ContactMatch>) {
             continue;
         };
         let first_label = domain.split('.').next().unwrap_or("");
-        let tld = domain.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-        if RETINA_RE.is_match(first_label) || FILE_EXTENSIONS.contains(&tld.as_str()) {
+        if RETINA_RE.is_match(first_label) {
             continue;
         }
+        // `hero@large.jpg` is a file; `alice@gmail.com.pdf` (a file name, H-C2) is an address
+        // with a file extension after it: without the extension it still has a real TLD.
+        let Some(end) = address_end(domain).map(|domain_end| m.end() - (domain.len() - domain_end))
+        else {
+            continue;
+        };
         // `git@github.com:org/repo.git` is an SSH remote, not a mailbox.
         if local.eq_ignore_ascii_case("git")
             || (char_after(text, m.end()) == Some(':')
@@ -61,6 +67,20 @@ pub(super) fn find_plain_emails(text: &str, found: &mut Vec<ContactMatch>) {
         {
             continue;
         }
-        found.push(hit(ContactKind::Email, m.start(), m.end()));
+        found.push(hit(ContactKind::Email, m.start(), end));
     }
+}
+
+/// Where the address's domain ends: all of it, or without a trailing file extension when what
+/// remains still ends in a known TLD that is not one (`gmail.com.pdf` → `gmail.com`); none when
+/// the domain is only a file name (`large.jpg`).
+fn address_end(domain: &str) -> Option<usize> {
+    let is_extension = |label: &str| FILE_EXTENSIONS.contains(&label.to_ascii_lowercase().as_str());
+    let (rest, tld) = domain.rsplit_once('.')?;
+    if !is_extension(tld) {
+        return Some(domain.len());
+    }
+    let (_, inner_tld) = rest.rsplit_once('.')?;
+    // A closed list here: `logo@brand.final.png` is a file name, not a mailbox at `final`.
+    (is_known_tld(inner_tld) && !is_extension(inner_tld)).then_some(rest.len())
 }

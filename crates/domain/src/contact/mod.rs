@@ -8,10 +8,13 @@
 //! The detector is a set of independent heuristics, each documented where it lives with
 //! the reason for it. Three choices apply to all of them:
 //!
-//! - **Offsets into the original text.** We never build a normalised copy of the body
-//!   (lower-cased, separators removed, …) because its offsets would have to be mapped back;
-//!   every heuristic matches the original text, case-insensitively where it matters, and
-//!   reports byte offsets the caller can highlight.
+//! - **Text as a person reads it, offsets into the original (H-C1).** Text that is not plain
+//!   ASCII, or that has letters spaced out, is first normalised ([`normalise`]: NFKC, invisible
+//!   characters removed, Unicode separators and digits made ASCII, single characters joined,
+//!   look-alike letters spelled in Latin), keeping for each character the range of the original
+//!   it came from; the heuristics match that text (case-insensitively where it matters) and
+//!   their byte offsets are mapped back, so the caller can highlight the original. Plain ASCII
+//!   text, most messages, is read as it is, without a copy.
 //! - **Corroborating evidence before firing.** A false positive blocks an ordinary send with
 //!   `contact_info_outside_contract`, while a miss can still be reported by the other party
 //!   (R-P1). So a shape that also occurs in ordinary prose only fires with extra evidence: a
@@ -42,10 +45,11 @@
 //! 8. Phone numbers with spelled-out digits (`five five five one two three …`).
 //!
 //! Before any of them, [`might_contain_contact_info`] (one pass, no regex) clears the
-//! ordinary ASCII text none of them could fire on, which is most messages.
+//! ordinary ASCII text none of them could fire on, which is most messages; it reads the same
+//! normalised text as the heuristics.
 //!
-//! One module per heuristic (named in the list above), `prefilter`, and `text` (the helpers
-//! that slice the text only at char boundaries).
+//! One module per heuristic (named in the list above), `normalise` (H-C1), `prefilter`, and
+//! `text` (the helpers that slice the text only at char boundaries).
 
 mod bank;
 mod crypto;
@@ -53,14 +57,13 @@ mod digit_runs;
 mod emails;
 mod handles;
 mod links;
+mod normalise;
 mod obfuscated_emails;
 mod prefilter;
 mod spelled_digits;
 #[cfg(test)]
 mod tests;
 mod text;
-
-pub use prefilter::might_contain_contact_info;
 
 /// What kind of contact or payment detail was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,27 +110,57 @@ pub fn contains_contact_info(text: &str) -> bool {
 /// Matches never overlap: when two heuristics find overlapping ranges, the one that
 /// starts first (and, on a tie, the longer one) is kept.
 pub fn find_all_contact_info(text: &str) -> Vec<ContactMatch> {
-    if !might_contain_contact_info(text) {
-        return Vec::new();
-    }
-    find_all_contact_info_without_prefilter(text)
+    find_all(text, Prefilter::First)
 }
 
 /// [`find_all_contact_info`] without [`might_contain_contact_info`] in front: every heuristic
 /// runs. The same verdicts, only slower; it exists so that tests and benchmarks can hold the
 /// prefilter to that.
 pub fn find_all_contact_info_without_prefilter(text: &str) -> Vec<ContactMatch> {
-    let mut found = Vec::new();
-    links::find_links(text, &mut found);
-    emails::find_plain_emails(text, &mut found);
-    obfuscated_emails::find_obfuscated_emails(text, &mut found);
-    bank::find_ibans(text, &mut found);
-    bank::find_bank_details(text, &mut found);
-    crypto::find_crypto_addresses(text, &mut found);
-    handles::find_service_handles(text, &mut found);
-    digit_runs::find_digit_runs(text, &mut found);
-    spelled_digits::find_spelled_digits(text, &mut found);
+    find_all(text, Prefilter::Skipped)
+}
 
+/// Whether `text` might contain a contact or payment detail: `false` only when no heuristic of
+/// [`find_all_contact_info`] could fire on it, read as the heuristics read it (normalised when
+/// it is not plain ASCII). Linear in the text.
+pub fn might_contain_contact_info(text: &str) -> bool {
+    if normalise::is_plain(text) {
+        return prefilter::might_contain(text);
+    }
+    normalise::views(text)
+        .iter()
+        .any(|view| prefilter::might_contain(&view.text))
+}
+
+/// Whether [`find_all`] asks the prefilter first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Prefilter {
+    First,
+    Skipped,
+}
+
+fn find_all(text: &str, prefilter: Prefilter) -> Vec<ContactMatch> {
+    let read = |view: &str| prefilter == Prefilter::Skipped || prefilter::might_contain(view);
+    let mut found = Vec::new();
+    if normalise::is_plain(text) {
+        if read(text) {
+            run_heuristics(text, &mut found);
+        }
+    } else {
+        for view in normalise::views(text) {
+            if !read(&view.text) {
+                continue;
+            }
+            let first = found.len();
+            run_heuristics(&view.text, &mut found);
+            for found in found.iter_mut().skip(first) {
+                (found.start, found.end) = view.original_range(found.start, found.end);
+            }
+        }
+    }
+    if found.is_empty() {
+        return found;
+    }
     // Stable sort: on identical ranges the heuristic that ran first wins, so a link is
     // reported as a link rather than as the handle inside it.
     found.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
@@ -139,4 +172,17 @@ pub fn find_all_contact_info_without_prefilter(text: &str) -> Vec<ContactMatch> 
         }
     }
     out
+}
+
+/// Every heuristic over `text`, in order, each pushing what it finds (offsets into `text`).
+fn run_heuristics(text: &str, found: &mut Vec<ContactMatch>) {
+    links::find_links(text, found);
+    emails::find_plain_emails(text, found);
+    obfuscated_emails::find_obfuscated_emails(text, found);
+    bank::find_ibans(text, found);
+    bank::find_bank_details(text, found);
+    crypto::find_crypto_addresses(text, found);
+    handles::find_service_handles(text, found);
+    digit_runs::find_digit_runs(text, found);
+    spelled_digits::find_spelled_digits(text, found);
 }

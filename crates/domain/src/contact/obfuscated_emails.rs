@@ -128,7 +128,7 @@ fn is_provider(label: &str) -> bool {
     MAIL_PROVIDERS.contains(&l.as_str()) || WEAK_MAIL_PROVIDERS.contains(&l.as_str())
 }
 
-fn is_known_tld(label: &str) -> bool {
+pub(super) fn is_known_tld(label: &str) -> bool {
     KNOWN_TLDS.contains(&label.to_ascii_lowercase().as_str())
 }
 

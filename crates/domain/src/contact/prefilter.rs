@@ -237,10 +237,10 @@ fn starts_bank_code_word(word: &str) -> bool {
     })
 }
 
-/// Whether `text` might contain a contact or payment detail: `false` only when no heuristic of
-/// [`find_all_contact_info`] could fire on it. Linear: one pass over the bytes and the words,
-/// and one over the text's letters.
-pub fn might_contain_contact_info(text: &str) -> bool {
+/// Whether `text`, as the heuristics read it, might contain a contact or payment detail: `false`
+/// only when no heuristic could fire on it. Linear: one pass over the bytes and the words, and
+/// one over the text's letters.
+pub(super) fn might_contain(text: &str) -> bool {
     if !text.is_ascii() {
         return true;
     }

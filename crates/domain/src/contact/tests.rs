@@ -46,6 +46,9 @@ fn contact_email_look_alikes_do_not_fire() {
     assert_eq!(kind("look at the design dot com mockup"), None);
     assert_eq!(kind("I worked at acme.com for years"), None);
     assert_eq!(kind("thanks @maria.dev for the review"), None);
+    // A file name with an address before its extension (H-C2) is an address; a file is not.
+    assert_eq!(matched("alice@gmail.com.pdf"), Some("alice@gmail.com"));
+    assert_eq!(kind("hero@large.jpg and logo@brand.final.png"), None);
 }
 
 #[test]
