@@ -109,8 +109,18 @@ fn read_characters(text: &str) -> Vec<Piece> {
     let mut cluster = String::new();
     let mut cluster_from = 0;
     let flush = |cluster: &mut String, from: usize, to: usize, pieces: &mut Vec<Piece>| {
-        if cluster.is_empty() {
-            return;
+        // A lone ASCII character is its own NFKC and reads as itself: most of any text.
+        let mut characters = cluster.chars();
+        if let (Some(only), None) = (characters.next(), characters.next()) {
+            if only.is_ascii() {
+                pieces.push(Piece {
+                    character: only,
+                    from,
+                    to,
+                });
+                cluster.clear();
+                return;
+            }
         }
         for character in cluster.chars().nfkc() {
             if let Some(read) = read_character(character) {
@@ -306,6 +316,20 @@ impl<F: Fn(usize) -> Option<char>> Singles<F> {
 
 /// Whether step 4 would join anything in plain ASCII `text`.
 fn has_joinable_run(text: &str) -> bool {
+    // A run starts with a lone letter or digit; most messages have none, and finding that out
+    // takes one tight pass over the bytes (the writer's hot path, B1).
+    let bytes = text.as_bytes();
+    let alphanumeric = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+    let mut previous = false;
+    let lone = (0..bytes.len()).any(|i| {
+        let current = alphanumeric(i);
+        let lone = current && !previous && !alphanumeric(i + 1);
+        previous = current;
+        lone
+    });
+    if !lone {
+        return false;
+    }
     let singles = Singles {
         at: |i: usize| text.as_bytes().get(i).map(|&byte| char::from(byte)),
     };
