@@ -308,6 +308,20 @@ fn h_c1_unicode_dashes_spaces_and_full_width_digits_in_a_phone_number_are_read_t
 }
 
 #[test]
+fn h_c1_dot_like_characters_are_read_as_dots() {
+    for (text, kind) in [
+        ("alice@gmail\u{B7}com", ContactKind::Email), // middle dot
+        ("alice@gmail\u{3002}com", ContactKind::Email), // ideographic full stop
+        ("alice@gmail\u{FF61}com", ContactKind::Email), // halfwidth ideographic full stop
+        ("alice@gmail\u{2219}com", ContactKind::Email), // bullet operator
+        ("john at gmail \u{2022} com", ContactKind::Email), // bullet
+        ("wa\u{B7}me/15551234567", ContactKind::Messenger),
+    ] {
+        assert_found(text, kind);
+    }
+}
+
+#[test]
 fn h_c1_confusable_letters_are_read_as_their_latin_skeleton() {
     // Cyrillic а, е, о, ѕ; Greek ο, ν, ι; full-width and mathematical letters.
     for (text, kind) in [
@@ -321,6 +335,11 @@ fn h_c1_confusable_letters_are_read_as_their_latin_skeleton() {
         ("𝐚𝐥𝐢𝐜𝐞@𝐠𝐦𝐚𝐢𝐥.𝐜𝐨𝐦", ContactKind::Email),
         ("name at gm\u{430}il d\u{43E}t com", ContactKind::Email),
         ("my \u{455}kype: john.smith84", ContactKind::Messenger),
+        // A wholly Cyrillic look-alike of a Latin word is read as the Latin word.
+        (
+            "\u{440}\u{430}\u{443}\u{440}\u{430}\u{4CF}.me/johnsmith",
+            ContactKind::Payment,
+        ),
         ("t\u{435}l\u{435}gram: @jsmith_92", ContactKind::Messenger),
         ("𝐭𝐞𝐥𝐞𝐠𝐫𝐚𝐦: @john_smith", ContactKind::Messenger),
         ("my \u{3BD}\u{3B9}ber: john_smith84", ContactKind::Messenger),

@@ -14,16 +14,18 @@
 //!    soft hyphen) and default-ignorable code points (variation selectors, fillers) are removed.
 //! 3. Every dash (category Pd) becomes `-`, every space (White_Space) becomes a space (a line
 //!    or paragraph separator a line break), every decimal digit of any script (category Nd)
-//!    its ASCII digit, and any other punctuation whose UTS #39 prototype is ASCII punctuation
-//!    (one dot leader, fraction slash, ratio) that ASCII character.
+//!    its ASCII digit, every dot-like character (the middle dot and what UTS #39 confuses with
+//!    it, bullets included, and the ideographic full stop) a `.`, and any other punctuation or
+//!    symbol whose UTS #39 prototype is one ASCII punctuation character (fraction slash,
+//!    ratio) that character.
 //! 4. Runs of at least [`JOINED_CHARS_MIN`] single characters separated by spaces, or by one
 //!    dot or dash, with at least [`JOINED_LETTERS_MIN`] letters among them, are joined:
 //!    `a l i c e` reads `alice`, `s-k-y-p-e` reads `skype`.
 //! 5. In every word that has a non-ASCII letter, when each such letter's UTS #39 skeleton
 //!    (its diacritics dropped) is ASCII, the word is spelled with those Latin letters: `gmаil`
-//!    (Cyrillic `а`) reads `gmail`, Greek `ѕкуре` reads `skype`. A word with any letter that
-//!    has no Latin look-alike (`Привет`, `скайп`) stays as written, so the heuristics' own
-//!    Cyrillic and CJK service names still match. ASCII letters are never mapped: UTS #39 maps
+//!    (Cyrillic `а`) reads `gmail`, the wholly Cyrillic `раураӏ` reads `paypal`. A word with
+//!    any letter that has no Latin look-alike (`Привет`, `скайп`) stays as written, so the
+//!    heuristics' own Cyrillic and CJK service names still match. ASCII letters are never mapped: UTS #39 maps
 //!    `m` to `rn` and `1` to `l`, which is right for comparing names and wrong for reading.
 //!
 //! The joining of step 4 can also hide a detail that the unjoined text shows (`call 5 5 5 1 2
@@ -205,14 +207,25 @@ fn is_default_ignorable(character: char) -> bool {
     skeleton(character, false) == Skeleton::Empty
 }
 
-/// The ASCII punctuation a punctuation character or symbol is confusable with (UTS #39), when
-/// its prototype is exactly one such character: `․` (one dot leader) is `.`, `⁄` is `/`.
+/// The ASCII punctuation a punctuation character or symbol reads as: a dot-like one (its
+/// UTS #39 prototype is the middle dot, as for `•`, `∙` and `･`, or it is the middle dot or the
+/// ideographic full stop `。`, whose prototype is a ring) is `.`; otherwise the one ASCII
+/// punctuation character that is its prototype, if any (`⁄` is `/`, `∶` is `:`).
 fn ascii_punctuation_prototype(character: char) -> Option<char> {
+    if matches!(character, MIDDLE_DOT | IDEOGRAPHIC_FULL_STOP) {
+        return Some('.');
+    }
     match skeleton(character, false) {
+        Skeleton::One(MIDDLE_DOT) => Some('.'),
         Skeleton::One(prototype) if prototype.is_ascii_punctuation() => Some(prototype),
         _ => None,
     }
 }
+
+/// The prototype UTS #39 gives the dot-like characters.
+const MIDDLE_DOT: char = '\u{B7}';
+/// The CJK full stop: a dot between the labels of an address to a reader.
+const IDEOGRAPHIC_FULL_STOP: char = '\u{3002}';
 
 /// The ASCII digit of a decimal digit of any script. Unicode encodes every script's decimal
 /// digits as consecutive runs of ten, zero first (a stability guarantee), so a digit's value
