@@ -41,10 +41,10 @@ use unicode_properties::{GeneralCategory, GeneralCategoryGroup, UnicodeGeneralCa
 
 /// Single characters a run needs before it is joined: two (`a b`) are too common in prose
 /// ("plan B", "a 2") and carry too little to hide a detail in.
-pub(super) const JOINED_CHARS_MIN: usize = 3;
+const JOINED_CHARS_MIN: usize = 3;
 /// Letters a run needs before it is joined: runs of single digits are the digit-run
 /// heuristic's (`0 7 7 0 0 9 …` is a phone number as written, `1 2 3 4 5` a list).
-pub(super) const JOINED_LETTERS_MIN: usize = 2;
+const JOINED_LETTERS_MIN: usize = 2;
 /// Spaces (or tabs) that may separate two single characters of a run.
 const JOINED_SPACES_MAX: usize = 3;
 /// How far back the digit value search walks: the longest run of consecutive decimal digits in
@@ -84,7 +84,7 @@ impl View {
 }
 
 /// The ways the heuristics read a text that is not [`is_plain`] (module docs): its normalised
-/// form and, when that has runs of single characters, the same joined (first).
+/// form and, when that has runs of single characters, the same joined.
 pub(super) fn views(text: &str) -> Vec<View> {
     let pieces = read_characters(text);
     let joined = join_single_characters(&pieces);

@@ -1,5 +1,5 @@
-//! Checks of user-written text shared by the aggregates: lengths, names shown to others, and
-//! R-C1's contact details; and the shared `blocked` refusal.
+//! What the aggregates share besides the context: checks of user-written text (lengths, names
+//! shown to others, R-C1's contact details), the `blocked` refusal, and per-user flag changes.
 
 use crate::contact::find_contact_info;
 use crate::event::Event;
