@@ -304,3 +304,55 @@ async fn malformed_payloads_are_invalid_commands_never_silence() {
     // The writer is still up.
     c.register(&["alice"]).await;
 }
+
+/// H-C1 through the real binary: contact details hidden with Unicode tricks are refused like
+/// plain ones, in a message body and in a room name, while ordinary multilingual text with
+/// numbers in other scripts is accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_c1_tricked_contact_details_are_refused_end_to_end() {
+    let system = System::start().await;
+    let c = &system.client;
+    c.register(&["alice", "bob"]).await;
+    let group = c
+        .ok(
+            "alice",
+            "room.create",
+            json!({"name": "Team", "members": ["bob"]}),
+        )
+        .await;
+    let group = group["result"]["room_id"].as_str().unwrap().to_owned();
+    for body in [
+        "write to alice\u{200B}@gmail.com",
+        "call +1\u{2011}415\u{2011}555\u{2011}0134",
+        "\u{430}lice@gm\u{430}il.com",
+        "a l i c e @ g m a i l . c o m",
+        "call me \u{661}\u{664}\u{661}\u{665} \u{665}\u{665}\u{665} \u{660}\u{661}\u{663}\u{664}",
+    ] {
+        assert_eq!(
+            c.code(
+                "alice",
+                "message.send",
+                json!({"room_id": group, "body": body})
+            )
+            .await,
+            "contact_info_outside_contract",
+            "{body:?}"
+        );
+        assert_eq!(
+            c.code(
+                "alice",
+                "room.create",
+                json!({"name": body, "members": ["bob"]})
+            )
+            .await,
+            "contact_info_outside_contract",
+            "{body:?}"
+        );
+    }
+    c.ok(
+        "alice",
+        "message.send",
+        json!({"room_id": group, "body": "Цена 8 000 грн — встреча ٢٧/١١ в 14:30, I am a b c"}),
+    )
+    .await;
+}

@@ -2,7 +2,8 @@
 //! clean, the full detector finds nothing in it. Checked over the hand-written corpus and over
 //! random text, including word salads built from the very words the heuristics look for, so
 //! that near misses are common. It must also actually clear ordinary messages, or it buys
-//! nothing.
+//! nothing. Since H-C1 the prefilter reads the normalised text, as the heuristics do, so the
+//! corpus, the word salads and the random texts include H-C1's tricks.
 
 use std::path::PathBuf;
 
@@ -36,7 +37,9 @@ fn assert_sound(text: &str) {
 
 #[test]
 fn r_c1_the_prefilter_never_clears_a_positive_of_the_corpus() {
-    let positives = corpus("positive.txt");
+    let mut positives = corpus("positive.txt");
+    // H-C1's tricks: the prefilter reads the normalised text, as the heuristics do.
+    positives.extend(corpus("adversarial_positive.txt"));
     for text in &positives {
         assert_sound(text);
     }
@@ -50,7 +53,8 @@ fn r_c1_the_prefilter_never_clears_a_positive_of_the_corpus() {
 
 #[test]
 fn r_c1_the_prefilter_is_sound_on_the_negatives_and_clears_many_of_them() {
-    let negatives = corpus("negative.txt");
+    let mut negatives = corpus("negative.txt");
+    negatives.extend(corpus("adversarial_negative.txt"));
     let mut cleared = 0;
     for text in &negatives {
         assert_sound(text);
@@ -97,6 +101,8 @@ fn the_prefilter_clears_ordinary_prose() {
         "sounds good, see you then",
         "Could you send over the revised mockups when you have a moment",
         "",
+        // Not ASCII, but ASCII once normalised (H-C1): a dash and a non-breaking space.
+        "sounds good \u{2014} see you\u{a0}then",
     ] {
         assert!(!might_contain_contact_info(text), "{text:?}");
     }
@@ -178,6 +184,34 @@ const PIECES: &[&str] = &[
     "é",
     "Ｓkype",
     "，",
+    // H-C1's tricks: invisible characters, Unicode separators, look-alikes, other digits,
+    // spaced-out letters.
+    "\u{200B}",
+    "\u{AD}",
+    "\u{FE0F}",
+    "\u{202E}",
+    "\u{2011}",
+    "\u{2014}",
+    "\u{3000}",
+    "\u{a0}",
+    "\u{2024}",
+    "\u{430}",
+    "\u{3BF}",
+    "gm\u{430}il",
+    "\u{455}kype",
+    "ｇｍａｉｌ",
+    "𝐭𝐞𝐥𝐞𝐠𝐫𝐚𝐦",
+    "٥٥٥",
+    "१२३",
+    "０７７",
+    "a l i c e",
+    "g m a i l",
+    "c o m",
+    "s k y p e",
+    "j.o.h.n",
+    "a b c",
+    "I",
+    "a",
 ];
 
 fn prefilter_cases() -> u32 {
@@ -215,6 +249,20 @@ proptest! {
 
     #[test]
     fn r_c1_the_prefilter_is_sound_on_random_letters_and_spaces(text in "[a-zA-Z .:]{0,120}") {
+        assert_sound(&text);
+    }
+
+    /// H-C1: any printable Unicode, so normalisation meets every script, mark and separator.
+    #[test]
+    fn h_c1_the_prefilter_is_sound_on_random_unicode(text in "\\PC{0,60}") {
+        assert_sound(&text);
+    }
+
+    /// H-C1: single letters and digits spaced out, the shape that is joined.
+    #[test]
+    fn h_c1_the_prefilter_is_sound_on_spaced_single_characters(
+        text in "([a-z0-9@.] {1,2}){0,24}[a-z]?"
+    ) {
         assert_sound(&text);
     }
 }

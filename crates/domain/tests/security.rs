@@ -5,6 +5,7 @@
 
 mod support;
 
+use domain::contact::ContactKind;
 use domain::{Action, ErrorCode};
 use support::*;
 
@@ -252,4 +253,264 @@ fn file_and_room_names_refuse_control_and_bidi_characters() {
             }
         )
         .is_ok());
+}
+
+// H-C1: the detector reads text as a person does. Each test below is one family of tricks that
+// hides a detail from a program reading the raw text while a person still reads it; each text
+// is one the detector missed before the normalisation (security.md's review reproduced them).
+
+/// The detected kind and the original text it points at.
+fn found(text: &str) -> Option<(ContactKind, &str)> {
+    domain::contact::find_contact_info(text).map(|m| (m.kind, &text[m.start..m.end]))
+}
+
+#[track_caller]
+fn assert_found(text: &str, kind: ContactKind) {
+    let got = found(text);
+    assert_eq!(got.map(|(k, _)| k), Some(kind), "{text:?}: {got:?}");
+}
+
+#[test]
+fn h_c1_zero_width_and_format_characters_inside_an_email_are_read_through() {
+    for text in [
+        "alice\u{200B}@gmail.com",         // zero-width space
+        "alice@gm\u{200D}ail.com",         // zero-width joiner
+        "alice@gmail\u{200C}.com",         // zero-width non-joiner
+        "ali\u{AD}ce.wong@yahoo.com",      // soft hyphen
+        "alice@gmail\u{2060}.com",         // word joiner
+        "alice@gm\u{202A}ail.com\u{202C}", // bidi embedding
+        "alice@gmail.co\u{FE0F}m",         // variation selector
+        "\u{FEFF}alice@\u{FEFF}gmail.com", // byte order mark
+    ] {
+        assert_found(text, ContactKind::Email);
+    }
+    // The match points into the original text, invisible characters included.
+    assert_eq!(
+        found("write to alice\u{200B}@gmail.com today"),
+        Some((ContactKind::Email, "alice\u{200B}@gmail.com"))
+    );
+}
+
+#[test]
+fn h_c1_unicode_dashes_spaces_and_full_width_digits_in_a_phone_number_are_read_through() {
+    for text in [
+        "call me: +1\u{2011}415\u{2011}555\u{2011}0134", // non-breaking hyphens
+        "my number is 555\u{2011}123\u{2011}4567",
+        "phone 020\u{2012}7946\u{2012}0958",      // figure dash
+        "ring me at 0770\u{2212}090\u{2212}0123", // minus sign
+        "mobile: +49\u{3000}30\u{3000}1234\u{3000}5678", // ideographic space
+        "call ＋１ ４１５ ５５５ ０１３４",       // full-width
+        "my number ０７７００ ９００１２３",
+        "phone 𝟓𝟓𝟓 𝟏𝟐𝟑 𝟒𝟓𝟔𝟕", // mathematical bold digits
+    ] {
+        assert_found(text, ContactKind::Phone);
+    }
+}
+
+#[test]
+fn h_c1_dot_like_characters_are_read_as_dots() {
+    for (text, kind) in [
+        ("alice@gmail\u{B7}com", ContactKind::Email), // middle dot
+        ("alice@gmail\u{3002}com", ContactKind::Email), // ideographic full stop
+        ("alice@gmail\u{FF61}com", ContactKind::Email), // halfwidth ideographic full stop
+        ("alice@gmail\u{2219}com", ContactKind::Email), // bullet operator
+        ("john at gmail \u{2022} com", ContactKind::Email), // bullet
+        ("wa\u{B7}me/15551234567", ContactKind::Messenger),
+    ] {
+        assert_found(text, kind);
+    }
+}
+
+#[test]
+fn h_c1_confusable_letters_are_read_as_their_latin_skeleton() {
+    // Cyrillic а, е, о, ѕ; Greek ο, ν, ι; full-width and mathematical letters.
+    for (text, kind) in [
+        ("\u{430}lice@gm\u{430}il.com", ContactKind::Email),
+        (
+            "my email is p\u{435}t\u{435}r.n\u{43E}vak@yah\u{43E}\u{43E}.com",
+            ContactKind::Email,
+        ),
+        ("j\u{3BF}hn.smith@icl\u{3BF}ud.com", ContactKind::Email),
+        ("ｊｏｈｎ＠ｇｍａｉｌ．ｃｏｍ", ContactKind::Email),
+        ("𝐚𝐥𝐢𝐜𝐞@𝐠𝐦𝐚𝐢𝐥.𝐜𝐨𝐦", ContactKind::Email),
+        ("name at gm\u{430}il d\u{43E}t com", ContactKind::Email),
+        ("my \u{455}kype: john.smith84", ContactKind::Messenger),
+        // A wholly Cyrillic look-alike of a Latin word is read as the Latin word.
+        (
+            "\u{440}\u{430}\u{443}\u{440}\u{430}\u{4CF}.me/johnsmith",
+            ContactKind::Payment,
+        ),
+        ("t\u{435}l\u{435}gram: @jsmith_92", ContactKind::Messenger),
+        ("𝐭𝐞𝐥𝐞𝐠𝐫𝐚𝐦: @john_smith", ContactKind::Messenger),
+        ("my \u{3BD}\u{3B9}ber: john_smith84", ContactKind::Messenger),
+        ("p\u{430}yp\u{430}l.me/johnsmith", ContactKind::Payment),
+    ] {
+        assert_found(text, kind);
+    }
+    assert_eq!(
+        found("mail \u{430}lice@gm\u{430}il.com, thanks"),
+        Some((ContactKind::Email, "\u{430}lice@gm\u{430}il.com"))
+    );
+}
+
+#[test]
+fn h_c1_spaced_out_letters_are_joined() {
+    for (text, kind) in [
+        ("a l i c e @ g m a i l . c o m", ContactKind::Email),
+        (
+            "write me: j o h n . s m i t h @ o u t l o o k . c o m",
+            ContactKind::Email,
+        ),
+        ("my mail is m a r i a 9 2 @ gmail . com", ContactKind::Email),
+        ("s k y p e: j o h n . s m i t h 8 4", ContactKind::Messenger),
+        ("a.l.i.c.e@gmail.com", ContactKind::Email),
+        ("a\u{200B} l i c e @ g m a i l . c o m", ContactKind::Email),
+    ] {
+        assert_found(text, kind);
+    }
+    // The match covers the spaced-out address in the original text.
+    assert_eq!(
+        found("ok: a l i c e @ g m a i l . c o m !"),
+        Some((ContactKind::Email, "a l i c e @ g m a i l . c o m"))
+    );
+    // Joining alone is no evidence: ordinary single letters stay ordinary (H-C3's corpus holds
+    // more).
+    for text in [
+        "I am a b c",
+        "Grades A B C D F",
+        "the keys W A S D move",
+        "U.S.A. dates",
+    ] {
+        assert_eq!(found(text), None, "{text:?}");
+    }
+}
+
+#[test]
+fn h_c1_digits_of_any_script_count_as_digits() {
+    for (text, kind) in [
+        ("call me \u{661}\u{664}\u{661}\u{665} \u{665}\u{665}\u{665} \u{660}\u{661}\u{663}\u{664}", ContactKind::Phone), // Arabic-Indic
+        ("my number is ۰۹۱۲ ۳۴۵ ۶۷۸۹", ContactKind::Phone), // Extended Arabic-Indic (Persian)
+        ("फ़ोन करें ९८७६५ ४३२१०", ContactKind::Phone),        // Devanagari
+        ("ফোন ০১৭১২ ৩৪৫৬৭৮", ContactKind::Phone),           // Bengali
+        ("โทร ๐๘๑ ๒๓๔ ๕๖๗๘", ContactKind::Phone),            // Thai
+        ("card ٤١١١ ١١١١ ١١١١ ١١١١", ContactKind::CardNumber),
+        ("my phone ٥٥٥-१२३-4567", ContactKind::Phone),       // mixed scripts
+    ] {
+        assert_found(text, kind);
+    }
+    // Dates, prices and versions in other scripts stay what they are.
+    for text in [
+        "الاجتماع يوم ٢٧/١١/٢٠٢٦ الساعة ١٤:٣٠",
+        "कीमत ₹२५,००० है",
+        "Versions ۱.۲.۳ and ۱.۲.۴ are on the server",
+    ] {
+        assert_eq!(found(text), None, "{text:?}");
+    }
+}
+
+/// H-C1 through `decide`: a tricked message outside a contract room is refused like a plain
+/// one, and so are H-C2's other texts; inside an active contract's room it is allowed.
+#[test]
+fn h_c1_decide_refuses_tricked_details_in_every_checked_text() {
+    let mut w = World::new();
+    let tricked = [
+        "alice\u{200B}@gmail.com",
+        "call +1\u{2011}415\u{2011}555\u{2011}0134",
+        "\u{430}lice@gm\u{430}il.com",
+        "a l i c e @ g m a i l . c o m",
+        "call me \u{661}\u{664}\u{661}\u{665} \u{665}\u{665}\u{665} \u{660}\u{661}\u{663}\u{664}",
+    ];
+    let group = w.group("alice", &["bob"]);
+    let contract = w.contract("c-h-c1");
+    for (index, text) in tricked.into_iter().enumerate() {
+        // message.send, in a room and to a user, and message.edit.
+        assert_eq!(
+            w.code("alice", support::send(group, text)),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        assert_eq!(
+            w.code("alice", support::send_to("carol", text)),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        let message = w.say("alice", group, "draft");
+        assert_eq!(
+            w.code(
+                "alice",
+                Action::EditMessage {
+                    room_id: group,
+                    message_id: message,
+                    body: text.into(),
+                }
+            ),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        // Room names, new and renamed.
+        assert_eq!(
+            w.code(
+                "alice",
+                Action::CreateRoom {
+                    name: text.into(),
+                    members: vec![user("bob")],
+                }
+            ),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        assert_eq!(
+            w.code(
+                "alice",
+                Action::RenameRoom {
+                    room_id: group,
+                    name: text.into(),
+                }
+            ),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        // Out-of-office messages.
+        assert_eq!(
+            w.code(
+                "alice",
+                Action::SetOutOfOffice {
+                    message: text.into(),
+                    from: domain::Timestamp::from_millis(T0),
+                    until: domain::Timestamp::from_millis(T0 + 24 * HOUR),
+                }
+            ),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        // File names, when attached outside a contract room.
+        let file_id = domain::FileId(uuid::Uuid::from_u128(0xF11E_3000 + index as u128));
+        w.service_ok(Action::RegisterFile {
+            file_id,
+            uploader: user("alice"),
+            name: format!("{text}.pdf"),
+            size: 10,
+            content_type: "application/pdf".into(),
+            sha256: "ab".repeat(32),
+        });
+        assert_eq!(
+            w.code(
+                "alice",
+                send_with(group, "", vec![domain::AttachmentRef::File(file_id)])
+            ),
+            ErrorCode::ContactInfoOutsideContract,
+            "{text:?}"
+        );
+        // Inside an active contract's room the same text and file are allowed (R-C1).
+        assert!(
+            w.run("alice", support::send(contract, text)).is_ok(),
+            "{text:?}"
+        );
+        assert!(w
+            .run(
+                "alice",
+                send_with(contract, "", vec![domain::AttachmentRef::File(file_id)])
+            )
+            .is_ok());
+    }
 }
