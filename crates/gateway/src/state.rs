@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
+use crate::limits::{CommandRateLimiter, DiskReserve, UploadQuota, UploadSlots};
 use bus::EventHub;
 
 /// The state of one gateway, behind an `Arc` in every handler.
@@ -39,6 +40,14 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// The Prometheus recorder's handle, when this process's recorder is ours.
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// Commands per user token (H-L2).
+    pub(crate) command_rate: CommandRateLimiter,
+    /// Uploads running per user (H-L3).
+    pub(crate) upload_slots: Arc<UploadSlots>,
+    /// Bytes uploaded per user today (H-L3).
+    pub(crate) upload_quota: Arc<UploadQuota>,
+    /// Free space kept for the event log (H-L3).
+    pub(crate) disk_reserve: DiskReserve,
 }
 
 /// The shared state as handlers receive it.
@@ -55,6 +64,8 @@ pub(crate) struct Limits {
     pub(crate) command_timeout: Duration,
     /// How long an SSE stream may stay unable to hand an event to a slow client.
     pub(crate) sse_send_wait_max: Duration,
+    /// The longest a request body may go without sending bytes (H-L5).
+    pub(crate) body_progress_timeout: Duration,
 }
 
 /// The subjects of the parts behind the gateway, under one prefix (`parlor` by default).

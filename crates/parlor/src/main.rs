@@ -215,6 +215,11 @@ async fn serve(
             gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
         config.subject_prefix = common.subject_prefix.clone();
         config.events = hub.clone();
+        common.limits.apply(&mut config);
+        if with_writer {
+            // H-L3: the log is on this machine; keep its disk's reserve too.
+            config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
+        }
         let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
         info!(http = %bound.local_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;
