@@ -11,6 +11,7 @@
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
+//! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -22,5 +23,6 @@ mod crash;
 mod events;
 mod http;
 mod lifecycle;
+mod limits;
 mod readside;
 mod reliability;

@@ -311,6 +311,10 @@ impl LimitOptions {
         config.upload_quota_bytes_per_day = self.upload_quota_bytes_per_day;
         config.disk_reserve_bytes = self.disk_reserve_bytes;
         config.unattached_upload_grace = Duration::from_secs(self.unattached_upload_grace_seconds);
+        // A quarter of the grace, at most the default: an upload outlives its grace by at most
+        // that much.
+        config.unattached_collect_interval =
+            (config.unattached_upload_grace / 4).min(gateway::unattached::COLLECT_INTERVAL_DEFAULT);
         config.http = gateway::HttpLimits {
             header_read_timeout: Duration::from_millis(self.http_header_timeout_ms),
             body_progress_timeout: Duration::from_millis(self.http_body_timeout_ms),

@@ -380,7 +380,11 @@ async fn h_l3_uploads_never_attached_are_deleted_with_their_bytes_and_attached_o
         !duplicate_record.exists()
     })
     .await;
-    assert!(!pending_path(&data, &abandoned).exists());
+    let abandoned_record = pending_path(&data, &abandoned);
+    wait_until("the abandoned upload's record dropped", move || {
+        !abandoned_record.exists()
+    })
+    .await;
     assert!(
         blob_path(&data, b"the contract draft").exists(),
         "attached bytes are kept, whoever else uploaded them"
@@ -417,7 +421,12 @@ async fn h_l3_a_restart_forgets_no_unattached_upload_nor_an_attachment_made_whil
         move || !abandoned_blob.exists(),
     )
     .await;
-    assert!(!pending_path(&data, &abandoned).exists());
+    // The bytes go first, then the record.
+    let abandoned_record = pending_path(&data, &abandoned);
+    wait_until("the abandoned upload's record dropped", move || {
+        !abandoned_record.exists()
+    })
+    .await;
     assert!(blob_path(&data, b"sent while the gateway was down").exists());
     gateway.stop().await;
 }
@@ -498,6 +507,18 @@ async fn h_l5_a_connection_trickling_its_headers_is_closed_after_the_header_time
     // Idle from the start counts too: no byte at all within the timeout.
     let mut idle = TcpStream::connect(gateway.addr).await.unwrap();
     read_until_closed(&mut idle).await;
+    // And idle between two requests of a keep-alive connection.
+    let mut kept_alive = TcpStream::connect(gateway.addr).await.unwrap();
+    kept_alive
+        .write_all(b"GET /v1/rooms HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let received = read_until_closed(&mut kept_alive).await;
+    assert!(
+        received.starts_with(b"HTTP/1.1 401"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
     gateway.stop().await;
 }
 
