@@ -165,6 +165,23 @@ async fn h_l2_user_commands_past_the_burst_get_429_with_retry_after_and_never_re
     gateway.stop().await;
 }
 
+#[tokio::test]
+async fn every_rate_limited_answer_carries_retry_after_reads_too() {
+    let gateway = TestGateway::start().await;
+    // A projector refusing a read for too many waiting ones (H-L1).
+    let _rooms = responder(&gateway.bus, "parlor.query.rooms", |_, _| {
+        Some(refused("rate_limited"))
+    })
+    .await;
+    let response = gateway
+        .get("/v1/rooms?min_position=5", &token("alice"))
+        .await;
+    assert_eq!(response.status, 429);
+    assert_eq!(response.error_code(), "rate_limited");
+    assert_eq!(response.header("retry-after"), Some("1"));
+    gateway.stop().await;
+}
+
 // ---- H-L3: uploads at once, daily bytes, disk reserve, unattached uploads ----
 
 #[tokio::test]
