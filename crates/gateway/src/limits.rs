@@ -201,12 +201,13 @@ impl UploadQuota {
         })
     }
 
+    /// The counts, moved on to `day` if it is later than theirs.
     fn used(&self, day: i64) -> MutexGuard<'_, DayUsage> {
         let mut used = self
             .used
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if used.day != day {
+        if used.day < day {
             // A new day: yesterday's counts go, so the map holds only today's uploaders.
             used.day = day;
             used.bytes.clear();
@@ -217,6 +218,10 @@ impl UploadQuota {
     /// Whether `user` may still upload `bytes` more today.
     pub(crate) fn check(&self, user: &str, day: i64, bytes: u64) -> Result<(), QuotaExceeded> {
         let used = self.used(day);
+        if used.day != day {
+            // A day already over: nothing counts against it any more.
+            return Ok(());
+        }
         let so_far = used.bytes.get(user).copied().unwrap_or(0);
         if so_far.saturating_add(bytes) > self.bytes_per_day {
             return Err(QuotaExceeded {
@@ -229,6 +234,11 @@ impl UploadQuota {
     /// Counts `bytes` more for `user` today, unless that passes the quota.
     fn charge(&self, user: &str, day: i64, bytes: u64) -> Result<(), QuotaExceeded> {
         let mut used = self.used(day);
+        if used.day != day {
+            // An upload begun before midnight: its day's counts are gone, and the new day's
+            // are not its to eat into.
+            return Ok(());
+        }
         let so_far = used.bytes.entry(user.to_owned()).or_insert(0);
         let total = so_far.saturating_add(bytes);
         if total > self.bytes_per_day {
@@ -242,7 +252,10 @@ impl UploadQuota {
 
     /// Gives back `bytes` of `user` charged on `day` (an upload that failed keeps nothing).
     fn refund(&self, user: &str, day: i64, bytes: u64) {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let mut used = self
+            .used
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if used.day != day {
             return;
         }
@@ -417,5 +430,14 @@ mod tests {
         assert!(quota.check("bob", 1, 100).is_ok());
         // The next day starts from nothing.
         assert!(quota.check("alice", 2, 100).is_ok());
+        let today = QuotaCharge::new(&quota, "bob", 2);
+        assert!(today.add(70).is_ok());
+        today.keep();
+        // An upload begun yesterday that goes on after midnight leaves today's counts alone.
+        let late = QuotaCharge::new(&quota, "bob", 1);
+        assert!(late.add(500).is_ok());
+        late.keep();
+        assert!(quota.check("bob", 2, 30).is_ok());
+        assert!(quota.check("bob", 2, 31).is_err());
     }
 }
