@@ -13,6 +13,7 @@
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
 //! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
 //!   limits (H-L4).
+//! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -24,6 +25,7 @@ mod crash;
 mod events;
 mod http;
 mod lifecycle;
+mod limits;
 mod readside;
 mod reliability;
 mod views;

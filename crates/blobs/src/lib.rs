@@ -6,11 +6,17 @@
 //! enforces its byte limit while the bytes flow and keeps nothing of a refused or broken upload.
 //! A blob may have small derived objects (a thumbnail, say), named after the blob.
 //!
+//! Uploads not yet attached to a message are *held* ([`BlobStore::hold_unattached`]) until
+//! they are attached ([`BlobStore::attached`]) or collected, bytes included, once their grace
+//! period has passed ([`BlobStore::collect_unattached`], security.md H-L3). The holds are stored
+//! with the blobs, so a restart forgets none.
+//!
 //! [`LocalBlobStore`] keeps the blobs in a directory (`<root>/ab/cdef…`). When gateways run on
 //! several machines, a shared implementation (a NATS JetStream object store, say) takes its place
 //! behind the same trait.
 
 mod local;
+mod pending;
 
 use std::fmt;
 use std::io;
@@ -22,6 +28,7 @@ use futures::future::BoxFuture;
 use futures::Stream;
 
 pub use local::{LocalBlobStore, READ_CHUNK_BYTES, TEMP_FILE_AGE_MAX, WRITE_BUFFER_BYTES};
+pub use pending::KEPT_MARK_NAME;
 
 /// A stream of content, chunk by chunk; an `Err` item aborts whatever consumes it.
 pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send + 'static>>;
@@ -79,6 +86,17 @@ pub struct Stored {
     pub newly_stored: bool,
 }
 
+/// What [`BlobStore::collect_unattached`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Collected {
+    /// Unattached uploads whose grace period had passed.
+    pub uploads_dropped: usize,
+    /// Blobs deleted (an upload whose content another file still uses keeps its blob).
+    pub blobs_deleted: usize,
+    /// Bytes freed, derived objects included.
+    pub bytes_deleted: u64,
+}
+
 /// A blob (or derived object) opened for reading.
 pub struct BlobReader {
     /// Its length in bytes, known before the first chunk (for `Content-Length`).
@@ -110,6 +128,11 @@ pub enum BlobError {
     /// A derived object's name is not 1–64 bytes of `[A-Za-z0-9._-]` not starting with `.`.
     #[error("invalid derived object name {0:?}")]
     InvalidName(String),
+    /// The blob was collected (its uploads expired unattached) while a new upload of the same
+    /// content was being recorded; nothing of the new upload was kept, and sending it again
+    /// stores it afresh.
+    #[error("the blob {0} was just collected as unattached; upload the file again")]
+    Collected(ContentHash),
     /// The store's own storage failed.
     #[error("blob storage failed: {0}")]
     Io(#[from] io::Error),
@@ -152,6 +175,34 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
     /// decoders seek); `None` for stores that keep no local files, whose callers then read
     /// [`BlobStore::open`]'s stream instead.
     fn local_path(&self, hash: ContentHash) -> Option<PathBuf>;
+
+    /// Holds the blob `hash` for the upload `file`, not attached to a message yet, since
+    /// `uploaded_at_ms` (milliseconds since the epoch). Fails with [`BlobError::Collected`] when
+    /// the blob is no longer stored. Durable once it returns.
+    fn hold_unattached(
+        &self,
+        file: uuid::Uuid,
+        hash: ContentHash,
+        uploaded_at_ms: i64,
+    ) -> BoxFuture<'_, Result<(), BlobError>>;
+
+    /// The upload `file` was attached to a message: its blob is kept for good. Files this
+    /// store holds nothing for are ignored.
+    fn attached(&self, file: uuid::Uuid) -> BoxFuture<'_, Result<(), BlobError>>;
+
+    /// Drops every upload held since before `uploaded_before_ms` and never attached, and
+    /// deletes each blob (with its derived objects) no attached or younger upload uses.
+    fn collect_unattached(
+        &self,
+        uploaded_before_ms: i64,
+    ) -> BoxFuture<'_, Result<Collected, BlobError>>;
+
+    /// The log position up to which [`BlobStore::attached`] was applied; `None` before the
+    /// first time.
+    fn attachments_position(&self) -> BoxFuture<'_, Result<Option<u64>, BlobError>>;
+
+    /// Records the log position up to which [`BlobStore::attached`] was applied.
+    fn set_attachments_position(&self, position: u64) -> BoxFuture<'_, Result<(), BlobError>>;
 }
 
 /// Checks a derived object's name (see [`BlobError::InvalidName`]).

@@ -9,6 +9,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -19,7 +20,8 @@ use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
 use crate::{
-    validate_derived_name, BlobError, BlobReader, BlobStore, ByteStream, ContentHash, Stored,
+    validate_derived_name, BlobError, BlobReader, BlobStore, ByteStream, Collected, ContentHash,
+    Stored,
 };
 
 /// The write buffer of an upload, in bytes: large writes keep the number of blocking file
@@ -34,12 +36,14 @@ pub const READ_CHUNK_BYTES: usize = 64 * 1024;
 pub const TEMP_FILE_AGE_MAX: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The directory of uploads in progress, inside the root.
-const TEMP_DIR: &str = "tmp";
+pub(crate) const TEMP_DIR: &str = "tmp";
 
 /// Blobs in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalBlobStore {
     root: PathBuf,
+    /// Serialises holding, attaching and collecting unattached uploads (see `pending`).
+    pending_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl LocalBlobStore {
@@ -48,8 +52,12 @@ impl LocalBlobStore {
     ///
     /// Blocking: meant for start-up.
     pub fn new(root: impl Into<PathBuf>) -> io::Result<LocalBlobStore> {
-        let store = LocalBlobStore { root: root.into() };
+        let store = LocalBlobStore {
+            root: root.into(),
+            pending_lock: Arc::new(tokio::sync::Mutex::new(())),
+        };
         std::fs::create_dir_all(store.temp_dir())?;
+        std::fs::create_dir_all(store.root.join(crate::pending::PENDING_DIR))?;
         store.remove_stale_temp_files();
         Ok(store)
     }
@@ -66,8 +74,13 @@ impl LocalBlobStore {
         self.root.join(directory).join(rest)
     }
 
+    /// The lock of the unattached uploads' records.
+    pub(crate) fn pending_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.pending_lock
+    }
+
     /// Where the derived object `name` of the blob `hash` lives; `name` must be valid.
-    fn derived_path(&self, hash: ContentHash, name: &str) -> PathBuf {
+    pub(crate) fn derived_path(&self, hash: ContentHash, name: &str) -> PathBuf {
         let mut path = self.blob_path(hash).into_os_string();
         path.push(".");
         path.push(name);
@@ -212,18 +225,46 @@ impl BlobStore for LocalBlobStore {
     fn local_path(&self, hash: ContentHash) -> Option<PathBuf> {
         Some(self.blob_path(hash))
     }
+
+    fn hold_unattached(
+        &self,
+        file: uuid::Uuid,
+        hash: ContentHash,
+        uploaded_at_ms: i64,
+    ) -> BoxFuture<'_, Result<(), BlobError>> {
+        Box::pin(self.hold_unattached_upload(file, hash, uploaded_at_ms))
+    }
+
+    fn attached(&self, file: uuid::Uuid) -> BoxFuture<'_, Result<(), BlobError>> {
+        Box::pin(self.mark_attached(file))
+    }
+
+    fn collect_unattached(
+        &self,
+        uploaded_before_ms: i64,
+    ) -> BoxFuture<'_, Result<Collected, BlobError>> {
+        Box::pin(self.collect_unattached_uploads(uploaded_before_ms))
+    }
+
+    fn attachments_position(&self) -> BoxFuture<'_, Result<Option<u64>, BlobError>> {
+        Box::pin(self.read_attachments_position())
+    }
+
+    fn set_attachments_position(&self, position: u64) -> BoxFuture<'_, Result<(), BlobError>> {
+        Box::pin(self.write_attachments_position(position))
+    }
 }
 
 /// A temporary file that is removed when dropped, unless it was renamed into place: whatever
 /// way an upload ends early (a limit, a broken stream, a cancelled future), nothing is left.
-struct TempFile {
+pub(crate) struct TempFile {
     path: PathBuf,
     committed: bool,
 }
 
 impl TempFile {
     /// Creates a new, uniquely named temporary file in `directory`.
-    async fn create(directory: &Path) -> io::Result<(TempFile, tokio::fs::File)> {
+    pub(crate) async fn create(directory: &Path) -> io::Result<(TempFile, tokio::fs::File)> {
         let path = directory.join(format!("{}.part", uuid::Uuid::new_v4().simple()));
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -240,7 +281,7 @@ impl TempFile {
     }
 
     /// Renames the file to `target` (creating its directory) and makes the rename durable.
-    async fn commit(mut self, target: &Path) -> io::Result<()> {
+    pub(crate) async fn commit(mut self, target: &Path) -> io::Result<()> {
         let directory = target
             .parent()
             .ok_or_else(|| io::Error::other("a blob path has no parent directory"))?

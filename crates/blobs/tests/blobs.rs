@@ -259,3 +259,97 @@ async fn the_local_path_is_the_blob_file() {
     let path = store.local_path(stored.hash).unwrap();
     assert_eq!(std::fs::metadata(path).unwrap().len(), 10);
 }
+
+// ---- Unattached uploads (security.md H-L3) ----
+
+/// Stores `chunks` and holds them for a new upload at `at_ms`; returns the upload and blob.
+async fn held_upload(
+    store: &LocalBlobStore,
+    chunks: Vec<Bytes>,
+    at_ms: i64,
+) -> (uuid::Uuid, ContentHash) {
+    let stored = store.put(stream_of(chunks), 10_000_000).await.unwrap();
+    let file = uuid::Uuid::new_v4();
+    store
+        .hold_unattached(file, stored.hash, at_ms)
+        .await
+        .unwrap();
+    (file, stored.hash)
+}
+
+#[tokio::test]
+async fn h_l3_unattached_uploads_survive_a_reopen_and_are_collected_with_their_derived_objects() {
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::new(root.path()).unwrap();
+    let (_, abandoned) = held_upload(&store, content(3, 1000), 1_000).await;
+    store
+        .put_derived(abandoned, "thumbnail.png", Bytes::from_static(b"png"))
+        .await
+        .unwrap();
+    let (attached_file, attached) = held_upload(&store, content(2, 500), 1_000).await;
+    store.attached(attached_file).await.unwrap();
+    drop(store);
+
+    // A restart: a new store over the same directory still knows the abandoned upload.
+    let store = LocalBlobStore::new(root.path()).unwrap();
+    // Not past the grace yet.
+    let collected = store.collect_unattached(1_000).await.unwrap();
+    assert_eq!(collected, blobs::Collected::default());
+    assert!(store.exists(abandoned).await.unwrap());
+
+    let collected = store.collect_unattached(1_001).await.unwrap();
+    assert_eq!(collected.uploads_dropped, 1);
+    assert_eq!(collected.blobs_deleted, 1);
+    assert_eq!(collected.bytes_deleted, 3_000 + 3);
+    assert!(!store.exists(abandoned).await.unwrap());
+    assert!(store
+        .open_derived(abandoned, "thumbnail.png")
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.exists(attached).await.unwrap(), "attached bytes stay");
+    // Nothing is left of the abandoned upload anywhere under the root.
+    let left: Vec<_> = files_under(root.path())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().contains(&abandoned.to_hex()[2..]))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn h_l3_a_blob_shared_by_uploads_goes_only_when_every_one_expired_unattached() {
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::new(root.path()).unwrap();
+    let (_, shared) = held_upload(&store, content(2, 100), 1_000).await;
+    let (_, same) = held_upload(&store, content(2, 100), 5_000).await;
+    assert_eq!(shared, same);
+    // The first expired, the second not: the bytes stay for the second.
+    let collected = store.collect_unattached(2_000).await.unwrap();
+    assert_eq!((collected.uploads_dropped, collected.blobs_deleted), (1, 0));
+    assert!(store.exists(shared).await.unwrap());
+    let collected = store.collect_unattached(6_000).await.unwrap();
+    assert_eq!((collected.uploads_dropped, collected.blobs_deleted), (1, 1));
+    assert!(!store.exists(shared).await.unwrap());
+
+    // An upload of content just collected is refused, keeping nothing, rather than registered
+    // without bytes.
+    let collected_hash = shared;
+    let refused = store
+        .hold_unattached(uuid::Uuid::new_v4(), collected_hash, 7_000)
+        .await;
+    assert!(
+        matches!(refused, Err(BlobError::Collected(_))),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_attachments_position_is_kept_across_a_reopen() {
+    let root = tempfile::tempdir().unwrap();
+    let store = LocalBlobStore::new(root.path()).unwrap();
+    assert_eq!(store.attachments_position().await.unwrap(), None);
+    store.set_attachments_position(42).await.unwrap();
+    drop(store);
+    let store = LocalBlobStore::new(root.path()).unwrap();
+    assert_eq!(store.attachments_position().await.unwrap(), Some(42));
+}

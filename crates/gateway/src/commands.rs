@@ -134,6 +134,15 @@ async fn command(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // H-L2: user tokens only; services are trusted parts (and over NATS nothing is limited).
+    if !caller.is_service() {
+        if let Err(retry_after) = state.command_rate.check(&caller.subject) {
+            return Err(ApiError::rate_limited(
+                "too many commands; retry after the time in Retry-After",
+                retry_after,
+            ));
+        }
+    }
     if !COMMAND_TYPES.contains(&command_type) {
         return Err(ApiError::invalid(format!(
             "unknown command type '{}'",
@@ -168,7 +177,7 @@ async fn command(
             protocol::CORRELATION_ID_CHARS_MAX
         )));
     }
-    let body = read_body(headers, body).await?;
+    let body = read_body(state, headers, body).await?;
     let data = parse_data(&body)?;
     let envelope = Envelope {
         command_id: command_id.to_string(),
@@ -206,7 +215,11 @@ pub(crate) fn header_text<'a>(
 }
 
 /// Reads the body up to [`COMMAND_BODY_BYTES_MAX`]; a declared or actual larger one is 413.
-async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<bytes::Bytes, ApiError> {
     let too_large = || {
         ApiError::too_large(
             "invalid_command",
@@ -222,14 +235,23 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
     let mut stream = body.into_data_stream();
     let mut buffer = bytes::BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|error| ApiError::invalid(format!("cannot read the body: {error}")))?;
+        let chunk = chunk.map_err(|error| body_error(state, &error))?;
         if buffer.len().saturating_add(chunk.len()) > COMMAND_BODY_BYTES_MAX {
             return Err(too_large());
         }
         buffer.extend_from_slice(&chunk);
     }
     Ok(buffer.freeze())
+}
+
+/// The answer to a request body that failed while being read: 408 when it stopped sending
+/// (H-L5), else 400.
+pub(crate) fn body_error(state: &AppState, error: &(dyn std::error::Error + 'static)) -> ApiError {
+    if crate::serve::is_body_timeout(error) {
+        ApiError::body_timeout(state.limits.body_progress_timeout)
+    } else {
+        ApiError::invalid(format!("cannot read the body: {error}"))
+    }
 }
 
 /// The body as the command's `data`: a JSON object, `{}` when empty.

@@ -3,6 +3,7 @@
 //! so that it has the shape of a §1 rejection there.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +21,10 @@ pub(crate) struct ApiError {
     message: String,
     /// Whether the body carries `"ok": false` (the §1 reply shape).
     command_shape: bool,
+    /// Seconds for `Retry-After` (429 `rate_limited`).
+    retry_after_seconds: Option<u64>,
+    /// Whether the response closes the connection (a request that stopped sending).
+    close_connection: bool,
 }
 
 #[derive(Serialize)]
@@ -47,7 +52,50 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             command_shape: false,
+            retry_after_seconds: None,
+            close_connection: false,
         }
+    }
+
+    /// 429 `rate_limited` with `Retry-After` (whole seconds, at least 1), H-L2 and H-L3.
+    pub(crate) fn rate_limited(message: impl Into<String>, retry_after: Duration) -> ApiError {
+        let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        // Rounded up, so a client that waits exactly this long is let through.
+        let seconds = retry_after
+            .as_secs()
+            .saturating_add(u64::from(retry_after.subsec_nanos() > 0))
+            .max(1);
+        error.retry_after_seconds = Some(seconds);
+        error
+    }
+
+    /// 429 `quota_exceeded`: the caller's daily upload bytes are used up (H-L3).
+    pub(crate) fn quota_exceeded(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+    }
+
+    /// 507 `insufficient_storage`: storing this would eat the event log's disk reserve (H-L3).
+    pub(crate) fn insufficient_storage(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            message,
+        )
+    }
+
+    /// 408 `request_timeout`: the request body stopped arriving (H-L5); the connection is
+    /// closed after the answer.
+    pub(crate) fn body_timeout(timeout: Duration) -> ApiError {
+        let mut error = ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the request body sent nothing for {} s",
+                timeout.as_secs_f64()
+            ),
+        );
+        error.close_connection = true;
+        error
     }
 
     /// 400 `invalid_command`: a malformed request.
@@ -136,7 +184,18 @@ impl IntoResponse for ApiError {
         let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
             br#"{"error":{"code":"internal","message":"cannot encode the error"}}"#.to_vec()
         });
-        json_response(self.status, bytes)
+        let mut response = json_response(self.status, bytes);
+        if let Some(seconds) = self.retry_after_seconds {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.close_connection {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 

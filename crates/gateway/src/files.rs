@@ -7,6 +7,7 @@
 //! refused before a byte of the body is read.
 
 use std::io;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -23,6 +24,7 @@ use serde_json::json;
 use crate::commands::{header_text, send_command, Envelope};
 use crate::error::{json_response, ApiError};
 use crate::extract::{Authenticated, PathText, QueryParams};
+use crate::limits::{self, QuotaCharge, UploadSlots};
 use crate::state::{AppState, SharedState};
 use crate::thumbnail::{is_previewable, make_thumbnail, THUMBNAIL_NAME};
 use crate::{metrics as gateway_metrics, queries};
@@ -60,6 +62,23 @@ struct Uploaded<'a> {
     position: u64,
 }
 
+/// How often, in bytes received, an upload checks the disk's free space again (H-L3): the
+/// reserve can shrink by at most this much between two checks of one upload.
+pub(crate) const DISK_CHECK_INTERVAL_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How long a client whose uploads are all running is told to wait (`Retry-After`).
+const UPLOAD_SLOT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why an upload's own stream stopped it (H-L3); carried through the blob store as the source
+/// of its `BlobError::Source`.
+#[derive(Debug, thiserror::Error)]
+enum UploadRefusal {
+    #[error(transparent)]
+    Quota(#[from] crate::limits::QuotaExceeded),
+    #[error(transparent)]
+    Storage(#[from] crate::limits::InsufficientStorage),
+}
+
 /// `POST /v1/files`.
 pub(crate) async fn upload(
     State(state): State<SharedState>,
@@ -69,6 +88,14 @@ pub(crate) async fn upload(
 ) -> Result<Response, ApiError> {
     let uploader = UserId::parse(&caller.subject)
         .map_err(|_| ApiError::forbidden("only users upload files"))?;
+    // H-L3: held for the whole upload, given back however it ends.
+    let _slot =
+        UploadSlots::try_acquire(&state.upload_slots, uploader.as_str()).ok_or_else(|| {
+            ApiError::rate_limited(
+                "too many uploads at once; wait for one to finish",
+                UPLOAD_SLOT_RETRY_AFTER,
+            )
+        })?;
     let bytes_max = state.limits.upload_bytes_max;
     let too_large = || {
         ApiError::too_large(
@@ -77,41 +104,90 @@ pub(crate) async fn upload(
         )
     };
     // Answered from the declared length alone, before reading the body.
-    if let Some(text) = header_text(&headers, header::CONTENT_LENGTH.as_str())? {
-        let length: u64 = text
-            .parse()
-            .map_err(|_| ApiError::invalid("Content-Length: must be an integer"))?;
-        if length > bytes_max {
-            return Err(too_large());
-        }
+    let declared = match header_text(&headers, header::CONTENT_LENGTH.as_str())? {
+        Some(text) => Some(
+            text.parse::<u64>()
+                .map_err(|_| ApiError::invalid("Content-Length: must be an integer"))?,
+        ),
+        None => None,
+    };
+    if declared.is_some_and(|length| length > bytes_max) {
+        return Err(too_large());
     }
     let name = file_name(&headers)?;
     let content_type = content_type(&headers)?;
+    let now = state.clock.now();
+    let day = limits::utc_day(now.millis());
+    state
+        .upload_quota
+        .check(uploader.as_str(), day, declared.unwrap_or(0))
+        .map_err(|error| ApiError::quota_exceeded(error.to_string()))?;
+    state
+        .disk_reserve
+        .check_async(declared.unwrap_or(0))
+        .await
+        .map_err(|error| ApiError::insufficient_storage(error.to_string()))?;
 
-    let content = body.into_data_stream().map(|chunk| {
-        chunk
-            .inspect(|bytes| gateway_metrics::upload_bytes(bytes.len()))
-            .map_err(io::Error::other)
-    });
+    let charge = QuotaCharge::new(&state.upload_quota, uploader.as_str(), day);
+    let content = {
+        let charge = Arc::clone(&charge);
+        let reserve = state.disk_reserve.clone();
+        let mut received: u64 = 0;
+        body.into_data_stream().then(move |chunk| {
+            let charge = Arc::clone(&charge);
+            let reserve = reserve.clone();
+            let before = received;
+            let length = chunk.as_ref().map_or(0, |bytes| bytes.len() as u64);
+            received = received.saturating_add(length);
+            let checkpoint_passed =
+                before / DISK_CHECK_INTERVAL_BYTES != received / DISK_CHECK_INTERVAL_BYTES;
+            async move {
+                let bytes = chunk.map_err(io::Error::other)?;
+                gateway_metrics::upload_bytes(bytes.len());
+                charge
+                    .add(length)
+                    .map_err(|error| io::Error::other(UploadRefusal::from(error)))?;
+                if checkpoint_passed {
+                    // Room for the next stretch, so the reserve holds until the next check.
+                    reserve
+                        .check_async(DISK_CHECK_INTERVAL_BYTES)
+                        .await
+                        .map_err(|error| io::Error::other(UploadRefusal::from(error)))?;
+                }
+                Ok(bytes)
+            }
+        })
+    };
     let stored = state
         .blobs
         .put(Box::pin(content), bytes_max)
         .await
         .map_err(|error| match error {
             BlobError::TooLarge { .. } => too_large(),
-            BlobError::Source(error) => {
-                ApiError::invalid(format!("the upload was interrupted: {error}"))
-            }
+            BlobError::Source(error) => source_error(&state, &error),
             other => {
                 tracing::error!(error = %other, "cannot store an upload");
                 ApiError::internal("cannot store the file")
             }
         })?;
+    let file_id = FileId(uuid::Uuid::new_v4());
+    // Held before it is registered: from now on an upload never attached is collected (H-L3).
+    state
+        .blobs
+        .hold_unattached(file_id.0, stored.hash, now.millis())
+        .await
+        .map_err(|error| match error {
+            BlobError::Collected(_) => ApiError::unavailable(error.to_string()),
+            other => {
+                tracing::error!(error = %other, "cannot record an unattached upload");
+                ApiError::internal("cannot store the file")
+            }
+        })?;
+    charge.keep();
     if is_previewable(&content_type) {
         make_thumbnail(&state, stored.hash).await;
     }
 
-    let file_id = FileId(uuid::Uuid::new_v4());
     let sha256 = stored.hash.to_hex();
     let data = serde_json::value::to_raw_value(&json!({
         "file_id": file_id.to_string(),
@@ -149,6 +225,27 @@ pub(crate) async fn upload(
             code.as_str(),
             message,
         )),
+    }
+}
+
+/// The answer to an upload whose content stream failed: a limit of H-L3 that the stream itself
+/// enforced, a body that stopped sending (H-L5), or a client that went away.
+fn source_error(state: &AppState, error: &io::Error) -> ApiError {
+    match error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<UploadRefusal>())
+    {
+        Some(UploadRefusal::Quota(refusal)) => ApiError::quota_exceeded(refusal.to_string()),
+        Some(UploadRefusal::Storage(refusal)) => {
+            ApiError::insufficient_storage(refusal.to_string())
+        }
+        None if error
+            .get_ref()
+            .is_some_and(|inner| crate::serve::is_body_timeout(inner)) =>
+        {
+            ApiError::body_timeout(state.limits.body_progress_timeout)
+        }
+        None => ApiError::invalid(format!("the upload was interrupted: {error}")),
     }
 }
 

@@ -27,13 +27,16 @@ mod events;
 mod extract;
 mod files;
 mod health;
+pub mod limits;
 mod metrics;
 mod queries;
+pub mod serve;
 mod state;
 mod thumbnail;
+pub mod unattached;
 
 use std::fmt;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +54,8 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 pub use auth::{AuthError, Caller, Role};
+pub use limits::CommandRate;
+pub use serve::HttpLimits;
 
 use crate::error::ApiError;
 use crate::state::{AppState, Limits, SharedState, Subjects};
@@ -121,6 +126,24 @@ pub struct GatewayConfig {
     /// The live events of the process, when it shares one hub between its parts (`parlor up`:
     /// each event is received and decoded once); the gateway starts its own when `None`.
     pub events: Option<EventHub>,
+    /// Commands per user token (H-L2: `--user-command-rate`, `--user-command-burst`).
+    pub user_command_rate: CommandRate,
+    /// Uploads one user may run at once (H-L3).
+    pub user_uploads_concurrent_max: usize,
+    /// Bytes one user may upload per UTC day (H-L3: `--upload-quota-bytes-per-day`).
+    pub upload_quota_bytes_per_day: u64,
+    /// Free bytes kept on the disks of the event log and the file bytes (H-L3:
+    /// `--disk-reserve-bytes`).
+    pub disk_reserve_bytes: u64,
+    /// The event log's directory when it is on this machine (`parlor up`): its disk's free
+    /// space is checked before an upload, as well as the blob directory's.
+    pub event_log_dir: Option<PathBuf>,
+    /// How long an upload may stay unattached before its bytes are deleted (H-L3).
+    pub unattached_upload_grace: Duration,
+    /// How often uploads past that grace are looked for.
+    pub unattached_collect_interval: Duration,
+    /// Header and body timeouts and the connection cap (H-L5).
+    pub http: HttpLimits,
 }
 
 impl GatewayConfig {
@@ -140,6 +163,14 @@ impl GatewayConfig {
             sse_send_wait_max: SSE_SEND_WAIT_MAX_DEFAULT,
             thumbnails_concurrent_max: THUMBNAILS_CONCURRENT_MAX_DEFAULT,
             events: None,
+            user_command_rate: CommandRate::default(),
+            user_uploads_concurrent_max: limits::USER_UPLOADS_CONCURRENT_MAX_DEFAULT,
+            upload_quota_bytes_per_day: limits::UPLOAD_QUOTA_BYTES_PER_DAY_DEFAULT,
+            disk_reserve_bytes: limits::DISK_RESERVE_BYTES_DEFAULT,
+            event_log_dir: None,
+            unattached_upload_grace: unattached::UNATTACHED_UPLOAD_GRACE_DEFAULT,
+            unattached_collect_interval: unattached::COLLECT_INTERVAL_DEFAULT,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -160,6 +191,23 @@ impl fmt::Debug for GatewayConfig {
             .field("sse_send_wait_max", &self.sse_send_wait_max)
             .field("thumbnails_concurrent_max", &self.thumbnails_concurrent_max)
             .field("events", &self.events.is_some())
+            .field("user_command_rate", &self.user_command_rate)
+            .field(
+                "user_uploads_concurrent_max",
+                &self.user_uploads_concurrent_max,
+            )
+            .field(
+                "upload_quota_bytes_per_day",
+                &self.upload_quota_bytes_per_day,
+            )
+            .field("disk_reserve_bytes", &self.disk_reserve_bytes)
+            .field("event_log_dir", &self.event_log_dir)
+            .field("unattached_upload_grace", &self.unattached_upload_grace)
+            .field(
+                "unattached_collect_interval",
+                &self.unattached_collect_interval,
+            )
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -202,6 +250,7 @@ pub struct Gateway {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    http: HttpLimits,
     shutdown: CancellationToken,
     /// Stops the event hub if the gateway is dropped without running.
     _stop_on_drop: DropGuard,
@@ -235,6 +284,17 @@ impl Gateway {
         Gateway::bind_with_blob_store(config, bus, clock, Arc::new(store)).await
     }
 
+    /// The directories whose disks keep [`GatewayConfig::disk_reserve_bytes`] free: the data
+    /// directory's (where [`Gateway::bind`] keeps the file bytes), and the event log's when it is
+    /// known.
+    fn reserve_paths(config: &GatewayConfig) -> Vec<PathBuf> {
+        let mut paths = vec![config.data_dir.clone()];
+        if let Some(log) = &config.event_log_dir {
+            paths.push(log.clone());
+        }
+        paths
+    }
+
     /// Like [`Gateway::bind`], with file bytes in `blobs` (a shared store, say).
     pub async fn bind_with_blob_store(
         config: GatewayConfig,
@@ -256,6 +316,12 @@ impl Gateway {
             source,
         })?;
         let shutdown = CancellationToken::new();
+        let command_rate = limits::CommandRateLimiter::new(config.user_command_rate)
+            .ok_or_else(|| GatewayError::Config("user_command_rate: must be above zero".into()))?;
+        let disk_reserve = limits::DiskReserve {
+            paths: Gateway::reserve_paths(&config),
+            reserve_bytes: config.disk_reserve_bytes,
+        };
         let events = match &config.events {
             Some(hub) => hub.clone(),
             None => events::start_hub(&bus, &subjects).await?,
@@ -274,6 +340,7 @@ impl Gateway {
                 sse_send_wait_max: config.sse_send_wait_max,
                 sse_streams_per_user_max: config.sse_streams_per_user_max,
                 sse_keep_alive_interval: config.sse_keep_alive_interval,
+                body_progress_timeout: config.http.body_progress_timeout,
             },
             sse_slots: events::StreamSlots::new(
                 config.sse_clients_max,
@@ -282,12 +349,25 @@ impl Gateway {
             thumbnail_permits: Arc::new(Semaphore::new(config.thumbnails_concurrent_max.max(1))),
             shutdown: shutdown.clone(),
             metrics: metrics::install(),
+            command_rate,
+            upload_slots: limits::UploadSlots::new(config.user_uploads_concurrent_max),
+            upload_quota: limits::UploadQuota::new(config.upload_quota_bytes_per_day),
+            disk_reserve,
         });
+        tokio::spawn(sweep_rate_limits(state.clone()));
+        tokio::spawn(unattached::run(
+            state.clone(),
+            config.unattached_upload_grace,
+            config
+                .unattached_collect_interval
+                .max(Duration::from_millis(1)),
+        ));
         tracing::info!(%local_addr, prefix = %config.subject_prefix, "gateway bound");
         Ok(Gateway {
             listener,
             local_addr,
-            router: router(state),
+            router: router(state, config.http),
+            http: config.http,
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
         })
@@ -308,6 +388,7 @@ impl Gateway {
             listener,
             local_addr,
             router,
+            http,
             shutdown: token,
             _stop_on_drop,
         } = self;
@@ -319,16 +400,9 @@ impl Gateway {
                 token.cancel();
             }
         };
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(signal)
-            .into_future();
-        let grace = async {
-            token.cancelled().await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        tokio::select! {
-            served = server => served.map_err(GatewayError::Serve)?,
-            () = grace => tracing::warn!("requests still open after the shutdown grace; closing them"),
+        let finished = serve::serve(listener, router, http, signal, SHUTDOWN_GRACE).await;
+        if !finished {
+            tracing::warn!("requests still open after the shutdown grace; closing them");
         }
         tracing::info!(%local_addr, "gateway stopped");
         Ok(())
@@ -350,6 +424,21 @@ fn check_config(config: &GatewayConfig) -> Result<(), GatewayError> {
     // Every subject is `<prefix>.<more>`: check the prefix as a publishable subject.
     bus::subject::validate_publish_subject(&config.subject_prefix)
         .map_err(|error| GatewayError::Config(format!("subject_prefix: {error}")))?;
+    if config.user_uploads_concurrent_max == 0 {
+        return Err(GatewayError::Config(
+            "user_uploads_concurrent_max: must be at least 1".into(),
+        ));
+    }
+    if config.http.connections_max == 0 {
+        return Err(GatewayError::Config(
+            "http.connections_max: must be at least 1".into(),
+        ));
+    }
+    if config.unattached_upload_grace.is_zero() {
+        return Err(GatewayError::Config(
+            "unattached_upload_grace: must be above zero".into(),
+        ));
+    }
     if config.sse_clients_max == 0 {
         return Err(GatewayError::Config(
             "sse_clients_max: must be at least 1".into(),
@@ -368,8 +457,19 @@ fn check_config(config: &GatewayConfig) -> Result<(), GatewayError> {
     Ok(())
 }
 
+/// Drops idle users' rate-limit state now and then, so its map stays bounded (H-L2).
+async fn sweep_rate_limits(state: SharedState) {
+    let mut sweep = tokio::time::interval(limits::RATE_LIMIT_SWEEP_INTERVAL);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = sweep.tick() => state.command_rate.sweep(),
+        }
+    }
+}
+
 /// Every endpoint of protocol.md §3.
-fn router(state: SharedState) -> Router {
+fn router(state: SharedState, http: HttpLimits) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
@@ -388,6 +488,10 @@ fn router(state: SharedState) -> Router {
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
+        // H-L5: a body that stops sending for this long fails its handler's read.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            http.body_progress_timeout,
+        ))
         .with_state(state)
 }
 

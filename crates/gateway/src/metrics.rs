@@ -27,6 +27,11 @@ pub const SSE_CLIENTS: &str = "parlor_gateway_sse_clients";
 /// SSE streams ended, by `reason` (`client_gone`, `slow_client`, `shutdown`, …).
 pub const SSE_ENDED_TOTAL: &str = "parlor_gateway_sse_ended_total";
 
+/// Connections closed at once because the connection cap was reached (H-L5).
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "parlor_gateway_http_connections_refused_total";
+/// Bytes of uploads never attached that were deleted (H-L3).
+pub const UNATTACHED_BYTES_DELETED_TOTAL: &str = "parlor_gateway_unattached_bytes_deleted_total";
+
 /// Latency histogram buckets, in seconds.
 const DURATION_BUCKETS_SECONDS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -118,6 +123,16 @@ pub(crate) fn sse_clients(delta: f64) {
 /// Counts an ended SSE stream.
 pub(crate) fn sse_ended(reason: &'static str) {
     metrics::counter!(SSE_ENDED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// Counts a connection closed at the cap.
+pub(crate) fn connection_refused() {
+    metrics::counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
+}
+
+/// Counts the bytes of collected unattached uploads.
+pub(crate) fn unattached_collected(bytes: u64) {
+    metrics::counter!(UNATTACHED_BYTES_DELETED_TOTAL).increment(bytes);
 }
 
 /// `GET /metrics`.

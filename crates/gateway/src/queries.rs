@@ -113,6 +113,9 @@ pub(crate) async fn ask(
     Err(projector_error(error.code, error.message))
 }
 
+/// How long a caller refused for too many waiting reads is told to wait (`Retry-After`).
+const READ_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The HTTP form of a projector's refusal.
 fn projector_error(code: String, message: String) -> ApiError {
     match code.as_str() {
@@ -123,8 +126,9 @@ fn projector_error(code: String, message: String) -> ApiError {
         "projection_lagging" | "unavailable" => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
         }
-        // H-L1: too many of the caller's reads wait for `min_position`.
-        "rate_limited" => ApiError::new(StatusCode::TOO_MANY_REQUESTS, code, message),
+        // H-L1: too many of the caller's reads wait for `min_position`. Every `rate_limited`
+        // carries `Retry-After` (protocol.md §1); a waiting read ends within seconds.
+        "rate_limited" => ApiError::rate_limited(message, READ_RETRY_AFTER),
         _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message),
     }
 }

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::TokenVerifier;
+use crate::limits::{CommandRateLimiter, DiskReserve, UploadQuota, UploadSlots};
 use bus::EventHub;
 
 /// The state of one gateway, behind an `Arc` in every handler.
@@ -39,6 +40,14 @@ pub(crate) struct AppState {
     pub(crate) shutdown: CancellationToken,
     /// The Prometheus recorder's handle, when this process's recorder is ours.
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// Commands per user token (H-L2).
+    pub(crate) command_rate: CommandRateLimiter,
+    /// Uploads running per user (H-L3).
+    pub(crate) upload_slots: Arc<UploadSlots>,
+    /// Bytes uploaded per user today (H-L3).
+    pub(crate) upload_quota: Arc<UploadQuota>,
+    /// Free space kept for the event log (H-L3).
+    pub(crate) disk_reserve: DiskReserve,
 }
 
 /// The shared state as handlers receive it.
@@ -59,6 +68,8 @@ pub(crate) struct Limits {
     pub(crate) sse_streams_per_user_max: usize,
     /// How often an idle SSE stream sends a comment line.
     pub(crate) sse_keep_alive_interval: Duration,
+    /// The longest a request body may go without sending bytes (H-L5).
+    pub(crate) body_progress_timeout: Duration,
 }
 
 /// The subjects of the parts behind the gateway, under one prefix (`parlor` by default).

@@ -223,6 +223,11 @@ async fn serve(
         config.events = hub.clone();
         config.sse_clients_max = common.sse_streams_max;
         config.sse_streams_per_user_max = common.sse_streams_per_user_max;
+        common.limits.apply(&mut config);
+        if with_writer {
+            // H-L3: the log is on this machine; keep its disk's reserve too.
+            config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
+        }
         let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
         info!(http = %bound.local_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;

@@ -269,6 +269,64 @@ pub struct CommonOptions {
     /// SSE streams one user may have open at once; more are refused with 429 (H-L4).
     #[arg(long, env = "PARLOR_SSE_STREAMS_PER_USER_MAX", default_value_t = gateway::SSE_STREAMS_PER_USER_MAX_DEFAULT)]
     pub sse_streams_per_user_max: usize,
+    /// Gateway limits (security.md H-L2, H-L3, H-L5).
+    #[command(flatten)]
+    pub limits: LimitOptions,
+}
+
+/// The gateway's limits on what one caller may use (security.md H-L2, H-L3, H-L5).
+#[derive(Debug, Clone, Args)]
+pub struct LimitOptions {
+    /// Commands per second each user token may send through the gateway (services and NATS
+    /// are not limited).
+    #[arg(long, env = "PARLOR_USER_COMMAND_RATE", default_value_t = gateway::limits::USER_COMMANDS_PER_SECOND_DEFAULT, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_command_rate: u32,
+    /// Commands a user token may send at once above the rate.
+    #[arg(long, env = "PARLOR_USER_COMMAND_BURST", default_value_t = gateway::limits::USER_COMMAND_BURST_DEFAULT, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_command_burst: u32,
+    /// Bytes each user may upload per UTC day (default 10 GiB).
+    #[arg(long, env = "PARLOR_UPLOAD_QUOTA_BYTES_PER_DAY", default_value_t = gateway::limits::UPLOAD_QUOTA_BYTES_PER_DAY_DEFAULT)]
+    pub upload_quota_bytes_per_day: u64,
+    /// Free bytes kept on the disks of the event log and the file bytes: uploads that would eat
+    /// into them are refused (default 1 GiB).
+    #[arg(long, env = "PARLOR_DISK_RESERVE_BYTES", default_value_t = gateway::limits::DISK_RESERVE_BYTES_DEFAULT)]
+    pub disk_reserve_bytes: u64,
+    /// Seconds an upload may stay unattached to any message before its bytes are deleted.
+    #[arg(long, env = "PARLOR_UNATTACHED_UPLOAD_GRACE_SECONDS", default_value_t = 24 * 60 * 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub unattached_upload_grace_seconds: u64,
+    /// Milliseconds a client has to send a request's headers before its connection is closed.
+    #[arg(long, env = "PARLOR_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_header_timeout_ms: u64,
+    /// Milliseconds a request body may send nothing before the request fails (408) and its
+    /// connection is closed.
+    #[arg(long, env = "PARLOR_HTTP_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_body_timeout_ms: u64,
+    /// Open HTTP connections at most (SSE streams included); past it, new ones are closed.
+    #[arg(long, env = "PARLOR_HTTP_CONNECTIONS_MAX", default_value_t = gateway::serve::CONNECTIONS_MAX_DEFAULT as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub http_connections_max: u64,
+}
+
+impl LimitOptions {
+    /// Applies the limits to a gateway's configuration.
+    pub fn apply(&self, config: &mut gateway::GatewayConfig) {
+        use std::time::Duration;
+        config.user_command_rate = gateway::CommandRate {
+            interval: Duration::from_secs(1) / self.user_command_rate.max(1),
+            burst: self.user_command_burst.max(1),
+        };
+        config.upload_quota_bytes_per_day = self.upload_quota_bytes_per_day;
+        config.disk_reserve_bytes = self.disk_reserve_bytes;
+        config.unattached_upload_grace = Duration::from_secs(self.unattached_upload_grace_seconds);
+        // A quarter of the grace, at most the default: an upload outlives its grace by at most
+        // that much.
+        config.unattached_collect_interval =
+            (config.unattached_upload_grace / 4).min(gateway::unattached::COLLECT_INTERVAL_DEFAULT);
+        config.http = gateway::HttpLimits {
+            header_read_timeout: Duration::from_millis(self.http_header_timeout_ms),
+            body_progress_timeout: Duration::from_millis(self.http_body_timeout_ms),
+            connections_max: usize::try_from(self.http_connections_max).unwrap_or(usize::MAX),
+        };
+    }
 }
 
 /// Encoding of published events.

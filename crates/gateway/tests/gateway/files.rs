@@ -69,13 +69,18 @@ fn catalogue_add(catalogue: &Catalogue, uploaded: &Value, owner: &str) -> String
     file_id
 }
 
-/// Every file under the blob directory except uploads in progress.
+/// Every blob and derived object under the blob directory: not uploads in progress (`tmp/`),
+/// nor the records of unattached uploads (`pending/`, `attachments-position`).
 fn blob_files(data_dir: &Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![data_dir.join("blobs")];
     while let Some(directory) = pending.pop() {
         for entry in std::fs::read_dir(&directory).unwrap() {
             let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if ["tmp", "pending", "attachments-position"].contains(&name.as_str()) {
+                continue;
+            }
             if path.is_dir() {
                 pending.push(path);
             } else {

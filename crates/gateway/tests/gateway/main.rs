@@ -17,6 +17,8 @@ mod events;
 mod files;
 /// `/healthz`, `/metrics`, presence heartbeats.
 mod health;
+/// What one caller may use: command rates, uploads, disk reserve, timeouts, connection cap.
+mod limits;
 /// One gateway on a real nats-server.
 mod nats;
 /// The reads: parameters, mapping of projector answers, `min_position`.

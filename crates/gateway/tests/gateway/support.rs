@@ -43,6 +43,15 @@ impl TestGateway {
     /// A gateway on `bus`, its configuration adjusted by `configure`.
     pub async fn start_with(bus: Bus, configure: impl FnOnce(&mut GatewayConfig)) -> TestGateway {
         let data_dir = tempfile::tempdir().expect("a temporary data dir");
+        TestGateway::start_in(bus, data_dir, configure).await
+    }
+
+    /// A gateway on `bus` over an existing data directory (a restart, say).
+    pub async fn start_in(
+        bus: Bus,
+        data_dir: tempfile::TempDir,
+        configure: impl FnOnce(&mut GatewayConfig),
+    ) -> TestGateway {
         let mut config = GatewayConfig::new(
             "127.0.0.1:0".parse().expect("an address"),
             SECRET,
@@ -96,6 +105,22 @@ impl TestGateway {
         let mut all = vec![("Authorization", authorization.as_str())];
         all.extend_from_slice(headers);
         http::send(self.addr, "POST", path, &all, body).await
+    }
+
+    /// Stops the gateway, waits until it has stopped, and hands back its data directory.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("the gateway stops in time")
+                .expect("the gateway task did not panic");
+            result.expect("the gateway stopped cleanly");
+        }
+        let placeholder = tempfile::tempdir().expect("a temporary data dir");
+        std::mem::replace(&mut self.data_dir, placeholder)
     }
 
     /// Stops the gateway and waits until it has stopped.
