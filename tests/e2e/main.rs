@@ -11,6 +11,8 @@
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
 //! - `audit`: verify catches tampering; room history as of a moment; export → import.
+//! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
+//!   public `/healthz` and the operator address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -21,6 +23,7 @@ mod commands;
 mod crash;
 mod events;
 mod http;
+mod identity;
 mod lifecycle;
 mod readside;
 mod reliability;

@@ -263,7 +263,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
         "no gaps in what came"
     );
     let metrics = crate::http::send(
-        gateway.addr,
+        gateway.ops(),
         "GET",
         "/metrics",
         &[],

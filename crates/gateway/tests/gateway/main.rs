@@ -15,9 +15,11 @@ mod commands;
 mod events;
 /// Uploads, thumbnails, downloads.
 mod files;
-/// `/healthz`, `/metrics`, presence heartbeats.
+/// `/healthz` (public and operator), `/metrics`, presence heartbeats.
 mod health;
 /// One gateway on a real nats-server.
 mod nats;
 /// The reads: parameters, mapping of projector answers, `min_position`.
 mod queries;
+/// What a token must be: lifetime, nbf, issuer, audience, rotation, JWKS (security.md H-I3).
+mod tokens;
