@@ -167,10 +167,13 @@ async fn h_i4_the_data_directory_is_0700_and_its_files_0600() {
     // A clean stop writes the snapshot and the index runs too.
     assert!(sys.parlor.terminate().success());
 
+    // The test made the data directory itself (parlor reports an open one, but leaves it as the
+    // operator made it); everything parlor created inside must be private.
     let (directories, files) = modes(sys.data.path());
     assert!(files.len() > 5, "the stores wrote files: {files:?}");
     let open: Vec<_> = directories
         .iter()
+        .skip(1)
         .filter(|(_, mode)| *mode != 0o700)
         .chain(files.iter().filter(|(_, mode)| *mode != 0o600))
         .collect();
