@@ -392,3 +392,37 @@ pub fn init_logging(format: &LogFormat) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        let hours = |count: u64| std::time::Duration::from_secs(count * 3_600);
+        assert_eq!(parse_duration("24h"), Ok(hours(24)));
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1_800))
+        );
+        assert_eq!(parse_duration("7d"), Ok(hours(7 * 24)));
+        for bad in ["", "24", "h", "0h", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_ops_address_can_be_off() {
+        assert_eq!(parse_ops_addr("off"), Ok(OpsAddress(None)));
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        assert_eq!(
+            parse_ops_addr("127.0.0.1:0"),
+            Ok(OpsAddress(Some(any_port)))
+        );
+        assert!(parse_ops_addr("localhost").is_err());
+    }
+}
