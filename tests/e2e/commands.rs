@@ -205,6 +205,30 @@ async fn every_error_code_is_reachable_from_outside() {
         c.code("alice", "message.delete", delete).await,
         "delete_window_expired"
     );
+    // forbidden: a service sending another service's command (H-I2).
+    let register = json!({"user_id": "mallory", "display_name": "M", "kind": "client"});
+    assert_eq!(
+        c.code("service:hiring", "user.register", register).await,
+        "forbidden"
+    );
+    // duplicate_command_id: another actor reusing an accepted command's id (H-I1).
+    let id = Uuid::new_v4();
+    let visible = json!({"visible": false});
+    let first = c
+        .send_as(
+            id,
+            "bob",
+            "desktop",
+            "user.set_online_visibility",
+            visible.clone(),
+        )
+        .await;
+    assert_eq!(first["ok"], true, "{first}");
+    let reused = c
+        .send_as(id, "dave", "desktop", "user.set_online_visibility", visible)
+        .await;
+    assert_eq!(reused["error"]["code"], "duplicate_command_id", "{reused}");
+
     // A new UTC day may have begun meanwhile; either way the limit is per day, not forever.
     // (`version_conflict` needs an expected version, which no public command carries, and
     // `unavailable` needs a failing disk or an overload: see the reliability tests.)
@@ -266,6 +290,99 @@ async fn a_resent_command_gets_the_first_reply_byte_for_byte() {
         )
         .await;
     assert_eq!(reply["ok"], true, "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_i1_a_command_id_belongs_to_the_actor_and_type_that_first_used_it() {
+    let system = System::start().await;
+    let c = &system.client;
+    c.register(&["alice", "bob", "mallory"]).await;
+    let id = Uuid::new_v4();
+    let envelope = |actor: &str| {
+        serde_json::to_vec(
+            &json!({"command_id": id, "actor": actor, "data": {"to": "bob", "body": "hello"}}),
+        )
+        .unwrap()
+    };
+    let first = c
+        .raw("message.send", json_headers(), envelope("alice"))
+        .await
+        .unwrap();
+    // Another actor with the same id, even the same payload: refused, nothing of alice's reply.
+    let stolen = c
+        .raw("message.send", json_headers(), envelope("mallory"))
+        .await
+        .unwrap();
+    let refused: serde_json::Value = serde_json::from_slice(&stolen).unwrap();
+    assert_eq!(
+        refused["error"]["code"], "duplicate_command_id",
+        "{refused}"
+    );
+    let first_json: serde_json::Value = serde_json::from_slice(&first).unwrap();
+    let room = first_json["result"]["room_id"].as_str().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stolen).contains(room),
+        "the refusal names nothing of the first command"
+    );
+    // The same actor with another type: refused too.
+    let other_type = c
+        .send_as(
+            id,
+            "alice",
+            "desktop",
+            "user.block",
+            json!({"user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(other_type["error"]["code"], "duplicate_command_id");
+    // Alice's resend still gets her reply byte for byte.
+    let again = c
+        .raw("message.send", json_headers(), envelope("alice"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    let log = c.whole_log().await;
+    assert!(
+        !log.iter().any(|event| event["type"] == "user_blocked"),
+        "the refused command appended nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_i2_each_service_sends_only_its_own_commands_and_a_file_changes_the_table() {
+    // Defaults: identity registers users, hiring does not.
+    let system = System::start().await;
+    let c = &system.client;
+    c.register(&["alice", "bob"]).await;
+    let register = json!({"user_id": "carol", "display_name": "C", "kind": "client"});
+    assert_eq!(
+        c.code("service:hiring", "user.register", register.clone())
+            .await,
+        "forbidden"
+    );
+    let interview = json!({"interview_id": "i-1", "title": "Interview", "client": "alice", "freelancer": "bob"});
+    assert_eq!(
+        c.code("service:identity", "room.open_interview", interview.clone())
+            .await,
+        "forbidden"
+    );
+    c.ok("service:hiring", "room.open_interview", interview)
+        .await;
+    drop(system);
+
+    // An operator's file replaces the table: only `service:onboarding` registers users now.
+    let directory = tempfile::tempdir().unwrap();
+    let file = directory.path().join("services.toml");
+    std::fs::write(&file, "[services]\nonboarding = [\"user.register\"]\n").unwrap();
+    let system = System::start_with(&["--services", file.to_str().unwrap()]).await;
+    let c = &system.client;
+    c.ok("service:onboarding", "user.register", register.clone())
+        .await;
+    let register = json!({"user_id": "dave", "display_name": "D", "kind": "client"});
+    assert_eq!(
+        c.code("service:identity", "user.register", register).await,
+        "forbidden"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

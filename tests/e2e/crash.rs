@@ -27,6 +27,8 @@ fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
             nats_url,
             "--http-addr",
             "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

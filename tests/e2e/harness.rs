@@ -363,7 +363,7 @@ pub async fn fill_log(data_dir: &Path, events: usize) {
     for user in &users {
         send(
             bus.clone(),
-            "service:fill".into(),
+            "service:identity".into(),
             "user.register",
             json!({"user_id": user, "display_name": user, "kind": "client"}),
         )
@@ -412,6 +412,8 @@ pub struct HttpSystem {
     pub parlor: Parlor,
     /// Where the gateway listens.
     pub addr: std::net::SocketAddr,
+    /// The operator address: `/healthz` with each part, and `/metrics` (security.md H-I4).
+    pub ops_addr: std::net::SocketAddr,
     /// The JWT secret given on the command line.
     pub secret: String,
 }
@@ -424,14 +426,16 @@ pub async fn start_up_http(extra: &[&str]) -> HttpSystem {
     let secret = format!("e2e secret {}", Uuid::new_v4());
     // A port picked free may be taken again before parlor binds it: then try another.
     for _attempt in 0..3 {
-        let addr = {
+        let free_port = || {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
             listener.local_addr().unwrap()
         };
+        let (addr, ops_addr) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
             .args(["up", "--nats-url", &nats.url(), "--dev-clock", "--data-dir"])
             .arg(data.path())
             .args(["--http-addr", &addr.to_string(), "--jwt-secret", &secret])
+            .args(["--ops-addr", &ops_addr.to_string()])
             .args(extra)
             .env("PARLOR_LOG", "warn")
             .stdout(Stdio::null())
@@ -439,12 +443,13 @@ pub async fn start_up_http(extra: &[&str]) -> HttpSystem {
             .spawn()
             .expect("spawn parlor up");
         let mut parlor = Parlor { child };
-        if wait_for_http(&mut parlor, addr).await {
+        if wait_for_http(&mut parlor, addr, ops_addr).await {
             return HttpSystem {
                 _nats: nats,
                 data,
                 parlor,
                 addr,
+                ops_addr,
                 secret,
             };
         }
@@ -466,17 +471,24 @@ const HTTP_PARTS_NEEDED: [&str; 6] = [
     "moderation",
 ];
 
-/// Waits for `/healthz` to report the writer and the read models up; `false` when the process
-/// exited first (its port was taken, say).
-async fn wait_for_http(parlor: &mut Parlor, addr: std::net::SocketAddr) -> bool {
+/// Waits for the operator address's `/healthz` to report the writer and the read models up
+/// (and the public address to accept connections); `false` when the process exited first (a
+/// port was taken, say).
+async fn wait_for_http(
+    parlor: &mut Parlor,
+    addr: std::net::SocketAddr,
+    ops_addr: std::net::SocketAddr,
+) -> bool {
     let deadline = Instant::now() + START_WAIT;
     loop {
         if parlor.child.try_wait().expect("wait").is_some() {
             return false;
         }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && tokio::net::TcpStream::connect(ops_addr).await.is_ok()
+        {
             let health =
-                http_client::send(addr, "GET", "/healthz", &[], http_client::Body::None).await;
+                http_client::send(ops_addr, "GET", "/healthz", &[], http_client::Body::None).await;
             if health.status == 200 {
                 let value = health.json();
                 if HTTP_PARTS_NEEDED

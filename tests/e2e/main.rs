@@ -14,6 +14,8 @@
 //! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
 //!   limits (H-L4).
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
+//! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
+//!   public `/healthz` and the operator address.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -24,6 +26,7 @@ mod commands;
 mod crash;
 mod events;
 mod http;
+mod identity;
 mod lifecycle;
 mod limits;
 mod readside;

@@ -21,6 +21,8 @@ fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
             "--dev-clock",
             "--http-addr",
             "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(data_dir)

@@ -401,7 +401,15 @@ mod under_load {
         );
         // A port of its own: tests run in parallel, and a developer's `parlor up` may hold 8787.
         let _main = spawn(
-            &["up", "--nats-url", &url, "--http-addr", "127.0.0.1:0"],
+            &[
+                "up",
+                "--nats-url",
+                &url,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--ops-addr",
+                "127.0.0.1:0",
+            ],
             data.path(),
         );
         c.wait_for_writer().await;

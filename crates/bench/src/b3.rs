@@ -314,7 +314,14 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
         &["up"],
         &nats.url(),
         data.path(),
-        &["--http-addr", &address_text, "--jwt-secret", &secret],
+        &[
+            "--http-addr",
+            &address_text,
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            &secret,
+        ],
     )?;
     parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
     let gateway = Gateway::new(address)?;

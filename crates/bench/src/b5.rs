@@ -401,7 +401,14 @@ async fn measure_parlor(
         &["gateway"],
         &nats.url(),
         gateway_dir.path(),
-        &["--http-addr", &address_text, "--jwt-secret", &secret],
+        &[
+            "--http-addr",
+            &address_text,
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            &secret,
+        ],
     )?;
     let gateway = Gateway::new(address)?;
     gateway

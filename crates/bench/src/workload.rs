@@ -16,7 +16,7 @@ use crate::stats::Latencies;
 use crate::zipf::{Rng, Zipf};
 
 /// The service actor that registers users (`user.register` is a service command).
-pub const SERVICE_ACTOR: &str = "service:bench";
+pub const SERVICE_ACTOR: &str = "service:identity";
 
 /// A message body of 194 characters without anything the contact-information detector would
 /// refuse (no digits, no @, no links): about performance.md's 200-byte payloads.

@@ -25,7 +25,7 @@ pub enum IdError {
     NotAUuid,
 }
 
-const SERVICE_PREFIX: &str = "service:";
+pub(crate) const SERVICE_PREFIX: &str = "service:";
 
 /// True when `text` is 1–64 bytes of `[A-Za-z0-9._:-]` (R-U2).
 fn is_id_text(text: &str) -> bool {

@@ -9,6 +9,7 @@ pub mod event;
 pub mod ids;
 pub mod limits;
 pub mod rejection;
+pub mod services;
 pub mod state;
 pub mod time;
 
@@ -23,5 +24,6 @@ pub use ids::{
     RoomId, ServiceName, UserId,
 };
 pub use rejection::{ErrorCode, Rejection};
+pub use services::{ServiceTable, ServiceTableError};
 pub use state::{evolve, Config, State};
 pub use time::Timestamp;

@@ -53,11 +53,15 @@ pub enum ErrorCode {
     VersionConflict,
     /// The writer cannot commit now; retry with the same command id (writer level).
     Unavailable,
+    /// The command id was first used by another actor or for another command type (H-I1,
+    /// writer level). Declared last so that the bincode index of every earlier code stays what
+    /// it was; `ALL` keeps protocol.md's order.
+    DuplicateCommandId,
 }
 
 impl ErrorCode {
     /// Every code, in protocol.md §1 order.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::InvalidCommand,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -79,6 +83,7 @@ impl ErrorCode {
         ErrorCode::FileTooLarge,
         ErrorCode::CallInProgress,
         ErrorCode::VersionConflict,
+        ErrorCode::DuplicateCommandId,
         ErrorCode::Unavailable,
     ];
 
@@ -107,6 +112,7 @@ impl ErrorCode {
             ErrorCode::CallInProgress => "call_in_progress",
             ErrorCode::VersionConflict => "version_conflict",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::DuplicateCommandId => "duplicate_command_id",
         }
     }
 }

@@ -1,16 +1,23 @@
-//! Who is calling: HS256 JSON Web Tokens (protocol.md §3) with the claims `sub`, `exp` and an
-//! optional `role` (`moderator` or `service`), minted by `parlor token` and checked on every
-//! request but `/healthz` and `/metrics`.
+//! Who is calling: JSON Web Tokens (protocol.md §3, security.md H-I3) with the claims `sub`,
+//! `exp` and an optional `role` (`moderator` or `service`), minted by `parlor token` (HS256) or
+//! an identity provider (EdDSA, checked against a JWKS file's public keys), and checked on every
+//! request but `/healthz`.
 //!
-//! `exp` is always checked against the real clock, never the development clock: moving the dev
+//! A token is accepted only when `exp` is present and at most the policy's `max_ttl` ahead (so a
+//! stolen token dies within a day by default), `nbf` (when present) has passed, and `iss` and
+//! `aud` equal the configured issuer and audience when those are configured. HS256 tokens are
+//! checked against the current secret and, during a rotation, the previous one; a gateway
+//! configured with public keys only refuses HS256 outright, so it holds no signing secret.
+//!
+//! Times are always checked against the real clock, never the development clock: moving the dev
 //! clock must not log everybody out (or in). A `service` token's `sub` must be
 //! `service:<name>`; every other token's `sub` must be a valid user id (R-U2), so a user token can
 //! never pose as a service.
 //!
 //! jsonwebtoken 11 needs a crypto provider. Its `rust_crypto` feature would compile RSA (with an
-//! open advisory, RUSTSEC-2023-0071), two elliptic curves and Ed25519 that HS256 never uses, so
-//! this module installs a provider of its own that knows HS256 only (hmac + sha2) and refuses
-//! every other algorithm.
+//! open advisory, RUSTSEC-2023-0071) and two elliptic curves that Parlor never uses, so this
+//! module installs a provider of its own that knows HS256 (hmac + sha2) and verifies EdDSA
+//! (ed25519-dalek, in [`crate::jwks`]), and refuses every other algorithm.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -23,6 +30,8 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::signature::{Signer, Verifier};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+use crate::jwks::{Ed25519Verifier, PublicKey};
 
 /// The file, inside the data directory, that holds the generated secret.
 pub const SECRET_FILE_NAME: &str = "jwt-secret";
@@ -38,6 +47,41 @@ pub const TOKEN_BYTES_MAX: usize = 8 * 1024;
 
 /// The prefix of a service's subject.
 const SERVICE_PREFIX: &str = "service:";
+
+/// How far ahead a token's `exp` may be by default (`--jwt-max-ttl`).
+pub const JWT_MAX_TTL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
+
+/// What a token must satisfy besides its signature (security.md H-I3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// The furthest `exp` may be ahead of now (real clock).
+    pub max_ttl: Duration,
+    /// When set, `iss` must be present and equal to it.
+    pub issuer: Option<String>,
+    /// When set, `aud` must be present and name it.
+    pub audience: Option<String>,
+}
+
+impl Default for TokenPolicy {
+    /// `max_ttl` of [`JWT_MAX_TTL_DEFAULT`]; no issuer or audience checked.
+    fn default() -> TokenPolicy {
+        TokenPolicy {
+            max_ttl: JWT_MAX_TTL_DEFAULT,
+            issuer: None,
+            audience: None,
+        }
+    }
+}
+
+/// The keys tokens may be signed with.
+#[derive(Debug, Clone, Default)]
+pub struct TokenKeys {
+    /// HS256 secrets: the current one first, then the previous one during a rotation. Empty
+    /// when the gateway verifies with public keys only.
+    pub secrets: Vec<String>,
+    /// Ed25519 public keys from a JWKS file ([`crate::jwks::read_jwks`]).
+    pub public_keys: Vec<PublicKey>,
+}
 
 /// What a token may do beyond a plain user's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +147,30 @@ pub enum AuthError {
     /// `exp` has passed (by the real clock).
     #[error("token expired")]
     Expired,
+    /// `nbf` is still ahead (by the real clock).
+    #[error("token not valid yet (nbf is in the future)")]
+    NotYetValid,
+    /// `exp` is further ahead than the policy's `max_ttl`.
+    #[error("token lives too long: exp is more than {max_ttl_seconds} s ahead")]
+    TooLongLived {
+        /// The policy's limit.
+        max_ttl_seconds: u64,
+    },
+    /// `iss` is missing or not the configured issuer.
+    #[error("token issuer (iss) is not accepted")]
+    WrongIssuer,
+    /// `aud` is missing or does not name the configured audience.
+    #[error("token audience (aud) is not accepted")]
+    WrongAudience,
+    /// The token's algorithm is not one this gateway is configured to accept.
+    #[error("{0}")]
+    AlgorithmNotAccepted(String),
+    /// No configured key verifies tokens of this algorithm and key id.
+    #[error("no verification key for this token{0}")]
+    UnknownKey(String),
+    /// Neither a secret nor public keys were given.
+    #[error("no token verification key: give an HS256 secret or a JWKS file")]
+    NoKeys,
     /// The claims are well-formed but not acceptable (a bad subject for the role, say).
     #[error("invalid token claims: {0}")]
     InvalidClaims(String),
@@ -122,13 +190,33 @@ pub enum AuthError {
     },
 }
 
-/// The claims of a Parlor token.
-#[derive(Debug, Serialize, Deserialize)]
+/// The claims of a Parlor token that Parlor reads itself; `nbf`, `iss` and `aud` (a string or a
+/// list) are checked by jsonwebtoken's validation.
+#[derive(Debug, Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     role: Option<String>,
+}
+
+/// The claims `parlor token` writes: [`Claims`] plus the policy's issuer and audience. (JSON
+/// only, never bincode, so `skip_serializing_if` is safe here.)
+#[derive(Debug, Serialize)]
+struct NewClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// Now by the real clock, in seconds since the epoch.
+fn real_now_seconds() -> u64 {
+    u64::try_from(clock::real_now_ms() / 1000).unwrap_or(0)
 }
 
 /// Checks that `subject` fits `role`: `service:<name>` for a service, a user id otherwise.
@@ -146,7 +234,8 @@ fn check_subject(subject: &str, role: Option<Role>) -> Result<(), AuthError> {
     }
 }
 
-/// Signs a token for `subject` with `role`, valid for `ttl` from now by the real clock.
+/// Signs a token for `subject` with `role`, valid for `ttl` from now by the real clock, under
+/// the default [`TokenPolicy`].
 ///
 /// Refuses a subject that does not fit the role (see the module documentation).
 pub fn mint_token(
@@ -155,16 +244,34 @@ pub fn mint_token(
     role: Option<Role>,
     ttl: Duration,
 ) -> Result<String, AuthError> {
+    mint_token_for(secret, subject, role, ttl, &TokenPolicy::default())
+}
+
+/// Signs an HS256 token that passes `policy`: `ttl` at most its `max_ttl`, with its issuer and
+/// audience as `iss` and `aud`.
+pub fn mint_token_for(
+    secret: &[u8],
+    subject: &str,
+    role: Option<Role>,
+    ttl: Duration,
+    policy: &TokenPolicy,
+) -> Result<String, AuthError> {
     install_provider();
     if secret.is_empty() {
         return Err(AuthError::EmptySecret);
     }
+    if ttl > policy.max_ttl {
+        return Err(AuthError::TooLongLived {
+            max_ttl_seconds: policy.max_ttl.as_secs(),
+        });
+    }
     check_subject(subject, role)?;
-    let now_seconds = u64::try_from(clock::real_now_ms() / 1000).unwrap_or(0);
-    let claims = Claims {
-        sub: subject.to_owned(),
-        exp: now_seconds.saturating_add(ttl.as_secs()),
-        role: role.map(|role| role.as_str().to_owned()),
+    let claims = NewClaims {
+        sub: subject,
+        exp: real_now_seconds().saturating_add(ttl.as_secs()),
+        role: role.map(Role::as_str),
+        iss: policy.issuer.as_deref(),
+        aud: policy.audience.as_deref(),
     };
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -174,57 +281,162 @@ pub fn mint_token(
     .map_err(|error| AuthError::Signing(error.to_string()))
 }
 
-/// Checks tokens against one secret.
+/// Checks tokens against the configured keys and policy.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    /// HS256 keys, current first.
+    secrets: Vec<DecodingKey>,
+    public_keys: Vec<PublicKey>,
+    policy: TokenPolicy,
 }
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The key is a secret: never print it.
-        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+        // The keys may be secrets: never print them.
+        f.debug_struct("TokenVerifier")
+            .field("secrets", &self.secrets.len())
+            .field("public_keys", &self.public_keys)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
 impl TokenVerifier {
-    /// A verifier of HS256 tokens signed with `secret`.
+    /// A verifier of HS256 tokens signed with `secret`, under the default policy.
     pub fn new(secret: &[u8]) -> Result<TokenVerifier, AuthError> {
-        install_provider();
         if secret.is_empty() {
             return Err(AuthError::EmptySecret);
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Tokens come from `parlor token` on the same machines: no clock skew to forgive, and
-        // an expired token is expired.
-        validation.leeway = 0;
-        validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let keys = TokenKeys {
+            secrets: vec![String::from_utf8_lossy(secret).into_owned()],
+            public_keys: Vec::new(),
+        };
+        TokenVerifier::with_keys(&keys, TokenPolicy::default())
+    }
+
+    /// A verifier of tokens signed with any of `keys`, under `policy`.
+    pub fn with_keys(keys: &TokenKeys, policy: TokenPolicy) -> Result<TokenVerifier, AuthError> {
+        install_provider();
+        if keys.secrets.iter().any(String::is_empty) {
+            return Err(AuthError::EmptySecret);
+        }
+        if keys.secrets.is_empty() && keys.public_keys.is_empty() {
+            return Err(AuthError::NoKeys);
+        }
         Ok(TokenVerifier {
-            key: DecodingKey::from_secret(secret),
-            validation,
+            secrets: keys
+                .secrets
+                .iter()
+                .map(|secret| DecodingKey::from_secret(secret.as_bytes()))
+                .collect(),
+            public_keys: keys.public_keys.clone(),
+            policy,
         })
     }
 
-    /// Checks a token's signature, expiry (by the real clock) and claims.
+    /// The validation of `algorithm` under the policy: times by the real clock, no leeway.
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        // Tokens are minted on machines with synchronised clocks: no skew to forgive, and an
+        // expired token is expired.
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &self.policy.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &self.policy.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // Without a configured audience a token's `aud` names nothing Parlor checks.
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        validation
+    }
+
+    /// The keys that may have signed a token of `header`, or why none may.
+    fn candidates(&self, header: &Header) -> Result<Vec<&DecodingKey>, AuthError> {
+        match header.alg {
+            Algorithm::HS256 if self.secrets.is_empty() => Err(AuthError::AlgorithmNotAccepted(
+                "HS256 tokens are not accepted: this gateway verifies public-key (EdDSA) tokens only"
+                    .into(),
+            )),
+            Algorithm::HS256 => Ok(self.secrets.iter().collect()),
+            Algorithm::EdDSA if self.public_keys.is_empty() => Err(
+                AuthError::AlgorithmNotAccepted("EdDSA tokens are not accepted: no JWKS is configured".into()),
+            ),
+            Algorithm::EdDSA => {
+                let keys: Vec<&DecodingKey> = self
+                    .public_keys
+                    .iter()
+                    .filter(|key| match &header.kid {
+                        Some(kid) => key.key_id.as_deref() == Some(kid.as_str()),
+                        None => true,
+                    })
+                    .map(|key| &key.key)
+                    .collect();
+                if keys.is_empty() {
+                    let kid = header.kid.as_deref().unwrap_or_default();
+                    return Err(AuthError::UnknownKey(format!(" (kid {kid:?})")));
+                }
+                Ok(keys)
+            }
+            _ => Err(AuthError::AlgorithmNotAccepted(
+                "only HS256 and EdDSA tokens are accepted".into(),
+            )),
+        }
+    }
+
+    /// Checks a token's signature, times (by the real clock), issuer, audience and claims.
     pub fn verify(&self, token: &str) -> Result<Caller, AuthError> {
         if token.len() > TOKEN_BYTES_MAX {
             return Err(AuthError::Malformed(format!(
                 "longer than {TOKEN_BYTES_MAX} bytes"
             )));
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(
-            |error| match error.kind() {
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::InvalidAlgorithm => {
-                    AuthError::Malformed("only HS256 tokens are accepted".into())
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|error| AuthError::Malformed(error.to_string()))?;
+        let validation = self.validation(header.alg);
+        // The current secret first, then the previous one; or each public key the header
+        // allows. Only a signature mismatch moves on to the next key; the signature is checked
+        // before any claim, so a claim's refusal always comes from the key that signed.
+        let mut decoded = None;
+        for key in self.candidates(&header)? {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Err(error) if *error.kind() == ErrorKind::InvalidSignature => continue,
+                result => {
+                    decoded = Some(result);
+                    break;
                 }
-                _ => AuthError::Malformed(error.to_string()),
+            }
+        }
+        let decoded = decoded.unwrap_or_else(|| Err(ErrorKind::InvalidSignature.into()));
+        let data = decoded.map_err(|error| match error.kind() {
+            ErrorKind::InvalidSignature => AuthError::BadSignature,
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+            ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+            ErrorKind::InvalidAudience => AuthError::WrongAudience,
+            ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+                "iss" => AuthError::WrongIssuer,
+                "aud" => AuthError::WrongAudience,
+                _ => AuthError::InvalidClaims(format!("{claim} is required")),
             },
-        )?;
+            ErrorKind::InvalidAlgorithm => {
+                AuthError::AlgorithmNotAccepted("only HS256 and EdDSA tokens are accepted".into())
+            }
+            _ => AuthError::Malformed(error.to_string()),
+        })?;
         let claims = data.claims;
+        let max_ttl_seconds = self.policy.max_ttl.as_secs();
+        if claims.exp > real_now_seconds().saturating_add(max_ttl_seconds) {
+            return Err(AuthError::TooLongLived { max_ttl_seconds });
+        }
         let role = match claims.role.as_deref() {
             None => None,
             Some(text) => Some(Role::parse(text).ok_or_else(|| {
@@ -237,6 +449,14 @@ impl TokenVerifier {
             role,
         })
     }
+}
+
+/// Reads a secret file (`--jwt-secret-file`, `--jwt-previous-secret-file`): its text, trimmed.
+pub fn read_secret_file(path: &Path) -> Result<String, AuthError> {
+    read_secret(path).map_err(|source| AuthError::SecretFile {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Reads the secret from `<data_dir>/jwt-secret`, creating it (random, mode 0600) on first use.
@@ -372,22 +592,26 @@ fn new_verifier(
     algorithm: &Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    if *algorithm != Algorithm::HS256 {
-        return Err(ErrorKind::InvalidAlgorithm.into());
+    match algorithm {
+        Algorithm::HS256 => {
+            let mac = HmacSha256::new_from_slice(key.try_get_as_bytes()?)
+                .map_err(|_| ErrorKind::InvalidKeyFormat)?;
+            Ok(Box::new(Hs256Verifier(mac)))
+        }
+        Algorithm::EdDSA => Ok(Box::new(Ed25519Verifier::new(key)?)),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
     }
-    let mac = HmacSha256::new_from_slice(key.try_get_as_bytes()?)
-        .map_err(|_| ErrorKind::InvalidKeyFormat)?;
-    Ok(Box::new(Hs256Verifier(mac)))
 }
 
-/// The HS256-only provider. JWKs are never used, so their utilities stay unimplemented.
+/// The provider: signs HS256, verifies HS256 and EdDSA. JWK thumbprints are never computed, so
+/// the key utilities stay unimplemented (JWKS files are read by `crate::jwks` without them).
 static HS256_PROVIDER: CryptoProvider = CryptoProvider {
     signer_factory: new_signer,
     verifier_factory: new_verifier,
     key_utils: KeyUtils::new_unimplemented(),
 };
 
-/// Installs [`HS256_PROVIDER`] as jsonwebtoken's process-wide provider before first use. A
+/// Installs [`HS256_PROVIDER`] (HS256 and EdDSA) as jsonwebtoken's process-wide provider before first use. A
 /// second call, or a provider installed by someone else, leaves the installed one in place.
 fn install_provider() {
     let _ = HS256_PROVIDER.install_default();
@@ -439,10 +663,12 @@ mod tests {
         // HS384 is a valid JWT algorithm, but not one this gateway accepts.
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS384),
-            &Claims {
-                sub: "alice".into(),
+            &NewClaims {
+                sub: "alice",
                 exp: u64::MAX / 2,
                 role: None,
+                iss: None,
+                aud: None,
             },
             &EncodingKey::from_secret(b"s"),
         );

@@ -1,9 +1,15 @@
-//! `GET /healthz` and `POST /v1/presence/heartbeat`: the two endpoints that only ping a part.
+//! `GET /healthz` (public and operator) and `POST /v1/presence/heartbeat`: the endpoints that
+//! only ping a part.
 //!
-//! `/healthz` asks the writer (`<prefix>.writer.ping` → `{"head": N}`) and every query model
-//! (`{"op": "status"}`) at once, each with a short timeout, and reports each part's position:
-//! 200 `"ok"` when all answer, 200 `"degraded"` when only projectors are missing (reads of the
-//! others still work), 503 `"down"` when the writer is (nothing can be written).
+//! On the public address `/healthz` says only whether Parlor is up (security.md H-I4): 200
+//! `{"status": "up"}` when the writer answers its ping, 503 `{"status": "down"}` otherwise — no
+//! positions, no parts, which would tell anyone how busy the system is.
+//!
+//! On the operator address `/healthz` asks the writer (`<prefix>.writer.ping` → `{"head": N}`)
+//! and every query model (`{"op": "status"}`) at once, each with a short timeout, and reports
+//! each part's position: 200 `"ok"` when all answer, 200 `"degraded"` when only projectors are
+//! missing (reads of the others still work), 503 `"down"` when the writer is (nothing can be
+//! written).
 
 use std::time::Duration;
 
@@ -54,7 +60,18 @@ fn part(answer: &Result<u64, String>) -> Value {
     }
 }
 
-/// `GET /healthz`.
+/// `GET /healthz` on the public address: up or down, nothing more.
+pub(crate) async fn liveness(State(state): State<SharedState>) -> Response {
+    match ask_part(&state, state.subjects.writer_ping(), "{}").await {
+        Ok(_) => json_response(StatusCode::OK, json!({"status": "up"}).to_string()),
+        Err(_) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "down"}).to_string(),
+        ),
+    }
+}
+
+/// `GET /healthz` on the operator address: each part's status and position.
 pub(crate) async fn healthz(State(state): State<SharedState>) -> Response {
     let writer = ask_part(&state, state.subjects.writer_ping(), "{}");
     let models = futures::future::join_all(QUERY_MODELS.iter().map(|model| {

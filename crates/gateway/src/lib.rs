@@ -27,6 +27,7 @@ mod events;
 mod extract;
 mod files;
 mod health;
+pub mod jwks;
 pub mod limits;
 mod metrics;
 mod queries;
@@ -36,7 +37,7 @@ mod thumbnail;
 pub mod unattached;
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,8 +102,19 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub struct GatewayConfig {
     /// Where to listen (`--http-addr`); port 0 picks a free port (see [`Gateway::local_addr`]).
     pub http_addr: SocketAddr,
-    /// The HS256 secret of the tokens (`--jwt-secret`, or [`auth::load_or_create_secret`]).
+    /// The operator address (`--ops-addr`): `/healthz` with each part's status and position,
+    /// and `/metrics` (security.md H-I4). `None` serves neither; port 0 picks a free port
+    /// (see [`Gateway::ops_addr`]).
+    pub ops_addr: Option<SocketAddr>,
+    /// The HS256 secret of the tokens (`--jwt-secret`, `--jwt-secret-file`, or
+    /// [`auth::load_or_create_secret`]); empty when tokens are checked with public keys only.
     pub jwt_secret: String,
+    /// The previous HS256 secret, still accepted during a rotation (`--jwt-previous-secret-file`).
+    pub jwt_previous_secret: Option<String>,
+    /// Ed25519 public keys from a JWKS file (`--jwt-jwks`, [`jwks::read_jwks`]).
+    pub jwt_public_keys: Vec<jwks::PublicKey>,
+    /// `exp` at most this far ahead, and `iss`/`aud` when set (security.md H-I3).
+    pub jwt_policy: auth::TokenPolicy,
     /// The first token of every subject (`--subject-prefix`).
     pub subject_prefix: String,
     /// The data directory; file bytes live in `<data_dir>/blobs`.
@@ -151,7 +163,11 @@ impl GatewayConfig {
     pub fn new(http_addr: SocketAddr, jwt_secret: impl Into<String>, data_dir: PathBuf) -> Self {
         GatewayConfig {
             http_addr,
+            ops_addr: None,
             jwt_secret: jwt_secret.into(),
+            jwt_previous_secret: None,
+            jwt_public_keys: Vec::new(),
+            jwt_policy: auth::TokenPolicy::default(),
             subject_prefix: SUBJECT_PREFIX_DEFAULT.to_owned(),
             data_dir,
             upload_bytes_max: domain::limits::FILE_BYTES_MAX,
@@ -179,7 +195,14 @@ impl fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GatewayConfig")
             .field("http_addr", &self.http_addr)
+            .field("ops_addr", &self.ops_addr)
             .field("jwt_secret", &"<redacted>")
+            .field(
+                "jwt_previous_secret",
+                &self.jwt_previous_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("jwt_public_keys", &self.jwt_public_keys)
+            .field("jwt_policy", &self.jwt_policy)
             .field("subject_prefix", &self.subject_prefix)
             .field("data_dir", &self.data_dir)
             .field("upload_bytes_max", &self.upload_bytes_max)
@@ -251,6 +274,8 @@ pub struct Gateway {
     local_addr: SocketAddr,
     router: Router,
     http: HttpLimits,
+    /// The operator address's listener and its own router, when configured.
+    ops: Option<(TcpListener, SocketAddr, Router)>,
     shutdown: CancellationToken,
     /// Stops the event hub if the gateway is dropped without running.
     _stop_on_drop: DropGuard,
@@ -260,6 +285,7 @@ impl fmt::Debug for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gateway")
             .field("local_addr", &self.local_addr)
+            .field("ops_addr", &self.ops_addr())
             .finish_non_exhaustive()
     }
 }
@@ -303,7 +329,8 @@ impl Gateway {
         blobs: Arc<dyn BlobStore>,
     ) -> Result<Gateway, GatewayError> {
         check_config(&config)?;
-        let verifier = auth::TokenVerifier::new(config.jwt_secret.as_bytes())?;
+        let verifier =
+            auth::TokenVerifier::with_keys(&token_keys(&config), config.jwt_policy.clone())?;
         let subjects = Subjects::new(&config.subject_prefix);
         let listener = TcpListener::bind(config.http_addr)
             .await
@@ -315,6 +342,18 @@ impl Gateway {
             addr: config.http_addr,
             source,
         })?;
+        let ops = match config.ops_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GatewayError::Bind { addr, source })?;
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| GatewayError::Bind { addr, source })?;
+                Some((listener, bound))
+            }
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let command_rate = limits::CommandRateLimiter::new(config.user_command_rate)
             .ok_or_else(|| GatewayError::Config("user_command_rate: must be above zero".into()))?;
@@ -363,11 +402,16 @@ impl Gateway {
                 .max(Duration::from_millis(1)),
         ));
         tracing::info!(%local_addr, prefix = %config.subject_prefix, "gateway bound");
+        let ops = ops.map(|(listener, addr)| {
+            tracing::info!(%addr, "operator address bound (/healthz with parts, /metrics)");
+            (listener, addr, ops_router(state.clone()))
+        });
         Ok(Gateway {
             listener,
             local_addr,
             router: router(state, config.http),
             http: config.http,
+            ops,
             _stop_on_drop: shutdown.clone().drop_guard(),
             shutdown,
         })
@@ -376,6 +420,11 @@ impl Gateway {
     /// The address actually bound (the port chosen when the configuration said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The operator address actually bound, when one was configured.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(|(_, addr, _)| *addr)
     }
 
     /// Serves until `shutdown` resolves, then ends the event streams, lets open requests
@@ -389,9 +438,19 @@ impl Gateway {
             local_addr,
             router,
             http,
+            ops,
             shutdown: token,
             _stop_on_drop,
         } = self;
+        // The operator address stops with the public one; its requests are short.
+        let ops_server = ops.map(|(listener, _, router)| {
+            let stopped = token.clone().cancelled_owned();
+            tokio::spawn(
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stopped)
+                    .into_future(),
+            )
+        });
         let signal = {
             let token = token.clone();
             async move {
@@ -403,6 +462,16 @@ impl Gateway {
         let finished = serve::serve(listener, router, http, signal, SHUTDOWN_GRACE).await;
         if !finished {
             tracing::warn!("requests still open after the shutdown grace; closing them");
+        }
+        if let Some(ops_server) = ops_server {
+            token.cancel();
+            match tokio::time::timeout(SHUTDOWN_GRACE, ops_server).await {
+                Ok(Ok(served)) => served.map_err(GatewayError::Serve)?,
+                Ok(Err(join_error)) => {
+                    tracing::warn!(%join_error, "the operator address's task failed")
+                }
+                Err(_) => tracing::warn!("operator requests still open after the shutdown grace"),
+            }
         }
         tracing::info!(%local_addr, "gateway stopped");
         Ok(())
@@ -416,6 +485,23 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), GatewayError> {
         Gateway::bind(config, bus, clock).await?.run(shutdown).await
+    }
+}
+
+/// The keys of the configuration: the secrets that are set (current first), the public keys.
+fn token_keys(config: &GatewayConfig) -> auth::TokenKeys {
+    let secrets = [
+        Some(&config.jwt_secret),
+        config.jwt_previous_secret.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|secret| !secret.is_empty())
+    .cloned()
+    .collect();
+    auth::TokenKeys {
+        secrets,
+        public_keys: config.jwt_public_keys.clone(),
     }
 }
 
@@ -468,11 +554,22 @@ async fn sweep_rate_limits(state: SharedState) {
     }
 }
 
-/// Every endpoint of protocol.md §3.
-fn router(state: SharedState, http: HttpLimits) -> Router {
+/// The operator address's endpoints (security.md H-I4): each part's status and position, and
+/// the Prometheus metrics. Nothing here needs a token: the address is for operators' networks.
+fn ops_router(state: SharedState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::render))
+        .fallback(no_such_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Every endpoint of protocol.md §3. `/healthz` here says only whether Parlor is up; the parts
+/// and `/metrics` are on the operator address (security.md H-I4).
+fn router(state: SharedState, http: HttpLimits) -> Router {
+    Router::new()
+        .route("/healthz", get(health::liveness))
         .route("/v1/rooms", get(queries::list_rooms))
         .route("/v1/rooms/{room_id}", get(queries::get_room))
         .route("/v1/rooms/{room_id}/messages", get(queries::messages))

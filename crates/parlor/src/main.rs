@@ -7,6 +7,7 @@ mod log_output;
 mod migrate;
 mod options;
 mod parts;
+mod private_files;
 mod replay;
 
 use std::process::ExitCode;
@@ -26,6 +27,8 @@ use writer::{Writer, WriterConfig};
 static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread or file exists: everything this process creates is owner-only.
+    private_files::restrict_new_files();
     let cli = Cli::parse();
     options::init_logging(&cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -91,10 +94,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl_hours,
             data_dir,
             jwt_secret,
+            jwt,
         } => {
-            let secret = match jwt_secret {
-                Some(secret) => secret,
-                None => gateway::auth::load_or_create_secret(&data_dir)
+            let secret = match (jwt_secret, &jwt.jwt_secret_file) {
+                (Some(secret), _) => secret,
+                (None, Some(file)) => gateway::auth::read_secret_file(file)?,
+                (None, None) => gateway::auth::load_or_create_secret(&data_dir)
                     .with_context(|| format!("reading the secret in {}", data_dir.display()))?,
             };
             let role = match (moderator, service) {
@@ -104,7 +109,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (false, false) => None,
             };
             let ttl = std::time::Duration::from_secs(ttl_hours.saturating_mul(3600));
-            let token = gateway::auth::mint_token(secret.as_bytes(), &subject, role, ttl)?;
+            let token = gateway::auth::mint_token_for(
+                secret.as_bytes(),
+                &subject,
+                role,
+                ttl,
+                &jwt.policy(),
+            )
+            .context("--ttl-hours must not exceed --jwt-max-ttl (default 24h)")?;
             println!("{token}");
             Ok(())
         }
@@ -168,8 +180,7 @@ async fn serve(
     projector_names: Option<Vec<String>>,
     with_gateway: bool,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&common.data_dir)
-        .with_context(|| format!("creating the data directory {}", common.data_dir.display()))?;
+    private_files::create_data_dir(&common.data_dir)?;
     let clock = clock_for(common);
     let (stop_dev_clock, dev_clock_stopped) = tokio::sync::watch::channel(false);
     let mut writer = None;
@@ -179,6 +190,9 @@ async fn serve(
         config.daily_conversation_limit = common.daily_conversation_limit;
         config.event_format = common.event_format.into();
         config.queue_commands_max = common.command_queue_max;
+        if let Some(path) = &common.services {
+            config.services = writer::read_services(path)?;
+        }
         writer = Some(Writer::start(config, bus.clone(), clock.clone()).await?);
     } else if clock.is_adjustable() {
         // Without a writer here, this process follows parlor.dev.clock itself.
@@ -213,12 +227,27 @@ async fn serve(
     let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
     let mut gateway_task = None;
     if with_gateway {
-        let secret = match &common.jwt_secret {
-            Some(secret) => secret.clone(),
-            None => gateway::auth::load_or_create_secret(&common.data_dir)?,
+        let jwt = &common.jwt;
+        let public_keys = match &jwt.jwt_jwks {
+            Some(path) => gateway::jwks::read_jwks(path)?,
+            None => Vec::new(),
+        };
+        // A secret from the flag, the environment or a file; with public keys and none of
+        // these, no secret at all (HS256 refused); otherwise the development secret.
+        let secret = match (&common.jwt_secret, &jwt.jwt_secret_file) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(file)) => gateway::auth::read_secret_file(file)?,
+            (None, None) if !public_keys.is_empty() => String::new(),
+            (None, None) => gateway::auth::load_or_create_secret(&common.data_dir)?,
         };
         let mut config =
             gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
+        config.jwt_previous_secret = match &jwt.jwt_previous_secret_file {
+            Some(file) => Some(gateway::auth::read_secret_file(file)?),
+            None => None,
+        };
+        config.jwt_public_keys = public_keys;
+        config.jwt_policy = jwt.policy();
         config.subject_prefix = common.subject_prefix.clone();
         config.events = hub.clone();
         config.sse_clients_max = common.sse_streams_max;
@@ -228,8 +257,9 @@ async fn serve(
             // H-L3: the log is on this machine; keep its disk's reserve too.
             config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
         }
+        config.ops_addr = common.ops_addr.0;
         let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
-        info!(http = %bound.local_addr(), "HTTP gateway listening");
+        info!(http = %bound.local_addr(), ops = ?bound.ops_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;
         gateway_task = Some(tokio::spawn(bound.run(async move {
             let _ = stopped.wait_for(|stop| *stop).await.map(|_| ());

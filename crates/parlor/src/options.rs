@@ -52,6 +52,9 @@ pub enum Command {
         /// The secret, instead of the data directory's.
         #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
+        /// The secret file, issuer, audience and longest lifetime the gateway checks.
+        #[command(flatten)]
+        jwt: JwtOptions,
     },
     /// Rebuild read models from the log, with progress, then swap: in the running projectors
     /// while they keep serving (--nats-url), or in a stopped data directory (without it).
@@ -254,9 +257,17 @@ pub struct CommonOptions {
     /// Where the HTTP gateway listens.
     #[arg(long, env = "PARLOR_HTTP_ADDR", default_value = "127.0.0.1:8787")]
     pub http_addr: std::net::SocketAddr,
-    /// HS256 secret for tokens; without it, a random secret kept in the data directory.
+    /// The operator address: `/healthz` with each part's status and position, and `/metrics`
+    /// (security.md H-I4). `off` serves neither; port 0 picks a free port.
+    #[arg(long, env = "PARLOR_OPS_ADDR", default_value = "127.0.0.1:9797", value_parser = parse_ops_addr)]
+    pub ops_addr: OpsAddress,
+    /// HS256 secret for tokens (better: PARLOR_JWT_SECRET or --jwt-secret-file, which no
+    /// process list shows); without any key, a random secret kept in the data directory.
     #[arg(long, env = "PARLOR_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// How tokens are checked (security.md H-I3).
+    #[command(flatten)]
+    pub jwt: JwtOptions,
     /// Commands the writer queues at most; beyond that it answers `unavailable` at once.
     #[arg(long, env = "PARLOR_COMMAND_QUEUE_MAX", default_value_t = writer::QUEUE_COMMANDS_MAX)]
     pub command_queue_max: usize,
@@ -272,6 +283,10 @@ pub struct CommonOptions {
     /// Gateway limits (security.md H-L2, H-L3, H-L5).
     #[command(flatten)]
     pub limits: LimitOptions,
+    /// Which service may send which service command (TOML, `[services] name = ["type", …]`);
+    /// replaces the default table (security.md H-I2). Read by the writer.
+    #[arg(long, env = "PARLOR_SERVICES")]
+    pub services: Option<PathBuf>,
 }
 
 /// The gateway's limits on what one caller may use (security.md H-L2, H-L3, H-L5).
@@ -329,6 +344,78 @@ impl LimitOptions {
     }
 }
 
+/// The operator address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpsAddress(pub Option<std::net::SocketAddr>);
+
+/// Parses `--ops-addr`: `off`, or an address such as `127.0.0.1:9797`.
+pub fn parse_ops_addr(text: &str) -> Result<OpsAddress, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(OpsAddress(None));
+    }
+    text.trim()
+        .parse()
+        .map(|addr| OpsAddress(Some(addr)))
+        .map_err(|_| format!("{text:?}: give an address like 127.0.0.1:9797, or off"))
+}
+
+/// Token verification keys and checks (security.md H-I3), for the gateway and `parlor token`.
+#[derive(Debug, Clone, Args)]
+pub struct JwtOptions {
+    /// A file holding the HS256 secret (its text, trimmed), instead of --jwt-secret.
+    #[arg(long, env = "PARLOR_JWT_SECRET_FILE", conflicts_with = "jwt_secret")]
+    pub jwt_secret_file: Option<PathBuf>,
+    /// A file holding the previous HS256 secret, still accepted while tokens signed with it
+    /// expire (a rotation).
+    #[arg(long, env = "PARLOR_JWT_PREVIOUS_SECRET_FILE")]
+    pub jwt_previous_secret_file: Option<PathBuf>,
+    /// A JWKS file of Ed25519 public keys: EdDSA tokens are checked against them. Given alone
+    /// (no secret), the gateway holds no signing secret and refuses HS256 tokens.
+    #[arg(long, env = "PARLOR_JWT_JWKS")]
+    pub jwt_jwks: Option<PathBuf>,
+    /// When set, tokens must carry this `iss` (and `parlor token` writes it).
+    #[arg(long, env = "PARLOR_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// When set, tokens must carry this `aud` (and `parlor token` writes it).
+    #[arg(long, env = "PARLOR_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// How far ahead a token's `exp` may be: a number with a unit, `s`, `m`, `h` or `d`.
+    #[arg(long, env = "PARLOR_JWT_MAX_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub jwt_max_ttl: std::time::Duration,
+}
+
+impl JwtOptions {
+    /// The checks these options ask for.
+    pub fn policy(&self) -> gateway::auth::TokenPolicy {
+        gateway::auth::TokenPolicy {
+            max_ttl: self.jwt_max_ttl,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+        }
+    }
+}
+
+/// Parses a duration written as a whole number and a unit: `90s`, `30m`, `24h`, `7d`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    const SECONDS_PER_UNIT: [(char, u64); 4] = [('s', 1), ('m', 60), ('h', 3_600), ('d', 86_400)];
+    let text = text.trim();
+    let unit = text.chars().last().unwrap_or(' ');
+    let Some((_, seconds_per_unit)) = SECONDS_PER_UNIT.iter().find(|(name, _)| *name == unit)
+    else {
+        return Err(format!(
+            "{text:?}: give a number and a unit (s, m, h or d), e.g. 24h"
+        ));
+    };
+    let count: u64 = text[..text.len() - 1]
+        .parse()
+        .map_err(|_| format!("{text:?}: not a whole number before the unit"))?;
+    count
+        .checked_mul(*seconds_per_unit)
+        .filter(|seconds| *seconds > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: must be more than zero and fit in 64 bits of seconds"))
+}
+
 /// Encoding of published events.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum EventFormat {
@@ -367,5 +454,39 @@ pub fn init_logging(format: &LogFormat) {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_a_unit() {
+        let hours = |count: u64| std::time::Duration::from_secs(count * 3_600);
+        assert_eq!(parse_duration("24h"), Ok(hours(24)));
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("30m"),
+            Ok(std::time::Duration::from_secs(1_800))
+        );
+        assert_eq!(parse_duration("7d"), Ok(hours(7 * 24)));
+        for bad in ["", "24", "h", "0h", "-1h", "1.5h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_ops_address_can_be_off() {
+        assert_eq!(parse_ops_addr("off"), Ok(OpsAddress(None)));
+        let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        assert_eq!(
+            parse_ops_addr("127.0.0.1:0"),
+            Ok(OpsAddress(Some(any_port)))
+        );
+        assert!(parse_ops_addr("localhost").is_err());
     }
 }

@@ -405,7 +405,8 @@ pub fn http_status(code: ErrorCode) -> u16 {
         ErrorCode::VersionConflict
         | ErrorCode::DuplicateMessageId
         | ErrorCode::AlreadyDeleted
-        | ErrorCode::CallInProgress => 409,
+        | ErrorCode::CallInProgress
+        | ErrorCode::DuplicateCommandId => 409,
         ErrorCode::FileTooLarge => 413,
         ErrorCode::DailyConversationLimit => 429,
         ErrorCode::Unavailable => 503,

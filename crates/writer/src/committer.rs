@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bus::{Bus, Message};
 use clock::Clock;
-use domain::{evolve, ErrorCode, State, Timestamp};
+use domain::{evolve, ErrorCode, ServiceTable, State, Timestamp};
 use eventlog::{AddRejected, Batch, Committed, EventLog, LogError, NewRecord};
 
 use crate::shared_log::SharedLog;
@@ -25,6 +25,7 @@ use protocol::{Format, Reply};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::stored_reply::{self, Owner};
 use crate::{snapshot, WriterConfig, WriterError};
 
 /// Takes commands off the bus into the bounded queue. A full queue is answered `unavailable`
@@ -137,7 +138,14 @@ impl Committer {
         carry: &mut VecDeque<Message>,
     ) {
         let now = self.clock.now();
-        building.decide(&mut self.state, &self.command_prefix, now, incoming, carry);
+        building.decide(
+            &mut self.state,
+            &self.config.services,
+            &self.command_prefix,
+            now,
+            incoming,
+            carry,
+        );
     }
 
     /// Commits `building`; while it is written, decides the commands that arrive into its
@@ -414,6 +422,7 @@ impl Building {
     pub(crate) fn decide(
         &mut self,
         state: &mut State,
+        services: &ServiceTable,
         command_prefix: &str,
         now: Timestamp,
         incoming: Vec<Message>,
@@ -444,12 +453,10 @@ impl Building {
                 carry.push_back(message);
                 continue;
             }
+            let owner = Owner::of(&command);
             match batch.committed_reply_for(&key) {
                 Ok(Some(stored)) => {
-                    let reply =
-                        protocol::decode_reply(&stored, Format::Bincode).unwrap_or_else(|_| {
-                            error_reply(ErrorCode::Unavailable, "stored reply unreadable")
-                        });
+                    let reply = answer_resend(&stored, owner);
                     pending.push(Pending { message, reply });
                     continue;
                 }
@@ -462,6 +469,13 @@ impl Building {
                     });
                     continue;
                 }
+            }
+            // After the idempotency lookup: an accepted id keeps its reply even if the table
+            // changed since; a refusal is not remembered, like every rejection.
+            if let Err(rejection) = services.check(&command) {
+                let reply = error_reply(rejection.code, rejection.message);
+                pending.push(Pending { message, reply });
+                continue;
             }
             let outcome = match protocol::decide_command(state, &command, now) {
                 Ok(outcome) => outcome,
@@ -505,7 +519,7 @@ impl Building {
                 // make a resend answer `unavailable`, never a wrong answer.
                 let bytes = protocol::encode_reply(&accepted, Format::Bincode).unwrap_or_default();
                 reply = Some(accepted);
-                bytes
+                stored_reply::encode(owner, &bytes)
             });
             match added {
                 Ok(Ok(_)) => {
@@ -522,8 +536,7 @@ impl Building {
                     break;
                 }
                 Ok(Err(AddRejected::AlreadyRecorded { reply })) => {
-                    let reply = protocol::decode_reply(&reply, Format::Bincode)
-                        .unwrap_or_else(|_| unavailable());
+                    let reply = answer_resend(&reply, owner);
                     pending.push(Pending { message, reply });
                 }
                 Ok(Err(AddRejected::VersionConflict { stream, .. })) => {
@@ -631,6 +644,22 @@ pub(crate) async fn answer_batches(
     Ok(())
 }
 
+/// The answer to a command whose id is already recorded: the stored reply, byte for byte, when
+/// the command's actor and type own the id (R-M7); `duplicate_command_id` otherwise, which names
+/// nothing of the first command (H-I1).
+fn answer_resend(stored: &[u8], claimant: Owner) -> Reply {
+    let stored = stored_reply::decode(stored);
+    if !stored.answers(claimant) {
+        return error_reply(
+            ErrorCode::DuplicateCommandId,
+            "this command_id was already used by another actor or for another command type; \
+             send this command with a new command_id",
+        );
+    }
+    protocol::decode_reply(stored.reply_bincode, Format::Bincode)
+        .unwrap_or_else(|_| error_reply(ErrorCode::Unavailable, "stored reply unreadable"))
+}
+
 fn error_reply(code: ErrorCode, message: impl Into<String>) -> Reply {
     Reply::Err {
         code,
@@ -697,7 +726,7 @@ mod tests {
         command(
             "user.register",
             command_id,
-            "service:test",
+            "service:identity",
             serde_json::json!({ "user_id": user, "display_name": user, "kind": "freelancer" }),
         )
     }
@@ -724,6 +753,7 @@ mod tests {
             let mut carry = VecDeque::new();
             building.decide(
                 &mut self.state,
+                &ServiceTable::default(),
                 PREFIX,
                 Timestamp::from_millis(1_000_000),
                 incoming,
@@ -890,6 +920,117 @@ mod tests {
         // And once both are durable, a third resend is answered from the log, the same way.
         let (third, _) = fixture.run(vec![register(50, "alice")]);
         assert_eq!(third[0], first[0]);
+    }
+
+    fn block(command_id: u128, actor: &str, user: &str) -> Message {
+        command(
+            "user.block",
+            command_id,
+            actor,
+            serde_json::json!({ "user_id": user }),
+        )
+    }
+
+    fn unblock(command_id: u128, actor: &str, user: &str) -> Message {
+        command(
+            "user.unblock",
+            command_id,
+            actor,
+            serde_json::json!({ "user_id": user }),
+        )
+    }
+
+    /// Registers alice, bob and mallory.
+    fn three_users(fixture: &mut Fixture) {
+        let (replies, _) = fixture.run(vec![
+            register(70, "alice"),
+            register(71, "bob"),
+            register(72, "mallory"),
+        ]);
+        assert!(
+            replies.iter().all(|reply| code(reply).is_none()),
+            "{replies:?}"
+        );
+    }
+
+    #[test]
+    fn h_i1_another_actor_reusing_a_command_id_gets_duplicate_command_id_not_the_first_reply() {
+        let mut fixture = Fixture::new();
+        three_users(&mut fixture);
+        let (first, _) = fixture.run(vec![block(80, "alice", "bob")]);
+        assert!(code(&first[0]).is_none(), "{first:?}");
+        let head = fixture.log.head().position;
+        // Mallory sends alice's id, even with alice's very payload.
+        let (stolen, _) = fixture.run(vec![block(80, "mallory", "bob")]);
+        assert_eq!(code(&stolen[0]), Some(ErrorCode::DuplicateCommandId));
+        assert_ne!(stolen[0], first[0]);
+        assert_eq!(fixture.log.head().position, head, "nothing appended");
+        // Alice herself still gets her reply, byte for byte (R-M7).
+        let (again, _) = fixture.run(vec![block(80, "alice", "bob")]);
+        assert_eq!(
+            encode_reply(&again[0], Format::Bincode).unwrap(),
+            encode_reply(&first[0], Format::Bincode).unwrap()
+        );
+    }
+
+    #[test]
+    fn h_i1_the_same_actor_reusing_a_command_id_for_another_type_gets_duplicate_command_id() {
+        let mut fixture = Fixture::new();
+        three_users(&mut fixture);
+        let (first, _) = fixture.run(vec![block(81, "alice", "bob")]);
+        assert!(code(&first[0]).is_none(), "{first:?}");
+        let (other_type, _) = fixture.run(vec![unblock(81, "alice", "bob")]);
+        assert_eq!(code(&other_type[0]), Some(ErrorCode::DuplicateCommandId));
+        let (alice, bob) = (
+            domain::UserId::parse("alice").unwrap(),
+            domain::UserId::parse("bob").unwrap(),
+        );
+        assert!(
+            fixture.state.blocks(&alice, &bob),
+            "the unblock was not applied"
+        );
+    }
+
+    #[test]
+    fn h_i1_a_reuse_decided_while_the_first_commits_is_refused_too() {
+        let mut fixture = Fixture::new();
+        three_users(&mut fixture);
+        let mut first = Building::new(fixture.log.batch());
+        fixture.decide(&mut first, vec![block(82, "alice", "bob")]);
+        // The continuation sees the id in flight: another actor still gets no reply of it.
+        let mut second = Building::new(first.batch.continuation());
+        fixture.decide(&mut second, vec![block(82, "mallory", "bob")]);
+        fixture.log.commit(first.batch).unwrap();
+        fixture.log.commit(second.batch).unwrap();
+        let second = replies(second.pending);
+        assert_eq!(code(&second[0]), Some(ErrorCode::DuplicateCommandId));
+    }
+
+    #[test]
+    fn h_i1_a_reply_stored_before_owners_still_answers_a_resend_byte_for_byte() {
+        let mut fixture = Fixture::new();
+        three_users(&mut fixture);
+        // A command committed by a writer from before H-I1: its stored value is the bincode
+        // reply alone, with no owner.
+        let old_reply = Reply::Ok {
+            position: 0,
+            events: Vec::new(),
+            result: None,
+        };
+        let old_bytes = encode_reply(&old_reply, Format::Bincode).unwrap();
+        let key = *uuid::Uuid::from_u128(83).as_bytes();
+        let mut batch = fixture.log.batch();
+        batch
+            .add_command(Some(&key), &[], &[], |_| old_bytes.clone())
+            .unwrap()
+            .unwrap();
+        fixture.log.commit(batch).unwrap();
+        let (again, _) = fixture.run(vec![block(83, "alice", "bob")]);
+        assert_eq!(
+            encode_reply(&again[0], Format::Bincode).unwrap(),
+            old_bytes,
+            "an ownerless reply answers whoever resends"
+        );
     }
 
     /// A pipelined committer over a log whose first commit is held in flight and then fails:

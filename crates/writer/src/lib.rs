@@ -13,8 +13,10 @@
 mod committer;
 mod publisher;
 mod services;
+mod services_file;
 mod shared_log;
 mod snapshot;
+mod stored_reply;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
+pub use services_file::{
+    parse_services, read_services, ServicesFileError, SERVICES_FILE_BYTES_MAX,
+};
 pub use snapshot::{load_state, SnapshotError};
 
 /// Commands waiting for the committer, by default. When the queue is full the writer answers `unavailable`
@@ -62,6 +67,8 @@ pub struct WriterConfig {
     pub snapshot_every: Duration,
     /// Commands waiting for the committer at most; more are answered `unavailable` at once.
     pub queue_commands_max: usize,
+    /// Which service may send which service command (security.md H-I2; `--services FILE`).
+    pub services: domain::ServiceTable,
 }
 
 impl WriterConfig {
@@ -76,6 +83,7 @@ impl WriterConfig {
             snapshot_every_events: SNAPSHOT_EVERY_EVENTS_DEFAULT,
             snapshot_every: SNAPSHOT_EVERY_DEFAULT,
             queue_commands_max: QUEUE_COMMANDS_MAX,
+            services: domain::ServiceTable::default(),
         }
     }
 

@@ -56,7 +56,7 @@ async fn register(bus: &Bus, command_id: Uuid, user: &str) -> Value {
         bus,
         "user.register",
         command_id,
-        "service:test",
+        "service:identity",
         json!({ "user_id": user, "display_name": user, "kind": "freelancer" }),
     )
     .await;

@@ -1,4 +1,5 @@
-//! Every request but `/healthz` and `/metrics` needs a valid token (protocol.md §3).
+//! Every request but `/healthz` needs a valid token (protocol.md §3); the operator address's
+//! `/healthz` and `/metrics` need none either (it is for operators' networks, security.md H-I4).
 
 use serde_json::json;
 
@@ -88,7 +89,7 @@ async fn healthz_and_metrics_need_no_token() {
     // No writer on this bus: down, but answered.
     assert_eq!(health.status, 503);
     assert_eq!(health.json()["status"], "down");
-    let metrics = http::send(gateway.addr, "GET", "/metrics", &[], Body::None).await;
+    let metrics = http::send(gateway.ops(), "GET", "/metrics", &[], Body::None).await;
     assert_eq!(metrics.status, 200);
     gateway.stop().await;
 }

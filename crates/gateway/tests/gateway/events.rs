@@ -579,7 +579,7 @@ async fn a_client_that_stops_reading_is_disconnected() {
     );
     ids(&received);
     let metrics = crate::http::send(
-        gateway.addr,
+        gateway.ops(),
         "GET",
         "/metrics",
         &[],

@@ -1,4 +1,5 @@
-//! `/healthz`, `/metrics` and presence heartbeats.
+//! `/healthz` (public: up or down; operator address: each part), `/metrics` (operator address
+//! only, security.md H-I4) and presence heartbeats.
 
 use serde_json::json;
 
@@ -40,7 +41,7 @@ async fn healthz_reports_each_part() {
         fake_status(&gateway, model, position).await;
     }
     // Moderation is missing: degraded, still 200.
-    let health = http::send(gateway.addr, "GET", "/healthz", &[], Body::None).await;
+    let health = http::send(gateway.ops(), "GET", "/healthz", &[], Body::None).await;
     assert_eq!(health.status, 200);
     let body = health.json();
     assert_eq!(body["status"], "degraded");
@@ -56,9 +57,52 @@ async fn healthz_reports_each_part() {
     assert_eq!(body["parts"]["moderation"]["status"], "down");
 
     fake_status(&gateway, "moderation", 1042).await;
-    let health = http::send(gateway.addr, "GET", "/healthz", &[], Body::None).await;
+    let health = http::send(gateway.ops(), "GET", "/healthz", &[], Body::None).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn h_i4_public_healthz_says_only_up_or_down_and_metrics_are_on_the_ops_address_only() {
+    let gateway = TestGateway::start().await;
+    // No writer yet: down, and nothing else.
+    let down = http::send(gateway.addr, "GET", "/healthz", &[], Body::None).await;
+    assert_eq!(down.status, 503);
+    assert_eq!(down.json(), json!({"status": "down"}));
+    fake_writer_ping(&gateway).await;
+    fake_status(&gateway, "rooms", 1040).await;
+    let up = http::send(gateway.addr, "GET", "/healthz", &[], Body::None).await;
+    assert_eq!(up.status, 200);
+    assert_eq!(up.json(), json!({"status": "up"}), "no positions, no parts");
+    let text = String::from_utf8(up.body.clone()).unwrap();
+    assert!(!text.contains("1042") && !text.contains("1040"), "{text}");
+    // The parts and their positions are the operator's.
+    let parts = http::send(gateway.ops(), "GET", "/healthz", &[], Body::None).await;
+    assert_eq!(parts.json()["parts"]["writer"]["position"], 1042);
+    // /metrics: not on the public address, on the operator address.
+    let public = http::send(gateway.addr, "GET", "/metrics", &[], Body::None).await;
+    assert_eq!(public.status, 404);
+    let ops = http::send(gateway.ops(), "GET", "/metrics", &[], Body::None).await;
+    assert_eq!(ops.status, 200);
+    assert!(String::from_utf8(ops.body)
+        .unwrap()
+        .contains("parlor_gateway_http_requests_total"));
+    // The operator address serves nothing of the API.
+    let api = http::send(gateway.ops(), "GET", "/v1/rooms", &[], Body::None).await;
+    assert_eq!(api.status, 404);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn h_i4_the_ops_address_can_be_off() {
+    let gateway = TestGateway::start_with(bus::Bus::in_process(), |config| {
+        config.ops_addr = None;
+    })
+    .await;
+    assert_eq!(gateway.ops_addr, None);
+    let metrics = http::send(gateway.addr, "GET", "/metrics", &[], Body::None).await;
+    assert_eq!(metrics.status, 404);
     gateway.stop().await;
 }
 
@@ -74,7 +118,7 @@ async fn metrics_count_requests_per_route() {
     gateway
         .get(&format!("/v1/rooms/{room}"), &token("alice"))
         .await;
-    let metrics = http::send(gateway.addr, "GET", "/metrics", &[], Body::None).await;
+    let metrics = http::send(gateway.ops(), "GET", "/metrics", &[], Body::None).await;
     assert_eq!(metrics.status, 200);
     assert!(metrics
         .header("content-type")

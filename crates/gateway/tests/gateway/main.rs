@@ -15,7 +15,7 @@ mod commands;
 mod events;
 /// Uploads, thumbnails, downloads.
 mod files;
-/// `/healthz`, `/metrics`, presence heartbeats.
+/// `/healthz` (public and operator), `/metrics`, presence heartbeats.
 mod health;
 /// What one caller may use: command rates, uploads, disk reserve, timeouts, connection cap.
 mod limits;
@@ -23,3 +23,5 @@ mod limits;
 mod nats;
 /// The reads: parameters, mapping of projector answers, `min_position`.
 mod queries;
+/// What a token must be: lifetime, nbf, issuer, audience, rotation, JWKS (security.md H-I3).
+mod tokens;

@@ -24,6 +24,9 @@ pub const SECRET: &str = "a test secret that is long enough";
 pub struct TestGateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its operator address (`/healthz` with parts, `/metrics`), on a free port unless the
+    /// test's configuration turned it off.
+    pub ops_addr: Option<SocketAddr>,
     /// Its bus (fakes subscribe here).
     pub bus: Bus,
     /// Its clock.
@@ -60,24 +63,32 @@ impl TestGateway {
         // Short enough that a test of a missing part does not wait long.
         config.query_timeout = Duration::from_secs(3);
         config.command_timeout = Duration::from_secs(3);
+        config.ops_addr = Some("127.0.0.1:0".parse().expect("an address"));
         configure(&mut config);
         let clock = Clock::development();
         let gateway = Gateway::bind(config, bus.clone(), clock.clone())
             .await
             .expect("the gateway binds");
         let addr = gateway.local_addr();
+        let ops_addr = gateway.ops_addr();
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(gateway.run(async move {
             let _ = stopped.await;
         }));
         TestGateway {
             addr,
+            ops_addr,
             bus,
             clock,
             data_dir,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The operator address; the test's configuration must have kept it.
+    pub fn ops(&self) -> SocketAddr {
+        self.ops_addr.expect("the operator address is on")
     }
 
     /// `GET path` with a bearer token.

@@ -183,6 +183,7 @@ fn http_statuses_follow_section_3() {
         (FileTooLarge, 413),
         (CallInProgress, 409),
         (VersionConflict, 409),
+        (DuplicateCommandId, 409),
         (Unavailable, 503),
     ];
     assert_eq!(expected.len(), ErrorCode::ALL.len());
