@@ -93,7 +93,10 @@ export async function read(path, params = {}) {
   return response.json();
 }
 
-/** POST a command (protocol.md §1); answers the reply's `result` (or {}). */
+/**
+ * POST a command (protocol.md §1); answers `{result, position}`: the reply's `result` (or {})
+ * and the log position to pass as `min_position` to read one's own write.
+ */
 export async function command(type, data = {}) {
   const response = await send(`/v1/commands/${type}`, {
     method: "POST",
@@ -108,7 +111,7 @@ export async function command(type, data = {}) {
   if (reply && reply.ok === false && reply.error) {
     throw new ApiFailure(reply.error.code, reply.error.message, response.status, null);
   }
-  return (reply && reply.result) || {};
+  return { result: (reply && reply.result) || {}, position: reply && reply.position };
 }
 
 /** Uploads one File as the raw body; answers `{file_id, name, size, content_type, …}`. */

@@ -151,6 +151,8 @@ function handleEvent(type, data) {
     if (state.room && state.room.room_id === data.room_id) {
       state.room = data;
       renderRoomHead();
+      // A message that arrives while the room is open is read (the Room follows its Message).
+      markRead();
     }
     scheduleRoomListRefresh();
   } else if (type === "message" || type === "message_deleted") {
@@ -207,7 +209,7 @@ function renderRooms() {
         "aria-current": state.room && state.room.room_id === room.room_id ? "true" : null,
         onclick: () => openRoom(room.room_id).catch(showError),
       },
-      element("span", { class: online ? "dot online" : "dot", "aria-label": online ? "online" : null }),
+      online ? element("span", { class: "dot online", role: "img", "aria-label": "online" }) : element("span", { class: "dot", "aria-hidden": "true" }),
       element("span", { class: "room-name", text: room.name }),
       room.unread > 0
         ? element("span", {
@@ -226,8 +228,9 @@ function renderRooms() {
   $("more-rooms").hidden = !state.roomsCursor;
 }
 
-async function openRoom(roomId) {
-  const room = await api.read(`/v1/rooms/${roomId}`);
+/** Opens a room; `minPosition` (a command's reply position) makes the reads see that command. */
+async function openRoom(roomId, minPosition = null) {
+  const room = await api.read(`/v1/rooms/${roomId}`, { min_position: minPosition });
   state.room = room;
   state.messages = new Map();
   state.messagesCursor = null;
@@ -238,7 +241,7 @@ async function openRoom(roomId) {
   $("room").hidden = false;
   $("app").classList.add("room-open");
   renderRoomHead();
-  await loadMessages(false);
+  await loadMessages(false, minPosition);
   renderRooms();
   markRead();
   if (!$("files-panel").hidden) loadFiles().catch(showError);
@@ -254,8 +257,9 @@ function closeRoom() {
   renderRooms();
 }
 
-async function loadMessages(older) {
+async function loadMessages(older, minPosition = null) {
   const page = await api.read(`/v1/rooms/${state.room.room_id}/messages`, {
+    min_position: minPosition,
     limit: MESSAGES_PAGE_LIMIT,
     cursor: older ? state.messagesCursor : null,
   });
@@ -289,6 +293,7 @@ function renderRoomHead() {
         { class: "member" },
         element("span", {
           class: member.online ? "dot online" : "dot",
+          role: "img",
           "aria-label": member.online ? "online" : "offline",
         }),
         member.display_name + (member.user_id === state.me ? " (you)" : ""),
@@ -335,11 +340,11 @@ function withinWindow(message) {
 
 function renderTimeline() {
   if (!state.room) return;
-  const timeline = $("timeline");
-  const atBottom = timeline.scrollHeight - timeline.scrollTop - timeline.clientHeight < 40;
-  timeline.replaceChildren(...sortedMessages().map(renderMessage));
+  const box = $("timeline-box");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+  $("timeline").replaceChildren(...sortedMessages().map(renderMessage));
   $("older").hidden = !state.messagesCursor;
-  if (atBottom) timeline.scrollTop = timeline.scrollHeight;
+  if (atBottom) box.scrollTop = box.scrollHeight;
 }
 
 function renderMessage(message) {
@@ -540,7 +545,9 @@ async function submitComposer() {
       await api.command("message.edit", { room_id: roomId, message_id: mode.message.message_id, body });
       return;
     }
-    const links = (body.match(URL_PATTERN) || []).map((url) => ({ url }));
+    // A sentence's closing punctuation is not part of the link it ends with.
+    const urls = (body.match(URL_PATTERN) || []).map((url) => url.replace(/[.,;:!?)\]'"]+$/, ""));
+    const links = [...new Set(urls)].map((url) => ({ url }));
     const files = state.pendingFiles.map((file) => ({ file_id: file.file_id }));
     const attachments = files.concat(links).slice(0, ATTACHMENTS_PER_MESSAGE_MAX);
     const data = { room_id: roomId, body };
@@ -728,7 +735,7 @@ function wire() {
     if (sent) {
       $("new-direct-to").value = "";
       $("new-direct-body").value = "";
-      await openRoom(result.room_id).catch(showError);
+      await openRoom(result.result.room_id, result.position).catch(showError);
     }
   });
   $("new-group-form").addEventListener("submit", async (event) => {
@@ -740,7 +747,7 @@ function wire() {
     });
     if (created) {
       $("new-group-form").reset();
-      await openRoom(result.room_id).catch(showError);
+      await openRoom(result.result.room_id, result.position).catch(showError);
     }
   });
   $("composer-form").addEventListener("submit", (event) => {
