@@ -8,6 +8,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -132,6 +133,82 @@ class Parlor:
                     raise RuntimeError(line.decode())
 
 
+class DroppingProxy:
+    """A TCP proxy in front of the gateway that can drop every connection and refuse new ones
+    for a while: a real dropped connection, which the browser's offline emulation does not
+    cause for a stream already open."""
+
+    RELAY_CHUNK_BYTES = 65536
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open_sockets = set()
+        self.refusing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                if self.refusing:
+                    client.close()
+                    continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.open_sockets.update((client, upstream))
+            threading.Thread(target=self._relay, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client), daemon=True).start()
+
+    def _relay(self, source, destination):
+        try:
+            while chunk := source.recv(self.RELAY_CHUNK_BYTES):
+                destination.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for end in (source, destination):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def drop_and_refuse(self):
+        with self.lock:
+            self.refusing = True
+            dropped, self.open_sockets = self.open_sockets, set()
+        for connection in dropped:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            connection.close()
+
+    def accept_again(self):
+        with self.lock:
+            self.refusing = False
+
+    def close(self):
+        self.drop_and_refuse()
+        self.listener.close()
+
+
+@pytest.fixture
+def dropping_proxy(parlor):
+    proxy = DroppingProxy(int(parlor.base_url.rsplit(":", 1)[1]))
+    yield proxy
+    proxy.close()
+
+
 @pytest.fixture(scope="session")
 def parlor():
     assert PARLOR.exists(), f"build parlor first: {PARLOR}"
@@ -203,7 +280,7 @@ def open_client(browser, parlor):
     """Opens the client signed in with a token (through the URL fragment); closes it after."""
     contexts = []
 
-    def open_as(token, width=1200, height=800, controlled_clock=False):
+    def open_as(token, width=1200, height=800, controlled_clock=False, base_url=None):
         context = browser.new_context(viewport={"width": width, "height": height})
         contexts.append(context)
         page = context.new_page()
@@ -218,7 +295,7 @@ def open_client(browser, parlor):
         if controlled_clock:
             # The page's clock runs from now, and a test can move it (Playwright's clock API).
             page.clock.install()
-        page.goto(f"{parlor.base_url}/#token={token}")
+        page.goto(f"{base_url or parlor.base_url}/#token={token}")
         page.get_by_test_id("room-list").wait_for()
         page.locator("#connection[data-state='live']").wait_for()
         return page

@@ -109,6 +109,31 @@ def test_a_first_message_opens_the_room_on_both_sides_live(parlor, open_client, 
     alice.screenshot(path=str(screenshots / "conversation.png"))
 
 
+def test_the_live_stream_resumes_after_a_dropped_connection_with_last_event_id(parlor, open_client, dropping_proxy):
+    alice_id, alice_token = parlor.register("Alice")
+    bob_id, bob_token = parlor.register("Bob")
+    alice = open_client(alice_token, base_url=f"http://127.0.0.1:{dropping_proxy.port}")
+    start_direct(alice, bob_id, "Before the drop")
+    room_id = parlor.command(bob_token, "message.send", {"to": alice_id, "body": "Seen live"})["room_id"]
+    expect(message_with(alice, "Seen live")).to_be_visible()
+
+    resumed_from = []
+    alice.on(
+        "request",
+        lambda request: resumed_from.append(request.headers.get("last-event-id"))
+        if request.url.endswith("/v1/events")
+        else None,
+    )
+    dropping_proxy.drop_and_refuse()
+    expect(alice.locator("#connection")).to_have_attribute("data-state", "reconnecting")
+    # Sent while Alice's stream is down: it reaches her once it resumes, without a reload.
+    parlor.command(bob_token, "message.send", {"room_id": room_id, "body": "Sent during the drop"})
+    dropping_proxy.accept_again()
+    expect(message_with(alice, "Sent during the drop")).to_be_visible()
+    expect(alice.locator("#connection")).to_have_attribute("data-state", "live")
+    assert resumed_from and all(header and header.isdigit() for header in resumed_from), resumed_from
+
+
 def test_reply_edit_and_delete_show_on_the_other_side_live(parlor, open_client):
     _, alice_token = parlor.register("Alice")
     bob_id, bob_token = parlor.register("Bob")

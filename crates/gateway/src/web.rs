@@ -202,7 +202,10 @@ mod tests {
                 content_type,
                 "{path}"
             );
-            assert_eq!(response.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+            assert_eq!(
+                response.headers()[header::X_CONTENT_TYPE_OPTIONS],
+                "nosniff"
+            );
             assert!(!body_text(response).await.is_empty(), "{path}");
         }
     }
