@@ -24,6 +24,7 @@ PARLOR = Path(os.environ.get("PARLOR_BINARY", TARGET_DIR / "debug" / "parlor"))
 NATS_SERVER = os.environ.get("NATS_SERVER", shutil.which("nats-server") or "/usr/sbin/nats-server")
 CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 STARTUP_WAIT_SECONDS = 60
+DISK_RESERVE_BYTES = 16 * 1024 * 1024
 REQUEST_TIMEOUT_SECONDS = 15
 NATS_REPLY_TIMEOUT_SECONDS = 10
 # Playwright waits this long for a selector: long enough for a loaded, shared machine.
@@ -235,6 +236,10 @@ def parlor():
                 "--nats-url",
                 f"nats://127.0.0.1:{nats_port}",
                 "--dev-clock",
+                # The default 1 GiB reserve refuses uploads (507) when the shared test machine's
+                # disk runs low; these tests upload kilobytes.
+                "--disk-reserve-bytes",
+                str(DISK_RESERVE_BYTES),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

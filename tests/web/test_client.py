@@ -2,6 +2,7 @@
 people, each in their own browser context, see each other's changes live; refusals read as
 sentences. Every wait is on a selector or an assertion, never on time."""
 
+import datetime
 import json
 import struct
 import zlib
@@ -226,6 +227,7 @@ def test_a_blocked_users_composer_says_why_it_cannot_send(parlor, open_client):
     room_item(bob).first.get_by_role("button").click()
     expect(message_with(bob, "Can we talk about the budget?")).to_be_visible()
     bob.get_by_test_id("block-user").click()
+    expect(bob.locator("#notice")).to_contain_text("You blocked Alice")
     expect(bob.get_by_test_id("error-banner")).to_be_hidden()
 
     alice.get_by_test_id("composer").fill("Hello?")
@@ -236,6 +238,29 @@ def test_a_blocked_users_composer_says_why_it_cannot_send(parlor, open_client):
     expect(message_with(alice, "Hello?")).to_have_count(0)
     # Nothing typed is lost.
     expect(alice.get_by_test_id("composer")).to_have_value("Hello?")
+
+
+def test_out_of_office_set_in_settings_shows_a_banner_and_answers_once(parlor, open_client):
+    alice_id, alice_token = parlor.register("Alice")
+    bob_id, bob_token = parlor.register("Bob")
+    bob = open_client(bob_token)
+    bob.get_by_role("button", name="Settings").click()
+    bob.get_by_label("Notifications").select_option("hourly")
+    expect(bob.locator("#settings-status")).to_have_text("Notifications: hourly.")
+    bob.get_by_label("Away message").fill("On holiday, back Monday")
+    until = (datetime.datetime.now() + datetime.timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
+    bob.get_by_label("Until", exact=True).fill(until)
+    bob.get_by_role("button", name="Set out of office").click()
+    expect(bob.locator("#settings-status")).to_contain_text("Out of office until")
+    bob.get_by_role("button", name="Close").click()
+
+    alice = open_client(alice_token)
+    start_direct(alice, bob_id, "Are you around this week?")
+    expect(alice.locator("#away-banners")).to_contain_text("is away until")
+    expect(alice.locator("#away-banners")).to_contain_text("On holiday, back Monday")
+    automatic = alice.get_by_test_id("message").filter(has_text="(automatic reply)")
+    expect(automatic).to_have_count(1)
+    expect(automatic.get_by_test_id("message-body")).to_have_text("On holiday, back Monday")
 
 
 def test_the_main_screens_have_no_serious_accessibility_violations_at_phone_width(parlor, open_client):

@@ -238,6 +238,7 @@ async function openRoom(roomId, minPosition = null) {
   state.pendingFiles = [];
   renderPendingFiles();
   closeSearch();
+  notify("");
   $("room").hidden = false;
   $("app").classList.add("room-open");
   renderRoomHead();
@@ -688,23 +689,33 @@ function openReport(message) {
 }
 
 function openSettings() {
+  $("settings-status").textContent = "";
   $("settings").showModal();
 }
 
-async function saveSettings() {
-  const succeeded = await attempt(async () => {
-    await api.command("user.set_online_visibility", { visible: $("online-visible").checked });
-    await api.command("user.set_notifications", { frequency: $("notify-frequency").value });
-    const message = $("away-message").value.trim();
-    if (message) {
-      await api.command("user.set_out_of_office", {
-        message,
-        from: new Date($("away-from").value || Date.now()).toISOString(),
-        until: new Date($("away-until").value).toISOString(),
-      });
-    }
-  });
-  if (succeeded) $("settings").close();
+/** Applies one setting; the dialog's status line says what was saved. */
+async function saveSetting(type, data, saved) {
+  if (await attempt(() => api.command(type, data))) $("settings-status").textContent = saved;
+}
+
+function setAway() {
+  const message = $("away-message").value.trim();
+  const from = $("away-from").value ? new Date($("away-from").value) : new Date();
+  const until = $("away-until").value ? new Date($("away-until").value) : null;
+  if (!message || !until || Number.isNaN(from.getTime()) || Number.isNaN(until.getTime())) {
+    $("settings-status").textContent = "Write a message and choose until when you are away.";
+    return;
+  }
+  saveSetting(
+    "user.set_out_of_office",
+    { message, from: from.toISOString(), until: until.toISOString() },
+    `Out of office until ${until.toLocaleString()}.`,
+  );
+}
+
+/** A short confirmation that is not an error (block, unblock). */
+function notify(text) {
+  $("notice").textContent = text;
 }
 
 // ---- wiring ----------------------------------------------------------------------------------
@@ -784,13 +795,17 @@ function wire() {
   $("leave-room").addEventListener("click", () => {
     if (confirm("Leave this room?")) roomAction("room.leave");
   });
-  $("block-user").addEventListener("click", () => {
+  $("block-user").addEventListener("click", async () => {
     const other = otherMember();
-    if (other) attempt(() => api.command("user.block", { user_id: other.user_id }));
+    if (other && (await attempt(() => api.command("user.block", { user_id: other.user_id })))) {
+      notify(`You blocked ${other.display_name}: neither of you can send messages here until you unblock.`);
+    }
   });
-  $("unblock-user").addEventListener("click", () => {
+  $("unblock-user").addEventListener("click", async () => {
     const other = otherMember();
-    if (other) attempt(() => api.command("user.unblock", { user_id: other.user_id }));
+    if (other && (await attempt(() => api.command("user.unblock", { user_id: other.user_id })))) {
+      notify(`You unblocked ${other.display_name}.`);
+    }
   });
   $("toggle-files").addEventListener("click", () => {
     const panel = $("files-panel");
@@ -810,8 +825,24 @@ function wire() {
   });
   $("close-search").addEventListener("click", closeSearch);
   $("open-settings").addEventListener("click", openSettings);
-  $("save-settings").addEventListener("click", saveSettings);
-  $("clear-away").addEventListener("click", () => attempt(() => api.command("user.clear_out_of_office")));
+  $("appear-online").addEventListener("click", () =>
+    saveSetting("user.set_online_visibility", { visible: true }, "Others see you online while Parlor is open."),
+  );
+  $("appear-offline").addEventListener("click", () =>
+    saveSetting("user.set_online_visibility", { visible: false }, "Others no longer see you online."),
+  );
+  $("notify-frequency").addEventListener("change", () => {
+    const choice = $("notify-frequency");
+    saveSetting(
+      "user.set_notifications",
+      { frequency: choice.value },
+      `Notifications: ${choice.options[choice.selectedIndex].text.toLowerCase()}.`,
+    );
+  });
+  $("set-away").addEventListener("click", setAway);
+  $("clear-away").addEventListener("click", () =>
+    saveSetting("user.clear_out_of_office", {}, "You are no longer out of office."),
+  );
   $("send-report").addEventListener("click", async () => {
     const message = state.reportTarget;
     const data = { room_id: message.room_id, message_id: message.message_id, reason: $("report-reason").value };
