@@ -167,6 +167,33 @@ def test_reply_edit_and_delete_show_on_the_other_side_live(parlor, open_client):
     )
 
 
+def test_favorite_and_hide_move_a_room_between_views_and_a_new_message_unhides_it(parlor, open_client):
+    alice_id, alice_token = parlor.register("Alice")
+    bob_id, bob_token = parlor.register("Bob")
+    alice = open_client(alice_token)
+    start_direct(alice, bob_id, "Quote attached")
+    expect(room_item(alice)).to_have_count(1)
+    room_id = room_item(alice).get_attribute("data-room-id")
+
+    alice.get_by_role("button", name="Favorite", exact=True).click()
+    expect(alice.get_by_role("button", name="Favorite", exact=True)).to_have_attribute("aria-pressed", "true")
+    alice.get_by_role("button", name="Favorites", exact=True).click()
+    expect(room_item(alice, room_id)).to_be_visible()
+
+    alice.get_by_role("button", name="Hide", exact=True).click()
+    expect(alice.get_by_role("button", name="Hide", exact=True)).to_have_attribute("aria-pressed", "true")
+    alice.get_by_role("button", name="Inbox", exact=True).click()
+    expect(alice.get_by_test_id("room-list")).to_contain_text("No conversations here yet.")
+    alice.get_by_role("button", name="Hidden", exact=True).click()
+    expect(room_item(alice, room_id)).to_be_visible()
+
+    alice.get_by_role("button", name="Inbox", exact=True).click()
+    # R-S2: a new message brings a hidden room back into the inbox, live.
+    parlor.command(bob_token, "message.send", {"room_id": room_id, "body": "Any news?"})
+    expect(room_item(alice, room_id)).to_be_visible()
+    expect(room_item(alice, room_id)).to_contain_text("Any news?")
+
+
 def test_an_image_upload_shows_its_thumbnail_in_the_timeline_and_the_files_panel(parlor, open_client, screenshots):
     _, alice_token = parlor.register("Alice")
     bob_id, bob_token = parlor.register("Bob")
