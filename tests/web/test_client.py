@@ -290,6 +290,34 @@ def test_out_of_office_set_in_settings_shows_a_banner_and_answers_once(parlor, o
     expect(automatic.get_by_test_id("message-body")).to_have_text("On holiday, back Monday")
 
 
+def test_the_keyboard_sends_and_keeps_its_place_when_messages_arrive(parlor, open_client):
+    alice_id, alice_token = parlor.register("Alice")
+    bob_id, bob_token = parlor.register("Bob")
+    alice = open_client(alice_token)
+    start_direct(alice, bob_id, "First line")
+    alice.get_by_test_id("composer").focus()
+    alice.keyboard.type("Sent with Enter")
+    alice.keyboard.press("Enter")
+    expect(message_with(alice, "Sent with Enter")).to_be_visible()
+
+    first = message_with(alice, "First line")
+    first_id = first.get_attribute("data-message-id")
+    first.get_by_test_id("message-edit").focus()
+    room_id = parlor.command(bob_token, "message.send", {"to": alice_id, "body": "A reply arrives"})["room_id"]
+    expect(message_with(alice, "A reply arrives")).to_be_visible()
+    # The timeline was rebuilt; focus is still on the same control of the same message.
+    focused = alice.evaluate(
+        "[document.activeElement.closest('[data-message-id]')?.dataset.messageId, document.activeElement.dataset.testid]"
+    )
+    assert focused == [first_id, "message-edit"], (focused, room_id)
+    alice.keyboard.press("Enter")
+    expect(alice.get_by_test_id("composer")).to_be_focused()
+    expect(alice.get_by_test_id("composer")).to_have_value("First line")
+    alice.keyboard.press("Escape")
+    expect(alice.locator("#composer-mode")).to_be_hidden()
+    expect(alice.get_by_test_id("composer")).to_have_value("")
+
+
 def test_the_main_screens_have_no_serious_accessibility_violations_at_phone_width(parlor, open_client):
     _, alice_token = parlor.register("Alice")
     bob_id, _ = parlor.register("Bob")

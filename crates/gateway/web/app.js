@@ -29,6 +29,7 @@ const state = {
   timers: [],
   roomListRefresh: null,
   previewUrls: new Map(),
+  editable: "",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -44,6 +45,32 @@ function element(tag, attributes = {}, ...children) {
   }
   for (const child of children) if (child) node.append(child);
   return node;
+}
+
+/**
+ * Re-renders `container` with `render()`, keeping keyboard focus on the same control: lists are
+ * rebuilt on every live change, and a keyboard user must not be thrown back to the page start.
+ */
+function keepingFocus(container, render) {
+  const active = document.activeElement;
+  let key = null;
+  if (active && container.contains(active)) {
+    const owner = active.closest("[data-message-id], [data-room-id]");
+    if (owner) {
+      key = {
+        id: owner.dataset.messageId || owner.dataset.roomId,
+        control: active.dataset.testid || active.textContent,
+      };
+    }
+  }
+  render();
+  if (!key) return;
+  const owner = container.querySelector(`[data-message-id="${key.id}"], [data-room-id="${key.id}"]`);
+  if (!owner) return;
+  const again = [...owner.querySelectorAll("button, a")].find(
+    (candidate) => (candidate.dataset.testid || candidate.textContent) === key.control,
+  );
+  if (again) again.focus();
 }
 
 // ---- errors ----------------------------------------------------------------------------
@@ -143,7 +170,7 @@ function startLive() {
   });
   api.heartbeat();
   state.timers.push(setInterval(api.heartbeat, HEARTBEAT_INTERVAL_MS));
-  state.timers.push(setInterval(renderTimeline, WINDOW_CHECK_INTERVAL_MS));
+  state.timers.push(setInterval(closeEditWindows, WINDOW_CHECK_INTERVAL_MS));
 }
 
 function handleEvent(type, data) {
@@ -188,6 +215,10 @@ async function loadRooms(append = false) {
 }
 
 function renderRooms() {
+  keepingFocus($("room-list"), renderRoomItems);
+}
+
+function renderRoomItems() {
   const list = $("room-list");
   list.replaceChildren();
   if (state.rooms.length === 0) {
@@ -339,11 +370,25 @@ function withinWindow(message) {
   return Date.now() - Date.parse(message.sent_at) < EDIT_WINDOW_MS;
 }
 
+/** The ids of the messages whose edit and delete controls show now, as one string. */
+function editableIds() {
+  return sortedMessages()
+    .filter((message) => message.author === state.me && !message.deleted && withinWindow(message))
+    .map((message) => message.message_id)
+    .join(",");
+}
+
+/** Every few seconds: the controls of a message vanish once its hour is over. */
+function closeEditWindows() {
+  if (state.room && editableIds() !== state.editable) renderTimeline();
+}
+
 function renderTimeline() {
   if (!state.room) return;
   const box = $("timeline-box");
   const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
-  $("timeline").replaceChildren(...sortedMessages().map(renderMessage));
+  state.editable = editableIds();
+  keepingFocus($("timeline"), () => $("timeline").replaceChildren(...sortedMessages().map(renderMessage)));
   $("older").hidden = !state.messagesCursor;
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
@@ -770,7 +815,7 @@ function wire() {
       event.preventDefault();
       submitComposer();
     } else if (event.key === "Escape" && state.composerMode) {
-      setComposerMode(null);
+      $("composer-cancel").click();
     }
   });
   $("composer-cancel").addEventListener("click", () => {
