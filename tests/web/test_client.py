@@ -221,6 +221,57 @@ def test_an_image_upload_shows_its_thumbnail_in_the_timeline_and_the_files_panel
     bob.screenshot(path=str(screenshots / "files.png"))
 
 
+def test_links_show_their_provider_in_the_timeline_and_the_files_panel_and_contact_details_are_refused(
+    parlor, open_client
+):
+    _, alice_token = parlor.register("Alice")
+    bob_id, _ = parlor.register("Bob")
+    alice = open_client(alice_token)
+    start_direct(alice, bob_id, "Files follow")
+    send(alice, "The plan is at https://www.dropbox.com/s/abc123/plan.pdf.")
+    link = message_with(alice, "The plan is at https://www.dropbox.com/s/abc123/plan.pdf.").locator(".attachments li")
+    expect(link).to_have_text("https://www.dropbox.com/s/abc123/plan.pdf (dropbox)")
+
+    alice.get_by_role("button", name="Files and links").click()
+    expect(alice.get_by_test_id("file-item")).to_have_count(1)
+    expect(alice.get_by_test_id("file-item")).to_contain_text("(dropbox)")
+
+    alice.get_by_test_id("composer").fill("Write to me at alice@example.com")
+    alice.get_by_test_id("send").click()
+    expect(alice.get_by_test_id("error-banner")).to_have_text(
+        "Contact details (e-mail addresses, phone numbers, outside links) can only be shared once a contract is active."
+    )
+    expect(alice.get_by_test_id("composer")).to_have_value("Write to me at alice@example.com")
+
+
+def test_a_report_with_its_reason_reaches_the_moderation_queue(parlor, open_client):
+    _, alice_token = parlor.register("Alice")
+    bob_id, bob_token = parlor.register("Bob")
+    room_id = parlor.command(alice_token, "message.send", {"to": bob_id, "body": "Pay me outside"})["room_id"]
+    bob = open_client(bob_token)
+    room_item(bob, room_id).get_by_role("button").click()
+    message = message_with(bob, "Pay me outside")
+    message.get_by_test_id("report-message").click()
+    bob.get_by_label("Reason").select_option("payment_outside_platform")
+    bob.get_by_label("Details (optional)").fill("Asked to pay by bank transfer")
+    bob.get_by_role("button", name="Send report").click()
+    expect(bob.locator("#report")).to_be_hidden()
+    expect(bob.get_by_test_id("error-banner")).to_be_hidden()
+
+    # Read at the log's head (the writer's position now), so the queue includes the report.
+    head = json.loads(parlor.http("GET", "/healthz")[2])["parts"]["writer"]["position"]
+    moderator = parlor.token("moderator-on-duty", "--moderator")
+    status, _, body = parlor.http("GET", f"/v1/moderation/reports?min_position={head}", moderator)
+    reports = [
+        report
+        for report in json.loads(body)["reports"]
+        if report["message_id"] == message.get_attribute("data-message-id")
+    ]
+    assert status == 200 and [(report["reason"], report["details"]) for report in reports] == [
+        ("payment_outside_platform", "Asked to pay by bank transfer")
+    ], (status, body)
+
+
 def test_search_finds_a_message_from_before_a_member_joined(parlor, open_client, screenshots):
     _, alice_token = parlor.register("Alice")
     bob_id, _ = parlor.register("Bob")
