@@ -4,10 +4,12 @@ sentences. Every wait is on a selector or an assertion, never on time."""
 
 import datetime
 import json
+import re
 import struct
 import zlib
 
 from axe_playwright_python.sync_playwright import Axe
+from conftest import REPOSITORY
 from playwright.sync_api import expect
 
 HOUR_AND_A_MINUTE_MS = 61 * 60 * 1000
@@ -59,6 +61,20 @@ def test_the_client_is_served_without_a_token_with_its_content_types(parlor):
     assert (status, headers["Content-Type"]) == (200, "text/javascript; charset=utf-8")
     status, _, body = parlor.http("GET", "/assets/missing.js")
     assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+
+
+def test_every_documented_error_code_has_a_sentence():
+    """A code added to the contract without a sentence would reach people as the fallback."""
+    protocol = (REPOSITORY / "docs" / "protocol.md").read_text()
+    api = (REPOSITORY / "docs" / "api.md").read_text()
+    section = protocol[protocol.index("Error codes:") : protocol.index("## 2.")]
+    table = api[api.index("| status | code | when |") : api.index("A command's own rejections")]
+    documented = set(re.findall(r"`([a-z_]+)`", section)) | set(re.findall(r"\| `([a-z_]+)`", table))
+    documented -= {"command_id"}
+    sentences = (REPOSITORY / "crates" / "gateway" / "web" / "sentences.js").read_text()
+    translated = set(re.findall(r"^  ([a-z_]+):", sentences, re.MULTILINE))
+    assert len(documented) > 20
+    assert documented - translated == set()
 
 
 def test_signing_in_by_pasting_a_token_keeps_it_in_the_tab_only(browser, parlor, screenshots):
@@ -339,6 +355,36 @@ def test_out_of_office_set_in_settings_shows_a_banner_and_answers_once(parlor, o
     automatic = alice.get_by_test_id("message").filter(has_text="(automatic reply)")
     expect(automatic).to_have_count(1)
     expect(automatic.get_by_test_id("message-body")).to_have_text("On holiday, back Monday")
+
+
+def test_a_group_on_a_phone_can_be_archived_renamed_and_left(parlor, open_client):
+    _, alice_token = parlor.register("Alice")
+    bob_id, _ = parlor.register("Bob")
+    alice = open_client(alice_token, width=360, height=740)
+    alice.get_by_text("New group").click()
+    alice.get_by_label("Name", exact=True).fill("Design review")
+    alice.get_by_label("Members (user ids, comma separated)").fill(bob_id)
+    alice.get_by_role("button", name="Create group").click()
+    expect(alice.locator("#room-name")).to_have_text("Design review")
+    # At phone width the list gives way to the room.
+    expect(alice.get_by_test_id("room-list")).to_be_hidden()
+    expect(alice.get_by_role("button", name="Hide", exact=True)).to_be_hidden()
+
+    # Archive is allowed from the mobile web layout (sent as X-Client: mobile_web).
+    alice.get_by_role("button", name="Archive").click()
+    expect(alice.get_by_role("button", name="Archive")).to_have_attribute("aria-pressed", "true")
+    alice.prompt_answers.append("Design review, round 2")
+    alice.get_by_role("button", name="Rename").click()
+    expect(alice.locator("#room-name")).to_have_text("Design review, round 2")
+
+    alice.get_by_role("button", name="Back").click()
+    alice.get_by_role("button", name="Archived").click()
+    group = room_item(alice).filter(has_text="Design review, round 2")
+    expect(group).to_be_visible()
+    group.get_by_role("button").click()
+    alice.get_by_role("button", name="Leave").click()
+    expect(alice.locator("#room")).to_be_hidden()
+    expect(alice.get_by_test_id("room-list")).to_contain_text("No conversations here yet.")
 
 
 def test_the_keyboard_sends_and_keeps_its_place_when_messages_arrive(parlor, open_client):
