@@ -89,9 +89,16 @@ def test_signing_in_by_pasting_a_token_keeps_it_in_the_tab_only(browser, parlor,
             "Your sign-in is no longer valid. Paste a new token to continue."
         )
         page.screenshot(path=str(screenshots / "sign-in.png"))
+        streams = []
+        page.on("request", lambda request: streams.append(request) if request.url.endswith("/v1/events") else None)
         page.get_by_test_id("token-input").fill(token)
         page.get_by_test_id("sign-in").click()
         expect(page.get_by_test_id("room-list")).to_be_visible()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        # The stream starts where the room list was read (its Parlor-Position): no gap between.
+        assert streams[0].headers.get("last-event-id", "").isdigit(), streams[0].headers
+        assert streams[0].headers["authorization"] == f"Bearer {token}"
+        assert "token" not in streams[0].url
         assert page.evaluate("sessionStorage.getItem('parlor.token')") == token
         assert page.evaluate("localStorage.length") == 0
     finally:

@@ -84,13 +84,22 @@ async function send(path, init) {
 
 /** GET a read endpoint; `params` drops empty values. Answers the parsed body. */
 export async function read(path, params = {}) {
+  return (await readAt(path, params)).body;
+}
+
+/**
+ * GET a read endpoint; answers `{body, position}`, `position` being the read model's log
+ * position (`Parlor-Position`): the stream resumed from there misses nothing after the read.
+ */
+export async function readAt(path, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") query.set(key, String(value));
   }
   const suffix = query.toString() ? `?${query}` : "";
   const response = await send(path + suffix, { headers: authHeaders() });
-  return response.json();
+  const position = response.headers.get("Parlor-Position");
+  return { body: await response.json(), position: position && /^\d+$/.test(position) ? position : null };
 }
 
 /**
@@ -143,13 +152,14 @@ export async function heartbeat() {
 }
 
 /**
- * Follows `GET /v1/events` until `signal` aborts: calls `onEvent(type, data, id)` for each
+ * Follows `GET /v1/events` until `signal` aborts, from `startAfter` (the position of a read the
+ * page shows, so nothing between that read and the stream is missed): calls `onEvent(type, data, id)` for each
  * event, `onState("live" | "reconnecting")` as the connection comes and goes, and reconnects
  * with `Last-Event-ID` set to the last id seen, so nothing in between is missed. `onFailure` gets
  * an ApiFailure the stream cannot get past by itself (an expired token).
  */
-export async function followEvents({ signal, onEvent, onState, onFailure }) {
-  let lastEventId = null;
+export async function followEvents({ signal, startAfter = null, onEvent, onState, onFailure }) {
+  let lastEventId = startAfter;
   let delay = RECONNECT_DELAY_MIN_MS;
   while (!signal.aborted) {
     try {

@@ -121,8 +121,9 @@ async function signIn(token) {
   }
   api.storeToken(token);
   state.me = subject;
+  let position = null;
   try {
-    await loadRooms();
+    position = await loadRooms();
   } catch (error) {
     api.forgetToken();
     state.me = null;
@@ -135,7 +136,7 @@ async function signIn(token) {
   $("search-form").hidden = false;
   $("account").hidden = false;
   $("me").textContent = subject;
-  startLive();
+  startLive(position);
 }
 
 function signOut(reason) {
@@ -156,11 +157,13 @@ function signOut(reason) {
 
 // ---- live --------------------------------------------------------------------------------
 
-function startLive() {
+/** Follows the event stream from `position`, the room list's read position. */
+function startLive(position) {
   const controller = new AbortController();
   state.stream = controller;
   api.followEvents({
     signal: controller.signal,
+    startAfter: position,
     onEvent: handleEvent,
     onState: (connection) => {
       $("connection").textContent = connection === "live" ? "Live" : "Reconnecting…";
@@ -204,14 +207,16 @@ function scheduleRoomListRefresh() {
 
 // ---- rooms ---------------------------------------------------------------------------------
 
+/** Reads the room list of the current view; answers the position it was read at. */
 async function loadRooms(append = false) {
-  const page = await api.read("/v1/rooms", {
+  const { body: page, position } = await api.readAt("/v1/rooms", {
     view: state.view,
     cursor: append ? state.roomsCursor : null,
   });
   state.rooms = append ? state.rooms.concat(page.rooms) : page.rooms;
   state.roomsCursor = page.next_cursor;
   renderRooms();
+  return position;
 }
 
 function renderRooms() {
