@@ -13,6 +13,8 @@ from conftest import REPOSITORY
 from playwright.sync_api import expect
 
 HOUR_AND_A_MINUTE_MS = 61 * 60 * 1000
+# The client's page of messages (app.js MESSAGES_PAGE_LIMIT).
+MESSAGES_PAGE = 50
 
 
 def png(width, height):
@@ -362,6 +364,23 @@ def test_out_of_office_set_in_settings_shows_a_banner_and_answers_once(parlor, o
     automatic = alice.get_by_test_id("message").filter(has_text="(automatic reply)")
     expect(automatic).to_have_count(1)
     expect(automatic.get_by_test_id("message-body")).to_have_text("On holiday, back Monday")
+
+
+def test_older_messages_load_a_page_at_a_time(parlor, open_client):
+    _, alice_token = parlor.register("Alice")
+    bob_id, _ = parlor.register("Bob")
+    room_id = parlor.command(alice_token, "message.send", {"to": bob_id, "body": "Message 1"})["room_id"]
+    for number in range(2, MESSAGES_PAGE + 6):
+        parlor.command(alice_token, "message.send", {"room_id": room_id, "body": f"Message {number}"})
+    alice = open_client(alice_token)
+    room_item(alice, room_id).get_by_role("button").click()
+    expect(message_with(alice, f"Message {MESSAGES_PAGE + 5}")).to_be_visible()
+    expect(alice.get_by_test_id("message")).to_have_count(MESSAGES_PAGE)
+    expect(message_with(alice, "Message 1")).to_have_count(0)
+    alice.get_by_role("button", name="Show older messages").click()
+    expect(message_with(alice, "Message 1")).to_have_count(1)
+    expect(alice.get_by_test_id("message")).to_have_count(MESSAGES_PAGE + 5)
+    expect(alice.get_by_role("button", name="Show older messages")).to_be_hidden()
 
 
 def test_a_group_on_a_phone_can_be_archived_renamed_and_left(parlor, open_client):
