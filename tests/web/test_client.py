@@ -243,6 +243,7 @@ def test_an_image_upload_shows_its_thumbnail_in_the_timeline_and_the_files_panel
     bob.wait_for_function(
         "image => image.complete && image.naturalWidth > 0", arg=file_item.locator("img").element_handle()
     )
+    expect(room_item(bob).first.get_by_test_id("unread-badge")).to_have_count(0)
     bob.screenshot(path=str(screenshots / "files.png"))
 
 
