@@ -10,6 +10,10 @@ up *ARGS:
 test:
     cargo test --workspace
 
+# The web client's browser tests (Debian's chromium; makes a venv on first use).
+web-test *ARGS:
+    tests/web/run {{ARGS}}
+
 # Crash test with more cycles than CI runs.
 crash cycles="20":
     PARLOR_CRASH_CYCLES={{cycles}} EVENTLOG_CRASH_CYCLES={{cycles}} cargo test --workspace crash -- --nocapture

@@ -35,6 +35,7 @@ pub mod serve;
 mod state;
 mod thumbnail;
 pub mod unattached;
+mod web;
 
 use std::fmt;
 use std::future::{Future, IntoFuture as _};
@@ -582,6 +583,7 @@ fn router(state: SharedState, http: HttpLimits) -> Router {
         .route("/v1/files/{file_id}/preview", get(files::preview))
         .route("/v1/events", get(events::events))
         .route("/v1/presence/heartbeat", post(health::heartbeat))
+        .merge(web::routes())
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))
