@@ -54,8 +54,10 @@ def wait_until_listening(port, process, what):
 class Parlor:
     """The running system, as the tests reach it."""
 
-    def __init__(self, base_url, data_dir, nats_port):
+    def __init__(self, base_url, data_dir, nats_port, ops_url):
         self.base_url = base_url
+        # The operator address: each part's status and position (security.md H-I4).
+        self.ops_url = ops_url
         self.data_dir = data_dir
         self.nats_port = nats_port
 
@@ -67,6 +69,16 @@ class Parlor:
             text=True,
         )
         return output.stdout.strip()
+
+    def ops_health(self):
+        """The operator address's `/healthz`: every part's status and position."""
+        try:
+            with urllib.request.urlopen(self.ops_url + "/healthz", timeout=10) as response:
+                return response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.read().decode()
+        except urllib.error.URLError:
+            return "{}"
 
     def http(self, method, path, token=None, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -216,6 +228,7 @@ def parlor():
     workdir = Path(tempfile.mkdtemp(prefix="parlor-web-"))
     nats_port = free_port()
     http_port = free_port()
+    ops_port = free_port()
     nats = subprocess.Popen(
         [NATS_SERVER, "-a", "127.0.0.1", "-p", str(nats_port)],
         stdout=subprocess.DEVNULL,
@@ -236,6 +249,10 @@ def parlor():
                 "--nats-url",
                 f"nats://127.0.0.1:{nats_port}",
                 "--dev-clock",
+                # The operator address on a free port: a developer's own `parlor up` may hold
+                # the default one.
+                "--ops-addr",
+                f"127.0.0.1:{ops_port}",
                 # The default 1 GiB reserve refuses uploads (507) when the shared test machine's
                 # disk runs low; these tests upload kilobytes.
                 "--disk-reserve-bytes",
@@ -245,9 +262,14 @@ def parlor():
             stderr=subprocess.STDOUT,
         )
         wait_until_listening(http_port, server, "parlor up")
-        system = Parlor(f"http://127.0.0.1:{http_port}", workdir / "data", nats_port)
+        system = Parlor(
+            f"http://127.0.0.1:{http_port}",
+            workdir / "data",
+            nats_port,
+            f"http://127.0.0.1:{ops_port}",
+        )
         deadline = time.monotonic() + STARTUP_WAIT_SECONDS
-        while json.loads(system.http("GET", "/healthz")[2]).get("status") != "ok":
+        while json.loads(system.ops_health()).get("status") != "ok":
             assert time.monotonic() < deadline, "parlor did not become healthy"
             time.sleep(0.2)
         yield system

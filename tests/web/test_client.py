@@ -285,7 +285,7 @@ def test_a_report_with_its_reason_reaches_the_moderation_queue(parlor, open_clie
     expect(bob.get_by_test_id("error-banner")).to_be_hidden()
 
     # Read at the log's head (the writer's position now), so the queue includes the report.
-    head = json.loads(parlor.http("GET", "/healthz")[2])["parts"]["writer"]["position"]
+    head = json.loads(parlor.ops_health())["parts"]["writer"]["position"]
     moderator = parlor.token("moderator-on-duty", "--moderator")
     status, _, body = parlor.http("GET", f"/v1/moderation/reports?min_position={head}", moderator)
     reports = [
