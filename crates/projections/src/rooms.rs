@@ -216,7 +216,8 @@ impl Rooms {
         })
     }
 
-    /// Uses `presence` as the heartbeat table (to share one table between models or tests).
+    /// Uses `presence` as the heartbeat table: the one the rooms runner fills
+    /// (`Runner::with_presence`), handed to every instance of the model, a live rebuild's too.
     #[must_use]
     pub fn with_presence(mut self, presence: Presence) -> Rooms {
         self.presence = presence;

@@ -247,23 +247,12 @@ impl<Q: ModelQuery> QueryRequest<Operation<Q>> {
     pub fn into_model(self) -> Option<QueryRequest<Q>> {
         match self.op {
             Operation::Status => None,
-            Operation::Model(_) => {
-                let QueryRequest {
-                    caller,
-                    moderator,
-                    min_position,
-                    op: Operation::Model(op),
-                } = self
-                else {
-                    return None;
-                };
-                Some(QueryRequest {
-                    caller,
-                    moderator,
-                    min_position,
-                    op,
-                })
-            }
+            Operation::Model(op) => Some(QueryRequest {
+                caller: self.caller,
+                moderator: self.moderator,
+                min_position: self.min_position,
+                op,
+            }),
         }
     }
 }
