@@ -126,24 +126,38 @@ async fn search_over_nats(
     searcher: &str,
     words: &[String],
 ) -> anyhow::Result<usize> {
-    let request = serde_json::json!({
-        "op": "search",
-        "caller": searcher,
-        "moderator": false,
-        "min_position": null,
-        "q": words.join(" "),
-        "limit": PAGE,
-    });
+    // The contract's own types (protocol::query), so the harness asks exactly what the
+    // gateway asks.
+    let request = protocol::query::QueryRequest {
+        caller: Some(searcher.to_owned()),
+        moderator: false,
+        min_position: None,
+        op: protocol::query::SearchQuery::Search {
+            q: words.join(" "),
+            room_id: None,
+            limit: protocol::query::PageLimit::new(PAGE).context("a page size")?,
+            cursor: None,
+        },
+    };
     let reply = client
-        .request("parlor.query.search", Bytes::from(request.to_string()))
+        .request(
+            "parlor.query.search",
+            Bytes::from(serde_json::to_vec(&request)?),
+        )
         .await
         .context("parlor.query.search: no reply")?;
-    let reply: serde_json::Value =
-        serde_json::from_slice(&reply.payload).context("the search reply is not JSON")?;
-    if reply.get("ok") != Some(&serde_json::Value::Bool(true)) {
-        bail!("search refused: {reply}");
+    match protocol::query::QueryReply::<serde_json::Value>::from_json(&reply.payload)
+        .context("the search reply is malformed")?
+    {
+        protocol::query::QueryReply::Answer { data, .. } => messages_found(&data),
+        protocol::query::QueryReply::Refused(refusal) => {
+            bail!(
+                "search refused: {} {}",
+                refusal.code.as_str(),
+                refusal.message
+            )
+        }
     }
-    messages_found(reply.get("data").unwrap_or(&serde_json::Value::Null))
 }
 
 /// Waits until the search projector answers `status` at `head`.

@@ -44,10 +44,11 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use bus::{EventHub, FollowError, FollowOptions, LogFollower};
 use domain::{Event, MembershipChange, RoomId};
+use protocol::query::{ModelQuery, RoomsQuery, TimelineQuery};
 use protocol::RecordedEvent;
 use serde::Deserialize;
+use serde_json::json;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::error::SendTimeoutError;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
@@ -82,7 +83,7 @@ pub(crate) const COALESCE_WINDOW: Duration = Duration::from_millis(50);
 pub(crate) const CHANGES_PER_RENDER_MAX: usize = 256;
 
 /// The most message ids one `by_id` query names (the timeline's page bound).
-pub(crate) const MESSAGES_PER_QUERY_MAX: usize = protocol::query::PAGE_ITEMS_MAX;
+pub(crate) const MESSAGES_PER_QUERY_MAX: usize = protocol::query::MESSAGE_IDS_MAX;
 
 /// How many times a rendering query is tried while its read model is busy or lagging.
 pub(crate) const RENDER_ATTEMPTS_MAX: u32 = 3;
@@ -234,23 +235,16 @@ pub(crate) async fn events(
     // Joined before the room set is read: whatever is published from now on reaches us.
     let mut follower = LogFollower::from_hub(&state.bus, &follow_options(&state), 0, &state.events);
     let min_position = last_event_id.filter(|position| *position > 0);
-    let answer = queries::ask(
-        &state,
-        "rooms",
-        "member_rooms",
-        &caller,
-        min_position,
-        Map::new(),
-    )
-    .await
-    .map_err(|error| match last_event_id {
-        // The read model refuses a position beyond the log's head (H-L1): here it is the
-        // header's (H-V2).
-        Some(position) if error.status() == StatusCode::BAD_REQUEST => ApiError::invalid(format!(
-            "Last-Event-ID: {position} is beyond the log's head"
-        )),
-        _ => error,
-    })?;
+    let answer = queries::ask(&state, &caller, min_position, RoomsQuery::MemberRooms)
+        .await
+        .map_err(|error| match last_event_id {
+            // The read model refuses a position beyond the log's head (H-L1): here it is the
+            // header's (H-V2).
+            Some(position) if error.status() == StatusCode::BAD_REQUEST => ApiError::invalid(
+                format!("Last-Event-ID: {position} is beyond the log's head"),
+            ),
+            _ => error,
+        })?;
     let member_rooms: MemberRooms = serde_json::from_str(answer.data.get()).map_err(|error| {
         ApiError::bad_reply(format!("the rooms projector sent malformed rooms: {error}"))
     })?;
@@ -259,12 +253,7 @@ pub(crate) async fn events(
         .iter()
         .filter_map(|room| RoomId::parse(room).ok())
         .collect();
-    let cursor = match last_event_id {
-        Some(position) => position,
-        None => answer.position.ok_or_else(|| {
-            ApiError::bad_reply("the rooms projector sent no position with the rooms")
-        })?,
-    };
+    let cursor = last_event_id.unwrap_or(answer.position);
     follower.reset(cursor);
     let (sender, receiver) = mpsc::channel(STREAM_EVENTS_MAX);
     let stream = Stream {
@@ -616,11 +605,11 @@ impl Stream {
         for (room, messages) in &changes.messages {
             let ids: Vec<(&Uuid, &u64)> = messages.iter().collect();
             for chunk in ids.chunks(MESSAGES_PER_QUERY_MAX) {
-                let params = json!({
-                    "room_id": room.to_string(),
-                    "message_ids": chunk.iter().map(|(id, _)| id.to_string()).collect::<Vec<_>>(),
-                });
-                let Some(data) = self.ask("timeline", "by_id", at, params).await? else {
+                let op = TimelineQuery::ById {
+                    room_id: *room,
+                    message_ids: chunk.iter().map(|(id, _)| **id).collect(),
+                };
+                let Some(data) = self.ask(op, at).await? else {
                     break;
                 };
                 let answer: Messages = serde_json::from_str(data.get()).map_err(|error| {
@@ -648,8 +637,8 @@ impl Stream {
             }
         }
         for (room, position) in &changes.rooms {
-            let params = json!({"room_id": room.to_string()});
-            if let Some(data) = self.ask("rooms", "get", at, params).await? {
+            let op = RoomsQuery::Get { room_id: *room };
+            if let Some(data) = self.ask(op, at).await? {
                 rendered.push(Rendered {
                     position: *position,
                     rank: 1,
@@ -686,29 +675,14 @@ impl Stream {
 
     /// Asks a read model as the caller, at least at `at`: the answer's data, or `None` when the
     /// caller may not see it (`not_found`). A busy or lagging model is asked again a few times.
-    async fn ask(
+    async fn ask<Q: ModelQuery + Clone>(
         &self,
-        model: &str,
-        op: &str,
+        op: Q,
         at: u64,
-        params: Value,
     ) -> Result<Option<Box<RawValue>>, End> {
-        let params = match params {
-            Value::Object(map) => map,
-            _ => Map::new(),
-        };
         let mut attempt = 1;
         loop {
-            match queries::ask(
-                &self.state,
-                model,
-                op,
-                &self.caller,
-                Some(at),
-                params.clone(),
-            )
-            .await
-            {
+            match queries::ask(&self.state, &self.caller, Some(at), op.clone()).await {
                 Ok(answer) => return Ok(Some(answer.data)),
                 Err(error) if error.status() == StatusCode::NOT_FOUND => return Ok(None),
                 Err(error)
@@ -726,7 +700,9 @@ impl Stream {
                 }
                 Err(error) => {
                     return Err(End::ReadModelUnavailable(format!(
-                        "{model} {op}: {}",
+                        "{} {}: {}",
+                        Q::MODEL.name(),
+                        op.op(),
                         error.message()
                     )))
                 }

@@ -6,16 +6,14 @@ use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
+use protocol::query::{Cursor, PageLimit};
+
 use crate::auth::{AuthError, Caller};
 use crate::error::ApiError;
 use crate::state::SharedState;
 
-/// The most items a list returns (protocol.md §3).
-pub(crate) const LIST_LIMIT_MAX: u32 = 200;
-
-/// The longest `cursor` accepted, in bytes. Cursors are opaque tokens made by the projectors;
-/// anything longer is not one of theirs.
-pub(crate) const CURSOR_BYTES_MAX: usize = 1024;
+/// The most items a list returns (protocol.md §3; `protocol::query`).
+pub(crate) const LIST_LIMIT_MAX: usize = protocol::query::PAGE_ITEMS_MAX;
 
 /// The caller named by a valid `Authorization: Bearer <JWT>` header; 401 otherwise.
 #[derive(Debug, Clone)]
@@ -81,16 +79,18 @@ impl QueryParams {
     }
 
     /// `limit`: 1 to [`LIST_LIMIT_MAX`], `default` when absent.
-    pub(crate) fn limit(&self, default: u32) -> Result<u32, ApiError> {
+    pub(crate) fn limit(&self, default: PageLimit) -> Result<PageLimit, ApiError> {
         let Some(text) = self.text("limit")? else {
             return Ok(default);
         };
-        match text.parse::<u32>() {
-            Ok(limit) if (1..=LIST_LIMIT_MAX).contains(&limit) => Ok(limit),
-            _ => Err(ApiError::invalid(format!(
-                "limit: must be an integer from 1 to {LIST_LIMIT_MAX}"
-            ))),
-        }
+        text.parse::<usize>()
+            .ok()
+            .and_then(PageLimit::new)
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "limit: must be an integer from 1 to {LIST_LIMIT_MAX}"
+                ))
+            })
     }
 
     /// `min_position`: a log position to wait for (read-your-writes).
@@ -103,14 +103,12 @@ impl QueryParams {
             .transpose()
     }
 
-    /// `cursor`: the `next_cursor` of the page before, passed through unread.
-    pub(crate) fn cursor(&self) -> Result<Option<&str>, ApiError> {
-        match self.text("cursor")? {
-            Some(cursor) if cursor.len() > CURSOR_BYTES_MAX => Err(ApiError::invalid(format!(
-                "cursor: longer than {CURSOR_BYTES_MAX} bytes"
-            ))),
-            other => Ok(other),
-        }
+    /// `cursor`: the `next_cursor` of the page before, passed through unread (at most
+    /// `protocol::query::CURSOR_BYTES_MAX` bytes).
+    pub(crate) fn cursor(&self) -> Result<Option<Cursor>, ApiError> {
+        self.text("cursor")?
+            .map(|text| Cursor::new(text).map_err(|error| ApiError::invalid(error.0)))
+            .transpose()
     }
 
     /// A parameter whose value must be one of `allowed`.

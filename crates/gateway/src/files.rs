@@ -306,9 +306,8 @@ async fn file_info(
     min_position: Option<u64>,
 ) -> Result<FileInfo, ApiError> {
     let file_id = FileId::parse(file).map_err(|_| ApiError::invalid("file_id: must be a UUID"))?;
-    let mut params = serde_json::Map::new();
-    params.insert("file_id".into(), file_id.to_string().into());
-    let answer = queries::ask(state, "files", "file", caller, min_position, params).await?;
+    let op = protocol::query::FilesQuery::File { file_id };
+    let answer = queries::ask(state, caller, min_position, op).await?;
     let data: FileData = serde_json::from_str(answer.data.get()).map_err(|error| {
         ApiError::bad_reply(format!(
             "the files projector sent a malformed file: {error}"

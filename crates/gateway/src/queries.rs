@@ -11,78 +11,46 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bus::Headers;
 use domain::{MessageId, RoomId};
-use serde::Deserialize;
+use protocol::query::{
+    check_files_filter, check_search_text, FilesQuery, ItemType, MalformedReply, ModelQuery,
+    ModerationQuery, PageLimit, QueryErrorCode, QueryReply, QueryRequest, RoomView, RoomsQuery,
+    SearchQuery, TimelineQuery, SEARCH_QUERY_CHARS_MAX,
+};
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
 use crate::error::{json_response, ApiError};
 use crate::extract::{Authenticated, PathText, QueryParams};
 use crate::state::{AppState, SharedState};
 
-/// The page size of lists when `limit` is absent (protocol.md §3; `protocol::query`).
-pub(crate) const LIST_LIMIT_DEFAULT: u32 = protocol::query::PAGE_ITEMS_DEFAULT as u32;
-
-/// The page size of `/v1/search` when `limit` is absent (protocol.md §3; `protocol::query`).
-pub(crate) const SEARCH_LIMIT_DEFAULT: u32 = protocol::query::SEARCH_RESULTS_DEFAULT as u32;
-
-/// The longest search text, in characters (`protocol::query`).
-pub(crate) const SEARCH_QUERY_CHARS_MAX: usize = protocol::query::SEARCH_QUERY_CHARS_MAX;
-
-/// The longest file-name filter of the files panel, in characters (a file name's own bound).
-pub(crate) const FILES_QUERY_CHARS_MAX: usize = domain::limits::FILE_NAME_CHARS_MAX;
-
 /// The response header carrying the read model's applied position.
 pub(crate) const POSITION_HEADER: &str = "parlor-position";
-
-/// The room list views of `GET /v1/rooms`.
-const ROOM_VIEWS: [&str; 5] = ["inbox", "favorites", "hidden", "archived", "unread"];
-
-/// The item types of `GET /v1/rooms/{room_id}/files`.
-const ITEM_TYPES: [&str; 2] = ["file", "link"];
 
 /// A projector's successful answer.
 #[derive(Debug)]
 pub(crate) struct Answer {
     /// The projector's applied position when it answered.
-    pub(crate) position: Option<u64>,
+    pub(crate) position: u64,
     /// The reply's `data`, unparsed.
     pub(crate) data: Box<RawValue>,
 }
 
-/// A projector's reply (docs/queries.md).
-#[derive(Deserialize)]
-struct QueryReply {
-    ok: bool,
-    #[serde(default)]
-    position: Option<u64>,
-    #[serde(default)]
-    data: Option<Box<RawValue>>,
-    #[serde(default)]
-    error: Option<ReplyError>,
-}
-
-#[derive(Deserialize)]
-struct ReplyError {
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-/// Asks the projector of `model` for `op`, as `caller`, once it has applied `min_position`.
-pub(crate) async fn ask(
+/// Asks the projector of the model `Q` belongs to for `op`, as `caller`, once it has applied
+/// `min_position` (docs/queries.md; the request is `protocol::query`'s, so the model, the
+/// operation and its parameters are checked by the compiler).
+pub(crate) async fn ask<Q: ModelQuery>(
     state: &AppState,
-    model: &str,
-    op: &str,
     caller: &Caller,
     min_position: Option<u64>,
-    params: Map<String, Value>,
+    op: Q,
 ) -> Result<Answer, ApiError> {
-    let mut request = params;
-    request.insert("op".into(), op.into());
-    request.insert("caller".into(), caller.subject.clone().into());
-    request.insert("moderator".into(), caller.is_moderator().into());
-    request.insert("min_position".into(), min_position.into());
+    let model = Q::MODEL.name();
+    let request = QueryRequest {
+        caller: Some(caller.subject.clone()),
+        moderator: caller.is_moderator(),
+        min_position,
+        op,
+    };
     let payload = serde_json::to_vec(&request)
         .map_err(|error| ApiError::internal(format!("cannot encode a query: {error}")))?;
     let part = format!("the {model} projector");
@@ -96,51 +64,47 @@ pub(crate) async fn ask(
         )
         .await
         .map_err(|error| ApiError::from_bus(&error, &part))?;
-    let reply: QueryReply = serde_json::from_slice(&reply.payload)
-        .map_err(|error| ApiError::bad_reply(format!("{part} sent a malformed reply: {error}")))?;
-    if reply.ok {
-        let data = reply
-            .data
-            .ok_or_else(|| ApiError::bad_reply(format!("{part} sent a reply without data")))?;
-        return Ok(Answer {
-            position: reply.position,
-            data,
-        });
+    match QueryReply::<Box<RawValue>>::from_json(&reply.payload) {
+        Ok(QueryReply::Answer { position, data }) => Ok(Answer { position, data }),
+        Ok(QueryReply::Refused(refusal)) => Err(projector_error(refusal.code, refusal.message)),
+        Err(MalformedReply::NotJson(error)) => Err(ApiError::bad_reply(format!(
+            "{part} sent a malformed reply: {error}"
+        ))),
+        Err(error) => Err(ApiError::bad_reply(format!("{part} sent {error}"))),
     }
-    let error = reply
-        .error
-        .ok_or_else(|| ApiError::bad_reply(format!("{part} sent a refusal without an error")))?;
-    Err(projector_error(error.code, error.message))
 }
 
 /// How long a caller refused for too many waiting reads is told to wait (`Retry-After`).
 const READ_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The HTTP form of a projector's refusal.
-fn projector_error(code: String, message: String) -> ApiError {
-    match code.as_str() {
-        // Both spellings mean "nothing you may see" (R-R6).
-        "not_found" | "not_member" => ApiError::not_found(message),
-        "invalid_command" => ApiError::invalid(message),
-        "forbidden" => ApiError::forbidden(message),
-        "projection_lagging" | "unavailable" => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-        }
+fn projector_error(code: QueryErrorCode, message: String) -> ApiError {
+    match code {
+        QueryErrorCode::NotFound => ApiError::not_found(message),
+        // An older spelling of "nothing you may see" (R-R6).
+        QueryErrorCode::Other(code) if code == "not_member" => ApiError::not_found(message),
+        QueryErrorCode::InvalidCommand => ApiError::invalid(message),
+        QueryErrorCode::Forbidden => ApiError::forbidden(message),
+        QueryErrorCode::ProjectionLagging | QueryErrorCode::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code.as_str().to_owned(),
+            message,
+        ),
         // H-L1: too many of the caller's reads wait for `min_position`. Every `rate_limited`
         // carries `Retry-After` (protocol.md §1); a waiting read ends within seconds.
-        "rate_limited" => ApiError::rate_limited(message, READ_RETRY_AFTER),
-        _ => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message),
+        QueryErrorCode::RateLimited => ApiError::rate_limited(message, READ_RETRY_AFTER),
+        QueryErrorCode::Other(code) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, code, message)
+        }
     }
 }
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let mut response = json_response(StatusCode::OK, String::from(Box::<str>::from(self.data)));
-        if let Some(position) = self.position {
-            response
-                .headers_mut()
-                .insert(POSITION_HEADER, HeaderValue::from(position));
-        }
+        response
+            .headers_mut()
+            .insert(POSITION_HEADER, HeaderValue::from(self.position));
         response
     }
 }
@@ -150,26 +114,38 @@ pub(crate) fn room_id(text: &str) -> Result<RoomId, ApiError> {
     RoomId::parse(text).map_err(|_| ApiError::invalid("room_id: must be a UUID"))
 }
 
-/// Builds a JSON object of parameters (`null` for absent ones, as the projectors expect).
-fn params(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    }
-}
-
-/// A text parameter of at most `chars_max` characters.
-fn bounded_text<'a>(
+/// The `q` of a read, if given, after `check` (the contract's bound for it).
+fn checked_text<'a>(
     query: &'a QueryParams,
     name: &str,
-    chars_max: usize,
+    check: fn(&str) -> Result<(), protocol::query::InvalidQuery>,
 ) -> Result<Option<&'a str>, ApiError> {
-    match query.text(name)? {
-        Some(text) if text.chars().count() > chars_max => Err(ApiError::invalid(format!(
-            "{name}: at most {chars_max} characters"
-        ))),
-        other => Ok(other),
+    let text = query.text(name)?;
+    if let Some(text) = text {
+        check(text).map_err(|error| ApiError::invalid(error.0))?;
     }
+    Ok(text)
+}
+
+/// The bounds of `GET /v1/search?q=`: at most [`SEARCH_QUERY_CHARS_MAX`] characters (docs/api.md),
+/// and the contract's bound in bytes, so that the projector is never asked what it refuses.
+fn check_search_parameter(q: &str) -> Result<(), protocol::query::InvalidQuery> {
+    if q.chars().count() > SEARCH_QUERY_CHARS_MAX {
+        return Err(protocol::query::InvalidQuery(format!(
+            "q: at most {SEARCH_QUERY_CHARS_MAX} characters"
+        )));
+    }
+    check_search_text(q)
+}
+
+/// A parameter naming one of `names`, read by `from_name`.
+fn choice<T: Copy>(
+    query: &QueryParams,
+    name: &str,
+    names: &[&'static str],
+    from_name: fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    Ok(query.choice(name, names)?.and_then(from_name))
 }
 
 /// `GET /v1/rooms?view=&limit=&cursor=&min_position=`.
@@ -178,19 +154,13 @@ pub(crate) async fn list_rooms(
     Authenticated(caller): Authenticated,
     query: QueryParams,
 ) -> Result<Answer, ApiError> {
-    let view = query.choice("view", &ROOM_VIEWS)?.unwrap_or("inbox");
-    let limit = query.limit(LIST_LIMIT_DEFAULT)?;
-    let cursor = query.cursor()?;
-    let request = params(json!({"view": view, "limit": limit, "cursor": cursor}));
-    ask(
-        &state,
-        "rooms",
-        "list",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let views = RoomView::ALL.map(RoomView::name);
+    let op = RoomsQuery::List {
+        view: choice(&query, "view", &views, RoomView::from_name)?.unwrap_or(RoomView::Inbox),
+        limit: query.limit(PageLimit::list_default())?,
+        cursor: query.cursor()?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }
 
 /// `GET /v1/rooms/{room_id}`.
@@ -200,17 +170,10 @@ pub(crate) async fn get_room(
     PathText(room): PathText,
     query: QueryParams,
 ) -> Result<Answer, ApiError> {
-    let room_id = room_id(&room)?;
-    let request = params(json!({"room_id": room_id.to_string()}));
-    ask(
-        &state,
-        "rooms",
-        "get",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let op = RoomsQuery::Get {
+        room_id: room_id(&room)?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }
 
 /// `GET /v1/rooms/{room_id}/messages?before=&limit=&cursor=&min_position=`.
@@ -228,21 +191,13 @@ pub(crate) async fn messages(
                 .map_err(|_| ApiError::invalid("before: must be a message id (a UUID)"))
         })
         .transpose()?;
-    let request = params(json!({
-        "room_id": room_id.to_string(),
-        "before": before.map(|id| id.to_string()),
-        "limit": query.limit(LIST_LIMIT_DEFAULT)?,
-        "cursor": query.cursor()?,
-    }));
-    ask(
-        &state,
-        "timeline",
-        "messages",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let op = TimelineQuery::Messages {
+        room_id,
+        before,
+        limit: query.limit(PageLimit::list_default())?,
+        cursor: query.cursor()?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }
 
 /// `GET /v1/rooms/{room_id}/files?q=&type=file|link&limit=&cursor=&min_position=`.
@@ -253,22 +208,15 @@ pub(crate) async fn room_files(
     query: QueryParams,
 ) -> Result<Answer, ApiError> {
     let room_id = room_id(&room)?;
-    let request = params(json!({
-        "room_id": room_id.to_string(),
-        "q": bounded_text(&query, "q", FILES_QUERY_CHARS_MAX)?,
-        "type": query.choice("type", &ITEM_TYPES)?,
-        "limit": query.limit(LIST_LIMIT_DEFAULT)?,
-        "cursor": query.cursor()?,
-    }));
-    ask(
-        &state,
-        "files",
-        "list",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let types = ItemType::ALL.map(ItemType::name);
+    let op = FilesQuery::List {
+        room_id,
+        q: checked_text(&query, "q", check_files_filter)?.map(str::to_owned),
+        item_type: choice(&query, "type", &types, ItemType::from_name)?,
+        limit: query.limit(PageLimit::list_default())?,
+        cursor: query.cursor()?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }
 
 /// `GET /v1/search?q=&room_id=&limit=&cursor=&min_position=`.
@@ -277,25 +225,16 @@ pub(crate) async fn search(
     Authenticated(caller): Authenticated,
     query: QueryParams,
 ) -> Result<Answer, ApiError> {
-    let text = bounded_text(&query, "q", SEARCH_QUERY_CHARS_MAX)?
+    let text = checked_text(&query, "q", check_search_parameter)?
         .filter(|text| !text.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("q: missing (the text to search for)"))?;
-    let room = query.text("room_id")?.map(room_id).transpose()?;
-    let request = params(json!({
-        "q": text,
-        "room_id": room.map(|id| id.to_string()),
-        "limit": query.limit(SEARCH_LIMIT_DEFAULT)?,
-        "cursor": query.cursor()?,
-    }));
-    ask(
-        &state,
-        "search",
-        "search",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let op = SearchQuery::Search {
+        q: text.to_owned(),
+        room_id: query.text("room_id")?.map(room_id).transpose()?,
+        limit: query.limit(PageLimit::search_default())?,
+        cursor: query.cursor()?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }
 
 /// `GET /v1/moderation/reports?limit=&cursor=&min_position=` (moderators only).
@@ -309,17 +248,9 @@ pub(crate) async fn reports(
             "only moderators may read the moderation queue",
         ));
     }
-    let request = params(json!({
-        "limit": query.limit(LIST_LIMIT_DEFAULT)?,
-        "cursor": query.cursor()?,
-    }));
-    ask(
-        &state,
-        "moderation",
-        "reports",
-        &caller,
-        query.min_position()?,
-        request,
-    )
-    .await
+    let op = ModerationQuery::Reports {
+        limit: query.limit(PageLimit::list_default())?,
+        cursor: query.cursor()?,
+    };
+    ask(&state, &caller, query.min_position()?, op).await
 }

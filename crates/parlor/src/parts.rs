@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use bus::{Bus, EventHub};
 use clock::Clock;
 use projections::{
-    store_path, Files, LiveRebuild, Moderation, Notifications, OpenFor, OpenModel, ProjectionError,
-    Projector, Rooms, RunOptions, Runner, Timeline,
+    store_path, Files, LiveRebuild, Moderation, Notifications, OpenFor, OpenModel, Presence,
+    ProjectionError, Projector, Rooms, RunOptions, Runner, Timeline,
 };
 use protocol::ReadModel;
 use search::{SearchOptions, SearchProjector};
@@ -56,17 +56,20 @@ struct Starter<'a> {
 
 impl Starter<'_> {
     /// Starts a runner for `model`, with live rebuilds (`<prefix>.admin.replay.<name>`) that
-    /// open fresh instances through `open`.
-    fn start<P: Projector>(&mut self, model: P, open: OpenModel<P>) {
+    /// open fresh instances through `open`, filling `presence` from heartbeats when given.
+    fn start<P: Projector>(&mut self, model: P, open: OpenModel<P>, presence: Option<Presence>) {
         let name = model.name();
         let rebuild = LiveRebuild {
             directory: store_path(self.data_dir, name),
             open,
         };
         let options = RunOptions::new(self.prefix);
-        let runner = Runner::new(model, self.bus.clone(), self.clock.clone(), options)
+        let mut runner = Runner::new(model, self.bus.clone(), self.clock.clone(), options)
             .with_hub(self.hub.clone())
             .with_live_rebuild(rebuild);
+        if let Some(presence) = presence {
+            runner = runner.with_presence(presence);
+        }
         self.running.positions.push((name, runner.position()));
         let stop = self.stop.clone();
         self.running
@@ -119,18 +122,38 @@ pub fn start_projectors(
     for model in read_models(names)? {
         let dir = data_dir;
         match model {
-            ReadModel::Rooms => starter.start(Rooms::open(dir)?, Arc::new(Rooms::open_path_for)),
-            ReadModel::Timeline => {
-                starter.start(Timeline::open(dir)?, Arc::new(Timeline::open_path_for))
+            ReadModel::Rooms => {
+                // One heartbeat table per replica: filled by the runner, read by every instance
+                // of the model, a live rebuild's included, so a swap keeps who is online.
+                let presence = Presence::new();
+                let table = presence.clone();
+                let open: OpenModel<Rooms> = Arc::new(move |path, purpose| {
+                    Rooms::open_path_for(path, purpose)
+                        .map(|rooms| rooms.with_presence(table.clone()))
+                });
+                let rooms = Rooms::open(dir)?.with_presence(presence.clone());
+                starter.start(rooms, open, Some(presence));
             }
-            ReadModel::Search => starter.start(SearchProjector::open(dir)?, Arc::new(open_search)),
-            ReadModel::Files => starter.start(Files::open(dir)?, Arc::new(Files::open_path_for)),
-            ReadModel::Moderation => {
-                starter.start(Moderation::open(dir)?, Arc::new(Moderation::open_path_for))
+            ReadModel::Timeline => starter.start(
+                Timeline::open(dir)?,
+                Arc::new(Timeline::open_path_for),
+                None,
+            ),
+            ReadModel::Search => {
+                starter.start(SearchProjector::open(dir)?, Arc::new(open_search), None)
             }
+            ReadModel::Files => {
+                starter.start(Files::open(dir)?, Arc::new(Files::open_path_for), None)
+            }
+            ReadModel::Moderation => starter.start(
+                Moderation::open(dir)?,
+                Arc::new(Moderation::open_path_for),
+                None,
+            ),
             ReadModel::Notifications => starter.start(
                 Notifications::open(dir)?,
                 Arc::new(Notifications::open_path_for),
+                None,
             ),
         }
         let name = model.name();

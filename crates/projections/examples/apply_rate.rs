@@ -18,6 +18,7 @@ use projections::{
     EventEnvelope, Files, Moderation, Notifications, OpenFor, ProjectionError, Projector,
     QueryRequest, Rooms, Timeline,
 };
+use protocol::query::{PageLimit, RoomView, RoomsQuery};
 use uuid::Uuid;
 
 /// Users in the synthetic log.
@@ -139,10 +140,16 @@ fn measure_lists(rooms: &Rooms, queries: usize) -> Result<(), ProjectionError> {
                 "hub" => "hub".to_owned(),
                 _ => format!("user{}", rng.below(USERS)),
             };
-            let request = QueryRequest::from_value(serde_json::json!({
-                "op": "list", "caller": caller, "view": "inbox", "limit": 50,
-            }))
-            .map_err(|error| ProjectionError::Task(error.to_string()))?;
+            let request = QueryRequest {
+                caller: Some(caller),
+                moderator: false,
+                min_position: None,
+                op: RoomsQuery::List {
+                    view: RoomView::Inbox,
+                    limit: PageLimit::list_default(),
+                    cursor: None,
+                },
+            };
             let started = Instant::now();
             let answer = rooms
                 .query(&request, now)

@@ -2,6 +2,7 @@
 //! retried), [`QueryError`] for answers a caller gets (expected outcomes, with a protocol code).
 
 use bus::BusError;
+use protocol::query::{InvalidQuery, QueryErrorCode};
 
 /// Why applying events, reading the log or serving a read model failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,15 +88,21 @@ pub enum QueryError {
 impl QueryError {
     /// The protocol's error code: `not_found`, `invalid_command`, `forbidden`,
     /// `projection_lagging`, `unavailable` or `rate_limited`.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> QueryErrorCode {
         match self {
-            QueryError::NotFound => "not_found",
-            QueryError::Invalid(_) => "invalid_command",
-            QueryError::Forbidden(_) => "forbidden",
-            QueryError::Lagging { .. } => "projection_lagging",
-            QueryError::Unavailable(_) => "unavailable",
-            QueryError::RateLimited(_) => "rate_limited",
+            QueryError::NotFound => QueryErrorCode::NotFound,
+            QueryError::Invalid(_) => QueryErrorCode::InvalidCommand,
+            QueryError::Forbidden(_) => QueryErrorCode::Forbidden,
+            QueryError::Lagging { .. } => QueryErrorCode::ProjectionLagging,
+            QueryError::Unavailable(_) => QueryErrorCode::Unavailable,
+            QueryError::RateLimited(_) => QueryErrorCode::RateLimited,
         }
+    }
+}
+
+impl From<InvalidQuery> for QueryError {
+    fn from(InvalidQuery(message): InvalidQuery) -> QueryError {
+        QueryError::Invalid(message)
     }
 }
 

@@ -33,10 +33,11 @@ use serde_json::{json, Value};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::membership::{member_key, track_membership};
-use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
+use crate::query::{encode_cursor, QueryRequest};
 use crate::runtime::{OpenFor, Projector};
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::has_preview;
+use protocol::query::{Cursor, FilesQuery, ItemType, PageLimit};
 
 /// The model's name.
 pub const NAME: &str = "files";
@@ -46,11 +47,12 @@ pub const NAME: &str = "files";
 /// walked in one query, however large the room.
 pub const ITEMS_SCANNED_PER_QUERY_MAX: usize = 10_000;
 
-/// The longest `q`, in characters: the gateway's bound too (a file name's longest).
-pub const QUERY_CHARS_MAX: usize = domain::limits::FILE_NAME_CHARS_MAX;
+/// The longest `q`, in characters: the gateway's bound too (a file name's longest;
+/// `protocol::query`, which checks it when a request is read).
+pub const QUERY_CHARS_MAX: usize = protocol::query::FILES_QUERY_CHARS_MAX;
 
-/// The most terms (words) in `q`, so matching one item stays cheap.
-pub const QUERY_TERMS_MAX: usize = 16;
+/// The most terms (words) in `q`, so matching one item stays cheap (`protocol::query`).
+pub const QUERY_TERMS_MAX: usize = protocol::query::FILES_QUERY_WORDS_MAX;
 
 /// The most rooms a `file` query checks the caller's membership of. The domain attaches a file
 /// once (R-F1), so one is the norm; the bound keeps a malformed log from making a query long.
@@ -137,25 +139,25 @@ impl Files {
         })
     }
 
-    fn list(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let room_id = request.room_id("room_id")?;
-        let item_type = match request.text("type")? {
-            None => None,
-            Some("file") => Some(FILE_TYPE),
-            Some("link") => Some(LINK_TYPE),
-            Some(other) => {
-                return Err(QueryError::Invalid(format!(
-                    "type: {other:?} is not file or link"
-                )))
-            }
-        };
-        let search = match request.text("q")? {
+    fn list(
+        &self,
+        user: &UserId,
+        room_id: RoomId,
+        q: Option<&str>,
+        item_type: Option<ItemType>,
+        limit: PageLimit,
+        cursor: Option<&Cursor>,
+    ) -> Result<Value, QueryError> {
+        let item_type = item_type.map(|item_type| match item_type {
+            ItemType::File => FILE_TYPE,
+            ItemType::Link => LINK_TYPE,
+        });
+        let search = match q {
             Some(q) => NameQuery::parse(q)?,
             None => None,
         };
-        let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
-        let cursor = request.cursor()?;
+        let limit = limit.items();
+        let cursor = cursor.map(Cursor::bytes).transpose()?;
         if cursor
             .as_ref()
             .is_some_and(|cursor| cursor.len() != CURSOR_BYTES)
@@ -163,7 +165,7 @@ impl Files {
             return Err(QueryError::Invalid("cursor: malformed".into()));
         }
         // A non-member learns nothing, not even that the room exists (R-R6).
-        if !self.store.contains(&member_key(&room_id, &user))? {
+        if !self.store.contains(&member_key(&room_id, user))? {
             return Err(QueryError::NotFound);
         }
         let mut items = Vec::new();
@@ -228,18 +230,12 @@ impl Files {
         )
     }
 
-    fn file(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let text = request
-            .text("file_id")?
-            .ok_or_else(|| QueryError::Invalid("file_id: missing".into()))?;
-        let file_id = FileId::parse(text)
-            .map_err(|error| QueryError::Invalid(format!("file_id: {error}")))?;
+    fn file(&self, user: &UserId, file_id: FileId) -> Result<Value, QueryError> {
         let file = self
             .store
             .get::<FileRecord>(&file_key(&file_id))?
             .ok_or(QueryError::NotFound)?;
-        if file.uploader != user && !self.attached_in_room_of(&file_id, &user)? {
+        if file.uploader != *user && !self.attached_in_room_of(&file_id, user)? {
             return Err(QueryError::NotFound);
         }
         Ok(json!({
@@ -311,11 +307,7 @@ impl NameQuery {
     /// `None` for a blank query (no filter); `invalid_command` beyond [`QUERY_CHARS_MAX`] or
     /// [`QUERY_TERMS_MAX`].
     fn parse(q: &str) -> Result<Option<NameQuery>, QueryError> {
-        if q.chars().count() > QUERY_CHARS_MAX {
-            return Err(QueryError::Invalid(format!(
-                "q: at most {QUERY_CHARS_MAX} characters"
-            )));
-        }
+        protocol::query::check_files_filter(q)?;
         let whole = q.trim().to_lowercase();
         if whole.is_empty() {
             return Ok(None);
@@ -403,11 +395,30 @@ impl Projector for Files {
         self.store.apply_fresh(batch, apply_event)
     }
 
-    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
-        match request.op.as_str() {
-            "list" => self.list(request),
-            "file" => self.file(request),
-            op => Err(unknown_op(op)),
+    type Query = FilesQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<FilesQuery>,
+        _now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        match &request.op {
+            FilesQuery::List {
+                room_id,
+                q,
+                item_type,
+                limit,
+                cursor,
+            } => self.list(
+                &user,
+                *room_id,
+                q.as_deref(),
+                *item_type,
+                *limit,
+                cursor.as_ref(),
+            ),
+            FilesQuery::File { file_id } => self.file(&user, *file_id),
         }
     }
 

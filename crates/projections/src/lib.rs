@@ -4,7 +4,10 @@
 //!   one level with the log (catch-up through `log.read`, then live `evt.>`, gaps closed) and
 //!   serves its queries, and [`rebuild`]/[`replay`] to build a model from the log alone.
 //! - [`store`]: the sled store a model owns, with its checkpoint in the same atomic write.
-//! - [`query`]: the internal query contract (docs/queries.md).
+//! - [`query`]: the projectors' side of the internal query contract (docs/queries.md), whose
+//!   request, operation and reply types and limits live in `protocol::query`.
+//! - [`presence`]: the volatile table of heartbeats (R-A1) and the small service that fills it,
+//!   wired beside the rooms model's runner ([`Runner::with_presence`]).
 //! - Read models, one module each: [`rooms`], [`timeline`], [`files`], [`moderation`],
 //!   [`notifications`].
 //!

@@ -535,16 +535,13 @@ fn swap_instances<P: Projector>(
         *slot = Some(old);
         return Ok(Err(error));
     }
-    // The table the runtime fills from heartbeats goes over to the new instance.
-    let presence = old.presence();
+    // A model that shows presence gets its table from the `open` it was wired with, so the
+    // reopened instance reads the same heartbeats (`Runner::with_presence`).
     drop(old);
     let directory = &rebuild.directory;
     // On failure the live model's directory is back in place, and is reopened below.
     let outcome = swap::swap_in(directory);
-    let mut reopened = (rebuild.open)(directory, OpenFor::Serving)?;
-    if let Some(presence) = presence {
-        reopened.use_presence(presence);
-    }
+    let reopened = (rebuild.open)(directory, OpenFor::Serving)?;
     let position = reopened.position();
     *slot = Some(reopened);
     Ok(outcome.map(|()| position))

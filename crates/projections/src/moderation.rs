@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
-use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
+use crate::query::{encode_cursor, QueryRequest};
 use crate::runtime::{unapplied, OpenFor, Projector};
 use crate::store::{store_path, Direction, Dump, Key, Store};
+use protocol::query::{Cursor, ModerationQuery, PageLimit};
 
 /// The model's name.
 pub const NAME: &str = "moderation";
@@ -76,14 +77,19 @@ impl Moderation {
         })
     }
 
-    fn reports(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        if !request.moderator {
+    fn reports(
+        &self,
+        moderator: bool,
+        limit: PageLimit,
+        cursor: Option<&Cursor>,
+    ) -> Result<Value, QueryError> {
+        if !moderator {
             return Err(QueryError::Forbidden(
                 "the moderation queue is for moderators".into(),
             ));
         }
-        let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
-        let after = match request.cursor()? {
+        let limit = limit.items();
+        let after = match cursor.map(Cursor::bytes).transpose()? {
             Some(cursor) => {
                 let bytes: [u8; 8] = cursor
                     .as_slice()
@@ -170,10 +176,17 @@ impl Projector for Moderation {
         changes.commit(last.position)
     }
 
-    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
-        match request.op.as_str() {
-            "reports" => self.reports(request),
-            op => Err(unknown_op(op)),
+    type Query = ModerationQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<ModerationQuery>,
+        _now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        match &request.op {
+            ModerationQuery::Reports { limit, cursor } => {
+                self.reports(request.moderator, *limit, cursor.as_ref())
+            }
         }
     }
 

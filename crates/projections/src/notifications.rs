@@ -56,10 +56,11 @@ use sha2::{Digest as _, Sha256};
 
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
-use crate::query::{unknown_op, QueryRequest};
+use crate::query::QueryRequest;
 use crate::runtime::{OpenFor, Outgoing, Projector};
 use crate::store::{millis_from_ordered, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
+use protocol::query::NotificationsQuery;
 
 /// The model's name.
 pub const NAME: &str = "notifications";
@@ -543,8 +544,15 @@ impl Projector for Notifications {
         self.store.apply_fresh(batch, apply_event)
     }
 
-    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
-        Err(unknown_op(&request.op))
+    type Query = NotificationsQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<NotificationsQuery>,
+        _now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        // No operation of this model exists: a request never reaches here.
+        match request.op {}
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {

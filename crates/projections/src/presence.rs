@@ -1,13 +1,25 @@
-//! Presence (R-A1): the volatile table of last heartbeats a rooms replica keeps in memory. It is
-//! not an event, not in the log, not in any store or digest; each replica fills its own from
+//! Presence (R-A1): the volatile table of last heartbeats a rooms replica keeps in memory, and
+//! the small service that fills it ([`serve_heartbeats`], started by a runner given the table
+//! with [`crate::Runner::with_presence`]). It is not an event, not in the log, not in any store
+//! or digest, and not part of the [`crate::Projector`] trait: the rooms model only reads the
+//! table it is given (`Rooms::with_presence`). Each replica fills its own from
 //! `<prefix>.presence.heartbeat` (`{"user_id", "at_ms"}`), and a restart forgets it (users send
-//! a heartbeat every few seconds anyway).
+//! a heartbeat every few seconds anyway). Whoever wires the rooms runner hands the same table
+//! to the model, to every instance a live rebuild opens, and to the runner, so a swap keeps it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bus::{Bus, Headers, Subscription};
+use clock::Clock;
 use domain::{Timestamp, UserId};
-use serde_json::Value;
+use protocol::{Format, HEADER_CONTENT_TYPE};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::error::QueryError;
+use crate::query::encode_reply;
+use crate::runtime::stopped;
 
 /// A user with a heartbeat younger than this is active (R-A1: "in the last 60 s").
 pub const ONLINE_WINDOW_MS: i64 = 60_000;
@@ -66,6 +78,42 @@ impl Presence {
             Some(at) => Timestamp::from_millis(at.as_i64()?),
         };
         Some((user, at))
+    }
+}
+
+/// Fills `presence` from `<prefix>.presence.heartbeat` (`subscription`) and answers each
+/// heartbeat once it is recorded, so that the gateway's 204 means "reads see it" (protocol.md
+/// §3): `{"ok": true, "position": P, "data": {}}` with the model's applied position, or
+/// `invalid_command` for a malformed heartbeat. Runs until `stop` turns true.
+pub(crate) async fn serve_heartbeats(
+    mut subscription: Subscription,
+    presence: Presence,
+    bus: Bus,
+    clock: Clock,
+    position: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            message = subscription.next() => {
+                let Some(message) = message else { break };
+                let result = match Presence::parse_heartbeat(&message.payload, clock.now()) {
+                    Some((user, at)) => {
+                        presence.heartbeat(&user, at);
+                        Ok((*position.borrow(), json!({})))
+                    }
+                    None => Err(QueryError::Invalid(
+                        "a heartbeat is {\"user_id\", \"at_ms\"}".into(),
+                    )),
+                };
+                if message.reply_to.is_some() {
+                    let headers =
+                        Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
+                    let _ = bus.respond(&message, headers, encode_reply(&result)).await;
+                }
+            }
+        }
     }
 }
 

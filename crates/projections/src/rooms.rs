@@ -38,10 +38,11 @@ use serde_json::{json, Value};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::presence::Presence;
-use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT};
+use crate::query::{encode_cursor, QueryRequest};
 use crate::runtime::{OpenFor, Projector};
 use crate::store::{ordered_millis, Changes, Direction, Dump, Key, Store};
 use crate::text::preview;
+use protocol::query::{Cursor, PageLimit, RoomView, RoomsQuery};
 
 /// The model's name.
 pub const NAME: &str = "rooms";
@@ -215,7 +216,8 @@ impl Rooms {
         })
     }
 
-    /// Uses `presence` as the heartbeat table (to share one table between models or tests).
+    /// Uses `presence` as the heartbeat table: the one the rooms runner fills
+    /// (`Runner::with_presence`), handed to every instance of the model, a live rebuild's too.
     #[must_use]
     pub fn with_presence(mut self, presence: Presence) -> Rooms {
         self.presence = presence;
@@ -227,34 +229,39 @@ impl Rooms {
         &self.presence
     }
 
-    fn list(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let view = ListView::parse(request.text("view")?)?;
-        let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
-        let after = request.cursor()?;
+    fn list(
+        &self,
+        user: &UserId,
+        view: RoomView,
+        limit: PageLimit,
+        cursor: Option<&Cursor>,
+        now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        let limit = limit.items();
+        let after = cursor.map(Cursor::bytes).transpose()?;
         let mut rooms = Vec::new();
         let mut last_place: Vec<u8> = Vec::new();
         let mut next_cursor = None;
-        for (place, room) in self.rooms_by_activity(&user)? {
+        for (place, room) in self.rooms_by_activity(user)? {
             // The cursor is the place of the last room of the page before (exclusive).
             if after.as_ref().is_some_and(|after| place <= *after) {
                 continue;
             }
             let Some(member_view) = self
                 .store
-                .get::<ViewRecord>(&view_key(&room.room_id, &user))?
+                .get::<ViewRecord>(&view_key(&room.room_id, user))?
             else {
                 continue;
             };
             let standing = self.standing(&room, &member_view)?;
-            if !view.admits(&member_view, &standing) {
+            if !admits(view, &member_view, &standing) {
                 continue;
             }
             if rooms.len() == limit {
                 next_cursor = Some(encode_cursor(&last_place));
                 break;
             }
-            rooms.push(self.room_json(&room, &member_view, &standing, &user, now)?);
+            rooms.push(self.room_json(&room, &member_view, &standing, user, now)?);
             last_place = place;
         }
         Ok(json!({"rooms": rooms, "next_cursor": next_cursor}))
@@ -320,26 +327,23 @@ impl Rooms {
         })
     }
 
-    fn get(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let room_id = request.room_id("room_id")?;
+    fn get(&self, user: &UserId, room_id: &RoomId, now: Timestamp) -> Result<Value, QueryError> {
         // A non-member learns nothing, not even that the room exists (R-R6).
         let member_view = self
             .store
-            .get::<ViewRecord>(&view_key(&room_id, &user))?
+            .get::<ViewRecord>(&view_key(room_id, user))?
             .ok_or(QueryError::NotFound)?;
         let room = self
             .store
-            .get::<RoomRecord>(&room_key(&room_id))?
+            .get::<RoomRecord>(&room_key(room_id))?
             .ok_or(QueryError::NotFound)?;
         let standing = self.standing(&room, &member_view)?;
-        self.room_json(&room, &member_view, &standing, &user, now)
+        self.room_json(&room, &member_view, &standing, user, now)
     }
 
-    fn member_rooms(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
+    fn member_rooms(&self, user: &UserId) -> Result<Value, QueryError> {
         let room_ids: Vec<String> = self
-            .rooms_by_activity(&user)?
+            .rooms_by_activity(user)?
             .into_iter()
             .take(MEMBER_ROOMS_MAX)
             .map(|(_, room)| room.room_id.to_string())
@@ -426,38 +430,14 @@ struct Standing {
     unread: u64,
 }
 
-/// The lists of `GET /v1/rooms?view=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListView {
-    Inbox,
-    Favorites,
-    Hidden,
-    Archived,
-    Unread,
-}
-
-impl ListView {
-    fn parse(view: Option<&str>) -> Result<ListView, QueryError> {
-        match view {
-            None | Some("inbox") => Ok(ListView::Inbox),
-            Some("favorites") => Ok(ListView::Favorites),
-            Some("hidden") => Ok(ListView::Hidden),
-            Some("archived") => Ok(ListView::Archived),
-            Some("unread") => Ok(ListView::Unread),
-            Some(other) => Err(QueryError::Invalid(format!(
-                "view: {other:?} is not inbox, favorites, hidden, archived or unread"
-            ))),
-        }
-    }
-
-    fn admits(self, view: &ViewRecord, standing: &Standing) -> bool {
-        match self {
-            ListView::Inbox => !standing.hidden && !view.archived,
-            ListView::Favorites => view.favorite,
-            ListView::Hidden => standing.hidden,
-            ListView::Archived => view.archived,
-            ListView::Unread => standing.unread > 0,
-        }
+/// Whether a room of a member's `view` (with its `standing`) is in the list `list` (R-S1..R-S4).
+fn admits(list: RoomView, view: &ViewRecord, standing: &Standing) -> bool {
+    match list {
+        RoomView::Inbox => !standing.hidden && !view.archived,
+        RoomView::Favorites => view.favorite,
+        RoomView::Hidden => standing.hidden,
+        RoomView::Archived => view.archived,
+        RoomView::Unread => standing.unread > 0,
     }
 }
 
@@ -474,25 +454,27 @@ impl Projector for Rooms {
         self.store.apply_fresh(batch, apply_event)
     }
 
-    fn query(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError> {
-        match request.op.as_str() {
-            "list" => self.list(request, now),
-            "get" => self.get(request, now),
-            "member_rooms" => self.member_rooms(request),
-            op => Err(unknown_op(op)),
+    type Query = RoomsQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<RoomsQuery>,
+        now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        match &request.op {
+            RoomsQuery::List {
+                view,
+                limit,
+                cursor,
+            } => self.list(&user, *view, *limit, cursor.as_ref(), now),
+            RoomsQuery::Get { room_id } => self.get(&user, room_id, now),
+            RoomsQuery::MemberRooms => self.member_rooms(&user),
         }
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {
         self.store.dump(&[])
-    }
-
-    fn presence(&self) -> Option<Presence> {
-        Some(self.presence.clone())
-    }
-
-    fn use_presence(&mut self, presence: Presence) {
-        self.presence = presence;
     }
 
     fn flush(&self) -> Result<(), ProjectionError> {

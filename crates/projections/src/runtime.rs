@@ -43,8 +43,8 @@ use tracing::{debug, info, warn};
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::live_rebuild::{self, Handover};
-use crate::presence::Presence;
-use crate::query::{encode_reply, QueryRequest};
+use crate::presence::{self, Presence};
+use crate::query::{encode_reply, ModelQuery, Operation, QueryRequest};
 use crate::store::{dump_digest, Dump};
 
 /// Events asked for per `log.read` page during a catch-up (one store write each).
@@ -89,9 +89,18 @@ pub trait Projector: Send + Sync + 'static {
     /// refused with [`ProjectionError::Gap`] (use [`unapplied`]).
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError>;
 
+    /// The model's operations (`protocol::query`): what the runtime reads a request on
+    /// `<prefix>.query.<name>` as.
+    type Query: ModelQuery;
+
     /// Answers one query (docs/queries.md) at `now` (the clock of the service, dev-clock aware,
-    /// for presence and away periods). `status` and `min_position` are handled by the runtime.
-    fn query(&self, request: &QueryRequest, now: Timestamp) -> Result<Value, QueryError>;
+    /// for presence and away periods). `status` and `min_position` are handled by the runtime;
+    /// the request's parameters are read and checked already.
+    fn query(
+        &self,
+        request: &QueryRequest<Self::Query>,
+        now: Timestamp,
+    ) -> Result<Value, QueryError>;
 
     /// The whole model as ordered `(key, value)` pairs, leaving out state that depends on the
     /// clock rather than the log: equal logs give equal dumps, however they were applied. For
@@ -110,12 +119,6 @@ pub trait Projector: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
-    /// The presence table the runtime fills from `<prefix>.presence.heartbeat`, for the models
-    /// that show who is online. None by default.
-    fn presence(&self) -> Option<Presence> {
-        None
-    }
-
     /// Makes everything applied so far durable (called when the runner stops).
     fn flush(&self) -> Result<(), ProjectionError> {
         Ok(())
@@ -126,10 +129,6 @@ pub trait Projector: Send + Sync + 'static {
     fn finish_rebuild(&self) -> Result<(), ProjectionError> {
         self.flush()
     }
-
-    /// Makes the model show `presence` as its heartbeat table: a live rebuild hands the table
-    /// the runtime fills over to the fresh instance. Nothing by default (no presence).
-    fn use_presence(&mut self, _presence: Presence) {}
 }
 
 /// The part of `batch` not yet applied at `checkpoint`: envelopes at or below it are skipped,
@@ -396,6 +395,8 @@ pub struct Runner<P> {
     pub(crate) position: watch::Sender<u64>,
     pub(crate) live_rebuild: Option<LiveRebuild<P>>,
     hub: Option<EventHub>,
+    /// The heartbeat table this runner fills, for a model that shows who is online.
+    presence: Option<Presence>,
     /// How many queries wait for their `min_position` right now.
     queries_waiting: Arc<watch::Sender<usize>>,
     /// The highest position the follower has handed over (applied or being applied): a lower
@@ -421,6 +422,8 @@ impl<P: Projector> Runner<P> {
     /// A runner for `projector`; nothing happens until [`Runner::run`].
     pub fn new(projector: P, bus: Bus, clock: Clock, options: RunOptions) -> Runner<P> {
         let name = projector.name();
+        // The subject it serves and the operations it reads name the same model.
+        debug_assert_eq!(name, <P::Query as ModelQuery>::MODEL.name());
         let (position, _) = watch::channel(projector.position());
         Runner {
             model: Arc::new(RwLock::new(Some(projector))),
@@ -431,6 +434,7 @@ impl<P: Projector> Runner<P> {
             position,
             live_rebuild: None,
             hub: None,
+            presence: None,
             queries_waiting: Arc::new(watch::channel(0).0),
             head_seen: Arc::new(watch::channel(0).0),
         }
@@ -441,6 +445,17 @@ impl<P: Projector> Runner<P> {
     #[must_use]
     pub fn with_hub(mut self, hub: EventHub) -> Runner<P> {
         self.hub = Some(hub);
+        self
+    }
+
+    /// Fills `presence` from `<prefix>.presence.heartbeat` (every replica subscribes plainly,
+    /// so each keeps its own table) and answers each heartbeat once it is recorded. The model
+    /// that shows who is online holds a clone of the same table (the rooms model:
+    /// `Rooms::with_presence`), and so must every instance its [`LiveRebuild::open`] opens,
+    /// so the table outlives a live rebuild's swap.
+    #[must_use]
+    pub fn with_presence(mut self, presence: Presence) -> Runner<P> {
+        self.presence = Some(presence);
         self
     }
 
@@ -491,10 +506,9 @@ impl<P: Projector> Runner<P> {
                 &format!("parlor-{}", self.name),
             )
             .await?;
-        let presence = self.read_model(|model| model.presence())?;
-        let heartbeats = match presence {
+        let heartbeats = match &self.presence {
             Some(presence) => Some((
-                presence,
+                presence.clone(),
                 self.bus
                     .subscribe(&self.options.subject("presence.heartbeat"))
                     .await?,
@@ -537,7 +551,7 @@ impl<P: Projector> Runner<P> {
         };
         services.spawn(serve_queries(queries, answers, stop.clone()));
         if let Some((presence, subscription)) = heartbeats {
-            services.spawn(serve_presence(
+            services.spawn(presence::serve_heartbeats(
                 subscription,
                 presence,
                 self.bus.clone(),
@@ -569,11 +583,6 @@ impl<P: Projector> Runner<P> {
             "projector stopped"
         );
         result.and(flushed)
-    }
-
-    fn read_model<R>(&self, read: impl FnOnce(&P) -> R) -> Result<R, ProjectionError> {
-        let model = self.model.read().map_err(poisoned)?;
-        Ok(read(model.as_ref().ok_or_else(closed)?))
     }
 
     /// The follow loop: applies what the follower yields, swaps in rebuilt instances, and
@@ -746,9 +755,9 @@ impl<P> Clone for Answers<P> {
 
 impl<P: Projector> Answers<P> {
     async fn answer(&self, message: Message) {
-        let result = match QueryRequest::parse(&message.payload) {
+        let result = match QueryRequest::<Operation<P::Query>>::parse(&message.payload) {
             Ok(request) => self.result(request).await,
-            Err(error) => Err(error),
+            Err(error) => Err(error.into()),
         };
         let headers = Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
         match self
@@ -770,7 +779,10 @@ impl<P: Projector> Answers<P> {
         }
     }
 
-    async fn result(&self, request: QueryRequest) -> Result<(u64, Value), QueryError> {
+    async fn result(
+        &self,
+        request: QueryRequest<Operation<P::Query>>,
+    ) -> Result<(u64, Value), QueryError> {
         let mut position = self.position.clone();
         if let Some(min_position) = request.min_position {
             let behind = *position.borrow() < min_position;
@@ -804,10 +816,10 @@ impl<P: Projector> Answers<P> {
                 });
             }
         }
-        if request.op == "status" {
+        let Some(request) = request.into_model() else {
             let position = *position.borrow();
             return Ok((position, json!({"name": self.name, "position": position})));
-        }
+        };
         let now = self.clock.now();
         let model = Arc::clone(&self.model);
         tokio::task::spawn_blocking(move || {
@@ -937,40 +949,6 @@ async fn serve_queries<P: Projector>(
     }
     in_flight.abort_all();
     while in_flight.join_next().await.is_some() {}
-}
-
-/// Fills `presence` from `<prefix>.presence.heartbeat` and answers each heartbeat once it is
-/// recorded, so that the gateway's 204 means "reads see it" (protocol.md §3).
-async fn serve_presence(
-    mut subscription: Subscription,
-    presence: Presence,
-    bus: Bus,
-    clock: Clock,
-    position: watch::Receiver<u64>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            () = stopped(&mut stop) => break,
-            message = subscription.next() => {
-                let Some(message) = message else { break };
-                let result = match Presence::parse_heartbeat(&message.payload, clock.now()) {
-                    Some((user, at)) => {
-                        presence.heartbeat(&user, at);
-                        Ok((*position.borrow(), json!({})))
-                    }
-                    None => Err(QueryError::Invalid(
-                        "a heartbeat is {\"user_id\", \"at_ms\"}".into(),
-                    )),
-                };
-                if message.reply_to.is_some() {
-                    let headers =
-                        Headers::new().with(HEADER_CONTENT_TYPE, Format::Json.content_type());
-                    let _ = bus.respond(&message, headers, encode_reply(&result)).await;
-                }
-            }
-        }
-    }
 }
 
 /// Resolves once `stop` turns true or its sender is gone.

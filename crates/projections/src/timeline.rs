@@ -22,10 +22,11 @@ use uuid::Uuid;
 use crate::envelope::EventEnvelope;
 use crate::error::{ProjectionError, QueryError};
 use crate::membership::{member_key, track_membership};
-use crate::query::{encode_cursor, unknown_op, QueryRequest, PAGE_ITEMS_DEFAULT, PAGE_ITEMS_MAX};
+use crate::query::{encode_cursor, QueryRequest};
 use crate::runtime::{OpenFor, Projector};
 use crate::store::{store_path, Changes, Direction, Dump, Key, Store};
 use crate::text::{has_preview, preview};
+use protocol::query::{Cursor, PageLimit, TimelineQuery};
 
 /// The model's name.
 pub const NAME: &str = "timeline";
@@ -136,15 +137,20 @@ impl Timeline {
         })
     }
 
-    fn messages(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let room_id = request.room_id("room_id")?;
-        if !self.store.contains(&member_key(&room_id, &user))? {
+    fn messages(
+        &self,
+        user: &UserId,
+        room_id: RoomId,
+        before: Option<MessageId>,
+        limit: PageLimit,
+        cursor: Option<&Cursor>,
+    ) -> Result<Value, QueryError> {
+        if !self.store.contains(&member_key(&room_id, user))? {
             return Err(QueryError::NotFound);
         }
-        let limit = request.limit(PAGE_ITEMS_DEFAULT)?;
+        let limit = limit.items();
         let mut upper: Option<u64> = None;
-        if let Some(before) = request.message_id("before")? {
+        if let Some(before) = before {
             let locator = self
                 .store
                 .get::<Locator>(&locator_key(&before.0))?
@@ -152,7 +158,7 @@ impl Timeline {
                 .ok_or_else(|| QueryError::Invalid("before: not a message of this room".into()))?;
             upper = Some(locator.position);
         }
-        if let Some(cursor) = request.cursor()? {
+        if let Some(cursor) = cursor.map(Cursor::bytes).transpose()? {
             let bytes: [u8; 8] = cursor
                 .as_slice()
                 .try_into()
@@ -183,34 +189,15 @@ impl Timeline {
     /// `by_id`: the named messages of a room as they are now (the gateway's event streams render
     /// each change this way, so a stream shows exactly what `messages` shows). Ids that are not
     /// entries of this room are left out; the rest come in the order asked.
-    fn by_id(&self, request: &QueryRequest) -> Result<Value, QueryError> {
-        let user = request.caller_user()?;
-        let room_id = request.room_id("room_id")?;
-        if !self.store.contains(&member_key(&room_id, &user))? {
+    fn by_id(&self, user: &UserId, room_id: RoomId, ids: &[Uuid]) -> Result<Value, QueryError> {
+        if !self.store.contains(&member_key(&room_id, user))? {
             return Err(QueryError::NotFound);
-        }
-        let ids = match request.params.get("message_ids") {
-            Some(Value::Array(ids)) => ids,
-            _ => {
-                return Err(QueryError::Invalid(
-                    "message_ids: missing or not an array".into(),
-                ))
-            }
-        };
-        if ids.len() > PAGE_ITEMS_MAX {
-            return Err(QueryError::Invalid(format!(
-                "message_ids: at most {PAGE_ITEMS_MAX}"
-            )));
         }
         let mut messages = Vec::with_capacity(ids.len());
         for id in ids {
-            let id = id
-                .as_str()
-                .and_then(|text| Uuid::parse_str(text).ok())
-                .ok_or_else(|| QueryError::Invalid("message_ids: each must be a UUID".into()))?;
             let Some(locator) = self
                 .store
-                .get::<Locator>(&locator_key(&id))?
+                .get::<Locator>(&locator_key(id))?
                 .filter(|locator| locator.room_id == room_id)
             else {
                 continue;
@@ -322,11 +309,25 @@ impl Projector for Timeline {
         self.store.apply_fresh(batch, apply_event)
     }
 
-    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
-        match request.op.as_str() {
-            "messages" => self.messages(request),
-            "by_id" => self.by_id(request),
-            op => Err(unknown_op(op)),
+    type Query = TimelineQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<TimelineQuery>,
+        _now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        let user = request.caller_user()?;
+        match &request.op {
+            TimelineQuery::Messages {
+                room_id,
+                before,
+                limit,
+                cursor,
+            } => self.messages(&user, *room_id, *before, *limit, cursor.as_ref()),
+            TimelineQuery::ById {
+                room_id,
+                message_ids,
+            } => self.by_id(&user, *room_id, message_ids),
         }
     }
 

@@ -10,7 +10,9 @@
 //! - [`headers`]: the headers of a published event.
 //! - [`outcome`]: a command decided into its stored records and its reply ([`decide_command`]),
 //!   the one definition the writer, the benchmark generator and the test supports share.
-//! - [`query`]: the read models by name ([`ReadModel`]) and the limits of their queries.
+//! - [`query`]: the internal query contract: the read models by name ([`ReadModel`]), each
+//!   model's operations ([`RoomsQuery`], …), the request and reply envelopes ([`QueryRequest`],
+//!   [`QueryReply`]) and the limits both sides apply.
 //!
 //! This crate holds no business rules: it checks types and id formats, the domain checks bounds.
 
@@ -46,7 +48,10 @@ pub use messages::{
     LOG_READ_REPLY_BYTES_MAX, NOTIFICATION_BYTES_MAX, REQUEST_BYTES_MAX,
 };
 pub use outcome::{decide_command, event_id, EncodedRecord, Outcome};
-pub use query::ReadModel;
+pub use query::{
+    FilesQuery, ModelQuery, ModerationQuery, NotificationsQuery, Operation, QueryReply,
+    QueryRequest, ReadModel, RoomsQuery, SearchQuery, TimelineQuery,
+};
 pub use record::{
     decode_stored, encode_stored, event_from_type_and_data, recorded_bincode_from_stored,
     RecordedEvent, StoredEvent, CURRENT_SCHEMA_VERSION, RECORDED_EVENT_BYTES_MAX,

@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use domain::{Event, MessageId, RoomId, Timestamp, UserId};
 use projections::{
     store_path, unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError,
-    QueryRequest,
 };
+use protocol::query::{QueryRequest, SearchQuery};
 use serde_json::{json, Value};
 use tantivy::collector::DocSetCollector;
 use tantivy::directory::MmapDirectory;
@@ -401,16 +401,17 @@ impl Projector for SearchProjector {
         self.shared.apply(batch)
     }
 
-    fn query(&self, request: &QueryRequest, _now: Timestamp) -> Result<Value, QueryError> {
-        match request.op.as_str() {
-            "search" => {
-                if let Some(min_position) = request.min_position {
-                    self.shared.commit_up_to(min_position)?;
-                }
-                crate::query::search(&self.shared, request)
-            }
-            other => Err(projections::query::unknown_op(other)),
+    type Query = SearchQuery;
+
+    fn query(
+        &self,
+        request: &QueryRequest<SearchQuery>,
+        _now: Timestamp,
+    ) -> Result<Value, QueryError> {
+        if let Some(min_position) = request.min_position {
+            self.shared.commit_up_to(min_position)?;
         }
+        crate::query::search(&self.shared, request)
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {

@@ -1,7 +1,9 @@
 //! The `search` operation (docs/queries.md; protocol.md §3 `GET /v1/search`): the caller's
 //! matching rooms and messages, newest first, with `<mark>` snippets (R-Q1).
 //!
-//! Parameters: `q` (required; at most [`QUERY_BYTES_MAX`] bytes and [`QUERY_WORDS_MAX`] words),
+//! Parameters (`protocol::query::SearchQuery`, read and checked there but for the word count,
+//! which is this model's tokenizer's): `q` (required; at most [`QUERY_BYTES_MAX`] bytes and
+//! [`QUERY_WORDS_MAX`] words),
 //! `room_id` (optional: one of the caller's rooms, else `not_found`, R-R6), `limit` (default
 //! [`SEARCH_PAGE_ITEMS_DEFAULT`], at most 200) and `cursor`. Every query word must match (AND),
 //! as the prefix of a word: a message by its latest body, a room by its own name or another
@@ -14,7 +16,8 @@ use std::ops::Bound;
 
 use domain::RoomId;
 use projections::query::encode_cursor;
-use projections::{QueryError, QueryRequest};
+use projections::QueryError;
+use protocol::query::{Cursor, QueryRequest, SearchQuery};
 use serde_json::{json, Value};
 use tantivy::collector::TopDocs;
 use tantivy::query::{
@@ -27,45 +30,43 @@ use crate::projector::{read, read_message, store_error, Shared};
 use crate::text::{is_short, query_words, snippet};
 
 /// Messages in a page when the request names no `limit` (protocol.md §3: 20 on search).
-pub const SEARCH_PAGE_ITEMS_DEFAULT: usize = 20;
+pub const SEARCH_PAGE_ITEMS_DEFAULT: usize = protocol::query::SEARCH_RESULTS_DEFAULT;
 
-/// The longest `q` accepted, in bytes.
-pub const QUERY_BYTES_MAX: usize = 1_000;
+/// The longest `q` accepted, in bytes (`protocol::query`, checked when a request is read).
+pub const QUERY_BYTES_MAX: usize = protocol::query::SEARCH_QUERY_BYTES_MAX;
 
-/// The most words in `q`: each is one more term to intersect.
-pub const QUERY_WORDS_MAX: usize = 16;
+/// The most words in `q`: each is one more term to intersect (`protocol::query`).
+pub const QUERY_WORDS_MAX: usize = protocol::query::SEARCH_QUERY_WORDS_MAX;
 
 /// The sort key of a message: `(sent_at in ms, position of its message_sent)`, larger is newer.
 type SortKey = (i64, u64);
 
 /// Answers `search` for `request.caller`.
-pub(crate) fn search(shared: &Shared, request: &QueryRequest) -> Result<Value, QueryError> {
+pub(crate) fn search(
+    shared: &Shared,
+    request: &QueryRequest<SearchQuery>,
+) -> Result<Value, QueryError> {
     let caller = request.caller_user()?;
-    let text = request
-        .text("q")?
-        .ok_or_else(|| QueryError::Invalid("q: missing".into()))?;
-    if text.len() > QUERY_BYTES_MAX {
-        return Err(QueryError::Invalid(format!(
-            "q: longer than {QUERY_BYTES_MAX} bytes"
-        )));
-    }
+    let SearchQuery::Search {
+        q: text,
+        room_id: only,
+        limit,
+        cursor,
+    } = &request.op;
     let words = query_words(text);
     if words.len() > QUERY_WORDS_MAX {
         return Err(QueryError::Invalid(format!(
             "q: more than {QUERY_WORDS_MAX} words"
         )));
     }
-    let limit = request.limit(SEARCH_PAGE_ITEMS_DEFAULT)?;
-    let cursor = request
-        .cursor()?
+    let limit = limit.items();
+    let cursor = cursor
+        .as_ref()
+        .map(Cursor::bytes)
+        .transpose()?
         .map(|bytes| decode_cursor(&bytes))
         .transpose()?;
-    let only = request
-        .text("room_id")?
-        .map(|text| {
-            RoomId::parse(text).map_err(|error| QueryError::Invalid(format!("room_id: {error}")))
-        })
-        .transpose()?;
+    let only = *only;
 
     // The caller's rooms now, and the rooms that match, from the model in memory.
     let (rooms, room_hits) = {

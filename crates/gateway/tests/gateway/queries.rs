@@ -103,6 +103,8 @@ async fn bad_parameters_are_400_and_never_reach_a_projector() {
         "/v1/search?q=%20%20".into(),
         "/v1/search?q=x&room_id=nope".into(),
         format!("/v1/search?q={}", "x".repeat(300)),
+        // 256 characters but 1,024 bytes: over the contract's bound of the text on the bus.
+        format!("/v1/search?q={}", "%F0%9F%98%80".repeat(256)),
     ] {
         let response = gateway.get(&path, &alice).await;
         assert_eq!(response.status, 400, "{path}");
@@ -203,5 +205,54 @@ async fn the_moderation_queue_is_for_moderators_only() {
     assert_eq!(asked["moderator"], true);
     assert_eq!(asked["caller"], "mod-1");
     assert_eq!(asked["limit"], 10);
+    gateway.stop().await;
+}
+
+/// The request on the bus is byte for byte what `protocol::query` writes and what the gateway
+/// wrote before the typed contract (docs/queries.md): sorted keys, absent parameters `null`.
+#[tokio::test]
+async fn each_read_is_sent_on_the_bus_byte_for_byte_as_before() {
+    let gateway = TestGateway::start().await;
+    let cases = [
+        (
+            "rooms",
+            "/v1/rooms?view=archived&limit=7&cursor=ab12&min_position=5".to_owned(),
+            r#"{"caller":"alice","cursor":"ab12","limit":7,"min_position":5,"moderator":false,"op":"list","view":"archived"}"#.to_owned(),
+        ),
+        (
+            "timeline",
+            format!("/v1/rooms/{ROOM}/messages"),
+            format!(r#"{{"before":null,"caller":"alice","cursor":null,"limit":50,"min_position":null,"moderator":false,"op":"messages","room_id":"{ROOM}"}}"#),
+        ),
+        (
+            "files",
+            format!("/v1/rooms/{ROOM}/files?q=report&type=link"),
+            format!(r#"{{"caller":"alice","cursor":null,"limit":50,"min_position":null,"moderator":false,"op":"list","q":"report","room_id":"{ROOM}","type":"link"}}"#),
+        ),
+        (
+            "search",
+            "/v1/search?q=hello".to_owned(),
+            r#"{"caller":"alice","cursor":null,"limit":20,"min_position":null,"moderator":false,"op":"search","q":"hello","room_id":null}"#.to_owned(),
+        ),
+    ];
+    for (model, path, golden) in cases {
+        let mut subscription = gateway
+            .bus
+            .subscribe(&format!("parlor.query.{model}"))
+            .await
+            .unwrap();
+        let bus = gateway.bus.clone();
+        let projector = tokio::spawn(async move {
+            let message = subscription.next().await.expect("a request");
+            let reply = answer(9, json!({"asked": true})).to_string();
+            let headers = bus::Headers::new().with("Content-Type", "application/json");
+            bus.respond(&message, headers, reply).await.unwrap();
+            message.payload
+        });
+        let response = gateway.get(&path, &token("alice")).await;
+        assert_eq!(response.status, 200, "{path}");
+        let sent = projector.await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&sent), golden, "{path}");
+    }
     gateway.stop().await;
 }

@@ -14,7 +14,8 @@ use clock::Clock;
 use projections::live_rebuild::{request_rebuild, RebuildRequestError};
 use projections::swap::{rebuild_path, retired_path};
 use projections::{
-    store_path, LiveRebuild, OpenFor, OpenModel, ProjectionError, Projector, Rooms, Runner,
+    store_path, LiveRebuild, OpenFor, OpenModel, Presence, ProjectionError, Projector, Rooms,
+    Runner,
 };
 use protocol::Format;
 use serde_json::{json, Value};
@@ -32,9 +33,18 @@ fn open_rooms() -> OpenModel<Rooms> {
     Arc::new(|path, _| Rooms::open_path(path))
 }
 
+/// A rooms runner wired as `parlor up` wires it: one heartbeat table, read by the model and by
+/// every instance `open` opens (so a swap keeps it), filled by the runner.
 fn rooms_runner(bus: &Bus, dir: &TempDataDir, open: OpenModel<Rooms>) -> Runner<Rooms> {
+    let presence = Presence::new();
+    let table = presence.clone();
+    let open: OpenModel<Rooms> = Arc::new(move |path, purpose| {
+        open(path, purpose).map(|rooms| rooms.with_presence(table.clone()))
+    });
     Runner::new(
-        Rooms::open(dir.path()).unwrap(),
+        Rooms::open(dir.path())
+            .unwrap()
+            .with_presence(presence.clone()),
         bus.clone(),
         Clock::system(),
         options(),
@@ -43,6 +53,7 @@ fn rooms_runner(bus: &Bus, dir: &TempDataDir, open: OpenModel<Rooms>) -> Runner<
         directory: store_path(dir.path(), "rooms"),
         open,
     })
+    .with_presence(presence)
 }
 
 async fn ask(bus: &Bus, request: &Value) -> Value {

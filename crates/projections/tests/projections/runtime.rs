@@ -7,7 +7,7 @@ use std::time::Duration;
 use bus::{Bus, Headers};
 use clock::Clock;
 use domain::Action;
-use projections::{Projector, Rooms, RunOptions, Runner, Timeline};
+use projections::{Presence, Projector, Rooms, RunOptions, Runner, Timeline};
 use protocol::Format;
 use serde_json::{json, Value};
 use testkit::NatsServer;
@@ -171,12 +171,15 @@ async fn in_process_a_late_writer_is_waited_for_and_presence_is_served() {
     // No writer yet: the runner starts anyway, serves queries, and keeps probing.
     let mut opts = options();
     opts.log_read_format = Format::Json;
+    // Presence is its own component: the runner fills the table the model reads.
+    let presence = Presence::new();
     let runner = Runner::new(
-        Rooms::temporary().unwrap(),
+        Rooms::temporary().unwrap().with_presence(presence.clone()),
         bus.clone(),
         Clock::system(),
         opts,
-    );
+    )
+    .with_presence(presence);
     let position = runner.position();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(runner.run(stopped));

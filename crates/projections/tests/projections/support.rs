@@ -14,6 +14,7 @@ use domain::{
     MessageId, MessageTarget, Rejection, RoomId, State, Timestamp, UserId, UserKind,
 };
 use projections::{EventEnvelope, Projector, QueryError, QueryRequest};
+use protocol::query::Operation;
 use protocol::{
     Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE, HEADER_POSITION,
     HEADER_STREAM, HEADER_VERSION,
@@ -265,9 +266,12 @@ pub fn sent(records: &[RecordedEvent]) -> (RoomId, MessageId) {
         .expect("a message_sent event")
 }
 
-/// Asks `model` a query given as JSON.
+/// Asks `model` a query given as JSON, read as the runtime reads it (`status` is the
+/// runtime's, not the model's, and is not asked here).
 pub fn ask<P: Projector>(model: &P, request: Value, now: Timestamp) -> Result<Value, QueryError> {
-    model.query(&QueryRequest::from_value(request)?, now)
+    let request = QueryRequest::<Operation<P::Query>>::from_value(request)?;
+    let request = request.into_model().expect("a model operation, not status");
+    model.query(&request, now)
 }
 
 /// Like [`ask`], expecting an answer.

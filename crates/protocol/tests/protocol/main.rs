@@ -23,3 +23,7 @@ mod upcast;
 
 /// Random and mutated bytes into every decoder: errors, never panics.
 mod fuzz;
+
+/// The internal query contract (docs/queries.md): each request byte for byte as the gateway
+/// sent it before the types existed, each read back, replies, and every refusal's message.
+mod queries;

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use domain::{CommandId, Event, MessageId, RoomId, Timestamp, UserId, UserKind};
-use projections::{EventEnvelope, Projector, QueryRequest};
+use projections::{EventEnvelope, Projector};
 use search::{SearchOptions, SearchProjector};
 use serde_json::json;
 use testkit::TempDataDir;
@@ -269,7 +269,7 @@ fn bench_rebuild_and_query() {
             })
             .collect::<Vec<_>>()
             .join(" ");
-        let request = QueryRequest::from_value(json!({
+        let request = crate::support::search_request(json!({
             "op": "search", "caller": "bench", "q": q,
         }))
         .unwrap();

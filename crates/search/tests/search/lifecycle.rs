@@ -201,7 +201,7 @@ fn min_position_means_committed_and_reloaded() {
     assert_eq!(model.committed_position(), 0);
 
     // Without min_position the answer is what is committed (nothing yet)...
-    let request = projections::QueryRequest::from_value(json!({
+    let request = crate::support::search_request(json!({
         "op": "search", "caller": "bob", "q": "quarterly",
     }))
     .unwrap();
@@ -257,7 +257,7 @@ fn the_committer_makes_applied_messages_searchable_without_a_query() {
         assert!(Instant::now() < deadline, "the committer never committed");
         std::thread::sleep(Duration::from_millis(10));
     }
-    let request = projections::QueryRequest::from_value(json!({
+    let request = crate::support::search_request(json!({
         "op": "search", "caller": "bob", "q": "real",
     }))
     .unwrap();
@@ -289,7 +289,7 @@ fn a_large_batch_is_committed_at_the_bulk_cadence() {
     let head = model.position();
     model.apply(&world.envelopes_after(head)).unwrap();
     assert_eq!(model.committed_position(), world.head());
-    let request = projections::QueryRequest::from_value(json!({
+    let request = crate::support::search_request(json!({
         "op": "search", "caller": "alice", "q": "caught",
     }))
     .unwrap();

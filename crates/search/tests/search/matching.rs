@@ -257,15 +257,13 @@ fn parameters_are_checked() {
     assert!(empty["messages"].as_array().unwrap().is_empty());
     assert!(empty["rooms"].as_array().unwrap().is_empty());
     // A caller is required.
-    let request = projections::QueryRequest::from_value(json!({"op": "search", "q": "hello"}));
+    let request = crate::support::search_request(json!({"op": "search", "q": "hello"}));
     let error =
         projections::Projector::query(&model, &request.unwrap(), domain::Timestamp::from_millis(0))
             .unwrap_err();
     assert_eq!(error.code(), "invalid_command");
     // Other operations are unknown.
-    let request = projections::QueryRequest::from_value(json!({"op": "list", "caller": "alice"}));
     let error =
-        projections::Projector::query(&model, &request.unwrap(), domain::Timestamp::from_millis(0))
-            .unwrap_err();
+        crate::support::search_request(json!({"op": "list", "caller": "alice"})).unwrap_err();
     assert_eq!(error.code(), "invalid_command");
 }

@@ -9,6 +9,7 @@ use domain::{
     RoomId, State, Timestamp, UserId, UserKind,
 };
 use projections::{EventEnvelope, Projector, QueryError, QueryRequest};
+use protocol::query::{Operation, SearchQuery};
 use protocol::RecordedEvent;
 use search::{SearchOptions, SearchProjector};
 use serde_json::{json, Value};
@@ -299,10 +300,14 @@ pub fn ask(model: &SearchProjector, caller: &str, params: Value) -> Result<Value
             request.insert(key.clone(), value.clone());
         }
     }
-    model.query(
-        &QueryRequest::from_value(request)?,
-        Timestamp::from_millis(T0),
-    )
+    model.query(&search_request(request)?, Timestamp::from_millis(T0))
+}
+
+/// A request given as JSON, read as the runtime reads it for the search model.
+pub fn search_request(request: Value) -> Result<QueryRequest<SearchQuery>, QueryError> {
+    QueryRequest::<Operation<SearchQuery>>::from_value(request)?
+        .into_model()
+        .ok_or_else(|| QueryError::Invalid("status is the runtime's, not the model's".into()))
 }
 
 /// Like [`ask`], expecting an answer.
