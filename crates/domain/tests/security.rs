@@ -716,7 +716,8 @@ fn h_misc_a_refused_send_reveals_nothing_of_message_ids_in_other_rooms() {
 
     // Every refusal a probe can provoke without sending a message answers the same whether the
     // message id exists (in a room carol cannot see) or not.
-    let probes: Vec<(&str, Box<dyn Fn(domain::MessageId) -> Action>)> = vec![
+    type Probe = Box<dyn Fn(domain::MessageId) -> Action>;
+    let probes: Vec<(&str, Probe)> = vec![
         (
             "an unknown file",
             Box::new(move |id| Action::SendMessage {
