@@ -179,3 +179,51 @@ async fn h_l3_parlor_up_refuses_uploads_507_that_would_eat_the_log_disk_reserve(
         .await;
     assert_eq!(reply["ok"], true);
 }
+
+#[tokio::test]
+async fn h_l3_parlor_up_refuses_attaching_an_upload_after_the_domains_grace() {
+    // The gateway keeps unattached bytes past the domain's grace (its default), so the upload
+    // is still on disk when the writer stops accepting it: the refusal is the writer's.
+    let sys = start_up_http(&[]).await;
+    let client = crate::harness::Client::connect(&sys._nats.url()).await;
+    let service = sys.service_token("identity");
+    sys.register(&service, &[("alice", "Alice"), ("bob", "Bob")])
+        .await;
+    let alice = sys.token("alice");
+    let upload_id = |response: &crate::harness::http_client::Response| {
+        assert_eq!(response.status, 201, "{}", response.text());
+        response.json()["file_id"].as_str().unwrap().to_owned()
+    };
+    let on_time = upload_id(&upload(&sys, &alice, b"attached within the day").await);
+    let late = upload_id(&upload(&sys, &alice, b"attached a day later").await);
+    let send = |file_id: &str| json!({"to": "bob", "body": "the file", "attachments": [{"file_id": file_id}]});
+
+    client.advance_clock(23 * 3_600_000).await;
+    let reply = sys.ok(&alice, "message.send", send(&on_time)).await;
+    let (room_id, at) = (
+        reply["result"]["room_id"].as_str().unwrap().to_owned(),
+        reply["position"].as_u64().unwrap(),
+    );
+
+    client.advance_clock(3_600_000).await;
+    let response = sys.command(&alice, "message.send", &send(&late)).await;
+    assert_eq!(response.status, 404, "{}", response.text());
+    assert_eq!(response.error_code(), "not_found");
+    assert!(
+        response.text().contains("upload it again"),
+        "{}",
+        response.text()
+    );
+    // Its bytes are still there (the gateway's grace is longer), and nothing was sent.
+    assert!(blob_path(&sys, b"attached a day later").exists());
+    let messages = sys
+        .get(
+            &format!("/v1/rooms/{room_id}/messages?min_position={at}"),
+            Some(&sys.token("bob")),
+        )
+        .await;
+    assert_eq!(messages.status, 200, "{}", messages.text());
+    let messages = messages.json()["messages"].as_array().unwrap().clone();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(messages[0]["attachments"][0]["file_id"], on_time.as_str());
+}

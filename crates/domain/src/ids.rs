@@ -163,6 +163,11 @@ const DIRECT_ROOM_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d
 const INTERVIEW_ROOM_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d2e3_b4c5_0002);
 /// Namespace of contract rooms, derived from the contract id.
 const CONTRACT_ROOM_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d2e3_b4c5_0003);
+/// Namespace of group rooms, derived from the creating command's id. Group rooms were once
+/// `v5(command id, "room")`: a client choosing one of the namespaces above as its command id got
+/// a group room with the id of interview "room" or contract "room". Every kind of room now has a
+/// namespace of its own, so ids of different kinds differ by construction (security.md).
+const GROUP_ROOM_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d2e3_b4c5_0004);
 
 impl RoomId {
     /// The one direct room of an unordered pair of users (R-R1). Deriving the id from the pair,
@@ -182,6 +187,13 @@ impl RoomId {
         ))
     }
 
+    /// The group room `room.create` with this command id creates. Rooms created before this
+    /// derivation keep their ids: the id is in their creation event, and the fold reads it from
+    /// there, never derives it again.
+    pub fn for_group(command: &CommandId) -> RoomId {
+        RoomId(Uuid::new_v5(&GROUP_ROOM_NAMESPACE, command.0.as_bytes()))
+    }
+
     /// The room a contract opens when it is not given an existing room.
     pub fn for_contract(contract: &ContractId) -> RoomId {
         RoomId(Uuid::new_v5(
@@ -193,7 +205,8 @@ impl RoomId {
 
 impl CommandId {
     /// Derives an id for something this command creates. The domain never draws random numbers:
-    /// every id a command creates is a v5 UUID of the command id and a purpose, so deciding the
+    /// every id a command creates is a v5 UUID of the command id and a purpose (rooms: of their
+    /// kind's namespace and the command id, [`RoomId::for_group`]), so deciding the
     /// same command twice (a replay, a retried rejection) yields the same ids, and an accepted
     /// command id is unique for good (R-M7), so are the ids derived from it.
     pub fn derive(&self, purpose: &str) -> Uuid {

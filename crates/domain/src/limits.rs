@@ -30,3 +30,7 @@ pub const ROOM_CREATE_MEMBERS_MAX: usize = 500;
 pub const DAILY_CONVERSATION_LIMIT_DEFAULT: u32 = 50;
 /// The edit and delete window, in milliseconds (R-M3, R-M4, R-M5).
 pub const EDIT_WINDOW_MS: i64 = crate::time::HOUR_MS;
+/// How long after its registration an uploaded file can be attached to a message (H-L3): 24 h.
+/// The contract of the write side; the gateway deletes the bytes of uploads never attached a
+/// little after it (`gateway::unattached`), so a file the writer accepts still has its bytes.
+pub const FILE_ATTACH_GRACE_MS: i64 = 24 * crate::time::HOUR_MS;

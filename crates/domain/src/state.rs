@@ -2,7 +2,7 @@
 //! reader needs. Built only by `evolve`, one event at a time, so it can always be rebuilt from
 //! the log (and snapshotted, since it is serde).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +133,8 @@ pub struct FileState {
     pub content_type: String,
     /// Attached to a message already: a file is attached once.
     pub attached: bool,
+    /// When it was registered: it can be attached within `FILE_ATTACH_GRACE_MS` of this (H-L3).
+    pub registered_at: Timestamp,
 }
 
 /// A contract (R-C2).
@@ -167,6 +169,9 @@ pub struct State {
     pub contracts: HashMap<ContractId, ContractState>,
     /// Interview rooms by interview id.
     pub interviews: HashMap<InterviewId, RoomId>,
+    /// Every call ever started. A call is an entry of its room's timeline beside the messages,
+    /// found by its id like them, so a message may not take a call's id nor a call a message's.
+    pub call_ids: HashSet<CallId>,
 }
 
 impl State {
@@ -253,14 +258,26 @@ impl State {
         Some(room.views.entry(user.clone()).or_default())
     }
 
+    /// Whether `id` names a message (an automatic reply included) or a call: the two share the
+    /// timeline's lookup, so an id taken by either is taken for both.
+    pub fn message_or_call_id_taken(&self, id: &uuid::Uuid) -> bool {
+        self.messages.contains_key(&MessageId(*id)) || self.call_ids.contains(&CallId(*id))
+    }
+
+    /// Creates a room; an id already taken keeps its room. `decide` refuses every creation whose
+    /// id exists, so only a log written before it did (where a crafted command id could make a
+    /// group room's id equal another kind's) holds such an event, and then the first room stays
+    /// rather than being silently replaced. Returns whether the room was created.
     fn insert_room(
         &mut self,
         room_id: RoomId,
         kind: RoomKind,
         name: String,
         members: BTreeSet<UserId>,
-    ) {
-        debug_assert!(!self.rooms.contains_key(&room_id), "a room is created once");
+    ) -> bool {
+        if self.rooms.contains_key(&room_id) {
+            return false;
+        }
         self.rooms.insert(
             room_id,
             RoomState {
@@ -272,6 +289,7 @@ impl State {
                 views: BTreeMap::new(),
             },
         );
+        true
     }
 
     fn record_message(
@@ -386,7 +404,7 @@ pub fn evolve(state: &mut State, event: &Event) {
             opened_at,
         } => {
             let members = BTreeSet::from([initiator.clone(), recipient.clone()]);
-            state.insert_room(*room_id, RoomKind::Direct, String::new(), members);
+            let _created = state.insert_room(*room_id, RoomKind::Direct, String::new(), members);
             state.count_conversation(initiator, *opened_at);
         }
         Event::GroupRoomCreated {
@@ -397,7 +415,7 @@ pub fn evolve(state: &mut State, event: &Event) {
             created_at,
         } => {
             let members = members.iter().cloned().collect();
-            state.insert_room(*room_id, RoomKind::Group, name.clone(), members);
+            let _created = state.insert_room(*room_id, RoomKind::Group, name.clone(), members);
             state.count_conversation(creator, *created_at);
         }
         Event::InterviewRoomOpened {
@@ -409,8 +427,9 @@ pub fn evolve(state: &mut State, event: &Event) {
             ..
         } => {
             let members = BTreeSet::from([client.clone(), freelancer.clone()]);
-            state.insert_room(*room_id, RoomKind::Interview, title.clone(), members);
-            state.interviews.insert(interview_id.clone(), *room_id);
+            if state.insert_room(*room_id, RoomKind::Interview, title.clone(), members) {
+                state.interviews.insert(interview_id.clone(), *room_id);
+            }
         }
         Event::ContractStarted {
             contract_id,
@@ -422,7 +441,10 @@ pub fn evolve(state: &mut State, event: &Event) {
             ..
         } => {
             if *room_created {
-                state.insert_room(*room_id, RoomKind::Contract, title.clone(), BTreeSet::new());
+                // A contract taking over a room it did not create is what `room_id` given does
+                // anyway, so a taken id simply becomes the contract's room.
+                let _created =
+                    state.insert_room(*room_id, RoomKind::Contract, title.clone(), BTreeSet::new());
             }
             if let Some(room) = state.rooms.get_mut(room_id) {
                 room.kind = RoomKind::Contract;
@@ -564,6 +586,7 @@ pub fn evolve(state: &mut State, event: &Event) {
                 debug_assert!(room.active_call.is_none(), "one active call per room");
                 room.active_call = Some((*call_id, *started_at));
             }
+            state.call_ids.insert(*call_id);
         }
         Event::CallEnded { room_id, .. } => {
             if let Some(room) = state.rooms.get_mut(room_id) {
@@ -576,6 +599,7 @@ pub fn evolve(state: &mut State, event: &Event) {
             name,
             size,
             content_type,
+            registered_at,
             ..
         } => {
             state.files.insert(
@@ -586,6 +610,7 @@ pub fn evolve(state: &mut State, event: &Event) {
                     size: *size,
                     content_type: content_type.clone(),
                     attached: false,
+                    registered_at: *registered_at,
                 },
             );
         }

@@ -514,3 +514,359 @@ fn h_c1_decide_refuses_tricked_details_in_every_checked_text() {
             .is_ok());
     }
 }
+
+// --- H-L3 and the smaller findings of the hostile review (ids, oracles) ---
+
+/// Decides `action` by `actor` with a command id the caller chose, folding it in when accepted.
+fn run_with_command_id(
+    w: &mut World,
+    actor: &str,
+    command_id: domain::CommandId,
+    action: Action,
+) -> Result<Vec<domain::Event>, domain::Rejection> {
+    let command = domain::Command {
+        command_id,
+        actor: domain::Actor::User(user(actor)),
+        client: w.client,
+        action,
+    };
+    let events = domain::decide(&w.state, &command, domain::Timestamp::from_millis(w.now))?;
+    for event in &events {
+        domain::evolve(&mut w.state, event);
+    }
+    Ok(events)
+}
+
+fn send_with_id(room: domain::RoomId, message_id: uuid::Uuid, body: &str) -> Action {
+    Action::SendMessage {
+        target: domain::MessageTarget::Room(room),
+        message_id: Some(domain::MessageId(message_id)),
+        body: body.into(),
+        reply_to: None,
+        attachments: vec![],
+    }
+}
+
+#[test]
+fn h_l3_a_file_can_be_attached_only_within_its_grace_after_registration() {
+    assert_eq!(
+        domain::limits::FILE_ATTACH_GRACE_MS,
+        24 * HOUR,
+        "the grace security.md names"
+    );
+    let mut w = World::new();
+    let room = w.group("alice", &["bob"]);
+    let fresh = w.upload("alice", 10);
+    let late = w.upload("alice", 10);
+    let just_in_time = w.upload("alice", 10);
+    let file = |id| vec![domain::AttachmentRef::File(id)];
+
+    // Within the grace a file is attached as before.
+    w.advance(HOUR);
+    w.ok("alice", send_with(room, "", file(fresh)));
+    w.advance(domain::limits::FILE_ATTACH_GRACE_MS - HOUR - 1);
+    w.ok("alice", send_with(room, "", file(just_in_time)));
+
+    // From the grace on, its bytes may be gone: refused as a file that is not there, with a
+    // message saying what to do, and nothing is recorded.
+    w.advance(1);
+    let before = w.state.clone();
+    let rejection = w
+        .run("alice", send_with(room, "here it is", file(late)))
+        .unwrap_err();
+    assert_eq!(rejection.code, ErrorCode::NotFound);
+    assert!(
+        rejection.message.contains("upload it again"),
+        "{}",
+        rejection.message
+    );
+    assert_eq!(w.state, before);
+    assert!(!w.state.files[&late].attached);
+
+    // A new upload of the same bytes starts a new grace.
+    let again = w.upload("alice", 10);
+    w.ok("alice", send_with(room, "here it is", file(again)));
+}
+
+#[test]
+fn h_l3_the_registration_time_survives_a_fold_of_the_log() {
+    let mut w = World::new();
+    let room = w.group("alice", &["bob"]);
+    let file = w.upload("alice", 10);
+    // The state folded from the log alone (as after a restart) knows the registration time.
+    let mut folded = domain::State::new(domain::Config::default());
+    for event in &w.log {
+        domain::evolve(&mut folded, event);
+    }
+    assert_eq!(folded, w.state);
+    w.state = folded;
+    w.advance(domain::limits::FILE_ATTACH_GRACE_MS);
+    let code = w.code(
+        "alice",
+        send_with(room, "", vec![domain::AttachmentRef::File(file)]),
+    );
+    assert_eq!(code, ErrorCode::NotFound);
+}
+
+#[test]
+fn h_misc_a_message_id_never_takes_a_call_id_and_a_call_never_a_message_id() {
+    let mut w = World::new();
+    let room = w.group("alice", &["bob"]);
+
+    // A client-chosen message id equal to an active call's id is refused: otherwise the
+    // timeline would find the message under the call's id and the call would never end.
+    let events = w.ok(
+        "alice",
+        Action::StartCall {
+            room_id: room,
+            media: domain::CallMedia::Audio,
+        },
+    );
+    let domain::Event::CallStarted { call_id, .. } = events[0] else {
+        panic!("a call_started event: {events:?}");
+    };
+    let code = w.code("bob", send_with_id(room, call_id.0, "mine now"));
+    assert_eq!(code, ErrorCode::DuplicateMessageId);
+    w.ok(
+        "bob",
+        Action::EndCall {
+            room_id: room,
+            call_id,
+        },
+    );
+    // Ended calls keep their ids too.
+    let code = w.code("bob", send_with_id(room, call_id.0, "mine now"));
+    assert_eq!(code, ErrorCode::DuplicateMessageId);
+
+    // The other way round: a message takes the id a command id will give its call, then the
+    // call is started with that command id; refused, and the room has no call.
+    let crafted = domain::CommandId(uuid::Uuid::from_u128(0xCA11));
+    let call_id_to_be = crafted.derive("call");
+    w.ok("bob", send_with_id(room, call_id_to_be, "squatting"));
+    let rejection = run_with_command_id(
+        &mut w,
+        "bob",
+        crafted,
+        Action::StartCall {
+            room_id: room,
+            media: domain::CallMedia::Video,
+        },
+    )
+    .unwrap_err();
+    assert_eq!(rejection.code, ErrorCode::InvalidCommand);
+    assert!(
+        rejection.message.contains("command_id"),
+        "{}",
+        rejection.message
+    );
+    assert!(w.state.rooms[&room].active_call.is_none());
+}
+
+#[test]
+fn h_misc_a_derived_message_id_already_taken_is_refused_not_overwritten() {
+    let mut w = World::new();
+    let room = w.group("alice", &["bob"]);
+    let crafted = domain::CommandId(uuid::Uuid::from_u128(0xBEEF));
+    // Bob takes the id this command id would give a message, and the id of the automatic
+    // reply it would get from an away carol.
+    w.ok(
+        "bob",
+        send_with_id(room, crafted.derive("message"), "first"),
+    );
+    let rejection =
+        run_with_command_id(&mut w, "alice", crafted, send(room, "second")).unwrap_err();
+    assert_eq!(rejection.code, ErrorCode::InvalidCommand);
+    let first = w.state.messages[&domain::MessageId(crafted.derive("message"))];
+    assert_eq!(w.state.user_id(first.author), Some(&user("bob")));
+
+    w.ok(
+        "alice",
+        Action::AddMember {
+            room_id: room,
+            user_id: user("carol"),
+        },
+    );
+    w.ok(
+        "carol",
+        Action::SetOutOfOffice {
+            message: "Away".into(),
+            from: domain::Timestamp::from_millis(w.now),
+            until: domain::Timestamp::from_millis(w.now + HOUR),
+        },
+    );
+    let other = domain::CommandId(uuid::Uuid::from_u128(0xF00D));
+    // In a room of his own: here carol's automatic reply would answer him first.
+    let elsewhere = w.group("bob", &["dave"]);
+    w.ok(
+        "bob",
+        send_with_id(elsewhere, other.derive("auto-reply\ncarol"), "squat"),
+    );
+    let rejection = run_with_command_id(&mut w, "alice", other, send(room, "hi")).unwrap_err();
+    assert_eq!(rejection.code, ErrorCode::InvalidCommand);
+}
+
+#[test]
+fn h_misc_a_refused_send_reveals_nothing_of_message_ids_in_other_rooms() {
+    let mut w = World::new();
+    let private = w.group("alice", &["bob"]);
+    let secret = w.say("alice", private, "in a room carol is not in");
+    let own = w.group("carol", &["dave"]);
+    let unknown_file = domain::FileId(uuid::Uuid::from_u128(0xDEAD));
+    let fresh = domain::MessageId(uuid::Uuid::from_u128(0x1234_5678));
+
+    // Every refusal a probe can provoke without sending a message answers the same whether the
+    // message id exists (in a room carol cannot see) or not.
+    type Probe = Box<dyn Fn(domain::MessageId) -> Action>;
+    let probes: Vec<(&str, Probe)> = vec![
+        (
+            "an unknown file",
+            Box::new(move |id| Action::SendMessage {
+                target: domain::MessageTarget::Room(own),
+                message_id: Some(id),
+                body: "probe".into(),
+                reply_to: None,
+                attachments: vec![domain::AttachmentRef::File(unknown_file)],
+            }),
+        ),
+        (
+            "an unknown reply_to",
+            Box::new(move |id| Action::SendMessage {
+                target: domain::MessageTarget::Room(own),
+                message_id: Some(id),
+                body: "probe".into(),
+                reply_to: Some(domain::MessageId(uuid::Uuid::from_u128(0xDEAD))),
+                attachments: vec![],
+            }),
+        ),
+        (
+            "contact details",
+            Box::new(move |id| Action::SendMessage {
+                target: domain::MessageTarget::Room(own),
+                message_id: Some(id),
+                body: "mail me at carol@example.com".into(),
+                reply_to: None,
+                attachments: vec![],
+            }),
+        ),
+        (
+            "an empty message",
+            Box::new(move |id| Action::SendMessage {
+                target: domain::MessageTarget::Room(own),
+                message_id: Some(id),
+                body: " ".into(),
+                reply_to: None,
+                attachments: vec![],
+            }),
+        ),
+        (
+            "a room carol is not in",
+            Box::new(move |id| Action::SendMessage {
+                target: domain::MessageTarget::Room(private),
+                message_id: Some(id),
+                body: "probe".into(),
+                reply_to: None,
+                attachments: vec![],
+            }),
+        ),
+    ];
+    for (what, probe) in probes {
+        let existing = w.run("carol", probe(secret)).unwrap_err();
+        let absent = w.run("carol", probe(fresh)).unwrap_err();
+        assert_eq!(
+            (existing.code, &existing.message),
+            (absent.code, &absent.message),
+            "{what}"
+        );
+        assert_ne!(existing.code, ErrorCode::DuplicateMessageId, "{what}");
+    }
+    // Only a message that would be sent learns that the id is taken (and R-M7 ids are UUIDs
+    // their clients draw at random).
+    assert_eq!(
+        w.code("carol", send_with_id(own, secret.0, "probe")),
+        ErrorCode::DuplicateMessageId
+    );
+}
+
+#[test]
+fn h_misc_room_ids_of_different_kinds_never_collide() {
+    // The namespaces of interview and contract rooms (ids.rs); as command ids they once made
+    // `room.create` give the room of interview "room" or contract "room".
+    let interview_namespace = uuid::Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d2e3_b4c5_0002);
+    let contract_namespace = uuid::Uuid::from_u128(0x6c1f_3e2a_9b4d_4c8e_a1f0_d2e3_b4c5_0003);
+    let mut w = World::new();
+    let create = || Action::CreateRoom {
+        name: "Crafted".into(),
+        members: vec![user("bob")],
+    };
+    let mut groups = Vec::new();
+    for namespace in [interview_namespace, contract_namespace] {
+        let events =
+            run_with_command_id(&mut w, "dave", domain::CommandId(namespace), create()).unwrap();
+        groups.push(events[0].room_id().unwrap());
+    }
+    let interview = w.interview("room");
+    let contract = w.contract("room");
+    assert!(!groups.contains(&interview) && !groups.contains(&contract));
+    // Each room is what its creation made it: the groups are dave's, untouched.
+    for group in &groups {
+        assert_eq!(w.state.rooms[group].kind, domain::RoomKind::Group);
+        assert!(w.state.rooms[group].members.contains(&user("dave")));
+    }
+    assert_eq!(w.state.rooms[&interview].kind, domain::RoomKind::Interview);
+    assert_eq!(w.state.rooms[&contract].kind, domain::RoomKind::Contract);
+}
+
+#[test]
+fn h_misc_a_creation_whose_room_id_exists_is_refused_and_never_replaces_the_room() {
+    // A log written before the namespaces differed can hold a group room with the id of
+    // interview "room" (made with the interview namespace as command id): fold one in.
+    let mut w = World::new();
+    let taken = domain::RoomId::for_interview(&domain::InterviewId::parse("room").unwrap());
+    let contract_taken = domain::RoomId::for_contract(&domain::ContractId::parse("room").unwrap());
+    for room_id in [taken, contract_taken] {
+        domain::evolve(
+            &mut w.state,
+            &domain::Event::GroupRoomCreated {
+                room_id,
+                name: "Crafted".into(),
+                creator: user("dave"),
+                members: vec![user("dave"), user("bob")],
+                created_at: domain::Timestamp::from_millis(w.now),
+            },
+        );
+    }
+
+    // The hiring and contracts services are refused with a clear reason, not given dave's room.
+    let before = w.state.clone();
+    let code = w.service_code(Action::OpenInterview {
+        interview_id: domain::InterviewId::parse("room").unwrap(),
+        title: "Interview".into(),
+        client: user("alice"),
+        freelancer: user("bob"),
+    });
+    assert_eq!(code, ErrorCode::InvalidCommand);
+    let code = w.service_code(Action::StartContract {
+        contract_id: domain::ContractId::parse("room").unwrap(),
+        title: "Contract".into(),
+        client: user("alice"),
+        freelancer: user("bob"),
+        room_id: None,
+    });
+    assert_eq!(code, ErrorCode::InvalidCommand);
+    assert_eq!(w.state, before);
+
+    // And an event creating an existing room (only an old log holds one) keeps the first room.
+    domain::evolve(
+        &mut w.state,
+        &domain::Event::InterviewRoomOpened {
+            room_id: taken,
+            interview_id: domain::InterviewId::parse("room").unwrap(),
+            title: "Interview".into(),
+            client: user("alice"),
+            freelancer: user("bob"),
+            opened_at: domain::Timestamp::from_millis(w.now),
+        },
+    );
+    assert_eq!(w.state.rooms[&taken], before.rooms[&taken]);
+    assert!(w.state.interviews.is_empty());
+}

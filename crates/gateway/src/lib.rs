@@ -395,6 +395,14 @@ impl Gateway {
             disk_reserve,
         });
         tokio::spawn(sweep_rate_limits(state.clone()));
+        if config.unattached_upload_grace < unattached::UNATTACHED_UPLOAD_GRACE_DEFAULT {
+            // The operator's choice (a disk short of space), but one with a cost users see.
+            tracing::warn!(
+                grace = ?config.unattached_upload_grace,
+                "unattached uploads are deleted before the writer stops accepting them as \
+                 attachments: a file attached late downloads as 404"
+            );
+        }
         tokio::spawn(unattached::run(
             state.clone(),
             config.unattached_upload_grace,

@@ -20,8 +20,21 @@ use domain::{Attachment, Event};
 
 use crate::state::SharedState;
 
-/// How long an upload may stay unattached before its bytes are deleted (H-L3).
-pub const UNATTACHED_UPLOAD_GRACE_DEFAULT: Duration = Duration::from_secs(24 * 60 * 60);
+/// Time the bytes of an unattached upload are kept beyond the domain's grace
+/// (`domain::limits::FILE_ATTACH_GRACE_MS`, counted from the file's registration by the writer's
+/// clock): the gateway counts from the upload (a little earlier), its clock may differ from the
+/// writer's, and an attachment the writer accepted at the last moment reaches this task's log
+/// follower a little later. Within this margin the writer stops accepting the file before its
+/// bytes can go.
+pub const UNATTACHED_UPLOAD_GRACE_MARGIN: Duration = Duration::from_secs(10 * 60);
+
+/// How long an upload may stay unattached before its bytes are deleted (H-L3): the domain's
+/// grace for attaching a file plus [`UNATTACHED_UPLOAD_GRACE_MARGIN`]. A shorter grace (the
+/// `--unattached-upload-grace-seconds` flag) deletes bytes of files the writer would still let
+/// be attached (security.md, Decisions).
+pub const UNATTACHED_UPLOAD_GRACE_DEFAULT: Duration =
+    Duration::from_millis(domain::limits::FILE_ATTACH_GRACE_MS.unsigned_abs())
+        .saturating_add(UNATTACHED_UPLOAD_GRACE_MARGIN);
 
 /// How often unattached uploads past their grace are looked for: an upload outlives its grace
 /// by at most this much. A collection lists the records of unattached uploads only.

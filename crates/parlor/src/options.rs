@@ -306,8 +306,11 @@ pub struct LimitOptions {
     /// into them are refused (default 1 GiB).
     #[arg(long, env = "PARLOR_DISK_RESERVE_BYTES", default_value_t = gateway::limits::DISK_RESERVE_BYTES_DEFAULT)]
     pub disk_reserve_bytes: u64,
-    /// Seconds an upload may stay unattached to any message before its bytes are deleted.
-    #[arg(long, env = "PARLOR_UNATTACHED_UPLOAD_GRACE_SECONDS", default_value_t = 24 * 60 * 60, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds an upload may stay unattached to any message before its bytes are deleted
+    /// (default: the 24 h in which the writer lets a file be attached, plus 10 minutes). Shorter
+    /// deletes the bytes of files that can still be attached: their messages then carry a file
+    /// that downloads as 404.
+    #[arg(long, env = "PARLOR_UNATTACHED_UPLOAD_GRACE_SECONDS", default_value_t = gateway::unattached::UNATTACHED_UPLOAD_GRACE_DEFAULT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub unattached_upload_grace_seconds: u64,
     /// Milliseconds a client has to send a request's headers before its connection is closed.
     #[arg(long, env = "PARLOR_HTTP_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]

@@ -15,6 +15,12 @@ use tracing::{info, warn};
 pub const SNAPSHOT_FILE: &str = "writer-state.snapshot";
 /// A snapshot larger than this is not read (it would not fit the memory budget anyway).
 pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+/// The first bytes of a snapshot's bincode (after the codec's format byte): the layout of the
+/// state it holds. A snapshot without them (the first layout began with its position) or with
+/// another layout is ignored and the whole log folded, never decoded into the wrong fields:
+/// bincode is not self-describing, so a state with a field added (H-L3's file registration time,
+/// the call ids) would otherwise read an old snapshot's bytes shifted.
+const SNAPSHOT_LAYOUT: [u8; 8] = *b"pstate02";
 /// Events read from the log per step while folding.
 const FOLD_PAGE_EVENTS_MAX: usize = 10_000;
 
@@ -40,6 +46,7 @@ pub enum SnapshotError {
 /// The snapshot as read. Field for field the same layout as [`SnapshotToWrite`].
 #[derive(Deserialize)]
 struct SnapshotFile {
+    layout: [u8; 8],
     position: u64,
     hash: [u8; 32],
     state: State,
@@ -48,6 +55,7 @@ struct SnapshotFile {
 /// The snapshot as written, borrowing the state so it is not copied.
 #[derive(Serialize)]
 struct SnapshotToWrite<'a> {
+    layout: [u8; 8],
     position: u64,
     hash: [u8; 32],
     state: &'a State,
@@ -98,6 +106,11 @@ fn read_snapshot(log: &EventLog, data_dir: &Path) -> Option<(State, u64)> {
         return None;
     }
     let bytes = fs::read(&path).ok()?;
+    // The codec's format byte, then the layout: checked before anything is decoded.
+    if bytes.get(1..1 + SNAPSHOT_LAYOUT.len()) != Some(&SNAPSHOT_LAYOUT[..]) {
+        warn!("snapshot of an earlier layout; folding the whole log");
+        return None;
+    }
     let snapshot: SnapshotFile = match protocol::codec::decode(&bytes, SNAPSHOT_BYTES_MAX) {
         Ok(snapshot) => snapshot,
         Err(codec_error) => {
@@ -105,6 +118,7 @@ fn read_snapshot(log: &EventLog, data_dir: &Path) -> Option<(State, u64)> {
             return None;
         }
     };
+    debug_assert_eq!(snapshot.layout, SNAPSHOT_LAYOUT);
     let matches = snapshot.position <= log.head().position
         && match log.read_from(snapshot.position, 1, usize::MAX) {
             Ok(records) => records
@@ -130,6 +144,7 @@ pub fn save(data_dir: &Path, head: Head, state: &State) -> Result<(), SnapshotEr
         return Ok(());
     }
     let snapshot = SnapshotToWrite {
+        layout: SNAPSHOT_LAYOUT,
         position: head.position,
         hash: head.hash.0,
         state,

@@ -184,10 +184,17 @@ async fn a_snapshot_that_does_not_match_the_log_is_ignored_and_the_whole_log_fol
     let ahead = std::fs::read(first.join(SNAPSHOT_FILE)).unwrap();
 
     let whole = state_folded_whole(&second);
+    // This history's own snapshot in the first layout, which began with the position: its
+    // position and hash match the log, only the layout tells it apart (the state it holds is
+    // laid out differently, so it must not be decoded).
+    let own = std::fs::read(second.join(SNAPSHOT_FILE)).unwrap();
+    let mut earlier_layout = own[..1].to_vec();
+    earlier_layout.extend_from_slice(&own[9..]);
     for (what, bytes) in [
         ("another history", foreign),
         ("ahead of the head", ahead),
         ("garbage", b"not a snapshot".to_vec()),
+        ("an earlier layout", earlier_layout),
     ] {
         std::fs::write(second.join(SNAPSHOT_FILE), bytes).unwrap();
         let (loaded, from) = state_on_disk(&second);

@@ -23,9 +23,17 @@ pub(super) fn start_call(
             "the room has an active call",
         ));
     }
+    let call_id = CallId(command.command_id.derive("call"));
+    // Calls and messages share the timeline's lookup by id: a client-chosen message id may have
+    // taken the id this command id gives its call.
+    if ctx.state.message_or_call_id_taken(&call_id.0) {
+        return Err(Rejection::invalid(
+            "command_id: the call id it gives is taken; send with a new command id",
+        ));
+    }
     Ok(vec![Event::CallStarted {
         room_id: *room_id,
-        call_id: CallId(command.command_id.derive("call")),
+        call_id,
         media: *media,
         started_by: actor.clone(),
         started_at: now,

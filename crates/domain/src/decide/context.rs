@@ -152,6 +152,23 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
+    /// A room this command would create must not exist: a creation never replaces a room.
+    /// Ids of different kinds come from different namespaces, so this refuses only what a log
+    /// written before they did can hold (a group room made with a namespace as its command id);
+    /// `field` names the input the id derives from.
+    pub(super) fn check_room_id_free(
+        &self,
+        room_id: &RoomId,
+        field: &str,
+    ) -> Result<(), Rejection> {
+        if self.state.rooms.contains_key(room_id) {
+            return Err(Rejection::invalid(format!(
+                "{field}: the room id it gives is taken by another room"
+            )));
+        }
+        Ok(())
+    }
+
     /// R-S3, R-M6: some actions only the desktop and mobile web clients can do.
     pub(super) fn require_full_client(&self, what: &str) -> Result<(), Rejection> {
         if self.command.client.supports_archive_and_file_deletion() {

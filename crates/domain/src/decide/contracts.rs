@@ -46,7 +46,11 @@ pub(super) fn start_contract(
         }]);
     }
     let (room_id, room_created) = match room_id {
-        None => (RoomId::for_contract(contract_id), true),
+        None => {
+            let room_id = RoomId::for_contract(contract_id);
+            ctx.check_room_id_free(&room_id, "contract_id")?;
+            (room_id, true)
+        }
         Some(id) => {
             let room = state
                 .rooms

@@ -7,8 +7,8 @@ use crate::command::{AttachmentRef, MessageTarget, ReportReason};
 use crate::event::{Attachment, Event};
 use crate::ids::{MessageId, ReportId, RoomId, UserId};
 use crate::limits::{
-    ATTACHMENTS_MAX, BODY_CHARS_MAX, EDIT_WINDOW_MS, FILE_BYTES_MAX, REPORT_DETAILS_CHARS_MAX,
-    URL_BYTES_MAX,
+    ATTACHMENTS_MAX, BODY_CHARS_MAX, EDIT_WINDOW_MS, FILE_ATTACH_GRACE_MS, FILE_BYTES_MAX,
+    REPORT_DETAILS_CHARS_MAX, URL_BYTES_MAX,
 };
 use crate::rejection::{ErrorCode, Rejection};
 
@@ -60,16 +60,6 @@ pub(super) fn send_message(
             "a message needs a body or an attachment",
         ));
     }
-    let message_id = match message_id {
-        Some(id) if state.messages.contains_key(&id) => {
-            return Err(Rejection::new(
-                ErrorCode::DuplicateMessageId,
-                "message_id: a message with this id exists",
-            ))
-        }
-        Some(id) => id,
-        None => MessageId(ctx.command.command_id.derive("message")),
-    };
     if let Some(original) = reply_to {
         ctx.message_in_room(&room_id, &original).map_err(|_| {
             Rejection::new(
@@ -90,9 +80,25 @@ pub(super) fn send_message(
         }
     }
 
+    if opens_direct_with.is_some() {
+        ctx.check_daily_limit(actor)?;
+    }
+    // Last of all: whether a message id exists is answered only to a command that would
+    // otherwise be accepted, so a probe with a bogus file, room or body learns nothing of
+    // messages in rooms the caller cannot see (security.md, the existence oracle).
+    let message_id = match message_id {
+        Some(id) if state.message_or_call_id_taken(&id.0) => {
+            return Err(Rejection::new(
+                ErrorCode::DuplicateMessageId,
+                "message_id: a message with this id exists",
+            ))
+        }
+        Some(id) => id,
+        None => MessageId(derived_id_free(ctx, "message")?),
+    };
+
     let mut events = Vec::with_capacity(2);
     if let Some(to) = opens_direct_with {
-        ctx.check_daily_limit(actor)?;
         events.push(Event::DirectRoomOpened {
             room_id,
             initiator: actor.clone(),
@@ -120,13 +126,16 @@ pub(super) fn send_message(
             continue;
         };
         if away.is_active(ctx.now) && !away.answered_rooms.contains(&room_id) {
+            let reply_id = derived_id_free(ctx, &format!("auto-reply\n{member}"))?;
+            if reply_id == message_id.0 {
+                return Err(Rejection::new(
+                    ErrorCode::DuplicateMessageId,
+                    "message_id: the id of an automatic reply to this message",
+                ));
+            }
             events.push(Event::AutoReplySent {
                 room_id,
-                message_id: MessageId(
-                    ctx.command
-                        .command_id
-                        .derive(&format!("auto-reply\n{member}")),
-                ),
+                message_id: MessageId(reply_id),
                 author: member.clone(),
                 body: away.message.clone(),
                 in_reply_to: message_id,
@@ -137,7 +146,21 @@ pub(super) fn send_message(
     Ok(events)
 }
 
-/// Turns attachment references into recorded attachments (R-F1).
+/// The id this command derives for `purpose`, unless a message or call has it already: a client
+/// may have chosen it as a `message_id` (ids a command derives are computable by anyone who
+/// knows the command id), and two entries of one id would overwrite each other.
+fn derived_id_free(ctx: &Context<'_>, purpose: &str) -> Result<uuid::Uuid, Rejection> {
+    let id = ctx.command.command_id.derive(purpose);
+    if ctx.state.message_or_call_id_taken(&id) {
+        return Err(Rejection::invalid(
+            "command_id: a message id it gives is taken; send with a new command id",
+        ));
+    }
+    Ok(id)
+}
+
+/// Turns attachment references into recorded attachments (R-F1); a file only within its grace
+/// after registration (H-L3).
 fn resolve_attachments(
     ctx: &Context<'_>,
     actor: &UserId,
@@ -160,6 +183,18 @@ fn resolve_attachments(
                             "attachments: no such file of yours that is not attached yet",
                         )
                     })?;
+                // H-L3: past the grace the gateway may have deleted the bytes; a message must not
+                // carry a file nobody can download. Refused as a file that is not there.
+                if ctx.now.millis_since(file.registered_at) >= FILE_ATTACH_GRACE_MS {
+                    return Err(Rejection::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "attachments: file {file_id} was uploaded more than {} hours ago \
+                             and can no longer be attached; upload it again",
+                            FILE_ATTACH_GRACE_MS / crate::time::HOUR_MS
+                        ),
+                    ));
+                }
                 if file.size > FILE_BYTES_MAX {
                     return Err(Rejection::new(
                         ErrorCode::FileTooLarge,

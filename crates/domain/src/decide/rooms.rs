@@ -42,8 +42,10 @@ pub(super) fn create_room(
         ));
     }
     ctx.check_daily_limit(actor)?;
+    let room_id = RoomId::for_group(&command.command_id);
+    ctx.check_room_id_free(&room_id, "command_id")?;
     Ok(vec![Event::GroupRoomCreated {
-        room_id: RoomId(command.command_id.derive("room")),
+        room_id,
         name,
         creator: actor.clone(),
         members: all,
@@ -69,8 +71,10 @@ pub(super) fn open_interview(
     if state.interviews.contains_key(interview_id) {
         return Ok(vec![]); // Opening an interview again is a no-op: its room exists.
     }
+    let room_id = RoomId::for_interview(interview_id);
+    ctx.check_room_id_free(&room_id, "interview_id")?;
     Ok(vec![Event::InterviewRoomOpened {
-        room_id: RoomId::for_interview(interview_id),
+        room_id,
         interview_id: interview_id.clone(),
         title,
         client: client.clone(),
