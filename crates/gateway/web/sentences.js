@@ -17,6 +17,7 @@ const SENTENCES = {
   delete_window_expired: "Messages can be deleted for one hour after sending.",
   already_deleted: "This message was already deleted.",
   duplicate_message_id: "This message was already sent.",
+  duplicate_command_id: "That request was already used for something else. Please try again.",
   cannot_add_to_direct: "People cannot be added to a direct conversation. Start a group instead.",
   cannot_hide_kind: "Only direct conversations and interviews can be hidden.",
   cannot_archive_kind: "Only group and contract rooms can be archived.",
