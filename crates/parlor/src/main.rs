@@ -20,12 +20,6 @@ use options::{Cli, Command, CommonOptions};
 use tracing::{error, info};
 use writer::{Writer, WriterConfig};
 
-/// mimalloc instead of the system allocator: the write and read paths allocate many small,
-/// short-lived blocks on several threads, where glibc's malloc showed as about a fifth of the
-/// samples of `parlor up` (docs/speed-work.md, "The allocator").
-#[global_allocator]
-static GLOBAL_ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // Before any thread or file exists: everything this process creates is owner-only.
     private_files::restrict_new_files();
