@@ -11,6 +11,8 @@
 //! The event log stores these bytes without looking at them, so its format, `audit verify`,
 //! `log.read` and the hash chain (which covers records, not replies) are unchanged.
 
+use std::fmt::{self, Write as _};
+
 use domain::Command;
 use sha2::{Digest, Sha256};
 
@@ -40,11 +42,23 @@ impl Owner {
         hasher.update([FIELD_SEPARATOR]);
         hasher.update(command.action.type_name().as_bytes());
         hasher.update([FIELD_SEPARATOR]);
-        hasher.update(command.actor.to_string().as_bytes());
+        // The actor's text as `Display` writes it, streamed into the hash: no `String` per
+        // command on the commit path. Writing into a hasher cannot fail.
+        let _ = write!(HashText(&mut hasher), "{}", command.actor);
         let digest = hasher.finalize();
         let mut fingerprint = [0; OWNER_FINGERPRINT_BYTES];
         fingerprint.copy_from_slice(&digest[..OWNER_FINGERPRINT_BYTES]);
         Owner(fingerprint)
+    }
+}
+
+/// Feeds formatted text straight into a sha256.
+struct HashText<'a>(&'a mut Sha256);
+
+impl fmt::Write for HashText<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.0.update(text.as_bytes());
+        Ok(())
     }
 }
 
@@ -147,5 +161,20 @@ mod tests {
             user_id: UserId::parse("bob").expect("user"),
         };
         assert_ne!(alice_blocks_bob, Owner::of(&command("alice", unblock)));
+    }
+
+    #[test]
+    fn the_fingerprint_is_sha256_of_the_label_type_and_actor_text_as_stored_owners_were() {
+        // Owners already stored in data directories were hashed from this exact text; the
+        // fingerprint must never change (a resend would then be refused as another owner's).
+        for actor in ["alice", "service:identity"] {
+            let mut text = b"parlor.command-owner.v1\0user.block\0".to_vec();
+            text.extend_from_slice(actor.as_bytes());
+            let digest = Sha256::digest(&text);
+            let expected: [u8; OWNER_FINGERPRINT_BYTES] = digest[..OWNER_FINGERPRINT_BYTES]
+                .try_into()
+                .expect("16 bytes");
+            assert_eq!(Owner::of(&command(actor, block("bob"))), Owner(expected));
+        }
     }
 }
