@@ -174,16 +174,6 @@ impl<Q> QueryRequest<Q> {
             .ok_or_else(|| InvalidQuery::new("caller: missing"))?;
         UserId::parse(caller).map_err(|error| InvalidQuery(format!("caller: {error}")))
     }
-
-    /// The same envelope around another operation.
-    pub fn with_op<R>(self, op: R) -> QueryRequest<R> {
-        QueryRequest {
-            caller: self.caller,
-            moderator: self.moderator,
-            min_position: self.min_position,
-            op,
-        }
-    }
 }
 
 /// What a projector may be asked: `status` (any model, answered by the runtime) or one of the
