@@ -9,6 +9,7 @@ mod options;
 mod parts;
 mod private_files;
 mod replay;
+mod schema_files;
 
 use std::process::ExitCode;
 
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(usage) => usage.exit(),
         },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
+        Command::Schema { name, write } => schema_files::run(name.as_deref(), write.as_deref()),
         Command::Migrate { data_dir } => {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }
