@@ -62,19 +62,32 @@ pub(crate) fn begin() {
 /// The document's own parts: title, version, the bearer scheme as the default, the error body.
 pub(crate) fn finish(api: TransformOpenApi<'_>) -> TransformOpenApi<'_> {
     let error = in_context(|context| {
-        let error = protocol::schema::error_object(&mut context.schema);
-        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|code| code.as_str()).collect();
-        codes.extend(GATEWAY_ERROR_CODES);
+        let mut error = protocol::schema::error_object(&mut context.schema);
+        // The writer's codes keep their descriptions (`ErrorCode`); the gateway's own are added
+        // beside them. `allOf` with the writer's closed list would refuse every gateway code.
+        let writer_codes = error["properties"]["code"].take();
+        let gateway_codes: Vec<&str> = GATEWAY_ERROR_CODES
+            .into_iter()
+            .filter(|code| ErrorCode::ALL.iter().all(|known| known.as_str() != *code))
+            .collect();
+        error["properties"]["code"] = json!({
+            "description": "What went wrong, for programs (docs/api.md, Errors).",
+            "anyOf": [
+                writer_codes,
+                {
+                    "type": "string",
+                    "enum": gateway_codes,
+                    "description": "The gateway's own codes (docs/api.md, Errors)."
+                }
+            ]
+        });
         json!({
             "type": "object",
             "description": "Every error body. On `POST /v1/commands/…` it also carries \
                             `\"ok\": false` (the shape of a §1 rejection).",
             "properties": {
                 "ok": { "const": false },
-                "error": {
-                    "allOf": [error],
-                    "properties": { "code": { "type": "string", "enum": codes } }
-                }
+                "error": error
             },
             "required": ["error"]
         })

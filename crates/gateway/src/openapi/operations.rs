@@ -38,8 +38,11 @@ impl Answer {
             content: vec![("application/json", reference(ERROR_SCHEMA))],
             headers: Vec::new(),
         };
+        // `rate_limited` always carries `Retry-After`; the other codes of the same status
+        // (`quota_exceeded`, `daily_conversation_limit`) do not.
         if codes.iter().any(|(code, _)| *code == "rate_limited") {
-            answer.headers.push(("Retry-After", retry_after()));
+            let always = codes.iter().all(|(code, _)| *code == "rate_limited");
+            answer.headers.push(("Retry-After", retry_after(always)));
         }
         answer
     }
@@ -50,11 +53,11 @@ fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
 
-/// `Retry-After`, in whole seconds.
-fn retry_after() -> Value {
+/// `Retry-After`, in whole seconds; `required` when every code of the status carries it.
+fn retry_after(required: bool) -> Value {
     json!({
-        "description": "Seconds to wait before trying again.",
-        "required": true,
+        "description": "Seconds to wait before trying again (with `rate_limited`).",
+        "required": required,
         "schema": { "type": "integer", "minimum": 1 }
     })
 }
@@ -374,6 +377,13 @@ pub(crate) fn search(operation: TransformOperation<'_>) -> TransformOperation<'_
         "Matching rooms and messages.",
     )];
     answers.extend(read_errors(false));
+    answers.push(Answer::error(
+        404,
+        &[(
+            "not_found",
+            "`room_id` names no room of the caller (one that does not exist: the same answer)",
+        )],
+    ));
     answer(parameters(operation, list), answers)
 }
 
@@ -643,6 +653,29 @@ pub(crate) fn preview(operation: TransformOperation<'_>) -> TransformOperation<'
     )
 }
 
+/// One server-sent event named `event` whose `data` is JSON of `schema`, as a JSON Schema of
+/// the event (`{"event", "data", "id"}`, the form OpenAPI 3.2 gives `itemSchema`).
+fn sse_event(event: &str, schema: Value) -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "event": { "const": event },
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": schema
+            },
+            "id": {
+                "type": "string",
+                "pattern": "^[0-9]+$",
+                "description": "The log position of the latest change the event shows (when \
+                                several share one, only the last carries it)."
+            }
+        },
+        "required": ["event", "data"]
+    })
+}
+
 /// `GET /v1/events`.
 pub(crate) fn events(operation: TransformOperation<'_>) -> TransformOperation<'_> {
     let room = schema::<views::Room>();
@@ -656,7 +689,8 @@ pub(crate) fn events(operation: TransformOperation<'_>) -> TransformOperation<'_
             "Events `room` (data: Room), `message` (data: Message), `message_deleted` (data: \
              the Message's tombstone) and `room_removed` (data: `{\"room_id\"}`); each `id` is \
              the log position of the latest change it shows. A comment line every 15 s keeps \
-             an idle stream open. The data schemas are in `x-sse-events`.",
+             an idle stream open. The response's schema describes one event (`event`, `data` \
+             as JSON text with its `contentSchema`, `id`), as OpenAPI 3.2's `itemSchema` does.",
         );
     let list = vec![header(
         "Last-Event-ID",
@@ -665,15 +699,16 @@ pub(crate) fn events(operation: TransformOperation<'_>) -> TransformOperation<'_
         false,
         json!({ "type": "string", "pattern": "^[0-9]+$" }),
     )];
+    let event = json!({ "oneOf": [
+        sse_event("room", room),
+        sse_event("message", message.clone()),
+        sse_event("message_deleted", message),
+        sse_event("room_removed", removed),
+    ] });
     let mut answers = vec![Answer {
         status: 200,
-        description: "The stream.".into(),
-        content: vec![(
-            "text/event-stream",
-            json!({ "type": "string", "x-sse-events": {
-                "room": room, "message": message, "message_deleted": message,
-                "room_removed": removed } }),
-        )],
+        description: "The stream, one event at a time.".into(),
+        content: vec![("text/event-stream", event)],
         headers: Vec::new(),
     }];
     answers.extend(common_errors());

@@ -213,3 +213,270 @@ async fn every_operation_is_served_and_the_document_and_viewer_are_too() {
     }
     gateway.stop().await;
 }
+
+/// The words between backticks in `text`.
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// The section of docs/api.md under `heading` (`## Reads`), up to the next `## `.
+fn section<'a>(text: &'a str, heading: &str) -> &'a str {
+    text.split(&format!("\n{heading}\n"))
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap_or_else(|| panic!("docs/api.md has no {heading}"))
+}
+
+/// The operation at `method` `path`.
+fn operation<'a>(document: &'a Value, method: &str, path: &str) -> &'a Value {
+    let operation = &document["paths"][path][method.to_ascii_lowercase()];
+    assert!(operation.is_object(), "no operation {method} {path}");
+    operation
+}
+
+/// Follows a `$ref` into `components/schemas`.
+fn resolved<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(target) => {
+            let name = target.trim_start_matches("#/components/schemas/");
+            &document["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+/// Every string a schema allows as a `const` or `enum` value, through `$ref`s and `oneOf`s.
+fn allowed_values(document: &Value, schema: &Value, into: &mut BTreeSet<String>) {
+    let schema = resolved(document, schema);
+    if let Some(value) = schema["const"].as_str() {
+        into.insert(value.to_owned());
+    }
+    for value in schema["enum"].as_array().into_iter().flatten() {
+        if let Some(value) = value.as_str() {
+            into.insert(value.to_owned());
+        }
+    }
+    for key in ["oneOf", "anyOf", "allOf"] {
+        for part in schema[key].as_array().into_iter().flatten() {
+            allowed_values(document, part, into);
+        }
+    }
+}
+
+/// The parameters of an operation (`in`, `name`) and every value their schemas enumerate.
+fn parameters_of(
+    document: &Value,
+    operation: &Value,
+) -> (BTreeSet<(String, String)>, BTreeSet<String>) {
+    let mut names = BTreeSet::new();
+    let mut values = BTreeSet::new();
+    for parameter in operation["parameters"].as_array().into_iter().flatten() {
+        names.insert((
+            parameter["in"].as_str().unwrap_or_default().to_owned(),
+            parameter["name"].as_str().unwrap_or_default().to_owned(),
+        ));
+        allowed_values(document, &parameter["schema"], &mut values);
+    }
+    (names, values)
+}
+
+/// Whether a backticked word is an error code (`not_found`; not `ok`, nor a header's name).
+fn is_code(word: &str) -> bool {
+    !word.is_empty() && word.chars().all(|c| c.is_ascii_lowercase() || c == '_') && word != "ok"
+}
+
+/// Whether the operation answers `status` with a response whose description names `code`.
+fn answers_code(operation: &Value, status: u16, code: &str) -> bool {
+    operation["responses"][status.to_string()]["description"]
+        .as_str()
+        .is_some_and(|description| description.contains(&format!("`{code}`")))
+}
+
+/// Every read of docs/api.md's Reads table takes the parameters its row names (each value a
+/// parameter allows, like `view`'s `inbox`, among that parameter's values), its path
+/// parameters, and `min_position`; its 200 carries `Parlor-Position`.
+#[test]
+fn every_parameter_of_api_md_is_in_its_operation() {
+    let document = gateway::openapi::document();
+    let api_md = api_md();
+    let reads = section(&api_md, "## Reads");
+    let mut rows = 0;
+    for line in reads.lines().filter(|line| line.starts_with("| `GET ")) {
+        let cells: Vec<&str> = line.split('|').collect();
+        let endpoint = backticked(cells[1])[0];
+        let (method, path) = endpoint.split_once(' ').expect("METHOD /path");
+        let operation = operation(&document, method, path);
+        let (names, values) = parameters_of(&document, operation);
+        let named = |location: &str, name: &str| names.contains(&(location.into(), name.into()));
+        for word in backticked(cells[2]) {
+            assert!(
+                named("query", word) || values.contains(word),
+                "{endpoint}: `{word}` of docs/api.md is not among {names:?} nor their values"
+            );
+        }
+        for piece in path.split('{').skip(1) {
+            let name = piece.split('}').next().unwrap_or_default();
+            assert!(named("path", name), "{endpoint}: path parameter {name}");
+        }
+        assert!(named("query", "min_position"), "{endpoint}: min_position");
+        assert!(
+            operation["responses"]["200"]["headers"]["Parlor-Position"].is_object(),
+            "{endpoint}: Parlor-Position"
+        );
+        rows += 1;
+    }
+    assert_eq!(rows, 6, "the Reads table's rows");
+
+    // The other endpoints' parameters and headers, as the sections of docs/api.md name them.
+    let mut expected: Vec<(&str, String, &str, &str)> = vec![
+        ("GET", "/v1/files/{file_id}".into(), "path", "file_id"),
+        ("GET", "/v1/files/{file_id}".into(), "query", "min_position"),
+        (
+            "GET",
+            "/v1/files/{file_id}/preview".into(),
+            "path",
+            "file_id",
+        ),
+        (
+            "GET",
+            "/v1/files/{file_id}/preview".into(),
+            "query",
+            "min_position",
+        ),
+        ("POST", "/v1/files".into(), "header", "X-File-Name"),
+        ("GET", "/v1/events".into(), "header", "Last-Event-ID"),
+    ];
+    for command_type in COMMAND_TYPES {
+        for header in ["Idempotency-Key", "X-Client", "X-Correlation-Id"] {
+            expected.push((
+                "POST",
+                format!("/v1/commands/{command_type}"),
+                "header",
+                header,
+            ));
+        }
+    }
+    for (method, path, location, name) in expected {
+        assert!(
+            api_md.contains(name),
+            "{name} is not in docs/api.md any more: update this test"
+        );
+        let (names, _) = parameters_of(&document, operation(&document, method, &path));
+        assert!(
+            names.contains(&(location.to_owned(), name.to_owned())),
+            "{method} {path}: {location} parameter {name}"
+        );
+    }
+    // The response headers.
+    for command_type in COMMAND_TYPES {
+        let operation = operation(&document, "POST", &format!("/v1/commands/{command_type}"));
+        assert!(operation["responses"]["200"]["headers"]["Parlor-Command-Id"].is_object());
+    }
+    let download = operation(&document, "GET", "/v1/files/{file_id}");
+    assert!(download["responses"]["200"]["headers"]["Content-Disposition"].is_object());
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            if answers_code(operation, 429, "rate_limited") {
+                assert!(
+                    operation["responses"]["429"]["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: 429 rate_limited without Retry-After"
+                );
+            }
+        }
+    }
+}
+
+/// Every status docs/api.md gives a code (`404 \`not_found\``, the Errors table's rows, the
+/// commands' list of statuses) is answered with that code by the operations it is said of:
+/// the commands' list by every command, the rest by at least one operation.
+#[test]
+fn every_status_and_code_of_api_md_is_in_the_document() {
+    let document = gateway::openapi::document();
+    let api_md = api_md();
+    let mut pairs: BTreeSet<(u16, String)> = BTreeSet::new();
+    // The Errors table: `| 413 | \`file_too_large\` / \`invalid_command\` | …`.
+    for line in section(&api_md, "## Errors").lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if let Some(status) = cells.get(1).and_then(|cell| cell.parse::<u16>().ok()) {
+            for code in backticked(cells[2]) {
+                pairs.insert((status, code.to_owned()));
+            }
+        }
+    }
+    // Anywhere else: "… 404 `not_found` …".
+    let pieces: Vec<&str> = api_md.split('`').collect();
+    for (index, code) in pieces.iter().enumerate().skip(1).step_by(2) {
+        let before = pieces[index - 1];
+        let status = before
+            .strip_suffix(' ')
+            .and_then(|rest| rest.get(rest.len().saturating_sub(3)..))
+            .and_then(|digits| digits.parse::<u16>().ok());
+        if let (Some(status), true) = (status, is_code(code)) {
+            pairs.insert((status, (*code).to_owned()));
+        }
+    }
+    assert!(pairs.len() > 15, "{pairs:?}");
+    // 405 answers a method no operation has, so no operation can list it: the document's
+    // description says it instead.
+    assert!(pairs.remove(&(405, "method_not_allowed".to_owned())));
+    assert!(document["info"]["description"]
+        .as_str()
+        .is_some_and(|text| text.contains("405 `method_not_allowed`")));
+    let operations: Vec<&Value> = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("path item").values())
+        .collect();
+    for (status, code) in &pairs {
+        assert!(
+            operations
+                .iter()
+                .any(|operation| answers_code(operation, *status, code)),
+            "no operation answers {status} `{code}` (docs/api.md)"
+        );
+    }
+
+    // The commands' statuses: "Status: 200 `ok`; 400 `invalid_command`; …; 422 the other rule
+    // rejections; …", answered by every command type.
+    let commands = section(&api_md, "## Commands");
+    let list = commands
+        .split("Status: ")
+        .nth(1)
+        .and_then(|rest| rest.split(". When").next())
+        .expect("the commands' statuses");
+    let mut statuses = 0;
+    for item in list.split(';') {
+        let item = item.trim();
+        let Some(status) = item.get(..3).and_then(|digits| digits.parse::<u16>().ok()) else {
+            continue;
+        };
+        statuses += 1;
+        for command_type in COMMAND_TYPES {
+            let operation = operation(&document, "POST", &format!("/v1/commands/{command_type}"));
+            assert!(
+                operation["responses"][status.to_string()].is_object(),
+                "{command_type}: no {status}"
+            );
+            for code in backticked(item).into_iter().filter(|code| is_code(code)) {
+                assert!(
+                    answers_code(operation, status, code),
+                    "{command_type}: {status} `{code}` (docs/api.md, Commands)"
+                );
+            }
+        }
+    }
+    assert!(statuses >= 9, "{list}");
+    // The statuses of success that are not errors.
+    for (method, path, status) in [
+        ("POST", "/v1/files", "201"),
+        ("POST", "/v1/presence/heartbeat", "204"),
+        ("GET", "/healthz", "503"),
+        ("GET", "/", "304"),
+    ] {
+        assert!(
+            operation(&document, method, path)["responses"][status].is_object(),
+            "{method} {path}: {status}"
+        );
+    }
+}
