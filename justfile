@@ -14,6 +14,11 @@ test:
 web-test *ARGS:
     tests/web/run {{ARGS}}
 
+# The HTTP API fuzzed against its OpenAPI document (schemathesis; makes a venv on first use):
+# `just api-fuzz`, or `PARLOR_FUZZ_EXAMPLES=200 just api-fuzz --seed 1`.
+api-fuzz *ARGS:
+    tests/api-fuzz/run {{ARGS}}
+
 # Crash test with more cycles than CI runs.
 crash cycles="20":
     PARLOR_CRASH_CYCLES={{cycles}} EVENTLOG_CRASH_CYCLES={{cycles}} cargo test --workspace crash -- --nocapture
