@@ -26,7 +26,7 @@ mod error;
 mod events;
 mod extract;
 mod files;
-mod health;
+pub mod health;
 pub mod jwks;
 pub mod limits;
 mod metrics;
