@@ -73,7 +73,7 @@ start_parlor_system() {
     http_port="$(parlor_free_port)"
     ops_port="$(parlor_free_port)"
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$parlor_work/jwt-secret"
-    "$PARLOR_BIN" up --nats-url "nats://127.0.0.1:$nats_port" --data-dir "$parlor_work/data" \
+    PARLOR_LOG="${PARLOR_LOG:-warn}" "$PARLOR_BIN" up --nats-url "nats://127.0.0.1:$nats_port" --data-dir "$parlor_work/data" \
         --http-addr "127.0.0.1:$http_port" --ops-addr "127.0.0.1:$ops_port" \
         --jwt-secret-file "$parlor_work/jwt-secret" --event-format json \
         >"$parlor_work/parlor.log" 2>&1 &
