@@ -22,7 +22,9 @@ pub struct Command {
 }
 
 /// The frontend a command was sent from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Client {
     /// The desktop web app (the default).
@@ -42,7 +44,7 @@ impl Client {
 }
 
 /// The kind of user an identity service registers (R-U1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserKind {
     /// Hires freelancers.
@@ -54,7 +56,9 @@ pub enum UserKind {
 }
 
 /// How often a user is notified of new messages (R-A3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationFrequency {
     /// One notification per message.
@@ -72,7 +76,7 @@ pub enum NotificationFrequency {
 }
 
 /// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CallMedia {
     /// Voice only.
@@ -82,7 +86,7 @@ pub enum CallMedia {
 }
 
 /// Why a member reports a message (R-P1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReportReason {
     /// Asking to pay outside the platform.

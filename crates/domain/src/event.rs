@@ -9,7 +9,7 @@ use crate::ids::{CallId, ContractId, FileId, InterviewId, MessageId, ReportId, R
 use crate::time::Timestamp;
 
 /// The kind of a room, which decides what may be done in it (rules.md "Rooms").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomKind {
     /// Two users, opened by their first message (R-R1).
@@ -35,7 +35,7 @@ impl RoomKind {
 }
 
 /// An attachment as recorded: files carry what readers need to list them (R-F1, R-F2).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Attachment {
     /// An uploaded file.
@@ -59,7 +59,7 @@ pub enum Attachment {
 }
 
 /// Everything that can happen in Parlor.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     /// A user became known (R-U1). Emitted by `user.register` for a new user id.

@@ -36,6 +36,16 @@ fn is_id_text(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
+/// The JSON Schema of an R-U2 id: what [`is_id_text`] accepts, and not `service:…`. The prefix
+/// is excluded with `not` rather than a look-ahead, which not every schema tool reads.
+fn text_id_schema() -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": "^[A-Za-z0-9._:-]{1,64}$",
+        "not": { "pattern": "^service:" }
+    })
+}
+
 /// Declares a string id type validated per R-U2 (user, contract and interview ids share the form).
 macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident) => {
@@ -59,6 +69,16 @@ macro_rules! text_id {
             /// The id as text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                text_id_schema()
             }
         }
 
@@ -114,6 +134,16 @@ macro_rules! uuid_id {
             /// Parses the canonical hyphenated (or simple) UUID text form.
             pub fn parse(text: &str) -> Result<Self, IdError> {
                 Uuid::try_parse(text).map(Self).map_err(|_| IdError::NotAUuid)
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": "uuid" })
             }
         }
 

@@ -9,8 +9,12 @@ mod options;
 mod parts;
 mod private_files;
 mod replay;
+<<<<<<< HEAD
 mod startup;
 mod status;
+=======
+mod schema_files;
+>>>>>>> docs17
 
 use std::process::ExitCode;
 
@@ -68,10 +72,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(usage) => usage.exit(),
         },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
+<<<<<<< HEAD
         Command::Status {
             nats_url,
             subject_prefix,
         } => status::run(&nats_url, &subject_prefix).await,
+=======
+        Command::Schema { name, write } => schema_files::run(name.as_deref(), write.as_deref()),
+>>>>>>> docs17
         Command::Migrate { data_dir } => {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }

@@ -164,6 +164,19 @@ pub enum Command {
                       parlor audit export --data-dir /var/lib/parlor > log.jsonl"
     )]
     Audit(AuditCommand),
+    /// Print the JSON Schemas of the contract: with no name, list the names; with a name, print
+    /// that schema; with --write DIR, write every schema to DIR/<name>.json.
+    ///
+    /// Example: `parlor schema command.message.send`, or
+    /// `parlor schema --write docs/schemas` to regenerate the checked-in files.
+    Schema {
+        /// A schema's name (`command.message.send`, `event.message_sent`, `Reply`, …).
+        #[arg(conflicts_with = "write")]
+        name: Option<String>,
+        /// Write every schema into this directory (created if absent).
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
     /// Convert a stopped data directory's event log to the current format (format 1 → 2) in
     /// place, keeping the original as `log.format1` until the copy verifies to the same head.
     #[command(after_help = "Example:\n  parlor migrate --data-dir /var/lib/parlor")]

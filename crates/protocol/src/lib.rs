@@ -26,6 +26,7 @@ pub mod outcome;
 pub mod query;
 pub mod record;
 pub mod reply;
+pub mod schema;
 mod spelling;
 pub mod upcast;
 

@@ -334,7 +334,7 @@ impl Serialize for LogReadReply {
 }
 
 /// `parlor.audit.head`: the writer's last position and its chain hash, for anchoring elsewhere.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditHead {
     /// The last position (0 for an empty log).
     pub position: u64,
@@ -421,7 +421,7 @@ impl<'de> Deserialize<'de> for DevClockRequest {
 }
 
 /// The answer to `parlor.dev.clock`: the dev clock's new time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DevClockReply {
     /// Milliseconds since the epoch.
     pub now_ms: i64,
@@ -440,19 +440,20 @@ impl DevClockReply {
 }
 
 /// `parlor.notify.<user_id>`: one batch of new messages due for a user (R-A3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Notification {
     /// Whom to notify.
     pub user_id: UserId,
     /// Their setting, which made this batch due (spelled as in the protocol in JSON).
     #[serde(with = "crate::spelling::frequency_serde")]
+    #[schemars(with = "NotificationFrequency")]
     pub frequency: NotificationFrequency,
     /// The messages, oldest first.
     pub items: Vec<NotificationItem>,
 }
 
 /// One message in a notification batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotificationItem {
     /// The room.
     pub room_id: RoomId,

@@ -276,7 +276,7 @@ pub trait ModelQuery: Serialize + Sized + Send + Sync + 'static {
 }
 
 /// The lists of `GET /v1/rooms?view=`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RoomView {
     /// Neither hidden nor archived (the default).
@@ -319,7 +319,7 @@ impl RoomView {
 }
 
 /// The item types of the files panel (`GET /v1/rooms/{room_id}/files?type=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ItemType {
     /// Uploaded files.
@@ -348,9 +348,11 @@ impl ItemType {
 
 /// A page size: 1 to [`PAGE_ITEMS_MAX`]. Read from a request, a larger `limit` is lowered to
 /// the maximum and an absent one is the operation's default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
-pub struct PageLimit(u32);
+pub struct PageLimit(#[schemars(range(min = 1, max = 200))] u32);
 
 impl PageLimit {
     /// `items` as a page size, if it is 1 to [`PAGE_ITEMS_MAX`].
@@ -379,9 +381,9 @@ impl PageLimit {
 
 /// The opaque `next_cursor` of the page before, as text: the hex of a few bytes only the model
 /// that made it reads ([`Cursor::bytes`]). At most [`CURSOR_BYTES_MAX`] bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
 #[serde(transparent)]
-pub struct Cursor(String);
+pub struct Cursor(#[schemars(length(max = 1024))] String);
 
 impl Cursor {
     /// A cursor as a client sent it back, unread; `invalid_command` when it is too long.
@@ -411,7 +413,7 @@ impl Cursor {
 }
 
 /// The operations of the `rooms` model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum RoomsQuery {
     /// The caller's rooms in one view, newest activity first: `{"rooms": [Room], "next_cursor"}`.
@@ -460,7 +462,7 @@ impl ModelQuery for RoomsQuery {
 }
 
 /// The operations of the `timeline` model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum TimelineQuery {
     /// A room's messages, newest first: `{"messages": [Message], "next_cursor"}`.
@@ -512,7 +514,7 @@ impl ModelQuery for TimelineQuery {
 }
 
 /// The operations of the `files` model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum FilesQuery {
     /// A room's files and links, newest first: `{"items": [Item], "next_cursor"}`.
@@ -585,7 +587,7 @@ pub fn check_search_text(q: &str) -> Result<(), InvalidQuery> {
 }
 
 /// The operations of the `search` model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum SearchQuery {
     /// Rooms and messages matching `q`: `{"rooms": [...], "messages": [...], "next_cursor"}`.
@@ -631,7 +633,7 @@ impl ModelQuery for SearchQuery {
 }
 
 /// The operations of the `moderation` model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ModerationQuery {
     /// The reports, newest first: `{"reports": [...], "next_cursor"}` (moderators only).

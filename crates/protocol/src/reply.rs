@@ -87,7 +87,7 @@ impl From<InvalidCommand> for Reply {
 }
 
 /// One appended event, as a reply lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventRef {
     /// Its global position.
     pub position: u64,

@@ -27,3 +27,6 @@ mod fuzz;
 /// The internal query contract (docs/queries.md): each request byte for byte as the gateway
 /// sent it before the types existed, each read back, replies, and every refusal's message.
 mod queries;
+
+/// The checked-in JSON Schemas (docs/schemas/) against the code that renders them.
+mod schemas;
