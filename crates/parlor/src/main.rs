@@ -9,12 +9,9 @@ mod options;
 mod parts;
 mod private_files;
 mod replay;
-<<<<<<< HEAD
+mod schema_files;
 mod startup;
 mod status;
-=======
-mod schema_files;
->>>>>>> docs17
 
 use std::process::ExitCode;
 
@@ -72,14 +69,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(usage) => usage.exit(),
         },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
-<<<<<<< HEAD
         Command::Status {
             nats_url,
             subject_prefix,
         } => status::run(&nats_url, &subject_prefix).await,
-=======
         Command::Schema { name, write } => schema_files::run(name.as_deref(), write.as_deref()),
->>>>>>> docs17
+        Command::Asyncapi { json, write } => schema_files::asyncapi(json, write.as_deref()),
         Command::Migrate { data_dir } => {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }

@@ -166,15 +166,28 @@ pub enum Command {
     Audit(AuditCommand),
     /// Print the JSON Schemas of the contract: with no name, list the names; with a name, print
     /// that schema; with --write DIR, write every schema to DIR/<name>.json.
-    ///
-    /// Example: `parlor schema command.message.send`, or
-    /// `parlor schema --write docs/schemas` to regenerate the checked-in files.
+    #[command(after_help = "Examples:\n  \
+                            parlor schema command.message.send\n  \
+                            parlor schema --write docs/schemas   (regenerates the checked-in files)")]
     Schema {
         /// A schema's name (`command.message.send`, `event.message_sent`, `Reply`, …).
         #[arg(conflicts_with = "write")]
         name: Option<String>,
         /// Write every schema into this directory (created if absent).
         #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    /// Print the AsyncAPI 3 document of the NATS contract (every subject, its payload schema and
+    /// its reply) as YAML, or as JSON with --json; with --write FILE, write it to FILE.
+    #[command(after_help = "Examples:\n  \
+                            parlor asyncapi --json > asyncapi.json\n  \
+                            parlor asyncapi --write docs/asyncapi.yaml   (regenerates the checked-in file)")]
+    Asyncapi {
+        /// Print JSON (the document the gateway serves at GET /asyncapi.json) instead of YAML.
+        #[arg(long, conflicts_with = "write")]
+        json: bool,
+        /// Write the YAML document to this file.
+        #[arg(long, value_name = "FILE")]
         write: Option<PathBuf>,
     },
     /// Convert a stopped data directory's event log to the current format (format 1 → 2) in
