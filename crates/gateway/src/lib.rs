@@ -30,7 +30,9 @@ pub mod health;
 pub mod jwks;
 pub mod limits;
 mod metrics;
+pub mod openapi;
 mod queries;
+mod routes;
 pub mod serve;
 mod state;
 mod thumbnail;
@@ -46,7 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use blobs::{BlobStore, LocalBlobStore};
 use bus::{Bus, BusError};
@@ -577,21 +579,10 @@ fn ops_router(state: SharedState) -> Router {
 /// Every endpoint of protocol.md §3. `/healthz` here says only whether Parlor is up; the parts
 /// and `/metrics` are on the operator address (security.md H-I4).
 fn router(state: SharedState, http: HttpLimits) -> Router {
-    Router::new()
-        .route("/healthz", get(health::liveness))
-        .route("/v1/rooms", get(queries::list_rooms))
-        .route("/v1/rooms/{room_id}", get(queries::get_room))
-        .route("/v1/rooms/{room_id}/messages", get(queries::messages))
-        .route("/v1/rooms/{room_id}/files", get(queries::room_files))
-        .route("/v1/search", get(queries::search))
-        .route("/v1/moderation/reports", get(queries::reports))
-        .route("/v1/commands/{command_type}", post(commands::post_command))
-        .route("/v1/files", post(files::upload))
-        .route("/v1/files/{file_id}", get(files::download))
-        .route("/v1/files/{file_id}/preview", get(files::preview))
-        .route("/v1/events", get(events::events))
-        .route("/v1/presence/heartbeat", post(health::heartbeat))
-        .merge(web::routes())
+    let mut api = aide::openapi::OpenApi::default();
+    let documented = routes::documented(&mut api);
+    openapi::publish(&api);
+    documented
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(metrics::track))

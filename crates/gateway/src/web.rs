@@ -7,41 +7,55 @@
 //! of the bytes, computed at compile time): a browser revalidates each load and gets a 304 while
 //! the binary is the same, and never runs a stale script after an upgrade.
 
-use axum::extract::Path;
+use aide::axum::routing::get_with;
+use aide::axum::ApiRouter;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use crate::error::ApiError;
+use crate::extract::PathText;
+use crate::openapi::operations;
 
-/// One embedded file of the client.
-struct Asset {
+/// One embedded file (of the client, or of the API documents' viewer, `openapi::viewer`).
+pub(crate) struct Asset {
     /// The name under `/assets/` (`index.html` is also served at `/`).
-    name: &'static str,
-    content_type: &'static str,
-    bytes: &'static [u8],
+    pub(crate) name: &'static str,
+    pub(crate) content_type: &'static str,
+    pub(crate) bytes: &'static [u8],
     /// `"<hash of bytes>"`, quoted as an entity tag is.
-    entity_tag: &'static str,
+    pub(crate) entity_tag: &'static str,
+    /// Its `Content-Security-Policy`.
+    pub(crate) policy: &'static str,
 }
 
-/// Declares an embedded asset; the entity tag is computed from its bytes at compile time.
+/// Declares an embedded asset; the entity tag is computed from its bytes at compile time. The
+/// long form names the file (relative to the invoking source file) and the policy.
 macro_rules! asset {
-    ($name:literal, $content_type:literal) => {{
-        const BYTES: &[u8] = include_bytes!(concat!("../web/", $name));
-        const TAG: [u8; 18] = entity_tag(BYTES);
+    ($name:literal, $content_type:literal) => {
+        $crate::web::asset!(
+            $name,
+            concat!("../web/", $name),
+            $content_type,
+            CONTENT_SECURITY_POLICY
+        )
+    };
+    ($name:literal, $file:expr, $content_type:literal, $policy:expr) => {{
+        const BYTES: &[u8] = include_bytes!($file);
+        const TAG: [u8; 18] = $crate::web::entity_tag(BYTES);
         const TAG_STR: &str = match std::str::from_utf8(&TAG) {
             Ok(tag) => tag,
             Err(_) => panic!("an entity tag is ASCII"),
         };
-        Asset {
+        $crate::web::Asset {
             name: $name,
             content_type: $content_type,
             bytes: BYTES,
             entity_tag: TAG_STR,
+            policy: $policy,
         }
     }};
 }
+pub(crate) use asset;
 
 /// Every file of the client. A name not listed here is a 404, so no path can reach anything else.
 const ASSETS: &[Asset] = &[
@@ -59,10 +73,22 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      frame-ancestors 'none'";
 
 /// `GET /` and `GET /assets/{name}`, generic over the state so it merges into any router.
-pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(index))
-        .route("/assets/{name}", get(asset))
+pub(crate) fn routes<S: Clone + Send + Sync + 'static>() -> ApiRouter<S> {
+    ApiRouter::new()
+        .api_route(
+            "/",
+            get_with(
+                index,
+                operations::web_client("The web client's page", false),
+            ),
+        )
+        .api_route(
+            "/assets/{name}",
+            get_with(
+                asset_file,
+                operations::web_client("A file of the web client", true),
+            ),
+        )
 }
 
 async fn index(headers: HeaderMap) -> Response {
@@ -73,7 +99,7 @@ async fn index(headers: HeaderMap) -> Response {
     }
 }
 
-async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn asset_file(PathText(name): PathText, headers: HeaderMap) -> Response {
     match find(&name) {
         Some(found) => answer(found, &headers),
         None => ApiError::not_found("no such file").into_response(),
@@ -84,7 +110,8 @@ fn find(name: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|asset| asset.name == name)
 }
 
-fn answer(asset: &'static Asset, request: &HeaderMap) -> Response {
+/// `asset`, or 304 when `request`'s `If-None-Match` names its entity tag.
+pub(crate) fn answer(asset: &'static Asset, request: &HeaderMap) -> Response {
     let revalidated = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -113,7 +140,7 @@ fn answer(asset: &'static Asset, request: &HeaderMap) -> Response {
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(asset.policy),
     );
     headers.insert(
         header::REFERRER_POLICY,
@@ -124,7 +151,7 @@ fn answer(asset: &'static Asset, request: &HeaderMap) -> Response {
 
 /// `"` + 16 hex digits of the 64-bit FNV-1a hash of `bytes` + `"`. A cache validator, not a
 /// security check: it only has to change when the file does.
-const fn entity_tag(bytes: &[u8]) -> [u8; 18] {
+pub(crate) const fn entity_tag(bytes: &[u8]) -> [u8; 18] {
     const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -21,6 +21,8 @@ mod health;
 mod limits;
 /// One gateway on a real nats-server.
 mod nats;
+/// The OpenAPI document, its viewer, and that every documented operation is routed.
+mod openapi;
 /// The reads: parameters, mapping of projector answers, `min_position`.
 mod queries;
 /// What a token must be: lifetime, nbf, issuer, audience, rotation, JWKS (security.md H-I3).

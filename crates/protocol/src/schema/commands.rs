@@ -5,7 +5,9 @@
 //! field, so there is no serde type to derive from; these schema-only types are the schema's
 //! description of the same table, and the decoder's own tests plus the schema-vs-decoder
 //! property tests hold the two together. Absent and `null` are the same to the decoder, so an
-//! optional field is `T | null`; unknown fields are ignored, so no object forbids them.
+//! optional field is `T | null`; unknown fields are ignored, so no object forbids them. Optional
+//! fields are marked `default` and `skip_serializing_if` so that they stay optional whichever
+//! direction a generator is set for (the gateway's OpenAPI generator describes outputs).
 
 use domain::{
     CallId, CallMedia, Client, CommandId, ContractId, FileId, InterviewId, MessageId,
@@ -26,11 +28,14 @@ struct Envelope {
     /// A user id, or `service:<name>` for the service commands.
     actor: ActorText,
     /// The frontend it was sent from (`desktop` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     client: Option<Client>,
     /// The caller's id for tracing this request.
     #[schemars(length(max = CORRELATION_ID_CHARS_MAX))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     correlation_id: Option<String>,
     /// The type's fields; only `user.clear_out_of_office` may leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<NoData>,
 }
 
@@ -176,6 +181,7 @@ pub(crate) struct ContractStart {
     /// The freelancer party.
     pub freelancer: UserId,
     /// An existing room to turn into the contract's room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_id: Option<RoomId>,
 }
 
@@ -194,16 +200,21 @@ pub(crate) struct MessageSend;
 #[schemars(inline)]
 struct MessageSendFields {
     /// The room (give this or `to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     room_id: Option<RoomId>,
     /// A user: the direct room with them, opened if absent (give this or `room_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     to: Option<UserId>,
     /// The sender's own id for the message; derived from the command id when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     message_id: Option<MessageId>,
     /// The text.
     body: String,
     /// The message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     reply_to: Option<MessageId>,
     /// Files (by id, registered within 24 h) and links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     attachments: Option<Vec<AttachmentRef>>,
 }
 
@@ -270,6 +281,7 @@ pub(crate) struct MessageReport {
     /// Why.
     pub reason: ReportReason,
     /// More words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
 }
 
