@@ -20,6 +20,7 @@
 //!
 //! The endpoints, their parameters and errors are described in docs/api.md.
 
+mod asyncapi;
 pub mod auth;
 mod commands;
 mod error;
