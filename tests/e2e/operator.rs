@@ -243,28 +243,57 @@ fn help_says_what_each_command_does_with_an_example() {
         top.contains("Examples:") && top.contains("parlor up"),
         "{top}"
     );
-    for command in [
-        "up",
-        "writer",
-        "projector",
-        "gateway",
-        "status",
-        "token",
-        "replay",
-        "audit",
-        "migrate",
-    ] {
-        let (status, help, stderr) = run_parlor(&[command, "--help"]);
-        assert!(status.success(), "{command}: {stderr}");
+    // Every subcommand the help lists, so a new one cannot come without an example.
+    let commands = listed_commands(&top);
+    for expected in ["up", "status", "audit", "schema", "asyncapi", "migrate"] {
+        assert!(commands.contains(&expected.to_owned()), "{commands:?}");
+    }
+    let (_, audit, _) = run_parlor(&["audit", "--help"]);
+    let audit_commands = listed_commands(&audit);
+    assert!(audit_commands.len() >= 5, "{audit_commands:?}");
+    let every = commands.iter().map(|command| vec![command.as_str()]).chain(
+        audit_commands
+            .iter()
+            .map(|command| vec!["audit", command.as_str()]),
+    );
+    for command in every {
+        let name = command.join(" ");
+        let mut args = command.clone();
+        args.push("--help");
+        let (status, help, stderr) = run_parlor(&args);
+        assert!(status.success(), "{name}: {stderr}");
         assert!(
-            help.contains("Example") && help.contains(&format!("parlor {command}")),
-            "parlor {command} --help gives no example:\n{help}"
+            help.contains("Example") && help.contains(&format!("parlor {name}")),
+            "parlor {name} --help gives no example:\n{help}"
         );
         // The summary line says what it does, before the usage.
         let summary = help.lines().next().unwrap_or("");
         assert!(
             summary.split_whitespace().count() >= 4,
-            "{command}: {summary:?}"
+            "{name}: {summary:?}"
         );
     }
+}
+
+/// The subcommands a help text lists under `Commands:` (without `help`).
+fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|command| *command != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn asyncapi_prints_the_document_as_json_and_yaml() {
+    let (status, json, stderr) = run_parlor(&["asyncapi", "--json"]);
+    assert!(status.success(), "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(Ok(printed), protocol::asyncapi::document());
+    let (status, yaml, stderr) = run_parlor(&["asyncapi"]);
+    assert!(status.success(), "{stderr}");
+    assert_eq!(Ok(yaml), protocol::asyncapi::render_yaml());
 }

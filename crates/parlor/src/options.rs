@@ -215,6 +215,9 @@ pub enum AuditCommand {
             .multiple(false)
             .args(["data_dir", "nats_url"])
     ))]
+    #[command(after_help = "Examples:\n  \
+                            parlor audit verify --data-dir /var/lib/parlor\n  \
+                            parlor audit verify --nats-url nats://127.0.0.1:4222 --expect-head 1042:<hash>")]
     Verify {
         /// The data directory of a stopped system [env: PARLOR_DATA_DIR].
         #[arg(long)]
@@ -233,6 +236,9 @@ pub enum AuditCommand {
     },
     /// A room's full history as of a moment: members, messages with edits, deletions,
     /// reports, calls.
+    #[command(after_help = "Examples:\n  \
+                            parlor audit room <room_id> --data-dir /var/lib/parlor\n  \
+                            parlor audit room <room_id> --at 2026-11-27T10:00:00Z --json --data-dir /var/lib/parlor")]
     Room {
         /// The room.
         room_id: String,
@@ -247,6 +253,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// Everything a user did, in order.
+    #[command(after_help = "Example:\n  \
+                            parlor audit user alice --from 2026-11-01T00:00:00Z --data-dir /var/lib/parlor")]
     User {
         /// The user.
         user_id: String,
@@ -261,6 +269,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// The log as JSON lines on stdout, one RecordedEvent with its stored bytes per line.
+    #[command(after_help = "Example:\n  \
+                            parlor audit export --data-dir /var/lib/parlor > log.jsonl")]
     Export {
         /// The first position.
         #[arg(long, default_value_t = 1)]
@@ -273,6 +283,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// Read an export (FILE, or stdin) into an empty data directory, bit for bit.
+    #[command(after_help = "Example:\n  \
+                            parlor audit import log.jsonl --data-dir /var/lib/parlor-copy")]
     Import {
         /// The export; stdin when absent.
         file: Option<PathBuf>,
