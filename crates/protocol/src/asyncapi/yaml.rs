@@ -70,9 +70,22 @@ fn write_mapping(out: &mut String, map: &serde_json::Map<String, Value>, indent:
 
 fn write_sequence(out: &mut String, items: &[Value], indent: usize) {
     for item in items {
-        out.push_str(&" ".repeat(indent));
-        out.push('-');
-        write_child(out, item, indent);
+        match item {
+            // `- key: value` with the mapping's other keys below the first: the mapping is
+            // written two columns in, and its first line's indentation becomes the dash.
+            Value::Object(map) if !map.is_empty() => {
+                let mut mapping = String::new();
+                write_mapping(&mut mapping, map, indent + 2);
+                out.push_str(&" ".repeat(indent));
+                out.push_str("- ");
+                out.push_str(&mapping[indent + 2..]);
+            }
+            _ => {
+                out.push_str(&" ".repeat(indent));
+                out.push('-');
+                write_child(out, item, indent);
+            }
+        }
     }
 }
 
@@ -102,7 +115,7 @@ mod tests {
     fn mappings_sequences_and_scalars_are_written_in_block_style() {
         let value = json!({
             "asyncapi": "3.0.0",
-            "list": [1, {"a": true, "b": null}, [], {}],
+            "list": [1, {"a": true, "b": null}, [], {}, ["x"]],
             "on": "yes",
             "$ref": "#/components/schemas/X",
             "text": "line one\nline \"two\": ok",
@@ -111,7 +124,7 @@ mod tests {
         assert_eq!(
             to_yaml(&value),
             "$ref: \"#/components/schemas/X\"\n\"200\": 1.5\nasyncapi: \"3.0.0\"\n\
-             list:\n  - 1\n  -\n    a: true\n    b: null\n  - []\n  - {}\n\
+             list:\n  - 1\n  - a: true\n    b: null\n  - []\n  - {}\n  -\n    - \"x\"\n\
              \"on\": \"yes\"\ntext: \"line one\\nline \\\"two\\\": ok\"\n"
         );
     }
