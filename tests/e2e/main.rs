@@ -14,6 +14,7 @@
 //! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
 //!   limits (H-L4).
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
+//! - `operator`: `parlor status` over NATS, start-up errors that name the flag, help examples.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
 
@@ -29,6 +30,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod limits;
+mod operator;
 mod readside;
 mod reliability;
 mod views;

@@ -16,13 +16,13 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use bus::Headers;
+use bus::{Bus, Headers};
 use domain::UserId;
 use serde_json::{json, Map, Value};
 
 use crate::error::{json_response, ApiError};
 use crate::extract::Authenticated;
-use crate::state::{AppState, SharedState};
+use crate::state::{SharedState, Subjects};
 
 /// How long `/healthz` waits for each part.
 pub(crate) const HEALTH_WAIT_MAX: Duration = Duration::from_secs(2);
@@ -31,10 +31,9 @@ pub(crate) const HEALTH_WAIT_MAX: Duration = Duration::from_secs(2);
 pub(crate) const QUERY_MODELS: [protocol::ReadModel; 5] =
     protocol::ReadModel::QUERIED_BY_THE_GATEWAY;
 
-/// Asks one part, returning the position it reports.
-async fn ask_part(state: &AppState, subject: String, request: &'static str) -> Result<u64, String> {
-    let reply = state
-        .bus
+/// Asks one part over `bus`, returning the position it reports, or why it did not answer.
+async fn ask_part(bus: &Bus, subject: String, request: &'static str) -> Result<u64, String> {
+    let reply = bus
         .request(
             &subject,
             Headers::new().with("Content-Type", protocol::CONTENT_TYPE_JSON),
@@ -53,6 +52,33 @@ async fn ask_part(state: &AppState, subject: String, request: &'static str) -> R
         .ok_or_else(|| "the reply holds no position".to_owned())
 }
 
+/// What the parts of a running system answered: the writer's head and each asked model's
+/// applied position, or why it did not answer within [`HEALTH_WAIT_MAX`].
+#[derive(Debug)]
+pub struct PartsReport {
+    /// The writer's head (`<prefix>.writer.ping`).
+    pub writer: Result<u64, String>,
+    /// Each read model's applied position (`{"op": "status"}` on `<prefix>.query.<model>`).
+    pub models: Vec<(protocol::ReadModel, Result<u64, String>)>,
+}
+
+/// Asks the writer and `models` at once, over any bus: the gateway's operator `/healthz` and
+/// `parlor status` both report from this.
+pub async fn ask_parts(bus: &Bus, prefix: &str, models: &[protocol::ReadModel]) -> PartsReport {
+    let subjects = Subjects::new(prefix);
+    let writer = ask_part(bus, subjects.writer_ping(), "{}");
+    let answers = futures::future::join_all(
+        models
+            .iter()
+            .map(|model| ask_part(bus, subjects.query(model.name()), r#"{"op":"status"}"#)),
+    );
+    let (writer, answers) = tokio::join!(writer, answers);
+    PartsReport {
+        writer,
+        models: models.iter().copied().zip(answers).collect(),
+    }
+}
+
 fn part(answer: &Result<u64, String>) -> Value {
     match answer {
         Ok(position) => json!({"status": "up", "position": position}),
@@ -62,7 +88,7 @@ fn part(answer: &Result<u64, String>) -> Value {
 
 /// `GET /healthz` on the public address: up or down, nothing more.
 pub(crate) async fn liveness(State(state): State<SharedState>) -> Response {
-    match ask_part(&state, state.subjects.writer_ping(), "{}").await {
+    match ask_part(&state.bus, state.subjects.writer_ping(), "{}").await {
         Ok(_) => json_response(StatusCode::OK, json!({"status": "up"}).to_string()),
         Err(_) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -73,23 +99,15 @@ pub(crate) async fn liveness(State(state): State<SharedState>) -> Response {
 
 /// `GET /healthz` on the operator address: each part's status and position.
 pub(crate) async fn healthz(State(state): State<SharedState>) -> Response {
-    let writer = ask_part(&state, state.subjects.writer_ping(), "{}");
-    let models = futures::future::join_all(QUERY_MODELS.iter().map(|model| {
-        ask_part(
-            &state,
-            state.subjects.query(model.name()),
-            r#"{"op":"status"}"#,
-        )
-    }));
-    let (writer, models) = tokio::join!(writer, models);
+    let report = ask_parts(&state.bus, state.subjects.prefix(), &QUERY_MODELS).await;
     let mut parts = Map::new();
-    parts.insert("writer".into(), part(&writer));
-    for (model, answer) in QUERY_MODELS.iter().zip(&models) {
+    parts.insert("writer".into(), part(&report.writer));
+    for (model, answer) in &report.models {
         parts.insert(model.name().into(), part(answer));
     }
-    let (status, text) = if writer.is_err() {
+    let (status, text) = if report.writer.is_err() {
         (StatusCode::SERVICE_UNAVAILABLE, "down")
-    } else if models.iter().all(Result::is_ok) {
+    } else if report.models.iter().all(|(_, answer)| answer.is_ok()) {
         (StatusCode::OK, "ok")
     } else {
         (StatusCode::OK, "degraded")

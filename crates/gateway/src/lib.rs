@@ -20,13 +20,14 @@
 //!
 //! The endpoints, their parameters and errors are described in docs/api.md.
 
+mod asyncapi;
 pub mod auth;
 mod commands;
 mod error;
 mod events;
 mod extract;
 mod files;
-mod health;
+pub mod health;
 pub mod jwks;
 pub mod limits;
 mod metrics;

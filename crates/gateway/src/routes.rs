@@ -14,7 +14,7 @@ use domain::command::COMMAND_TYPES;
 
 use crate::openapi::{self, operations};
 use crate::state::SharedState;
-use crate::{commands, events, files, health, queries, web};
+use crate::{asyncapi, commands, events, files, health, queries, web};
 
 /// Every public route, documented into `api`.
 pub(crate) fn documented(api: &mut OpenApi) -> Router<SharedState> {
@@ -60,6 +60,10 @@ pub(crate) fn documented(api: &mut OpenApi) -> Router<SharedState> {
         .api_route(
             "/openapi.json",
             get_with(openapi::serve, operations::openapi),
+        )
+        .api_route(
+            "/asyncapi.json",
+            get_with(asyncapi::serve, operations::asyncapi),
         )
         .api_route("/docs", get_with(openapi::viewer::page, operations::viewer))
         .api_route(

@@ -10,6 +10,8 @@ mod parts;
 mod private_files;
 mod replay;
 mod schema_files;
+mod startup;
+mod status;
 
 use std::process::ExitCode;
 
@@ -39,8 +41,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            error!("{failure:#}");
-            eprintln!("parlor: {failure:#}");
+            let line = startup::describe(&failure);
+            error!("{line}");
+            eprintln!("parlor: {line}");
             ExitCode::FAILURE
         }
     }
@@ -66,7 +69,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Err(usage) => usage.exit(),
         },
         Command::Audit(command) => tokio::task::spawn_blocking(move || audit::run(command)).await?,
+        Command::Status {
+            nats_url,
+            subject_prefix,
+        } => status::run(&nats_url, &subject_prefix).await,
         Command::Schema { name, write } => schema_files::run(name.as_deref(), write.as_deref()),
+        Command::Asyncapi { json, write } => schema_files::asyncapi(json, write.as_deref()),
         Command::Migrate { data_dir } => {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }
@@ -94,9 +102,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let secret = match (jwt_secret, &jwt.jwt_secret_file) {
                 (Some(secret), _) => secret,
-                (None, Some(file)) => gateway::auth::read_secret_file(file)?,
-                (None, None) => gateway::auth::load_or_create_secret(&data_dir)
-                    .with_context(|| format!("reading the secret in {}", data_dir.display()))?,
+                (None, Some(file)) => gateway::auth::read_secret_file(file)
+                    .with_context(|| format!("--jwt-secret-file {}", file.display()))?,
+                (None, None) => {
+                    gateway::auth::load_or_create_secret(&data_dir).with_context(|| {
+                        format!("--data-dir {}: reading its JWT secret", data_dir.display())
+                    })?
+                }
             };
             let role = match (moderator, service) {
                 (true, true) => anyhow::bail!("a token is for a moderator or a service, not both"),
@@ -152,9 +164,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The bus: NATS when a URL is given, else in process.
 async fn connect(common: &CommonOptions, name: &str) -> anyhow::Result<Bus> {
     match &common.nats_url {
-        Some(url) => Bus::connect(url, name)
-            .await
-            .with_context(|| format!("connecting to NATS at {url}")),
+        Some(url) => Bus::connect(url, name).await.with_context(|| {
+            format!("--nats-url {url}: cannot reach NATS there (is nats-server running?)")
+        }),
         None => Ok(Bus::in_process()),
     }
 }
@@ -176,7 +188,8 @@ async fn serve(
     projector_names: Option<Vec<String>>,
     with_gateway: bool,
 ) -> anyhow::Result<()> {
-    private_files::create_data_dir(&common.data_dir)?;
+    private_files::create_data_dir(&common.data_dir)
+        .with_context(|| format!("--data-dir {}", common.data_dir.display()))?;
     let clock = clock_for(common);
     let (stop_dev_clock, dev_clock_stopped) = tokio::sync::watch::channel(false);
     let mut writer = None;
@@ -187,9 +200,16 @@ async fn serve(
         config.event_format = common.event_format.into();
         config.queue_commands_max = common.command_queue_max;
         if let Some(path) = &common.services {
-            config.services = writer::read_services(path)?;
+            config.services = writer::read_services(path)
+                .with_context(|| format!("--services {}", path.display()))?;
         }
-        writer = Some(Writer::start(config, bus.clone(), clock.clone()).await?);
+        let started = Writer::start(config, bus.clone(), clock.clone()).await;
+        writer = Some(started.with_context(|| {
+            format!(
+                "--data-dir {}: cannot start the writer on its event log",
+                common.data_dir.display()
+            )
+        })?);
     } else if clock.is_adjustable() {
         // Without a writer here, this process follows parlor.dev.clock itself.
         let subscription = bus
@@ -211,35 +231,56 @@ async fn serve(
     };
     let mut projectors = match (projector_names.as_deref(), &hub) {
         (Some([]), _) | (_, None) => None,
-        (names, Some(hub)) => Some(parts::start_projectors(
-            names,
-            &common.data_dir,
-            &bus,
-            &clock,
-            &common.subject_prefix,
-            hub,
-        )?),
+        (names, Some(hub)) => Some(
+            parts::start_projectors(
+                names,
+                &common.data_dir,
+                &bus,
+                &clock,
+                &common.subject_prefix,
+                hub,
+            )
+            .with_context(|| {
+                format!(
+                    "--data-dir {}: cannot open the read models",
+                    common.data_dir.display()
+                )
+            })?,
+        ),
     };
     let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
     let mut gateway_task = None;
     if with_gateway {
         let jwt = &common.jwt;
         let public_keys = match &jwt.jwt_jwks {
-            Some(path) => gateway::jwks::read_jwks(path)?,
+            Some(path) => gateway::jwks::read_jwks(path)
+                .with_context(|| format!("--jwt-jwks {}", path.display()))?,
             None => Vec::new(),
         };
         // A secret from the flag, the environment or a file; with public keys and none of
         // these, no secret at all (HS256 refused); otherwise the development secret.
         let secret = match (&common.jwt_secret, &jwt.jwt_secret_file) {
             (Some(secret), _) => secret.clone(),
-            (None, Some(file)) => gateway::auth::read_secret_file(file)?,
+            (None, Some(file)) => gateway::auth::read_secret_file(file)
+                .with_context(|| format!("--jwt-secret-file {}", file.display()))?,
             (None, None) if !public_keys.is_empty() => String::new(),
-            (None, None) => gateway::auth::load_or_create_secret(&common.data_dir)?,
+            (None, None) => {
+                gateway::auth::load_or_create_secret(&common.data_dir).with_context(|| {
+                    format!(
+                        "--data-dir {}: cannot keep the development JWT secret there (or give \
+                         --jwt-secret-file)",
+                        common.data_dir.display()
+                    )
+                })?
+            }
         };
         let mut config =
             gateway::GatewayConfig::new(common.http_addr, secret, common.data_dir.clone());
         config.jwt_previous_secret = match &jwt.jwt_previous_secret_file {
-            Some(file) => Some(gateway::auth::read_secret_file(file)?),
+            Some(file) => Some(
+                gateway::auth::read_secret_file(file)
+                    .with_context(|| format!("--jwt-previous-secret-file {}", file.display()))?,
+            ),
             None => None,
         };
         config.jwt_public_keys = public_keys;
@@ -254,7 +295,9 @@ async fn serve(
             config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
         }
         config.ops_addr = common.ops_addr.0;
-        let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
+        let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone())
+            .await
+            .map_err(|error| startup::gateway_error(error, common))?;
         info!(http = %bound.local_addr(), ops = ?bound.ops_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;
         gateway_task = Some(tokio::spawn(bound.run(async move {

@@ -6,7 +6,23 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Parlor: the messaging backend of the marketplace.
 #[derive(Debug, Parser)]
-#[command(name = "parlor", version, about)]
+#[command(
+    name = "parlor",
+    version,
+    about = "Parlor: the marketplace's event-sourced messaging backend, and its operator tools.",
+    long_about = "Parlor: the marketplace's event-sourced messaging backend, and its operator \
+                  tools.\n\n\
+                  `parlor up` runs everything in one process (writer, read models, HTTP gateway); \
+                  `writer`, `projector` and `gateway` run the same parts as separate services \
+                  over NATS. The other subcommands inspect, repair and audit a system. Every \
+                  flag also reads an environment variable PARLOR_<FLAG>, e.g. PARLOR_DATA_DIR.",
+    after_help = "Examples:\n  \
+                  parlor up                                    # embedded defaults, http://127.0.0.1:8787\n  \
+                  parlor up --nats-url nats://127.0.0.1:4222   # other services send commands over NATS\n  \
+                  parlor status --nats-url nats://127.0.0.1:4222\n  \
+                  parlor token alice                           # a development token for alice\n\n\
+                  `parlor <command> --help` says more about each command."
+)]
 pub struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "PARLOR_LOG_FORMAT", default_value = "text")]
@@ -20,10 +36,38 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run everything in one process with embedded defaults (in-process bus unless --nats-url).
+    #[command(
+        long_about = "Run everything in one process: the writer (event log under --data-dir), \
+                      every read model and the HTTP gateway (--http-addr), with the operator \
+                      /healthz and /metrics on --ops-addr. Without --nats-url the parts talk \
+                      over an in-process bus and no other service can reach them; with it, \
+                      other services send commands over NATS (docs/protocol.md). Without a JWT \
+                      secret, one is created in the data directory on first start.",
+        after_help = "Examples:\n  \
+                      parlor up\n  \
+                      parlor up --data-dir /var/lib/parlor --nats-url nats://127.0.0.1:4222 \\\n      \
+                      --http-addr 0.0.0.0:8787 --jwt-secret-file /etc/parlor/jwt-secret"
+    )]
     Up(CommonOptions),
     /// Run the writer alone over NATS.
+    #[command(
+        long_about = "Run the writer alone over NATS: it decides every command \
+                     (<prefix>.cmd.<type>) against the rules, appends the events to the log \
+                     under --data-dir, and publishes them on <prefix>.evt.<type>. Run exactly \
+                     one per system.",
+        after_help = "Example:\n  \
+                      parlor writer --nats-url nats://127.0.0.1:4222 --data-dir /var/lib/parlor \\\n      \
+                      --services /etc/parlor/services.toml"
+    )]
     Writer(CommonOptions),
     /// Run one read model alone over NATS.
+    #[command(
+        long_about = "Run one read model alone over NATS: it follows <prefix>.evt.>, catches up \
+                      through <prefix>.log.read, keeps its store under --data-dir, and answers \
+                      <prefix>.query.<name>.",
+        after_help = "Example:\n  \
+                      parlor projector rooms --nats-url nats://127.0.0.1:4222 --data-dir /var/lib/parlor-rooms"
+    )]
     Projector {
         /// The read model: rooms, timeline, files, search, moderation or notifications.
         name: String,
@@ -32,8 +76,39 @@ pub enum Command {
         common: CommonOptions,
     },
     /// Run the HTTP gateway alone over NATS.
+    #[command(
+        long_about = "Run the HTTP gateway alone over NATS: the HTTP API of docs/api.md on \
+                      --http-addr, sending commands to the writer and queries to the read \
+                      models; uploaded files are kept under --data-dir.",
+        after_help = "Example:\n  \
+                      parlor gateway --nats-url nats://127.0.0.1:4222 --data-dir /var/lib/parlor-gateway \\\n      \
+                      --jwt-secret-file /etc/parlor/jwt-secret --http-addr 0.0.0.0:8787"
+    )]
     Gateway(CommonOptions),
+    /// Show each part of a running system: health, position and lag behind the writer's head.
+    #[command(
+        long_about = "Show each part of a running system with its health, the log position it \
+                      has reached and its lag behind the writer's head, as a table. It asks over \
+                      NATS (<prefix>.writer.ping, and {\"op\": \"status\"} on \
+                      <prefix>.query.<model>), so it sees parts on every machine; `parlor up` \
+                      without --nats-url cannot be reached (use its operator /healthz). Exits \
+                      non-zero when a part does not answer within 2 s.",
+        after_help = "Example:\n  \
+                      parlor status --nats-url nats://127.0.0.1:4222"
+    )]
+    Status {
+        /// The NATS server of the running system.
+        #[arg(long, env = "PARLOR_NATS_URL")]
+        nats_url: String,
+        /// The running system's subject prefix.
+        #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
+        subject_prefix: String,
+    },
     /// Print a development token for a user (HS256, signed with the data directory's secret).
+    #[command(after_help = "Examples:\n  \
+                            parlor token alice\n  \
+                            parlor token mod-1 --moderator\n  \
+                            parlor token service:identity --service --data-dir /var/lib/parlor")]
     Token {
         /// The token's subject: a user id, or `service:<name>` with --service.
         subject: String,
@@ -58,6 +133,9 @@ pub enum Command {
     },
     /// Rebuild read models from the log, with progress, then swap: in the running projectors
     /// while they keep serving (--nats-url), or in a stopped data directory (without it).
+    #[command(after_help = "Examples:\n  \
+                            parlor replay all --data-dir /var/lib/parlor           # stopped\n  \
+                            parlor replay rooms --nats-url nats://127.0.0.1:4222   # live, then swap")]
     Replay {
         /// A read model's name, or `all`.
         name: String,
@@ -77,13 +155,20 @@ pub enum Command {
         subject_prefix: String,
     },
     /// Audit the log of a stopped data directory (`verify` also checks a running system).
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  \
+                      parlor audit verify --data-dir /var/lib/parlor\n  \
+                      parlor audit verify --nats-url nats://127.0.0.1:4222 --expect-head 1042:<hash>\n  \
+                      parlor audit room <room_id> --at 2026-11-27T10:00:00Z --data-dir /var/lib/parlor\n  \
+                      parlor audit export --data-dir /var/lib/parlor > log.jsonl"
+    )]
     Audit(AuditCommand),
     /// Print the JSON Schemas of the contract: with no name, list the names; with a name, print
     /// that schema; with --write DIR, write every schema to DIR/<name>.json.
-    ///
-    /// Example: `parlor schema command.message.send`, or
-    /// `parlor schema --write docs/schemas` to regenerate the checked-in files.
+    #[command(after_help = "Examples:\n  \
+                            parlor schema command.message.send\n  \
+                            parlor schema --write docs/schemas   (regenerates the checked-in files)")]
     Schema {
         /// A schema's name (`command.message.send`, `event.message_sent`, `Reply`, …).
         #[arg(conflicts_with = "write")]
@@ -92,8 +177,22 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         write: Option<PathBuf>,
     },
+    /// Print the AsyncAPI 3 document of the NATS contract (every subject, its payload schema and
+    /// its reply) as YAML, or as JSON with --json; with --write FILE, write it to FILE.
+    #[command(after_help = "Examples:\n  \
+                            parlor asyncapi --json > asyncapi.json\n  \
+                            parlor asyncapi --write docs/asyncapi.yaml   (regenerates the checked-in file)")]
+    Asyncapi {
+        /// Print JSON (the document the gateway serves at GET /asyncapi.json) instead of YAML.
+        #[arg(long, conflicts_with = "write")]
+        json: bool,
+        /// Write the YAML document to this file.
+        #[arg(long, value_name = "FILE")]
+        write: Option<PathBuf>,
+    },
     /// Convert a stopped data directory's event log to the current format (format 1 → 2) in
     /// place, keeping the original as `log.format1` until the copy verifies to the same head.
+    #[command(after_help = "Example:\n  parlor migrate --data-dir /var/lib/parlor")]
     Migrate {
         /// The data directory (the writer must be stopped).
         #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
@@ -116,6 +215,9 @@ pub enum AuditCommand {
             .multiple(false)
             .args(["data_dir", "nats_url"])
     ))]
+    #[command(after_help = "Examples:\n  \
+                            parlor audit verify --data-dir /var/lib/parlor\n  \
+                            parlor audit verify --nats-url nats://127.0.0.1:4222 --expect-head 1042:<hash>")]
     Verify {
         /// The data directory of a stopped system [env: PARLOR_DATA_DIR].
         #[arg(long)]
@@ -134,6 +236,9 @@ pub enum AuditCommand {
     },
     /// A room's full history as of a moment: members, messages with edits, deletions,
     /// reports, calls.
+    #[command(after_help = "Examples:\n  \
+                            parlor audit room <room_id> --data-dir /var/lib/parlor\n  \
+                            parlor audit room <room_id> --at 2026-11-27T10:00:00Z --json --data-dir /var/lib/parlor")]
     Room {
         /// The room.
         room_id: String,
@@ -148,6 +253,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// Everything a user did, in order.
+    #[command(after_help = "Example:\n  \
+                            parlor audit user alice --from 2026-11-01T00:00:00Z --data-dir /var/lib/parlor")]
     User {
         /// The user.
         user_id: String,
@@ -162,6 +269,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// The log as JSON lines on stdout, one RecordedEvent with its stored bytes per line.
+    #[command(after_help = "Example:\n  \
+                            parlor audit export --data-dir /var/lib/parlor > log.jsonl")]
     Export {
         /// The first position.
         #[arg(long, default_value_t = 1)]
@@ -174,6 +283,8 @@ pub enum AuditCommand {
         data_dir: PathBuf,
     },
     /// Read an export (FILE, or stdin) into an empty data directory, bit for bit.
+    #[command(after_help = "Example:\n  \
+                            parlor audit import log.jsonl --data-dir /var/lib/parlor-copy")]
     Import {
         /// The export; stdin when absent.
         file: Option<PathBuf>,

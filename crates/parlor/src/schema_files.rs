@@ -1,4 +1,5 @@
-//! `parlor schema`: lists, prints or writes the contract's JSON Schemas (`protocol::schema`).
+//! `parlor schema` and `parlor asyncapi`: list, print or write the contract's JSON Schemas
+//! (`protocol::schema`) and its AsyncAPI document (`protocol::asyncapi`).
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
@@ -56,5 +57,27 @@ fn write_all(dir: &Path) -> anyhow::Result<()> {
         written.len(),
         dir.display()
     );
+    Ok(())
+}
+
+/// Prints the AsyncAPI document (YAML, or JSON with `json`), or writes the YAML to `write`.
+pub fn asyncapi(json: bool, write: Option<&Path>) -> anyhow::Result<()> {
+    let text = if json {
+        let document = protocol::asyncapi::document().map_err(anyhow::Error::msg)?;
+        format!("{document:#}\n")
+    } else {
+        protocol::asyncapi::render_yaml().map_err(anyhow::Error::msg)?
+    };
+    match write {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("parlor: wrote the AsyncAPI document to {}", path.display());
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
     Ok(())
 }

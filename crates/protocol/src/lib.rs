@@ -13,9 +13,11 @@
 //! - [`query`]: the internal query contract: the read models by name ([`ReadModel`]), each
 //!   model's operations ([`RoomsQuery`], …), the request and reply envelopes ([`QueryRequest`],
 //!   [`QueryReply`]) and the limits both sides apply.
+//! - [`asyncapi`]: the AsyncAPI 3 document of the NATS contract, from the [`schema`] registry.
 //!
 //! This crate holds no business rules: it checks types and id formats, the domain checks bounds.
 
+pub mod asyncapi;
 pub mod codec;
 pub mod command;
 pub mod digest;

@@ -137,7 +137,8 @@ const DESCRIPTION: &str = "Every request but the documents, `/healthz` and the w
 carries `Authorization: Bearer <JWT>`. Reads take `min_position` (read-your-writes) and answer \
 `Parlor-Position`. Errors are `{\"error\": {\"code\", \"message\"}}`; a known path with another \
 method is 405 `method_not_allowed`, an unknown path 404 `not_found`. The prose reference is \
-docs/api.md; the NATS contract is docs/protocol.md with the JSON Schemas of docs/schemas/.";
+docs/api.md; the NATS contract is docs/protocol.md with the JSON Schemas of docs/schemas/, \
+and its AsyncAPI 3 document is served at `/asyncapi.json`.";
 
 /// Keeps the document the router was built with, for `GET /openapi.json`.
 pub(crate) fn publish(api: &OpenApi) {

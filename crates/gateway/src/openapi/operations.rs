@@ -794,6 +794,26 @@ pub(crate) fn openapi(operation: TransformOperation<'_>) -> TransformOperation<'
     answer(operation, vec![ok])
 }
 
+/// `GET /asyncapi.json`.
+pub(crate) fn asyncapi(operation: TransformOperation<'_>) -> TransformOperation<'_> {
+    let operation = public(operation)
+        .id("asyncapi")
+        .tag("documents")
+        .summary("The AsyncAPI 3 document of the NATS contract (no token)")
+        .description(
+            "Every NATS subject of docs/protocol.md (commands, events, `log.read`, queries, \
+             admin, dev clock, …) with its payload schema and reply: the JSON form of \
+             docs/asyncapi.yaml, subjects under the default prefix `parlor`.",
+        );
+    let ok = Answer {
+        status: 200,
+        description: "The AsyncAPI 3 document.".into(),
+        content: vec![("application/json", json!({ "type": "object" }))],
+        headers: Vec::new(),
+    };
+    answer(operation, vec![ok])
+}
+
 /// `GET /docs`.
 pub(crate) fn viewer(operation: TransformOperation<'_>) -> TransformOperation<'_> {
     let operation = public(operation)

@@ -27,3 +27,6 @@ mod openapi;
 mod queries;
 /// What a token must be: lifetime, nbf, issuer, audience, rotation, JWKS (security.md H-I3).
 mod tokens;
+
+/// `GET /asyncapi.json`: the NATS contract's AsyncAPI document, served and listed.
+mod asyncapi;

@@ -30,3 +30,6 @@ mod queries;
 
 /// The checked-in JSON Schemas (docs/schemas/) against the code that renders them.
 mod schemas;
+
+/// The checked-in AsyncAPI document (docs/asyncapi.yaml) against the code that renders it.
+mod asyncapi;
