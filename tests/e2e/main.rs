@@ -23,6 +23,7 @@ mod harness;
 
 mod audit;
 mod commands;
+mod connections;
 mod crash;
 mod events;
 mod http;
