@@ -22,6 +22,7 @@
 mod harness;
 
 mod audit;
+mod chain;
 mod commands;
 mod connections;
 mod crash;

@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+pub mod chain;
 mod connect;
 mod error;
 pub mod follow;
