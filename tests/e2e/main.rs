@@ -16,6 +16,8 @@
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
+//! - `permissions`: the NATS cluster configuration of deploy/nats-cluster (H-N1): each part's
+//!   user may do exactly what the part needs, over TLS, with routes authenticated.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -31,6 +33,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod limits;
+mod permissions;
 mod readside;
 mod reliability;
 mod views;

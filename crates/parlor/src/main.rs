@@ -52,9 +52,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             nats_url,
             subject_prefix,
             expect_head,
+            nats,
         }) => match options::VerifySource::resolve(data_dir, nats_url) {
             Ok(options::VerifySource::Nats(nats_url)) => {
-                audit_live::verify(&nats_url, &subject_prefix, expect_head.as_deref()).await
+                let nats = nats.bus_options(&nats_url, "auditor");
+                audit_live::verify(&nats, &subject_prefix, expect_head.as_deref()).await
             }
             Ok(options::VerifySource::DataDir(data_dir)) => {
                 tokio::task::spawn_blocking(move || {
@@ -128,8 +130,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             nats_url: Some(url),
             subject_prefix,
+            nats,
             ..
-        } => replay::run_live(&name, from, &url, &subject_prefix).await,
+        } => {
+            let nats = nats.bus_options(&url, "operator");
+            replay::run_live(&name, from, &nats, &subject_prefix).await
+        }
         Command::Replay {
             name,
             from,

@@ -75,6 +75,10 @@ pub enum Command {
         /// First token of every subject (live mode).
         #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
         subject_prefix: String,
+        /// Credentials, TLS and inbox prefix for NATS (live mode; the inbox prefix defaults
+        /// to `_INBOX_operator`, the operator's user of deploy/nats-cluster).
+        #[command(flatten)]
+        nats: NatsConnectOptions,
     },
     /// Audit the log of a stopped data directory (`verify` also checks a running system).
     #[command(subcommand)]
@@ -118,6 +122,10 @@ pub enum AuditCommand {
         /// at that position must have that hash), to catch a truncated tail.
         #[arg(long, env = "PARLOR_EXPECT_HEAD")]
         expect_head: Option<String>,
+        /// Credentials, TLS and inbox prefix for NATS (with --nats-url; the inbox prefix
+        /// defaults to `_INBOX_auditor`, the auditor's user of deploy/nats-cluster).
+        #[command(flatten)]
+        nats: NatsConnectOptions,
     },
     /// A room's full history as of a moment: members, messages with edits, deletions,
     /// reports, calls.

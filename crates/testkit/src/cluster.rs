@@ -38,6 +38,11 @@ pub struct NodeLayout {
 /// Extra configuration text for a node, made from its layout.
 pub type NodeText = Box<dyn Fn(&NodeLayout) -> String + Send + Sync>;
 
+/// Writes a node's whole configuration (one file or several with `include`) into its
+/// directory and returns the file to start the node with; it is given the node and every node
+/// of the cluster (for the routes).
+pub type NodeFiles = Box<dyn Fn(&NodeLayout, &[NodeLayout]) -> io::Result<PathBuf> + Send + Sync>;
+
 /// What a test adds to the cluster's plain configuration (TLS, users, route authorisation).
 #[derive(Default)]
 pub struct ClusterOptions {
@@ -50,6 +55,11 @@ pub struct ClusterOptions {
     /// Environment variables for every node (nats-server resolves `$NAME` in its config from
     /// the environment when the config does not define it).
     pub envs: Vec<(String, String)>,
+    /// A configuration of the test's own instead of the cluster's plain one (the extras above
+    /// are then unused): it must listen on the layout's ports, client, route and monitoring.
+    /// Readiness is then a client greeting only, because such a configuration may serve
+    /// monitoring over HTTPS (which the probe does not speak): the test waits for its routes.
+    pub files: Option<NodeFiles>,
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -60,6 +70,7 @@ impl std::fmt::Debug for ClusterOptions {
             .field("cluster_extra", &self.cluster_extra.is_some())
             .field("route_credentials", &self.route_credentials.is_some())
             .field("envs", &self.envs.len())
+            .field("files", &self.files.is_some())
             .finish()
     }
 }
@@ -139,10 +150,11 @@ impl NatsCluster {
         for index in 0..CLUSTER_NODES {
             cluster.spawn(index, false)?;
         }
+        let probe_health = cluster.options.files.is_none();
         for node in &mut cluster.nodes {
             node.process.wait_until_ready(
                 node.layout.client_port,
-                Some(node.layout.monitor_port),
+                probe_health.then_some(node.layout.monitor_port),
                 true,
             )?;
         }
@@ -225,11 +237,31 @@ impl NatsCluster {
 
     /// Writes a node's configuration file and spawns it.
     fn spawn(&mut self, index: usize, wait_ready: bool) -> io::Result<()> {
-        let config = self.config_text(index);
+        let path = match &self.options.files {
+            Some(files) => {
+                let all: Vec<NodeLayout> =
+                    self.nodes.iter().map(|node| node.layout.clone()).collect();
+                files(&all[index], &all)?
+            }
+            None => {
+                let path = self.nodes[index].layout.dir.join("node.conf");
+                std::fs::write(&path, self.config_text(index))?;
+                path
+            }
+        };
         let node = &mut self.nodes[index];
-        let path = node.layout.dir.join("node.conf");
-        std::fs::write(&path, config)?;
         let args = ["-c".to_owned(), path.display().to_string()];
+        if self.options.files.is_some() {
+            // The monitoring port is handed over but not probed (it may be HTTPS).
+            return node.process.spawn_and_wait(
+                wait_ready,
+                &args,
+                &self.options.envs,
+                &mut node.client,
+                None,
+                &mut [&mut node.route, &mut node.monitor],
+            );
+        }
         node.process.spawn_and_wait(
             wait_ready,
             &args,

@@ -14,7 +14,7 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
-pub use cluster::{ClusterOptions, NatsCluster, NodeLayout, CLUSTER_NODES};
+pub use cluster::{ClusterOptions, NatsCluster, NodeFiles, NodeLayout, NodeText, CLUSTER_NODES};
 pub use ports::ReservedPort;
 use process::ServerProcess;
 pub use process::{reap_within, NATS_SERVER_ENV, START_WAIT_MAX, STOP_WAIT_MAX};
