@@ -98,8 +98,19 @@ pub fn spawn_part(args: &[&str], data_dir: &Path) -> Parlor {
 
 /// [`spawn_part`] with the child's stderr in `stderr` (a test may put it on a disk it fills).
 pub fn spawn_part_logging_to(args: &[&str], data_dir: &Path, stderr: std::fs::File) -> Parlor {
+    spawn_part_with_env(args, data_dir, stderr, &[])
+}
+
+/// [`spawn_part_logging_to`] with extra environment variables (`PARLOR_*` flags, say).
+pub fn spawn_part_with_env(
+    args: &[&str],
+    data_dir: &Path,
+    stderr: std::fs::File,
+    envs: &[(&str, &str)],
+) -> Parlor {
     let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(args)
+        .envs(envs.iter().copied())
         .arg("--data-dir")
         .arg(data_dir)
         .env("PARLOR_LOG", "warn")

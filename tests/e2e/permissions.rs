@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use testkit::{ClusterOptions, NatsCluster, NodeLayout};
 use uuid::Uuid;
 
-use crate::harness::{http_client, json_headers, read_logs, spawn_part, Parlor, REPLY_WAIT};
+use crate::harness::{
+    http_client, json_headers, log_file, read_logs, spawn_part_with_env, Parlor, REPLY_WAIT,
+};
 
 /// The configuration under test, as shipped.
 const DEPLOY_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/nats-cluster");
@@ -261,7 +263,9 @@ async fn h_n1_the_shipped_cluster_configuration_allows_each_part_exactly_its_sub
         Err(BusError::Config(_))
     ));
 
-    // The real parts, each as its own user, spread over the nodes.
+    // JetStream runs in the cluster and answers the gateway (the file bytes of
+    // `--blob-store nats`); then the real parts, each as its own user, spread over the nodes.
+    deployment.wait_for_jetstream().await;
     let mut parts = deployment.start_parts().await;
 
     // Services send their own commands, on other nodes than the writer's.
@@ -353,6 +357,19 @@ async fn h_n1_the_shipped_cluster_configuration_allows_each_part_exactly_its_sub
     )
     .await;
     assert_eq!(upload.status, 201, "{}", upload.text());
+    let file_id = upload.json()["file_id"].as_str().unwrap().to_owned();
+    let download = http_client::send(
+        parts.addr,
+        "GET",
+        &format!("/v1/files/{file_id}"),
+        &[("Authorization", alice_authorization.as_str())],
+        http_client::Body::None,
+    )
+    .await;
+    assert_eq!(
+        (download.status, download.text()),
+        (200, "file bytes".to_owned())
+    );
     let heartbeat = http_client::send(
         parts.addr,
         "POST",
@@ -691,6 +708,39 @@ impl Deployment {
         ]
     }
 
+    /// Waits until JetStream answers the gateway's question about its object store's stream
+    /// (the cluster has elected its meta leader): "no such stream" at first, or the stream.
+    async fn wait_for_jetstream(&self) {
+        let gateway = self.connect("gateway", &self.urls[2]).await;
+        let deadline = Instant::now() + DEPLOY_WAIT;
+        loop {
+            let answer = gateway
+                .request(
+                    "$JS.API.STREAM.INFO.OBJ_parlor-blobs",
+                    Headers::new(),
+                    "",
+                    Duration::from_secs(1),
+                )
+                .await;
+            match answer {
+                Ok(reply) => {
+                    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+                    assert!(
+                        reply["config"].is_object() || reply["error"]["err_code"] == 10059,
+                        "{reply}"
+                    );
+                    return;
+                }
+                Err(error) => assert!(
+                    Instant::now() < deadline,
+                    "JetStream did not answer: {error}; {:?}",
+                    gateway.server_errors()
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// The writer on node 1, every read model on nodes 2 and 3, the gateway on node 3; waits
     /// until the gateway's operator `/healthz` has every part up.
     async fn start_parts(&self) -> Parts {
@@ -701,18 +751,18 @@ impl Deployment {
         };
         let mut processes = Vec::new();
         let mut data_dirs = Vec::new();
-        let mut spawn = |args: Vec<String>, dir: PathBuf| {
+        let mut spawn = |args: Vec<String>, dir: PathBuf, envs: &[(&str, &str)]| {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            processes.push(spawn_part(&args, &dir));
+            processes.push(spawn_part_with_env(&args, &dir, log_file(&dir), envs));
             data_dirs.push(dir);
         };
         let mut writer = vec!["writer".to_owned()];
         writer.extend(self.part_flags("writer", &self.urls[0]));
-        spawn(writer, data("writer"));
+        spawn(writer, data("writer"), &[]);
         for (index, model) in PROJECTORS.iter().enumerate() {
             let mut args = vec!["projector".to_owned(), (*model).to_owned()];
             args.extend(self.part_flags(&format!("projector-{model}"), &self.urls[1 + index % 2]));
-            spawn(args, data(model));
+            spawn(args, data(model), &[]);
         }
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
@@ -732,7 +782,15 @@ impl Deployment {
             "--jwt-secret".to_owned(),
             secret.clone(),
         ]);
-        spawn(gateway, data("gateway"));
+        // The file bytes in the JetStream object store, as the deployment's gateway unit has
+        // them (three copies): the gateway's JetStream permissions are then exercised by the
+        // upload and download below. A parlor without `--blob-store` ignores the variables and
+        // keeps the bytes in its data directory.
+        spawn(
+            gateway,
+            data("gateway"),
+            &[("PARLOR_BLOB_STORE", "nats"), ("PARLOR_BLOB_REPLICAS", "3")],
+        );
         let mut parts = Parts {
             processes,
             data_dirs,
