@@ -357,11 +357,16 @@ async fn h_n1_the_shipped_cluster_configuration_allows_each_part_exactly_its_sub
     )
     .await;
     assert_eq!(upload.status, 201, "{}", upload.text());
-    let file_id = upload.json()["file_id"].as_str().unwrap().to_owned();
+    let uploaded = upload.json();
+    let (file_id, at) = (
+        uploaded["file_id"].as_str().unwrap(),
+        uploaded["position"].as_u64().unwrap(),
+    );
+    // Once the files model has the registration: it says who may download.
     let download = http_client::send(
         parts.addr,
         "GET",
-        &format!("/v1/files/{file_id}"),
+        &format!("/v1/files/{file_id}?min_position={at}"),
         &[("Authorization", alice_authorization.as_str())],
         http_client::Body::None,
     )
