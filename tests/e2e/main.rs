@@ -17,13 +17,17 @@
 //! - `operator`: `parlor status` over NATS, start-up errors that name the flag, help examples.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
+//! - `permissions`: the NATS cluster configuration of deploy/nats-cluster (H-N1): each part's
+//!   user may do exactly what the part needs, over TLS, with routes authenticated.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod harness;
 
 mod audit;
+mod chain;
 mod commands;
+mod connections;
 mod crash;
 mod events;
 mod http;
@@ -31,6 +35,7 @@ mod identity;
 mod lifecycle;
 mod limits;
 mod operator;
+mod permissions;
 mod readside;
 mod reliability;
 mod views;

@@ -226,8 +226,8 @@ fn start_up_errors_name_the_flag_to_fix() {
         "{stderr}"
     );
 
-    // NATS is not there.
-    let url = unreachable_nats_url();
+    // A --nats-url that is not a URL (a server that is not there yet is waited for, issue 15).
+    let url = "nats://127.0.0.1:not-a-port".to_owned();
     let stderr = up_fails(&["--nats-url", &url]);
     assert!(
         failure_line(&stderr).starts_with(&format!("parlor: --nats-url {url}")),

@@ -16,18 +16,19 @@ use crate::audit::{print_verdict, ExpectedHead};
 /// slower answer means the writer is gone or stuck, not busy.
 const PAGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Verifies the log of the system behind `nats_url` from position 1 up to the head its writer
-/// reports with the first page (events appended meanwhile are beyond it and left out), prints
-/// the outcome like the stopped mode, and fails naming the first bad position.
+/// Verifies the log of the system behind `nats` (servers, credentials, TLS) from position 1 up
+/// to the head its writer reports with the first page (events appended meanwhile are beyond it
+/// and left out), prints the outcome like the stopped mode, and fails naming the first bad
+/// position.
 pub async fn verify(
-    nats_url: &str,
+    nats: &bus::NatsOptions,
     subject_prefix: &str,
     expect_head: Option<&str>,
 ) -> anyhow::Result<()> {
     let expected = ExpectedHead::parse(expect_head)?;
-    let bus = Bus::connect(nats_url, "parlor-audit-verify")
+    let bus = Bus::connect_with(nats)
         .await
-        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+        .with_context(|| format!("connecting to NATS at {}", nats.servers_text()))?;
     let started = Instant::now();
     let verdict = verify_pages(&bus, subject_prefix, &expected).await?;
     print_verdict(verdict, &expected, started)

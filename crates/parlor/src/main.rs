@@ -56,9 +56,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             nats_url,
             subject_prefix,
             expect_head,
+            nats,
         }) => match options::VerifySource::resolve(data_dir, nats_url) {
             Ok(options::VerifySource::Nats(nats_url)) => {
-                audit_live::verify(&nats_url, &subject_prefix, expect_head.as_deref()).await
+                let nats = nats.bus_options(&nats_url, "auditor");
+                audit_live::verify(&nats, &subject_prefix, expect_head.as_deref()).await
             }
             Ok(options::VerifySource::DataDir(data_dir)) => {
                 tokio::task::spawn_blocking(move || {
@@ -79,7 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }
         Command::Up(common) => {
-            let bus = connect(&common, "parlor-up").await?;
+            let bus = connect(&common, "up").await?;
             serve(&common, bus, true, None, true).await
         }
         Command::Gateway(common) => {
@@ -88,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "parlor gateway runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
                 );
             }
-            let bus = connect(&common, "parlor-gateway").await?;
+            let bus = connect(&common, "gateway").await?;
             serve(&common, bus, false, Some(Vec::new()), true).await
         }
         Command::Token {
@@ -134,7 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "parlor projector runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
                 );
             }
-            let bus = connect(&common, &format!("parlor-projector-{name}")).await?;
+            let bus = connect(&common, &format!("projector_{name}")).await?;
             serve(&common, bus, false, Some(vec![name]), false).await
         }
         Command::Replay {
@@ -142,8 +144,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             nats_url: Some(url),
             subject_prefix,
+            nats,
             ..
-        } => replay::run_live(&name, from, &url, &subject_prefix).await,
+        } => {
+            let nats = nats.bus_options(&url, "operator");
+            replay::run_live(&name, from, &nats, &subject_prefix).await
+        }
         Command::Replay {
             name,
             from,
@@ -155,18 +161,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if common.nats_url.is_none() {
                 anyhow::bail!("parlor writer runs over NATS: give --nats-url (or PARLOR_NATS_URL)");
             }
-            let bus = connect(&common, "parlor-writer").await?;
+            let bus = connect(&common, "writer").await?;
             serve(&common, bus, true, Some(Vec::new()), false).await
         }
     }
 }
 
-/// The bus: NATS when a URL is given, else in process.
-async fn connect(common: &CommonOptions, name: &str) -> anyhow::Result<Bus> {
+/// The bus: NATS when a URL is given (waiting for a server to answer, then reconnecting
+/// forever), else in process. `part` names the connection and its default inbox prefix.
+async fn connect(common: &CommonOptions, part: &str) -> anyhow::Result<Bus> {
     match &common.nats_url {
-        Some(url) => Bus::connect(url, name).await.with_context(|| {
-            format!("--nats-url {url}: cannot reach NATS there (is nats-server running?)")
-        }),
+        Some(url) => Bus::connect_retrying(&common.nats.bus_options(url, part))
+            .await
+            .with_context(|| format!("--nats-url {url}: cannot connect to NATS")),
         None => Ok(Bus::in_process()),
     }
 }

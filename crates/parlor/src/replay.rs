@@ -61,7 +61,12 @@ fn progress_bar(name: &str, length: u64) -> ProgressBar {
 
 /// Has the running projectors of `name` (or of every model for `all`, one after the other)
 /// rebuild their model from the log while they keep serving, and follows each to its swap.
-pub async fn run_live(name: &str, from: u64, nats_url: &str, prefix: &str) -> anyhow::Result<()> {
+pub async fn run_live(
+    name: &str,
+    from: u64,
+    nats: &bus::NatsOptions,
+    prefix: &str,
+) -> anyhow::Result<()> {
     if from > 1 {
         bail!(
             "--from {from}: a live replay rebuilds from position 1; continuing a model from a \
@@ -69,9 +74,9 @@ pub async fn run_live(name: &str, from: u64, nats_url: &str, prefix: &str) -> an
         );
     }
     let names = model_names(name)?;
-    let bus = Bus::connect(nats_url, "parlor-replay")
+    let bus = Bus::connect_with(nats)
         .await
-        .with_context(|| format!("connecting to NATS at {nats_url}"))?;
+        .with_context(|| format!("connecting to NATS at {}", nats.servers_text()))?;
     for model in names {
         let name = model.name();
         let mut watch = request_rebuild(&bus, prefix, name, LIVE_ANSWER_WAIT).await?;

@@ -342,7 +342,7 @@ impl FakeLog {
     /// Appends an event without publishing it (as if its publication were lost).
     pub fn append(&self, event: Event) -> RecordedEvent {
         let mut events = self.events.lock().expect("the log lock");
-        let recorded = RecordedEvent {
+        let mut recorded = RecordedEvent {
             position: events.len() as u64 + 1,
             stream: event.stream(),
             version: 1,
@@ -351,9 +351,13 @@ impl FakeLog {
             actor: "tester".into(),
             recorded_at: Timestamp::from_millis(1_700_000_000_000),
             event,
-            hash: Sha256([7; 32]),
+            hash: Sha256([0; 32]),
             raw: None,
         };
+        // Chained as the writer's log chains them, so that followers take the live events
+        // (security.md H-N2) instead of reading each one back through log.read.
+        let previous = events.last().map_or(Sha256([0; 32]), |last| last.hash);
+        recorded.hash = bus::chain::chained_hash(&previous, &recorded).expect("a storable event");
         events.push(recorded.clone());
         recorded
     }

@@ -96,9 +96,15 @@ impl World {
             let version = self.versions.entry(stream.clone()).or_insert(0);
             *version += 1;
             let position = self.log.len() as u64 + 1;
-            let mut hash = [0u8; 32];
-            hash[..8].copy_from_slice(&position.to_be_bytes());
-            let record = RecordedEvent::from_stored(position, stream, *version, hash, stored);
+            let mut record =
+                RecordedEvent::from_stored(position, stream, *version, [0; 32], stored);
+            // Chained as the writer's log chains them, so that followers take the live events
+            // (security.md H-N2) instead of reading each one back through log.read.
+            let previous = self
+                .log
+                .last()
+                .map_or(protocol::Sha256([0; 32]), |last| last.hash);
+            record.hash = bus::chain::chained_hash(&previous, &record).expect("a storable event");
             self.log.push(record.clone());
             records.push(record);
         }
