@@ -252,7 +252,16 @@ async fn serve(
             config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
         }
         config.ops_addr = common.ops_addr.0;
-        let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?;
+        let bound = match common.blobs.blob_store {
+            options::BlobStoreKind::Local => {
+                gateway::Gateway::bind(config, bus.clone(), clock.clone()).await?
+            }
+            options::BlobStoreKind::Nats => {
+                let store = parts::open_nats_blob_store(&bus, common).await?;
+                gateway::Gateway::bind_with_blob_store(config, bus.clone(), clock.clone(), store)
+                    .await?
+            }
+        };
         info!(http = %bound.local_addr(), ops = ?bound.ops_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;
         gateway_task = Some(tokio::spawn(bound.run(async move {
