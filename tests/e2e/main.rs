@@ -14,6 +14,9 @@
 //! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
 //!   limits (H-L4).
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
+//! - `deployment`: a Parlor of separate processes (writer, projector replicas, gateways on the
+//!   NATS object store), each on the NATS URL it is given.
+//! - `replicas`: two gateways and two replicas of every projector serve the same users.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
 
@@ -24,6 +27,7 @@ mod harness;
 mod audit;
 mod commands;
 mod crash;
+mod deployment;
 mod events;
 mod http;
 mod identity;
@@ -31,4 +35,5 @@ mod lifecycle;
 mod limits;
 mod readside;
 mod reliability;
+mod replicas;
 mod views;
