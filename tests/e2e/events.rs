@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Parlor, System};
+use crate::harness::{Parlor, System, START_WAIT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_published_in_position_order_with_headers() {
@@ -129,9 +129,13 @@ async fn a_second_writer_refuses_to_start() {
     let system = System::start().await;
     let other_dir = tempfile::tempdir().unwrap();
     let mut second = Parlor::start_writer(&system.nats.url(), other_dir.path(), &[]);
-    let status = tokio::task::spawn_blocking(move || second.child.wait().unwrap())
-        .await
-        .unwrap();
+    // Bounded: a regression that lets the second writer run must fail the test, not hang CI.
+    let status = tokio::task::spawn_blocking(move || {
+        testkit::reap_within(&mut second.child, START_WAIT).unwrap()
+    })
+    .await
+    .unwrap()
+    .expect("the second writer still runs: it did not refuse to start");
     assert!(!status.success());
     let logs = crate::harness::read_logs(other_dir.path());
     assert!(logs.contains("another writer"), "{logs}");

@@ -14,6 +14,8 @@ use uuid::Uuid;
 pub const REPLY_WAIT: Duration = Duration::from_secs(10);
 /// How long the writer may take to start answering.
 pub const START_WAIT: Duration = Duration::from_secs(30);
+/// How long a SIGKILLed child may take to be reaped.
+pub const KILL_REAP_WAIT: Duration = Duration::from_secs(10);
 
 /// A running `parlor` process.
 pub struct Parlor {
@@ -37,10 +39,14 @@ impl Parlor {
         }
     }
 
-    /// SIGKILL, then reap.
+    /// SIGKILL, then reap (bounded: a process stuck in the kernel is reported, not awaited).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        match testkit::reap_within(&mut self.child, KILL_REAP_WAIT) {
+            Ok(Some(_)) => {}
+            Ok(None) => eprintln!("parlor (pid {}) not reaped after SIGKILL", self.child.id()),
+            Err(error) => eprintln!("cannot reap parlor: {error}"),
+        }
     }
 
     /// SIGTERM, then wait for the exit status (bounded).

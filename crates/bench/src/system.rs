@@ -23,6 +23,9 @@ const PROBE_PAUSE: Duration = Duration::from_millis(10);
 /// How long one probe waits for its reply.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
 
+/// How long a SIGKILLed child may take to be reaped.
+const KILL_REAP_WAIT: Duration = Duration::from_secs(10);
+
 /// Finds the `parlor` binary: `$PARLOR_BIN`, else `parlor` beside this executable (both are in
 /// the same target directory after `cargo build --release -p parlor -p bench`).
 pub fn find_parlor_binary() -> anyhow::Result<PathBuf> {
@@ -186,7 +189,7 @@ impl Parlor {
             }
             if Instant::now() >= deadline {
                 let _ = self.child.kill();
-                let _ = self.child.wait();
+                let _ = testkit::reap_within(&mut self.child, KILL_REAP_WAIT);
                 bail!(
                     "{} did not exit within {WRITER_STOP_WAIT:?} of SIGTERM",
                     self.what
@@ -201,7 +204,7 @@ impl Drop for Parlor {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
-            let _ = self.child.wait();
+            let _ = testkit::reap_within(&mut self.child, KILL_REAP_WAIT);
         }
     }
 }
@@ -333,6 +336,6 @@ impl SyncingNats {
 impl Drop for SyncingNats {
     fn drop(&mut self) {
         let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = testkit::reap_within(&mut self.child, KILL_REAP_WAIT);
     }
 }

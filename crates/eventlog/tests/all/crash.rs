@@ -127,7 +127,9 @@ fn acknowledged_records_survive_sigkill() {
             panic!("cycle {cycle} (seed {seed}): the child exited by itself ({status}); its own checks failed");
         }
         child.0.kill().unwrap(); // SIGKILL on unix
-        let status = child.0.wait().unwrap();
+        let status = reap_killed(&mut child.0).unwrap_or_else(|| {
+            panic!("cycle {cycle} (seed {seed}): the child was not reaped after SIGKILL")
+        });
         assert_eq!(
             status.signal(),
             Some(SIGKILL),
@@ -226,8 +228,16 @@ struct KillOnDrop(Child);
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = reap_killed(&mut self.0);
     }
+}
+
+/// How long a SIGKILLed child may take to be reaped.
+const KILL_REAP_WAIT: Duration = Duration::from_secs(10);
+
+/// Waits (bounded) for a killed child: its status, or `None` when it is still there.
+fn reap_killed(child: &mut Child) -> Option<std::process::ExitStatus> {
+    testkit::reap_within(child, KILL_REAP_WAIT).ok().flatten()
 }
 
 /// The child: appends batches and reports each acknowledged record until it is killed.
