@@ -25,6 +25,8 @@ pub struct Placement {
     pub projector_replicas: Vec<String>,
     /// One URL per gateway.
     pub gateways: Vec<String>,
+    /// `--blob-replicas` of the gateways (3 on a three-node cluster).
+    pub blob_replicas: u64,
 }
 
 /// A gateway process and its addresses.
@@ -34,6 +36,7 @@ pub struct GatewayPart {
     pub ops_addr: SocketAddr,
     nats_url: String,
     data_dir: PathBuf,
+    blob_replicas: u64,
 }
 
 /// The running deployment.
@@ -81,12 +84,14 @@ impl Deployment {
             .map(|(index, url)| {
                 let data_dir = root.path().join(format!("gateway-{index}"));
                 let (addr, ops_addr) = (free_addr(), free_addr());
+                let blob_replicas = placement.blob_replicas;
                 GatewayPart {
-                    parlor: spawn_gateway(&data_dir, url, &secret, addr, ops_addr),
+                    parlor: spawn_gateway(&data_dir, url, &secret, (addr, ops_addr), blob_replicas),
                     addr,
                     ops_addr,
                     nats_url: url.clone(),
                     data_dir,
+                    blob_replicas,
                 }
             })
             .collect();
@@ -150,8 +155,8 @@ impl Deployment {
             &part.data_dir,
             &part.nats_url,
             &self.secret,
-            part.addr,
-            part.ops_addr,
+            (part.addr, part.ops_addr),
+            part.blob_replicas,
         );
     }
 
@@ -275,10 +280,11 @@ fn spawn_gateway(
     data_dir: &Path,
     url: &str,
     secret: &str,
-    addr: SocketAddr,
-    ops_addr: SocketAddr,
+    (addr, ops_addr): (SocketAddr, SocketAddr),
+    blob_replicas: u64,
 ) -> Parlor {
     let (addr, ops_addr) = (addr.to_string(), ops_addr.to_string());
+    let blob_replicas = blob_replicas.to_string();
     spawn_part_logging_to(
         &[
             "gateway",
@@ -287,6 +293,8 @@ fn spawn_gateway(
             "--dev-clock",
             "--blob-store",
             "nats",
+            "--blob-replicas",
+            &blob_replicas,
             "--http-addr",
             &addr,
             "--ops-addr",

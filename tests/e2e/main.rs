@@ -14,6 +14,8 @@
 //! - `views`: one view on every path (H-V1), the event stream as the caller's view (H-V2), its
 //!   limits (H-L4).
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
+//! - `chaos`: a three-node NATS cluster, replicas and two gateways under load while NATS nodes,
+//!   projector replicas and gateways are killed and restarted; nothing lost or duplicated.
 //! - `deployment`: a Parlor of separate processes (writer, projector replicas, gateways on the
 //!   NATS object store), each on the NATS URL it is given.
 //! - `replicas`: two gateways and two replicas of every projector serve the same users.
@@ -25,6 +27,7 @@
 mod harness;
 
 mod audit;
+mod chaos;
 mod commands;
 mod crash;
 mod deployment;

@@ -54,6 +54,7 @@ async fn two_gateways_and_two_replicas_of_each_projector_serve_the_same_users() 
         writer: url.clone(),
         projector_replicas: vec![url.clone(), url.clone()],
         gateways: vec![url.clone(), url.clone()],
+        blob_replicas: 1,
     })
     .await;
     system
