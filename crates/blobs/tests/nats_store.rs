@@ -371,6 +371,11 @@ async fn while_nats_is_down_operations_fail_clearly_and_recover() {
         let error = error.unwrap_or_else(|| panic!("{what} succeeded while NATS was down"));
         let text = error.to_string();
         assert!(text.contains("NATS object store"), "{what}: {text}");
+        // Told apart from a failing store: the gateway answers it 503, worth a retry.
+        assert!(
+            matches!(&error, BlobError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut),
+            "{what}: {error:?}"
+        );
     }
     // Each operation gives up after its bound instead of hanging.
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
