@@ -29,7 +29,10 @@ use futures::future::BoxFuture;
 use futures::Stream;
 
 pub use local::{LocalBlobStore, READ_CHUNK_BYTES, TEMP_FILE_AGE_MAX, WRITE_BUFFER_BYTES};
-pub use nats::{NatsBlobStore, NatsBlobStoreConfig, NATS_OPERATION_TIMEOUT};
+pub use nats::{
+    NatsBlobStore, NatsBlobStoreConfig, NATS_OPERATION_TIMEOUT, ORPHAN_CHUNKS_AGE_MIN,
+    ORPHAN_SWEEP_INTERVAL,
+};
 pub use pending::KEPT_MARK_NAME;
 
 /// A stream of content, chunk by chunk; an `Err` item aborts whatever consumes it.

@@ -1,6 +1,7 @@
 //! The NATS blob store against a real nats-server (Debian's 2.9 with JetStream): round trips
 //! between two connections (two gateways), deduplication, the streaming limit, a large file
-//! streamed in bounded memory, unattached uploads collected, and clear errors while NATS is down.
+//! streamed in bounded memory, unattached uploads collected, the chunks of uploads cut by a
+//! crash purged (and no others), and clear errors while NATS is down.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,11 +42,55 @@ fn stream_of(bytes: &'static [u8]) -> ByteStream {
 }
 
 async fn store_on(server: &NatsServer, name: &str) -> NatsBlobStore {
+    store_with_orphan_age(server, name, blobs::ORPHAN_CHUNKS_AGE_MIN).await
+}
+
+/// A store whose orphan sweep purges undescribed chunks older than `orphan_chunks_age`.
+async fn store_with_orphan_age(
+    server: &NatsServer,
+    name: &str,
+    orphan_chunks_age: Duration,
+) -> NatsBlobStore {
     let bus = bus::Bus::connect(&server.url(), name).await.unwrap();
-    let config = NatsBlobStoreConfig::for_subject_prefix("parlor", 1);
+    let config = NatsBlobStoreConfig {
+        orphan_chunks_age,
+        ..NatsBlobStoreConfig::for_subject_prefix("parlor", 1)
+    };
     NatsBlobStore::open(bus.nats_client().unwrap(), &config)
         .await
         .unwrap()
+}
+
+/// The chunk subjects in the object stream (one per upload whose chunks are kept), sorted.
+async fn chunk_subjects(server: &NatsServer) -> Vec<String> {
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    let stream = jetstream.get_stream("OBJ_parlor-blobs").await.unwrap();
+    let mut subjects: Vec<String> = stream
+        .info_with_subjects("$O.parlor-blobs.C.>")
+        .await
+        .unwrap()
+        .map(|subject| subject.unwrap().0)
+        .collect()
+        .await;
+    subjects.sort();
+    subjects
+}
+
+/// Waits (bounded) until the object stream holds `count` chunk subjects.
+async fn await_chunk_subjects(server: &NatsServer, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let subjects = chunk_subjects(server).await;
+        if subjects.len() == count {
+            return subjects;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {count} chunk subjects: {subjects:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The blob's bytes (and declared size), or `None` when absent.
@@ -344,6 +389,105 @@ async fn unattached_uploads_are_collected_and_attached_ones_kept() {
     assert_eq!(gateway_a.attachments_position().await.unwrap(), None);
     gateway_a.set_attachments_position(42).await.unwrap();
     assert_eq!(gateway_b.attachments_position().await.unwrap(), Some(42));
+}
+
+#[tokio::test]
+async fn chunks_of_uploads_cut_by_a_crash_are_purged_and_no_others() {
+    let server = NatsServer::start();
+    let gateway = std::sync::Arc::new(store_on(&server, "gateway-a").await);
+    // Another gateway whose sweep takes every undescribed chunk as old.
+    let sweeper = store_with_orphan_age(&server, "gateway-b", Duration::ZERO).await;
+    let kept = gateway.put(generated(3, 100_000), 1 << 30).await.unwrap();
+    let kept_subjects = await_chunk_subjects(&server, 1).await;
+
+    // A gateway killed mid-upload leaves chunks that no description names.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let jetstream = async_nats::jetstream::new(client);
+    for index in 0..2 {
+        jetstream
+            .publish(
+                "$O.parlor-blobs.C.cutbyacrash",
+                generated_chunk(index, 1000),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Younger than the default age: they may be a running upload's, so they stay.
+    assert_eq!(gateway.purge_orphan_chunks().await.unwrap(), 0);
+    await_chunk_subjects(&server, 2).await;
+
+    // An upload running on the first gateway while the other sweeps with no age at all.
+    let (sender, receiver) = futures::channel::mpsc::unbounded::<std::io::Result<Bytes>>();
+    let running = tokio::spawn({
+        let gateway = gateway.clone();
+        async move { gateway.put(Box::pin(receiver), 1 << 30).await }
+    });
+    for index in 0..2 {
+        sender
+            .unbounded_send(Ok(generated_chunk(index, 128 * 1024)))
+            .unwrap();
+    }
+    await_chunk_subjects(&server, 3).await;
+    assert_eq!(sweeper.purge_orphan_chunks().await.unwrap(), 2);
+    assert_eq!(chunk_subjects(&server).await, kept_subjects);
+
+    // Its chunks gone, the upload fails rather than describe a blob missing bytes.
+    sender.unbounded_send(Ok(generated_chunk(2, 1000))).unwrap();
+    drop(sender);
+    let outcome = tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("the upload ends")
+        .unwrap();
+    let error = outcome.expect_err("an upload whose chunks were purged fails");
+    assert!(error.to_string().contains("chunks are stored"), "{error}");
+    let mut running_content = Sha256::new();
+    running_content.update(generated_chunk(0, 128 * 1024));
+    running_content.update(generated_chunk(1, 128 * 1024));
+    running_content.update(generated_chunk(2, 1000));
+    let running_hash = ContentHash(running_content.finalize().into());
+    assert!(!sweeper.exists(running_hash).await.unwrap());
+
+    // The described blob is whole through both gateways, and uploads go on.
+    let expected: Vec<u8> = (0..3)
+        .flat_map(|index| generated_chunk(index, 100_000))
+        .collect();
+    assert_eq!(read_all(&sweeper, kept.hash).await.unwrap().1, expected);
+    assert_eq!(read_all(&gateway, kept.hash).await.unwrap().1, expected);
+    let later = gateway
+        .put(stream_of(b"after the sweep"), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(&sweeper, later.hash).await.unwrap().1,
+        b"after the sweep"
+    );
+    assert_eq!(sweeper.purge_orphan_chunks().await.unwrap(), 0);
+    await_chunk_subjects(&server, 2).await;
+}
+
+#[tokio::test]
+async fn an_upload_running_past_half_the_orphan_age_fails_and_keeps_nothing() {
+    let server = NatsServer::start();
+    // Uploads may run one second here.
+    let gateway = store_with_orphan_age(&server, "gateway", Duration::from_secs(2)).await;
+    let slow: ByteStream = Box::pin(futures::stream::unfold(0, |index| async move {
+        match index {
+            0 => Some((Ok(generated_chunk(0, 1000)), 1)),
+            1 => {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                Some((Ok(generated_chunk(1, 1000)), 2))
+            }
+            _ => None,
+        }
+    }));
+    let outcome = gateway.put(slow, 1 << 20).await;
+    let error = outcome.expect_err("an upload past its time fails");
+    assert!(error.to_string().contains("longer than"), "{error}");
+    await_chunk_subjects(&server, 0).await;
+    let quick = gateway.put(stream_of(b"quick"), 1 << 20).await.unwrap();
+    assert_eq!(read_all(&gateway, quick.hash).await.unwrap().1, b"quick");
 }
 
 #[tokio::test]

@@ -34,6 +34,7 @@ impl NatsBlobStore {
                 collected.uploads_dropped += 1;
             }
         }
+        self.sweep_orphans_when_due().await;
         Ok(collected)
     }
 

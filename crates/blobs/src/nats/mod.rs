@@ -38,6 +38,16 @@ use crate::{
 /// wait before the operation fails with a clear error rather than hanging on a NATS that is down.
 pub const NATS_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a gateway looks for the chunks of uploads cut by a crash (with its collection of
+/// unattached uploads, so every gateway does, each at most this often).
+pub const ORPHAN_SWEEP_INTERVAL: Duration = Duration::from_secs(60 * 60);
+
+/// How old the chunks of an undescribed upload must be before the sweep purges them, by
+/// default: the local store's bound for its temporary files. An upload running longer than half
+/// of it fails before it describes its chunks, so the sweep never purges chunks that a
+/// description names (see `objects::Objects::purge_orphan_chunks`).
+pub const ORPHAN_CHUNKS_AGE_MIN: Duration = crate::TEMP_FILE_AGE_MAX;
+
 /// Where and how the buckets are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatsBlobStoreConfig {
@@ -45,6 +55,9 @@ pub struct NatsBlobStoreConfig {
     pub bucket: String,
     /// Copies JetStream keeps of each bucket (1 on a single server, 3 on a three-node cluster).
     pub replicas: usize,
+    /// The age after which undescribed chunks are purged as a crashed upload's, and twice the
+    /// longest an upload may run ([`ORPHAN_CHUNKS_AGE_MIN`] unless a test shortens it).
+    pub orphan_chunks_age: Duration,
 }
 
 impl NatsBlobStoreConfig {
@@ -64,6 +77,7 @@ impl NatsBlobStoreConfig {
         NatsBlobStoreConfig {
             bucket: format!("{name}-blobs"),
             replicas,
+            orphan_chunks_age: ORPHAN_CHUNKS_AGE_MIN,
         }
     }
 }
@@ -72,6 +86,8 @@ impl NatsBlobStoreConfig {
 pub struct NatsBlobStore {
     objects: objects::Objects,
     holds: holds::Holds,
+    /// When this store last looked for orphan chunks; `None` before the first time.
+    last_orphan_sweep: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl fmt::Debug for NatsBlobStore {
@@ -94,7 +110,47 @@ impl NatsBlobStore {
         let objects = objects::Objects::open(jetstream.clone(), config).await?;
         let holds = holds::Holds::open(jetstream, config).await?;
         tracing::info!(bucket = %config.bucket, replicas = config.replicas, "file bytes in the NATS object store");
-        Ok(NatsBlobStore { objects, holds })
+        Ok(NatsBlobStore {
+            objects,
+            holds,
+            last_orphan_sweep: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// Purges the chunks of uploads cut by a crash (or whose description's publication failed)
+    /// once they are older than [`NatsBlobStoreConfig::orphan_chunks_age`]; returns how many
+    /// uploads' chunks were purged. Collections do it every [`ORPHAN_SWEEP_INTERVAL`]; safe
+    /// while other gateways upload and sweep.
+    pub async fn purge_orphan_chunks(&self) -> Result<usize, BlobError> {
+        self.objects.purge_orphan_chunks().await
+    }
+
+    /// Purges orphan chunks when [`ORPHAN_SWEEP_INTERVAL`] has passed since the last look (the
+    /// first look comes with the first collection). A failure is logged, not returned: the
+    /// collection it rides on succeeded, and the next look comes an interval later.
+    pub(super) async fn sweep_orphans_when_due(&self) {
+        let due = {
+            let mut last = self
+                .last_orphan_sweep
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = last.is_none_or(|at| at.elapsed() >= ORPHAN_SWEEP_INTERVAL);
+            if due {
+                *last = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            match self.objects.purge_orphan_chunks().await {
+                Ok(0) => {}
+                Ok(purged) => {
+                    tracing::info!(uploads = purged, "purged the chunks of unfinished uploads");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot look for the chunks of unfinished uploads");
+                }
+            }
+        }
     }
 
     /// Deletes a blob and its derived objects; returns the bytes freed.

@@ -9,12 +9,19 @@
 //! no reader can see the chunks, so a blob is visible only once complete; chunks of an upload
 //! that fails are purged.
 //!
+//! Chunks that no description names outlive their upload when a gateway crashes mid-upload,
+//! or when publishing the description fails without saying whether it was stored (the chunks
+//! are then kept, as a description may name them). [`Objects::purge_orphan_chunks`] purges
+//! them once older than the configured age; an upload running longer than half that age fails
+//! before describing its chunks, so no purge can hit chunks a description names.
+//!
 //! A download reads the chunks one direct get at a time (`next_by_subj`), so memory stays at
 //! one chunk whatever the file's size, and checks the size and digest at the end: a blob that
 //! does not match its description fails the download instead of serving wrong bytes.
 
 use std::future::IntoFuture;
 use std::io;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::{self, object_store::ObjectInfo, stream::DirectGetErrorKind};
 use async_nats::HeaderMap;
@@ -22,7 +29,7 @@ use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use bytes::{Bytes, BytesMut};
 use futures::stream::FuturesOrdered;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 
 use super::{bounded, nats_failed, NatsBlobStoreConfig};
@@ -47,6 +54,8 @@ pub(crate) struct Objects {
     bucket: String,
     jetstream: jetstream::Context,
     stream: jetstream::stream::Stream,
+    /// See [`NatsBlobStoreConfig::orphan_chunks_age`].
+    orphan_chunks_age: Duration,
 }
 
 impl Objects {
@@ -84,6 +93,7 @@ impl Objects {
             bucket: config.bucket.clone(),
             jetstream,
             stream,
+            orphan_chunks_age: config.orphan_chunks_age,
         })
     }
 
@@ -132,6 +142,8 @@ impl Objects {
         mut content: ByteStream,
         bytes_max: u64,
     ) -> Result<Stored, BlobError> {
+        // Before the first chunk is published, so that the chunks are never older than this.
+        let started = Instant::now();
         let nuid = uuid::Uuid::new_v4().simple().to_string();
         let chunks = Chunks::new(self, nuid);
         let mut hasher = Sha256::new();
@@ -175,6 +187,8 @@ impl Objects {
         while !acks.is_empty() {
             await_ack(&mut acks).await?;
         }
+        self.check_running_time(started)?;
+        self.check_chunks_stored(&chunks, chunk_count).await?;
         let digest: [u8; 32] = hasher.finalize().into();
         let hash = ContentHash(digest);
         let name = hash.to_hex();
@@ -220,7 +234,59 @@ impl Objects {
                 size,
                 newly_stored: false,
             }),
-            Err(DescriptionError::Failed(error)) => Err(error),
+            Err(DescriptionError::Failed(error)) => {
+                // The description may be stored all the same (an acknowledgement lost): purging
+                // the chunks could leave a blob whose bytes are gone, and every later upload of
+                // the same content would be deduplicated against it. Kept, the chunks are
+                // purged by the orphan sweep if no description names them.
+                chunks.keep();
+                Err(error)
+            }
+        }
+    }
+
+    /// Fails an upload that ran so long that the orphan sweep may purge its chunks: one that
+    /// started (published its first chunk) longer than half of [`Self::orphan_chunks_age`] ago.
+    /// The other half covers the description's publication and clocks that disagree.
+    fn check_running_time(&self, started: Instant) -> Result<(), BlobError> {
+        let running = started.elapsed();
+        let running_max = self.orphan_chunks_age / 2;
+        if running <= running_max {
+            return Ok(());
+        }
+        Err(BlobError::Io(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "NATS object store: an upload ran {}s, longer than the {}s allowed",
+                running.as_secs(),
+                running_max.as_secs()
+            ),
+        )))
+    }
+
+    /// Fails unless the stream holds every chunk of this upload. [`Self::check_running_time`]
+    /// keeps the orphan sweep off a running upload's chunks as long as the clocks of gateways
+    /// and servers agree within hours; this check catches the case where they do not.
+    async fn check_chunks_stored(&self, chunks: &Chunks, expected: usize) -> Result<(), BlobError> {
+        let doing = "counting an upload's chunks";
+        let counts: Vec<(String, usize)> = bounded(doing, async {
+            self.stream
+                .info_with_subjects(chunks.subject.clone())
+                .await
+                .map_err(|error| nats_failed(doing, error))?
+                .try_collect()
+                .await
+                .map_err(|error| nats_failed(doing, error))
+        })
+        .await?;
+        let stored: usize = counts.iter().map(|(_, count)| count).sum();
+        if stored == expected {
+            Ok(())
+        } else {
+            Err(nats_failed(
+                doing,
+                format!("{stored} of {expected} chunks are stored (purged as a crashed upload's after running too long?)"),
+            ))
         }
     }
 
@@ -262,6 +328,7 @@ impl Objects {
 
     /// Stores a small object under a known name, replacing an earlier one of that name.
     pub(crate) async fn put_small(&self, name: &str, content: Bytes) -> Result<(), BlobError> {
+        let started = Instant::now();
         let doing = format!("storing {name}");
         let existing = self.describe(name).await?;
         let nuid = uuid::Uuid::new_v4().simple().to_string();
@@ -296,10 +363,15 @@ impl Objects {
             digest: Some(format!("SHA-256={}", URL_SAFE.encode(digest))),
             deleted: false,
         };
+        self.check_running_time(started)?;
         match self.publish_description(name, &info, None).await {
             Ok(()) => {}
             Err(DescriptionError::Raced) => unreachable_race(name)?,
-            Err(DescriptionError::Failed(error)) => return Err(error),
+            Err(DescriptionError::Failed(error)) => {
+                // Perhaps stored all the same: left to the orphan sweep (see `put_content`).
+                chunks.keep();
+                return Err(error);
+            }
         }
         chunks.keep();
         if let Some(old) = existing.filter(|old| !old.info.deleted) {
@@ -338,6 +410,79 @@ impl Objects {
             .await
             .map(|_| ())
             .map_err(|error| nats_failed("purging chunks", error))
+    }
+
+    /// Purges the chunks no description names whose first chunk is older than
+    /// [`Self::orphan_chunks_age`]: the leftovers of uploads cut by a crash or whose description
+    /// may not have been stored (a failed upload purges its own). Younger ones may belong to an
+    /// upload still running on another gateway. Returns the uploads purged.
+    ///
+    /// Why a description published while this runs never names purged chunks: `now` is read
+    /// before the descriptions are listed, and only chunks whose first one was stored before
+    /// `now - age` are purged; their upload started before that, so it described them (within
+    /// half the age, [`Self::check_running_time`]) before `now - age / 2`, long before the
+    /// listing, which therefore saw the description — or it fails without describing them.
+    ///
+    /// Costs a listing of every description and of every chunk subject (no payloads but one
+    /// chunk per unreferenced upload), so it runs rarely ([`super::ORPHAN_SWEEP_INTERVAL`]).
+    pub(crate) async fn purge_orphan_chunks(&self) -> Result<usize, BlobError> {
+        let doing = "looking for chunks of unfinished uploads";
+        let now = SystemTime::now();
+        let mut referenced = std::collections::HashSet::new();
+        let descriptions = format!("$O.{}.M.>", self.bucket);
+        let mut next = 1;
+        loop {
+            let message = match self
+                .stream
+                .direct_get_next_for_subject(descriptions.clone(), Some(next))
+                .await
+            {
+                Ok(message) => message,
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => break,
+                Err(error) => return Err(nats_failed(doing, error)),
+            };
+            next = message.sequence.saturating_add(1);
+            let info: ObjectInfo = serde_json::from_slice(&message.payload)
+                .map_err(|error| nats_failed(doing, error))?;
+            referenced.insert(info.nuid);
+        }
+        let chunk_prefix = self.chunk_subject("");
+        let subjects: Vec<(String, usize)> = bounded(doing, async {
+            self.stream
+                .info_with_subjects(format!("{chunk_prefix}>"))
+                .await
+                .map_err(|error| nats_failed(doing, error))?
+                .try_collect()
+                .await
+                .map_err(|error| nats_failed(doing, error))
+        })
+        .await?;
+        let mut purged = 0;
+        for (subject, _) in subjects {
+            let nuid = subject.get(chunk_prefix.len()..).unwrap_or_default();
+            if nuid.is_empty() || referenced.contains(nuid) {
+                continue;
+            }
+            let first = match self
+                .stream
+                .direct_get_next_for_subject(subject.clone(), Some(1))
+                .await
+            {
+                Ok(message) => message,
+                // Purged meanwhile (by its upload or another gateway's sweep).
+                Err(error) if error.kind() == DirectGetErrorKind::NotFound => continue,
+                Err(error) => return Err(nats_failed(doing, error)),
+            };
+            let stored_at = SystemTime::from(first.time);
+            let old = now
+                .duration_since(stored_at)
+                .is_ok_and(|age| age >= self.orphan_chunks_age);
+            if old {
+                self.purge_chunks(nuid).await?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 
     /// Opens `name` for streaming; `None` when absent or deleted.
