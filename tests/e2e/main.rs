@@ -19,6 +19,8 @@
 //! - `deployment`: a Parlor of separate processes (writer, projector replicas, gateways on the
 //!   NATS object store), each on the NATS URL it is given.
 //! - `replicas`: two gateways and two replicas of every projector serve the same users.
+//! - `chain`: the real writer's live events chain as a follower checks them (H-N2).
+//! - `connections`: a part started before NATS waits for it; a list of servers.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
 
@@ -27,8 +29,10 @@
 mod harness;
 
 mod audit;
+mod chain;
 mod chaos;
 mod commands;
+mod connections;
 mod crash;
 mod deployment;
 mod events;

@@ -43,6 +43,10 @@ pub enum BusError {
         /// The limit that applied.
         bytes_max: usize,
     },
+    /// The connection's options are wrong (a missing file, a certificate without its key, a
+    /// refused password): trying again will not help.
+    #[error("NATS configuration: {0}")]
+    Config(String),
     /// Any other transport failure, described as text so that async-nats types stay inside.
     #[error("transport error: {0}")]
     Transport(String),

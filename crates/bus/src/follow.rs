@@ -15,6 +15,10 @@
 //!      cursor + 1 page by page until the head; a duplicate (at or below the cursor) is skipped.
 //!   3. After [`FollowOptions::idle_probe_interval`] without any event it reads the log once,
 //!      so that a dropped *last* event (no later one reveals the gap) is found too.
+//!   4. A live event is taken only if its hash chains from the last event handed out
+//!      ([`crate::chain`], security.md H-N2); the chain's start is learnt from `log.read`, which
+//!      only the writer answers. A forged or replayed event is treated as a gap: the log is
+//!      read, and the real event at that position comes from there or live after.
 //!
 //!   While it pages through the log, the next page is read while the caller handles the
 //!   current one. Every wait in `next` is cancel-safe (an unfinished `log.read` runs on in its
@@ -25,12 +29,13 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use protocol::{
-    EventHeaders, Format, LogReadReply, LogReadRequest, RecordedEvent, HEADER_CONTENT_TYPE,
+    EventHeaders, Format, LogReadReply, LogReadRequest, RecordedEvent, Sha256, HEADER_CONTENT_TYPE,
 };
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::chain::chains;
 use crate::{Bus, BusError, Headers, Message, Subscription};
 
 /// Events asked for per `log.read` page by default.
@@ -277,6 +282,9 @@ pub struct LogFollower {
     reconnects: watch::Receiver<u64>,
     reconnects_open: bool,
     cursor: u64,
+    /// The hash of the event at the cursor, once known (from the log or a chained live event):
+    /// the start of the chain that live events must continue.
+    cursor_hash: Option<Sha256>,
     page_events: u32,
     idle_probe_interval: Duration,
     live_batch_events_max: usize,
@@ -326,6 +334,7 @@ impl LogFollower {
             reconnects,
             reconnects_open: true,
             cursor,
+            cursor_hash: chain_start(cursor),
             page_events: options.page_events.max(1),
             idle_probe_interval: options.idle_probe_interval,
             live_batch_events_max: options.live_batch_events_max.max(1),
@@ -350,6 +359,7 @@ impl LogFollower {
     /// the log from there before trusting live events again.
     pub fn reset(&mut self, cursor: u64) {
         self.cursor = cursor;
+        self.cursor_hash = chain_start(cursor);
         self.catching_up = true;
     }
 
@@ -385,7 +395,7 @@ impl LogFollower {
                     }
                     continue;
                 }
-                events = receive_live(&mut self.live, self.cursor, self.live_batch_events_max) => events,
+                events = receive_live(&mut self.live, self.cursor, self.cursor_hash, self.live_batch_events_max) => events,
                 () = tokio::time::sleep_until(probe_at) => {
                     self.catching_up = true;
                     continue;
@@ -398,6 +408,7 @@ impl LogFollower {
             }
             if let Some(last) = received.events.last() {
                 self.cursor = last.position;
+                self.cursor_hash = Some(last.hash);
                 return Ok(received.events);
             }
         }
@@ -435,6 +446,7 @@ impl LogFollower {
             return Ok(Page { events, head });
         };
         self.cursor = last;
+        self.cursor_hash = events.last().map(|event| event.hash);
         if last < head {
             // Read the next page while the caller handles this one.
             self.pending = Some(self.spawn_read(last + 1));
@@ -497,17 +509,27 @@ struct Received {
 }
 
 /// Waits for the next live event and takes what else is already waiting (up to `batch_max`),
-/// keeping those that continue `cursor`. Never resolves without a live source. Cancel-safe:
+/// keeping those that continue `cursor` and chain from `cursor_hash` (unknown: nothing
+/// chains, so the log is read first). Never resolves without a live source. Cancel-safe:
 /// nothing is taken from the source before the first event arrives, and everything after
 /// it is taken without waiting.
 async fn receive_live(
     live: &mut Live,
     cursor: u64,
+    cursor_hash: Option<Sha256>,
     batch_max: usize,
 ) -> Result<Received, FollowError> {
     let mut received = Received {
         events: Vec::new(),
         gap: false,
+    };
+    // The hash the next event must chain from: the cursor's, then each one taken.
+    let previous = |received: &Received| {
+        received
+            .events
+            .last()
+            .map(|event| event.hash)
+            .or(cursor_hash)
     };
     match live {
         Live::Off => std::future::pending().await,
@@ -520,7 +542,7 @@ async fn receive_live(
             while let Some(current) = message.take() {
                 taken += 1;
                 let expected = cursor + received.events.len() as u64 + 1;
-                match continue_from_message(&current, expected) {
+                match continue_from_message(&current, expected, previous(&received)) {
                     Continues::Duplicate => {}
                     Continues::Next(event) => received.events.push(event),
                     Continues::Gap => {
@@ -544,6 +566,10 @@ async fn receive_live(
                     Ok(event) => {
                         let expected = cursor + received.events.len() as u64 + 1;
                         if event.position == expected {
+                            if !chains_from(previous(&received), &event) {
+                                received.gap = true;
+                                break;
+                            }
                             received.events.push(event);
                         } else if event.position > expected {
                             received.gap = true;
@@ -590,8 +616,31 @@ enum Continues {
     Gap,
 }
 
+/// The hash live events must chain from at `cursor`, when it is known without the log: at 0
+/// the chain starts from 32 zero bytes (eventlog's `Hash::ZERO`).
+fn chain_start(cursor: u64) -> Option<Sha256> {
+    (cursor == 0).then_some(Sha256([0; 32]))
+}
+
+/// Whether a live event at the expected position chains from `previous` (security.md H-N2);
+/// logs the ones that do not when the chain's start is known.
+fn chains_from(previous: Option<Sha256>, event: &RecordedEvent) -> bool {
+    let Some(previous) = previous else {
+        // The chain's start is not known yet (a fresh or reset follower): read the log.
+        return false;
+    };
+    let chained = chains(&previous, event);
+    if !chained {
+        tracing::warn!(
+            position = event.position,
+            "a live event does not chain from the last one applied (forged or replayed?); reading the log"
+        );
+    }
+    chained
+}
+
 /// Reads the position from the headers first, so that a duplicate costs no decoding.
-fn continue_from_message(message: &Message, expected: u64) -> Continues {
+fn continue_from_message(message: &Message, expected: u64, previous: Option<Sha256>) -> Continues {
     let headers = match EventHeaders::from_pairs(message.headers.iter()) {
         Ok(headers) => headers,
         Err(error) => {
@@ -607,7 +656,13 @@ fn continue_from_message(message: &Message, expected: u64) -> Continues {
         return Continues::Gap;
     }
     match RecordedEvent::decode(&message.payload, headers.format) {
-        Ok(event) if event.position == expected => Continues::Next(Arc::new(event)),
+        Ok(event) if event.position == expected => {
+            if chains_from(previous, &event) {
+                Continues::Next(Arc::new(event))
+            } else {
+                Continues::Gap
+            }
+        }
         Ok(event) => {
             tracing::warn!(
                 header = headers.position,

@@ -45,6 +45,8 @@
 //! # }
 //! ```
 
+pub mod chain;
+mod connect;
 mod error;
 pub mod follow;
 mod in_process;
@@ -60,10 +62,11 @@ use bytes::Bytes;
 use futures::Stream;
 use tokio::sync::watch;
 
+pub use connect::{NatsAuth, NatsOptions, NatsTls};
 pub use error::BusError;
 pub use follow::{EventHub, FollowError, FollowOptions, LogFollower, LogReader, Page};
 pub use message::{message_bytes, Headers, Message};
-pub use nats::{CONNECT_TIMEOUT, RECONNECT_DELAY_MAX, SEND_WAIT_MAX};
+pub use nats::{CONNECT_TIMEOUT, FIRST_CONNECT_DELAY_MAX, RECONNECT_DELAY_MAX, SEND_WAIT_MAX};
 
 /// The largest message accepted, headers included: 1 MiB, nats-server's default `max_payload`.
 pub const PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
@@ -87,18 +90,40 @@ enum Inner {
 }
 
 impl Bus {
-    /// Connects to the NATS server at `url` (for example `nats://127.0.0.1:4222`), naming the
-    /// connection `client_name` (shown by the server's monitoring).
+    /// Connects to the NATS server(s) at `url` (for example `nats://127.0.0.1:4222`, or a
+    /// comma-separated list), naming the connection `client_name` (shown by the server's
+    /// monitoring), without credentials.
     ///
     /// Fails if the first connection cannot be made; after that the connection is re-made
     /// forever with a capped exponential backoff ([`RECONNECT_DELAY_MAX`]), and its
     /// subscriptions are re-established by themselves.
     pub async fn connect(url: &str, client_name: &str) -> Result<Bus, BusError> {
-        let bus = nats::NatsBus::connect(url, client_name).await?;
-        tracing::info!(url, client_name, "connected to NATS");
-        Ok(Bus {
+        Bus::connect_with(&NatsOptions::new(url, client_name)).await
+    }
+
+    /// Like [`Bus::connect`] with credentials, TLS and an inbox prefix.
+    pub async fn connect_with(options: &NatsOptions) -> Result<Bus, BusError> {
+        let bus = nats::NatsBus::connect(options).await?;
+        Ok(Bus::connected(options, bus))
+    }
+
+    /// Like [`Bus::connect_with`], but while no server answers it tries again (a warning per
+    /// try, pauses doubling up to [`FIRST_CONNECT_DELAY_MAX`]) instead of failing, so a part
+    /// may start before NATS does. Fails only on a configuration error ([`BusError::Config`]).
+    pub async fn connect_retrying(options: &NatsOptions) -> Result<Bus, BusError> {
+        let bus = nats::NatsBus::connect_retrying(options).await?;
+        Ok(Bus::connected(options, bus))
+    }
+
+    fn connected(options: &NatsOptions, bus: nats::NatsBus) -> Bus {
+        tracing::info!(
+            servers = %options.servers_text(),
+            client_name = %options.client_name,
+            "connected to NATS"
+        );
+        Bus {
             inner: Inner::Nats(bus),
-        })
+        }
     }
 
     /// A new in-process bus whose subscriptions buffer [`SUBSCRIPTION_MESSAGES_MAX`] messages.
@@ -249,6 +274,17 @@ impl Bus {
         match &self.inner {
             Inner::Nats(bus) => bus.dropped(),
             Inner::InProcess(bus) => bus.dropped(),
+        }
+    }
+
+    /// The server's latest error lines on this connection, oldest first (a bounded number;
+    /// empty in process). A publish or subscription the server's permissions refuse fails
+    /// only here, as `permissions violation for publish to "…"`, because NATS reports it
+    /// asynchronously and leaves the connection up.
+    pub fn server_errors(&self) -> Vec<String> {
+        match &self.inner {
+            Inner::Nats(bus) => bus.server_errors(),
+            Inner::InProcess(_) => Vec::new(),
         }
     }
 

@@ -7,9 +7,10 @@
 //! sent after the reconnect even if its caller has timed out; commands are idempotent by
 //! `command_id`, so that is harmless.
 
+use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -17,6 +18,7 @@ use async_nats::{ConnectOptions, Event, HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
 use tokio::sync::watch;
 
+use crate::connect::{NatsAuth, NatsOptions};
 use crate::{BusError, Headers, Message, SUBSCRIPTION_MESSAGES_MAX};
 
 /// How long a publish, subscribe or flush may wait for a connection that is down.
@@ -27,6 +29,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The longest pause between two reconnect attempts (the backoff doubles up to this).
 pub const RECONNECT_DELAY_MAX: Duration = Duration::from_secs(2);
+
+/// The longest pause between two tries of a first connection.
+pub const FIRST_CONNECT_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// The first pause between tries of a first connection.
+const FIRST_CONNECT_DELAY_FIRST: Duration = Duration::from_millis(100);
+
+/// How many of the server's latest `-ERR` lines a connection keeps for [`crate::Bus::server_errors`].
+const SERVER_ERRORS_KEPT: usize = 64;
 
 /// The first pause between reconnect attempts, after an immediate first retry.
 const RECONNECT_DELAY_FIRST: Duration = Duration::from_millis(50);
@@ -53,21 +64,98 @@ struct Shared {
     reconnects: watch::Sender<u64>,
     /// Slow-consumer events: each is at least one message dropped for a full subscription.
     slow_consumer_events: AtomicU64,
+    /// The latest `-ERR` lines from the server (permission violations above all), newest last.
+    server_errors: Mutex<VecDeque<String>>,
 }
 
 impl NatsBus {
-    /// Connects once (failing if the server is not there) and then reconnects forever.
-    pub(crate) async fn connect(url: &str, client_name: &str) -> Result<NatsBus, BusError> {
+    /// Connects once (failing if no server is there) and then reconnects forever.
+    pub(crate) async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
+        options.check()?;
+        let connect_options = NatsBus::connect_options(options).await?;
+        NatsBus::connect_once(options, connect_options).await
+    }
+
+    /// Connects, trying again with a capped backoff (and a log line per failed try) while no
+    /// server answers; then reconnects forever. Fails at once only on a configuration error
+    /// (bad options, refused credentials, a TLS failure), which trying again would not fix.
+    pub(crate) async fn connect_retrying(options: &NatsOptions) -> Result<NatsBus, BusError> {
+        options.check()?;
+        let connect_options = NatsBus::connect_options(options).await?;
+        let mut attempt: usize = 1;
+        loop {
+            match NatsBus::connect_once(options, connect_options.clone()).await {
+                Ok(bus) => return Ok(bus),
+                Err(BusError::Config(reason)) => return Err(BusError::Config(reason)),
+                Err(error) => {
+                    let pause = first_connect_delay(attempt);
+                    tracing::warn!(
+                        servers = %options.servers_text(),
+                        client_name = %options.client_name,
+                        attempt,
+                        retry_in_ms = pause.as_millis() as u64,
+                        %error,
+                        "cannot connect to NATS yet; trying again"
+                    );
+                    tokio::time::sleep(pause).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// The async-nats options for `options` (reads the credentials files).
+    async fn connect_options(options: &NatsOptions) -> Result<ConnectOptions, BusError> {
+        let mut connect = match &options.auth {
+            NatsAuth::Anonymous => ConnectOptions::new(),
+            NatsAuth::CredsFile(path) => ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|error| {
+                    BusError::Config(format!(
+                        "cannot read the NATS credentials file {}: {error}",
+                        path.display()
+                    ))
+                })?,
+            NatsAuth::UserPasswordFile {
+                user,
+                password_file,
+            } => ConnectOptions::with_user_and_password(
+                user.clone(),
+                NatsOptions::read_password(password_file)?,
+            ),
+        };
+        if options.tls.is_required() {
+            connect = connect.require_tls(true);
+        }
+        if let Some(ca) = &options.tls.ca {
+            connect = connect.add_root_certificates(ca.clone());
+        }
+        if let (Some(cert), Some(key)) = (&options.tls.cert, &options.tls.key) {
+            connect = connect.add_client_certificate(cert.clone(), key.clone());
+        }
+        if let Some(prefix) = &options.inbox_prefix {
+            connect = connect.custom_inbox_prefix(prefix);
+        }
+        Ok(connect)
+    }
+
+    /// One connection attempt with the shared settings: reconnect forever, bounded buffers,
+    /// and the event callback that logs and counts what happens to the connection.
+    async fn connect_once(
+        options: &NatsOptions,
+        connect: ConnectOptions,
+    ) -> Result<NatsBus, BusError> {
         let (reconnects, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             connects: AtomicU64::new(0),
             reconnects,
             slow_consumer_events: AtomicU64::new(0),
+            server_errors: Mutex::new(VecDeque::new()),
         });
         let callback_shared = Arc::clone(&shared);
-        let client_name_for_log = client_name.to_owned();
-        let client = ConnectOptions::new()
-            .name(client_name)
+        let client_name_for_log = options.client_name.clone();
+        let client = connect
+            .name(&options.client_name)
             .max_reconnects(None)
             .connection_timeout(CONNECT_TIMEOUT)
             .reconnect_delay_callback(reconnect_delay)
@@ -79,9 +167,19 @@ impl NatsBus {
                 let client_name = client_name_for_log.clone();
                 async move { shared.on_event(&client_name, event) }
             })
-            .connect(url)
+            .connect(options.servers.as_slice())
             .await
-            .map_err(|error| BusError::Transport(format!("cannot connect to {url}: {error}")))?;
+            .map_err(|error| {
+                use async_nats::ConnectErrorKind;
+                let text = format!("cannot connect to {}: {error}", options.servers_text());
+                match error.kind() {
+                    ConnectErrorKind::Authentication
+                    | ConnectErrorKind::AuthorizationViolation
+                    | ConnectErrorKind::Tls
+                    | ConnectErrorKind::ServerParse => BusError::Config(text),
+                    _ => BusError::Transport(text),
+                }
+            })?;
         Ok(NatsBus { client, shared })
     }
 
@@ -238,6 +336,14 @@ impl NatsBus {
         self.shared.slow_consumer_events.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn server_errors(&self) -> Vec<String> {
+        self.shared
+            .server_errors
+            .lock()
+            .map(|errors| errors.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Runs a send with the [`SEND_WAIT_MAX`] bound.
     async fn bounded<T>(&self, send: impl std::future::Future<Output = T>) -> Result<T, BusError> {
         tokio::time::timeout(SEND_WAIT_MAX, send)
@@ -287,9 +393,32 @@ impl Shared {
                 );
             }
             Event::Closed => tracing::warn!(client_name, "NATS connection closed"),
+            Event::ServerError(error) => {
+                // A permission violation leaves the connection up: the refused publish or
+                // subscription just does nothing, so this log line is the operator's only sign.
+                let description = error.to_string();
+                tracing::error!(client_name, error = %description, "the NATS server refused an operation");
+                if let Ok(mut errors) = self.server_errors.lock() {
+                    if errors.len() == SERVER_ERRORS_KEPT {
+                        errors.pop_front();
+                    }
+                    errors.push_back(description);
+                }
+            }
             other => tracing::warn!(client_name, event = %other, "NATS connection event"),
         }
     }
+}
+
+/// The pause before the next try of a first connection: 100 ms doubling up to
+/// [`FIRST_CONNECT_DELAY_MAX`].
+fn first_connect_delay(attempt: usize) -> Duration {
+    let doublings = u32::try_from(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX)
+        .min(16);
+    FIRST_CONNECT_DELAY_FIRST
+        .saturating_mul(1 << doublings)
+        .min(FIRST_CONNECT_DELAY_MAX)
 }
 
 /// Exponential backoff: retry at once, then 50 ms, 100 ms, … up to [`RECONNECT_DELAY_MAX`].

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bus::chain::chained_hash;
 use bus::{Bus, EventHub, FollowOptions, Headers, LogFollower};
 use domain::{CommandId, Event, Timestamp, UserId, UserKind};
 use protocol::{
@@ -93,7 +94,10 @@ impl FakeLog {
         let mut log = self.events.lock().unwrap();
         let mut added = Vec::new();
         for _ in 0..count {
-            let next = event(log.len() as u64 + 1);
+            let mut next = event(log.len() as u64 + 1);
+            // Chained as the writer's log chains them, so that live events are taken.
+            let previous = log.last().map_or(Sha256([0; 32]), |last| last.hash);
+            next.hash = chained_hash(&previous, &next).unwrap();
             log.push(next.clone());
             added.push(next);
         }
@@ -316,4 +320,84 @@ async fn a_log_only_follower_pages_from_its_cursor_to_the_head() {
     }
     assert_eq!(seen, (11..=30).collect::<Vec<_>>());
     assert_eq!(follower.cursor(), 30);
+}
+
+/// Takes events from `follower` until its cursor reaches `until` and returns them.
+async fn take_until(follower: &mut LogFollower, until: u64) -> Vec<Arc<RecordedEvent>> {
+    let deadline = tokio::time::Instant::now() + WAIT_MAX;
+    let mut taken = Vec::new();
+    while follower.cursor() < until {
+        match tokio::time::timeout_at(deadline, follower.next()).await {
+            Ok(Ok(events)) => taken.extend(events),
+            Ok(Err(error)) => eprintln!("passing failure: {error}"),
+            Err(_) => panic!("stuck at {} waiting for {until}", follower.cursor()),
+        }
+    }
+    taken
+}
+
+/// security.md H-N2: whoever may publish on `evt.>` can put an event at the next position,
+/// but not one whose hash chains from the last applied one. A made-up event and a real event
+/// replayed at the next position are both taken for a gap; the real event there is applied,
+/// through a subscription and through a hub alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h_n2_a_forged_live_event_at_the_next_position_changes_nothing() {
+    let server = NatsServer::start();
+    let writer = connect(&server, "fake-writer").await;
+    let log = FakeLog::start(&writer).await;
+    let first = log.append(3);
+    let bus = connect(&server, "follower").await;
+    let hub = EventHub::start(&bus, &options(NEVER).events_subject())
+        .await
+        .unwrap();
+    let mut subscribed = LogFollower::subscribe(&bus, &options(NEVER), 0)
+        .await
+        .unwrap();
+    let mut from_hub = LogFollower::from_hub(&bus, &options(NEVER), 0, &hub);
+    for follower in [&mut subscribed, &mut from_hub] {
+        take_until(follower, 3).await;
+        assert!(follower.is_live());
+    }
+
+    // A made-up event and a replay of event 3 as 4, published before the real 4 exists.
+    let mut forged = event(4);
+    forged.actor = "mallory".into();
+    forged.hash = first[2].hash;
+    let mut replayed = first[2].clone();
+    replayed.position = 4;
+    replayed.version = 2;
+    let reads_before = log.reads();
+    log.publish(&forged).await;
+    log.publish(&replayed).await;
+    let real = log.append(2);
+    log.publish(&real[0]).await;
+    log.publish(&real[1]).await;
+    writer.flush().await.unwrap();
+
+    for follower in [&mut subscribed, &mut from_hub] {
+        let taken = take_until(follower, 5).await;
+        let positions: Vec<u64> = taken.iter().map(|event| event.position).collect();
+        assert_eq!(positions, [4, 5]);
+        assert_eq!(*taken[0], real[0], "the real event 4 is the one applied");
+        assert_eq!(taken[0].actor, "service:test");
+        assert_eq!(*taken[1], real[1]);
+    }
+    assert!(
+        log.reads() > reads_before,
+        "the forged events were taken for a gap and the log was read"
+    );
+
+    // The chain goes on live from the real events: 6 arrives without a read.
+    let next = log.append(1);
+    let reads_live = log.reads();
+    log.publish(&next[0]).await;
+    for follower in [&mut subscribed, &mut from_hub] {
+        let taken = take_until(follower, 6).await;
+        assert_eq!(*taken[0], next[0]);
+    }
+    assert_eq!(
+        log.reads(),
+        reads_live,
+        "a chained live event needs no log.read"
+    );
 }

@@ -108,7 +108,8 @@ pub use error::{Corruption, LogError};
 pub use log::{Committed, EventLog, FaultPlan};
 pub use migrate::Migration;
 pub use record::{
-    Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION, RECORD_OVERHEAD_BYTES,
+    record_hash, Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION,
+    RECORD_OVERHEAD_BYTES,
 };
 pub use verify::{ChainVerifier, VerifyReport};
 

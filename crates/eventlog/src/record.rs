@@ -230,6 +230,19 @@ pub(crate) fn encode(
     Ok((bytes, hash))
 }
 
+/// The hash a record with these fields has when chained onto `previous`: what [`encode`]
+/// stores, for readers that hold a record's fields but not its stored bytes (security.md H-N2:
+/// a live event is applied only if its hash chains from the last one applied).
+pub fn record_hash(
+    previous: &Hash,
+    position: u64,
+    stream: &str,
+    version: u64,
+    payload: &[u8],
+) -> Result<Hash, LogError> {
+    encode(previous, position, stream, version, payload).map(|(_, hash)| hash)
+}
+
 /// Reads fields off the front of a byte slice, failing instead of panicking when it runs out.
 struct Cursor<'a> {
     bytes: &'a [u8],

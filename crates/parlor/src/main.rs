@@ -69,7 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || migrate::run(&data_dir)).await?
         }
         Command::Up(common) => {
-            let bus = connect(&common, "parlor-up").await?;
+            let bus = connect(&common, "up").await?;
             serve(&common, bus, true, None, true).await
         }
         Command::Gateway(common) => {
@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "parlor gateway runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
                 );
             }
-            let bus = connect(&common, "parlor-gateway").await?;
+            let bus = connect(&common, "gateway").await?;
             serve(&common, bus, false, Some(Vec::new()), true).await
         }
         Command::Token {
@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "parlor projector runs over NATS: give --nats-url (or PARLOR_NATS_URL)"
                 );
             }
-            let bus = connect(&common, &format!("parlor-projector-{name}")).await?;
+            let bus = connect(&common, &format!("projector_{name}")).await?;
             serve(&common, bus, false, Some(vec![name]), false).await
         }
         Command::Replay {
@@ -141,16 +141,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if common.nats_url.is_none() {
                 anyhow::bail!("parlor writer runs over NATS: give --nats-url (or PARLOR_NATS_URL)");
             }
-            let bus = connect(&common, "parlor-writer").await?;
+            let bus = connect(&common, "writer").await?;
             serve(&common, bus, true, Some(Vec::new()), false).await
         }
     }
 }
 
-/// The bus: NATS when a URL is given, else in process.
-async fn connect(common: &CommonOptions, name: &str) -> anyhow::Result<Bus> {
+/// The bus: NATS when a URL is given (waiting for a server to answer, then reconnecting
+/// forever), else in process. `part` names the connection and its default inbox prefix.
+async fn connect(common: &CommonOptions, part: &str) -> anyhow::Result<Bus> {
     match &common.nats_url {
-        Some(url) => Bus::connect(url, name)
+        Some(url) => Bus::connect_retrying(&common.nats.bus_options(url, part))
             .await
             .with_context(|| format!("connecting to NATS at {url}")),
         None => Ok(Bus::in_process()),

@@ -242,9 +242,13 @@ pub struct CommonOptions {
     /// Where the log and the read models live.
     #[arg(long, env = "PARLOR_DATA_DIR", default_value = "./parlor-data")]
     pub data_dir: PathBuf,
-    /// NATS server URL; without it `up` uses an in-process bus.
+    /// NATS server URL, or several comma-separated (`nats://a:4222,nats://b:4222`); without
+    /// it `up` uses an in-process bus.
     #[arg(long, env = "PARLOR_NATS_URL")]
     pub nats_url: Option<String>,
+    /// Credentials, TLS and inbox prefix for NATS (security.md H-N1).
+    #[command(flatten)]
+    pub nats: NatsConnectOptions,
     /// First token of every subject.
     #[arg(long, env = "PARLOR_SUBJECT_PREFIX", default_value = "parlor")]
     pub subject_prefix: String,
@@ -312,6 +316,75 @@ pub enum BlobStoreKind {
     Local,
     /// The NATS JetStream object store `<subject prefix>-blobs`.
     Nats,
+}
+
+/// How a part authenticates to NATS and which reply subjects it uses (security.md H-N1).
+#[derive(Debug, Clone, Args)]
+pub struct NatsConnectOptions {
+    /// A NATS `.creds` file (user JWT and NKey seed).
+    #[arg(long, env = "PARLOR_NATS_CREDS", conflicts_with = "nats_user")]
+    pub nats_creds: Option<PathBuf>,
+    /// The NATS user name (with --nats-password-file).
+    #[arg(long, env = "PARLOR_NATS_USER", requires = "nats_password_file")]
+    pub nats_user: Option<String>,
+    /// The file holding the NATS user's password (one line).
+    #[arg(long, env = "PARLOR_NATS_PASSWORD_FILE", requires = "nats_user")]
+    pub nats_password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the NATS servers' certificates (turns TLS on).
+    #[arg(long, env = "PARLOR_NATS_TLS_CA")]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --nats-tls-key).
+    #[arg(long, env = "PARLOR_NATS_TLS_CERT", requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// PEM private key of --nats-tls-cert.
+    #[arg(long, env = "PARLOR_NATS_TLS_KEY", requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// The prefix of this part's reply subjects; default `_INBOX_<part>` (`_INBOX_writer`,
+    /// `_INBOX_gateway`, `_INBOX_projector_<name>`, `_INBOX_up`), so the server's permissions
+    /// can give each user its own replies only.
+    #[arg(long, env = "PARLOR_NATS_INBOX_PREFIX")]
+    pub nats_inbox_prefix: Option<String>,
+}
+
+impl NatsConnectOptions {
+    /// The bus options for `servers` as the part `part` (`writer`, `projector_rooms`, …).
+    pub fn bus_options(&self, servers: &str, part: &str) -> bus::NatsOptions {
+        let mut options = bus::NatsOptions::new(servers, &format!("parlor-{part}"));
+        options.auth = match (&self.nats_creds, &self.nats_user, &self.nats_password_file) {
+            (Some(creds), _, _) => bus::NatsAuth::CredsFile(creds.clone()),
+            (None, Some(user), Some(password_file)) => bus::NatsAuth::UserPasswordFile {
+                user: user.clone(),
+                password_file: password_file.clone(),
+            },
+            _ => bus::NatsAuth::Anonymous,
+        };
+        options.tls = bus::NatsTls {
+            ca: self.nats_tls_ca.clone(),
+            cert: self.nats_tls_cert.clone(),
+            key: self.nats_tls_key.clone(),
+        };
+        options.inbox_prefix = Some(
+            self.nats_inbox_prefix
+                .clone()
+                .unwrap_or_else(|| default_inbox_prefix(part)),
+        );
+        options
+    }
+}
+
+/// `_INBOX_<part>` with every character that may not appear in a subject token made `_`.
+pub fn default_inbox_prefix(part: &str) -> String {
+    let token: String = part
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("_INBOX_{token}")
 }
 
 /// The gateway's limits on what one caller may use (security.md H-L2, H-L3, H-L5).

@@ -139,6 +139,27 @@ impl NatsServer {
         Err(last_error.unwrap_or_else(|| io::Error::other("nats-server did not start")))
     }
 
+    /// A server that is not running yet, with its port reserved: its [`NatsServer::url`] is
+    /// known (and nobody else gets the port) before [`NatsServer::start_again`] starts it, so
+    /// a test can start clients first.
+    ///
+    /// # Panics
+    /// When `nats-server` is not installed or no port can be reserved.
+    pub fn reserve() -> NatsServer {
+        let dir = TempDataDir::new();
+        let reserved = ServerProcess::new(dir.path()).and_then(|process| {
+            Ok(NatsServer {
+                process,
+                port: ReservedPort::new()?,
+                dir,
+            })
+        });
+        match reserved {
+            Ok(server) => server,
+            Err(error) => panic!("testkit: {error}"),
+        }
+    }
+
     /// The client URL, `nats://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port.port())
@@ -188,7 +209,7 @@ impl NatsServer {
     }
 
     /// Starts the server again on the same port with the same store directory, after
-    /// [`NatsServer::stop`], and waits until it greets clients with `INFO`. Does nothing when it
+    /// [`NatsServer::stop`] (or for the first time after [`NatsServer::reserve`]), and waits until it greets clients with `INFO`. Does nothing when it
     /// is already running.
     ///
     /// # Panics

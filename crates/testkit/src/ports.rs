@@ -9,7 +9,10 @@
 //!    the kernel never gives it to anybody who did not ask for exactly that number.
 //! 2. A process-wide registry makes sure no two reservations of this process share a port.
 //! 3. While its server is down the reservation holds a listener bound on the port, so another
-//!    process (say another test binary that picks the same number) finds it taken.
+//!    process (say another test binary that picks the same number) finds it taken. The holder
+//!    closes every connection it accepts at once, so a client trying a stopped server fails
+//!    fast and moves on, as it would with a refused connection, instead of waiting for a
+//!    greeting that never comes.
 //!
 //! What remains is the moment between dropping that listener and the restarted server binding
 //! the port: only a process that picks this exact number within those milliseconds can take it.
@@ -17,8 +20,13 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::{Ipv4Addr, TcpListener};
-use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How often a holder looks for connections to close and for its stop flag.
+const HOLDER_POLL: Duration = Duration::from_millis(10);
 
 /// The lowest port handed out: above the well-known and most registered service ports.
 const RESERVED_PORT_LOWEST: u16 = 10_000;
@@ -51,12 +59,52 @@ fn next_random(state: &mut u64) -> u64 {
     *state
 }
 
+/// A listener on a reserved port, run by a thread that closes each connection it accepts.
+#[derive(Debug)]
+struct Holder {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Holder {
+    fn start(listener: TcpListener) -> io::Result<Holder> {
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop_seen = Arc::clone(&stop);
+        let thread = thread::Builder::new()
+            .name("testkit-port-holder".into())
+            .spawn(move || {
+                while !stop_seen.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        // Dropping the stream closes it: the client fails at once.
+                        Ok((stream, _)) => drop(stream),
+                        Err(_) => thread::sleep(HOLDER_POLL),
+                    }
+                }
+            })?;
+        Ok(Holder {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        // The thread exits within one poll and drops the listener, freeing the port.
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A loopback port owned until dropped; see the module documentation.
 #[derive(Debug)]
 pub struct ReservedPort {
     port: u16,
-    /// Bound while the owner's server is down; `None` while the server has the port.
-    holder: Option<TcpListener>,
+    /// Holds the port while the owner's server is down; `None` while the server has it.
+    holder: Option<Holder>,
 }
 
 impl ReservedPort {
@@ -83,7 +131,7 @@ impl ReservedPort {
                 registry.insert(port);
                 return Ok(ReservedPort {
                     port,
-                    holder: Some(listener),
+                    holder: Some(Holder::start(listener)?),
                 });
             }
         }
@@ -107,7 +155,8 @@ impl ReservedPort {
     /// bound it in between (then the owner cannot restart on it either).
     pub fn take_back(&mut self) -> io::Result<()> {
         if self.holder.is_none() {
-            self.holder = Some(TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?);
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;
+            self.holder = Some(Holder::start(listener)?);
         }
         Ok(())
     }
@@ -115,6 +164,9 @@ impl ReservedPort {
 
 impl Drop for ReservedPort {
     fn drop(&mut self) {
+        // Free the port before it leaves the registry, so this process cannot hand it out
+        // while it is still bound.
+        self.holder = None;
         let mut registry = registry()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());

@@ -75,3 +75,14 @@ fn dropping_the_server_frees_its_port() {
     drop(server);
     assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn a_reserved_server_starts_later_on_the_port_it_announced() {
+    let mut server = NatsServer::reserve();
+    let port = server.port();
+    assert!(!server.is_running());
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+    server.start_again();
+    assert_eq!(server.port(), port);
+    assert!(read_info_line(port).starts_with("INFO "));
+}
