@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use testkit::NatsCluster;
+use testkit::{CommandWithin, NatsCluster};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
@@ -357,18 +357,18 @@ async fn chaos_under_load_loses_and_duplicates_nothing() {
 
     // Each replica level with the head, then stopped: with one replica of a model stopped, a
     // query waiting for the head reaches the other; then the first runs alone.
-    for model in 0..MODELS.len() {
+    for (model, name) in MODELS.iter().enumerate() {
         assert!(
             system.projectors[0][model].terminate().success(),
             "a projector stopped cleanly"
         );
-        wait_for_position(&client, MODELS[model], head).await;
+        wait_for_position(&client, name, head).await;
         assert!(
             system.projectors[1][model].terminate().success(),
             "a projector stopped cleanly"
         );
         system.start_projector(0, model);
-        wait_for_position(&client, MODELS[model], head).await;
+        wait_for_position(&client, name, head).await;
         assert!(
             system.projectors[0][model].terminate().success(),
             "a projector stopped cleanly"
@@ -388,7 +388,7 @@ async fn chaos_under_load_loses_and_duplicates_nothing() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "all", "--data-dir"])
         .arg(&writer_dir)
-        .output()
+        .output_within(crate::harness::COMMAND_WAIT)
         .expect("run parlor replay all");
     assert!(
         output.status.success(),
