@@ -486,7 +486,7 @@ const HTTP_PARTS_NEEDED: [&str; 6] = [
 /// Waits for the operator address's `/healthz` to report the writer and the read models up
 /// (and the public address to accept connections); `false` when the process exited first (a
 /// port was taken, say).
-async fn wait_for_http(
+pub async fn wait_for_http(
     parlor: &mut Parlor,
     addr: std::net::SocketAddr,
     ops_addr: std::net::SocketAddr,

@@ -21,6 +21,7 @@
 //! - `replicas`: two gateways and two replicas of every projector serve the same users.
 //! - `chain`: the real writer's live events chain as a follower checks them (H-N2).
 //! - `connections`: a part started before NATS waits for it; a list of servers.
+//! - `quickstart`: `parlor up` with no NATS serves the HTTP API, files on the local disk.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
 
@@ -40,6 +41,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod limits;
+mod quickstart;
 mod readside;
 mod reliability;
 mod replicas;
