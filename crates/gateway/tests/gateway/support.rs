@@ -351,9 +351,14 @@ impl FakeLog {
             actor: "tester".into(),
             recorded_at: Timestamp::from_millis(1_700_000_000_000),
             event,
-            hash: Sha256([7; 32]),
+            hash: Sha256([0; 32]),
             raw: None,
         };
+        // Chained like the writer's (security.md H-N2): a follower takes the live event instead
+        // of reading it through `log.read`.
+        let previous = events.last().map_or(Sha256([0; 32]), |last| last.hash);
+        let mut recorded = recorded;
+        recorded.hash = bus::chain::chained_hash(&previous, &recorded).expect("a storable event");
         events.push(recorded.clone());
         recorded
     }
