@@ -124,9 +124,15 @@ impl World {
             let version = self.versions.entry(stream.clone()).or_insert(0);
             *version += 1;
             let position = self.log.len() as u64 + 1;
-            let mut hash = [0u8; 32];
-            hash[..8].copy_from_slice(&position.to_be_bytes());
-            let record = RecordedEvent::from_stored(position, stream, *version, hash, stored);
+            // Chained like the writer's records (security.md H-N2), so that followers take
+            // the live events instead of reading them through `log.read`.
+            let previous = self
+                .log
+                .last()
+                .map_or(protocol::Sha256([0; 32]), |last| last.hash);
+            let mut record =
+                RecordedEvent::from_stored(position, stream, *version, [0; 32], stored);
+            record.hash = bus::chain::chained_hash(&previous, &record).expect("a storable event");
             self.log.push(record.clone());
             records.push(record);
         }
