@@ -23,6 +23,10 @@ api-fuzz *ARGS:
 crash cycles="20":
     PARLOR_CRASH_CYCLES={{cycles}} EVENTLOG_CRASH_CYCLES={{cycles}} cargo test --workspace crash -- --nocapture
 
+# Chaos test (NATS cluster, replicas, two gateways under load) with more rounds than CI runs.
+chaos rounds="20":
+    PARLOR_CHAOS_ROUNDS={{rounds}} cargo test -p parlor --test e2e chaos -- --nocapture
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check

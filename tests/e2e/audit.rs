@@ -7,15 +7,16 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::{json, Value};
+use testkit::CommandWithin;
 use uuid::Uuid;
 
-use crate::harness::{Client, System};
+use crate::harness::{Client, System, COMMAND_WAIT};
 
 fn parlor(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(args)
         .env("PARLOR_LOG", "warn")
-        .output()
+        .output_within(COMMAND_WAIT)
         .expect("run parlor")
 }
 
@@ -48,7 +49,7 @@ fn copy_dir(from: &Path, to: &Path) {
         .arg("-r")
         .arg(from)
         .arg(to)
-        .status()
+        .status_within(COMMAND_WAIT)
         .unwrap();
     assert!(status.success());
 }
@@ -555,7 +556,7 @@ fn verify_takes_exactly_one_of_a_data_directory_and_a_nats_url() {
             .env_remove("PARLOR_DATA_DIR")
             .env_remove("PARLOR_NATS_URL")
             .envs(env.iter().copied())
-            .output()
+            .output_within(COMMAND_WAIT)
             .expect("run parlor")
     };
     let dir = empty.path().to_str().unwrap();

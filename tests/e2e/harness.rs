@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bus::{Bus, BusError, Headers};
 use serde_json::{json, Value};
-use testkit::NatsServer;
+use testkit::{CommandWithin, NatsServer};
 use uuid::Uuid;
 
 /// How long to wait for a reply to a command.
@@ -16,6 +16,10 @@ pub const REPLY_WAIT: Duration = Duration::from_secs(10);
 pub const START_WAIT: Duration = Duration::from_secs(30);
 /// How long a SIGKILLed child may take to be reaped.
 pub const KILL_REAP_WAIT: Duration = Duration::from_secs(10);
+/// How long a command the tests run to its end (`parlor replay`, `parlor token`, a system
+/// tool) may take before it is killed and the test fails: generous for a replay of a large log
+/// in a debug build on a loaded machine, finite so that a hang fails CI instead of stalling it.
+pub const COMMAND_WAIT: Duration = Duration::from_secs(600);
 
 /// A running `parlor` process.
 pub struct Parlor {
@@ -52,7 +56,9 @@ impl Parlor {
     /// SIGTERM, then wait for the exit status (bounded).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status_within(COMMAND_WAIT);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -491,7 +497,7 @@ const HTTP_PARTS_NEEDED: [&str; 6] = [
 /// Waits for the operator address's `/healthz` to report the writer and the read models up
 /// (and the public address to accept connections); `false` when the process exited first (a
 /// port was taken, say).
-async fn wait_for_http(
+pub async fn wait_for_http(
     parlor: &mut Parlor,
     addr: std::net::SocketAddr,
     ops_addr: std::net::SocketAddr,
@@ -569,7 +575,7 @@ impl HttpSystem {
             .arg("token")
             .args(args)
             .args(["--jwt-secret", &self.secret])
-            .output()
+            .output_within(COMMAND_WAIT)
             .expect("run parlor token");
         assert!(
             output.status.success(),

@@ -6,8 +6,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use testkit::CommandWithin;
+
 use crate::harness::http_client::{self, Body};
-use crate::harness::start_up_http;
+use crate::harness::{start_up_http, COMMAND_WAIT};
 
 /// `parlor token <args…>`: the token, or the error output when it refuses.
 fn parlor_token(args: &[&str]) -> Result<String, String> {
@@ -15,7 +17,7 @@ fn parlor_token(args: &[&str]) -> Result<String, String> {
         .arg("token")
         .args(args)
         .env_remove("PARLOR_JWT_SECRET")
-        .output()
+        .output_within(COMMAND_WAIT)
         .expect("run parlor token");
     if output.status.success() {
         Ok(String::from_utf8(output.stdout).unwrap().trim().to_owned())

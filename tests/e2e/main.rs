@@ -15,6 +15,14 @@
 //!   limits (H-L4).
 //! - `limits`: the gateway's limits through `parlor up`'s flags (H-L2, H-L3, H-L5).
 //! - `operator`: `parlor status` over NATS, start-up errors that name the flag, help examples.
+//! - `chaos`: a three-node NATS cluster, replicas and two gateways under load while NATS nodes,
+//!   projector replicas and gateways are killed and restarted; nothing lost or duplicated.
+//! - `deployment`: a Parlor of separate processes (writer, projector replicas, gateways on the
+//!   NATS object store), each on the NATS URL it is given.
+//! - `replicas`: two gateways and two replicas of every projector serve the same users.
+//! - `chain`: the real writer's live events chain as a follower checks them (H-N2).
+//! - `connections`: a part started before NATS waits for it; a list of servers.
+//! - `quickstart`: `parlor up` with no NATS serves the HTTP API, files on the local disk.
 //! - `identity`: `parlor token` and the gateway's token checks; a private data directory; the
 //!   public `/healthz` and the operator address.
 //! - `permissions`: the NATS cluster configuration of deploy/nats-cluster (H-N1): each part's
@@ -26,9 +34,11 @@ mod harness;
 
 mod audit;
 mod chain;
+mod chaos;
 mod commands;
 mod connections;
 mod crash;
+mod deployment;
 mod events;
 mod http;
 mod identity;
@@ -36,6 +46,8 @@ mod lifecycle;
 mod limits;
 mod operator;
 mod permissions;
+mod quickstart;
 mod readside;
 mod reliability;
+mod replicas;
 mod views;

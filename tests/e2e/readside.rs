@@ -8,8 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use testkit::CommandWithin;
 
-use crate::harness::{json_headers, spawn_part, Client, Parlor, REPLY_WAIT};
+use crate::harness::{json_headers, spawn_part, Client, Parlor, COMMAND_WAIT, REPLY_WAIT};
 
 fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
     let child = Command::new(env!("CARGO_BIN_EXE_parlor"))
@@ -160,7 +161,7 @@ async fn read_models_follow_the_log_and_a_replay_answers_the_same() {
     let output = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "all", "--data-dir"])
         .arg(data.path())
-        .output()
+        .output_within(COMMAND_WAIT)
         .unwrap();
     assert!(
         output.status.success(),
@@ -289,7 +290,7 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
         move || {
             Command::new(env!("CARGO_BIN_EXE_parlor"))
                 .args(["replay", "rooms", "--nats-url", &url])
-                .output()
+                .output_within(COMMAND_WAIT)
                 .unwrap()
         }
     })
@@ -320,13 +321,13 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
     // A replay the projector would refuse: --from in live mode; and one nobody answers.
     let refused = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "rooms", "--from", "5", "--nats-url", &url])
-        .output()
+        .output_within(COMMAND_WAIT)
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("position 1"));
     let unanswered = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "timeline", "--nats-url", &url])
-        .output()
+        .output_within(COMMAND_WAIT)
         .unwrap();
     assert!(!unanswered.status.success());
     assert!(
@@ -342,7 +343,7 @@ async fn a_live_replay_swaps_the_model_in_while_commands_and_queries_flow() {
     let offline = Command::new(env!("CARGO_BIN_EXE_parlor"))
         .args(["replay", "rooms", "--data-dir"])
         .arg(data.path())
-        .output()
+        .output_within(COMMAND_WAIT)
         .unwrap();
     assert!(offline.status.success());
     let (offline_digest, offline_position) = rooms_digest(data.path());

@@ -6,9 +6,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use testkit::CommandWithin;
 use uuid::Uuid;
 
-use crate::harness::Client;
+use crate::harness::{Client, COMMAND_WAIT};
 
 /// A small tmpfs mounted for the test, unmounted on drop. Mounting needs root (CI and these
 /// machines run as root); elsewhere the test says so and skips.
@@ -25,7 +26,7 @@ impl SmallDisk {
         let status = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
             .arg(&path)
-            .status()
+            .status_within(COMMAND_WAIT)
             .ok()?;
         status.success().then_some(SmallDisk {
             path,
@@ -38,13 +39,16 @@ impl SmallDisk {
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
-        .output()
+        .output_within(COMMAND_WAIT)
         .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0")
 }
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status_within(COMMAND_WAIT);
     }
 }
 
@@ -197,9 +201,10 @@ mod under_load {
 
     use bus::BusError;
     use serde_json::{json, Value};
+    use testkit::CommandWithin;
     use uuid::Uuid;
 
-    use crate::harness::{json_headers, spawn_part as spawn, Client};
+    use crate::harness::{json_headers, spawn_part as spawn, Client, COMMAND_WAIT};
 
     const SENDERS: usize = 10;
 
@@ -392,7 +397,7 @@ mod under_load {
         let output = Command::new(env!("CARGO_BIN_EXE_parlor"))
             .args(["replay", "all", "--data-dir"])
             .arg(data.path())
-            .output()
+            .output_within(COMMAND_WAIT)
             .unwrap();
         assert!(
             output.status.success(),

@@ -10,6 +10,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
+use std::time::Duration;
+
+use testkit::CommandWithin;
+
+/// How long the whole smoke run may take before it is killed and the test fails.
+const SMOKE_WAIT: Duration = Duration::from_secs(1200);
 
 #[test]
 #[ignore = "needs the parlor binary: cargo build -p parlor, then set PARLOR_BIN and run with --ignored"]
@@ -18,7 +24,7 @@ fn smoke_mode_runs_every_workload() {
     let output = Command::new(env!("CARGO_BIN_EXE_parlor-bench"))
         .args(["all", "--smoke", "--data-root"])
         .arg(data_root.path())
-        .output()
+        .output_within(SMOKE_WAIT)
         .expect("run parlor-bench");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

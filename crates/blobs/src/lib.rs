@@ -12,10 +12,11 @@
 //! with the blobs, so a restart forgets none.
 //!
 //! [`LocalBlobStore`] keeps the blobs in a directory (`<root>/ab/cdef…`). When gateways run on
-//! several machines, a shared implementation (a NATS JetStream object store, say) takes its place
-//! behind the same trait.
+//! several machines, [`NatsBlobStore`] keeps them in the NATS JetStream object store instead,
+//! shared by every gateway, behind the same trait.
 
 mod local;
+mod nats;
 mod pending;
 
 use std::fmt;
@@ -28,6 +29,10 @@ use futures::future::BoxFuture;
 use futures::Stream;
 
 pub use local::{LocalBlobStore, READ_CHUNK_BYTES, TEMP_FILE_AGE_MAX, WRITE_BUFFER_BYTES};
+pub use nats::{
+    NatsBlobStore, NatsBlobStoreConfig, NATS_OPERATION_TIMEOUT, ORPHAN_CHUNKS_AGE_MIN,
+    ORPHAN_SWEEP_INTERVAL,
+};
 pub use pending::KEPT_MARK_NAME;
 
 /// A stream of content, chunk by chunk; an `Err` item aborts whatever consumes it.

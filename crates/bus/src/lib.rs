@@ -18,7 +18,9 @@
 //! - A message (headers plus payload, see [`message_bytes`]) is at most
 //!   [`PAYLOAD_BYTES_MAX`] bytes ([`BusError::PayloadTooLarge`]).
 //!
-//! No async-nats type appears in this API; its errors are turned into [`BusError`]s.
+//! No async-nats type appears in this API; its errors are turned into [`BusError`]s. The one
+//! exception is [`Bus::nats_client`], which hands the connection to the blob store's JetStream
+//! object store so that it uses the same servers, credentials and reconnects as the bus.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -134,6 +136,16 @@ impl Bus {
     pub fn in_process_with_capacity(subscription_messages_max: usize) -> Bus {
         Bus {
             inner: Inner::InProcess(in_process::InProcessBus::new(subscription_messages_max)),
+        }
+    }
+
+    /// The NATS connection underneath, for the JetStream object store of file bytes
+    /// (`blobs::NatsBlobStore`), which needs JetStream's API rather than the bus's; `None` for
+    /// the in-process bus. Nothing else uses it, so async-nats stays out of every other API.
+    pub fn nats_client(&self) -> Option<async_nats::Client> {
+        match &self.inner {
+            Inner::Nats(bus) => Some(bus.client().clone()),
+            Inner::InProcess(_) => None,
         }
     }
 

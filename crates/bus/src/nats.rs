@@ -320,6 +320,10 @@ impl NatsBus {
             .map_err(|error| BusError::Transport(error.to_string()))
     }
 
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     pub(crate) fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }

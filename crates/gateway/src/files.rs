@@ -165,10 +165,7 @@ pub(crate) async fn upload(
         .map_err(|error| match error {
             BlobError::TooLarge { .. } => too_large(),
             BlobError::Source(error) => source_error(&state, &error),
-            other => {
-                tracing::error!(error = %other, "cannot store an upload");
-                ApiError::internal("cannot store the file")
-            }
+            other => store_failure(other, "cannot store the file"),
         })?;
     let file_id = FileId(uuid::Uuid::new_v4());
     // Held before it is registered: from now on an upload never attached is collected (H-L3).
@@ -178,10 +175,7 @@ pub(crate) async fn upload(
         .await
         .map_err(|error| match error {
             BlobError::Collected(_) => ApiError::unavailable(error.to_string()),
-            other => {
-                tracing::error!(error = %other, "cannot record an unattached upload");
-                ApiError::internal("cannot store the file")
-            }
+            other => store_failure(other, "cannot store the file"),
         })?;
     charge.keep();
     if is_previewable(&content_type) {
@@ -386,8 +380,22 @@ pub(crate) async fn preview(
 }
 
 fn storage_error(error: BlobError) -> ApiError {
-    tracing::error!(%error, "cannot read a stored file");
-    ApiError::internal("cannot read the stored file")
+    store_failure(error, "cannot read the stored file")
+}
+
+/// A blob store that is full (507) or not answering (503, worth a retry: the NATS object store
+/// while NATS is away) is told apart from the gateway failing (500).
+fn store_failure(error: BlobError, what: &str) -> ApiError {
+    tracing::error!(%error, "{what}");
+    match &error {
+        BlobError::Io(io) if io.kind() == io::ErrorKind::StorageFull => {
+            ApiError::insufficient_storage("the file store is full")
+        }
+        BlobError::Io(io) if io.kind() == io::ErrorKind::TimedOut => ApiError::unavailable(
+            format!("{what}: the file store is not answering; try again"),
+        ),
+        _ => ApiError::internal(what),
+    }
 }
 
 #[cfg(test)]

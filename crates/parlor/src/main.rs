@@ -302,9 +302,19 @@ async fn serve(
             config.event_log_dir = Some(WriterConfig::new(&common.data_dir).log_dir());
         }
         config.ops_addr = common.ops_addr.0;
-        let bound = gateway::Gateway::bind(config, bus.clone(), clock.clone())
-            .await
-            .map_err(|error| startup::gateway_error(error, common))?;
+        let bound = match common.blobs.blob_store {
+            options::BlobStoreKind::Local => {
+                gateway::Gateway::bind(config, bus.clone(), clock.clone())
+                    .await
+                    .map_err(|error| startup::gateway_error(error, common))?
+            }
+            options::BlobStoreKind::Nats => {
+                let store = parts::open_nats_blob_store(&bus, common).await?;
+                gateway::Gateway::bind_with_blob_store(config, bus.clone(), clock.clone(), store)
+                    .await
+                    .map_err(|error| startup::gateway_error(error, common))?
+            }
+        };
         info!(http = %bound.local_addr(), ops = ?bound.ops_addr(), "HTTP gateway listening");
         let mut stopped = gateway_stopped;
         gateway_task = Some(tokio::spawn(bound.run(async move {

@@ -419,10 +419,35 @@ pub struct CommonOptions {
     /// Gateway limits (security.md H-L2, H-L3, H-L5).
     #[command(flatten)]
     pub limits: LimitOptions,
+    /// Where the gateway keeps file bytes.
+    #[command(flatten)]
+    pub blobs: BlobOptions,
     /// Which service may send which service command (TOML, `[services] name = ["type", …]`);
     /// replaces the default table (security.md H-I2). Read by the writer.
     #[arg(long, env = "PARLOR_SERVICES")]
     pub services: Option<PathBuf>,
+}
+
+/// Where the gateway keeps file bytes.
+#[derive(Debug, Clone, Args)]
+pub struct BlobOptions {
+    /// `local`: in the data directory (one gateway); `nats`: in the NATS JetStream object store,
+    /// shared by every gateway on the same NATS (needs --nats-url).
+    #[arg(long, env = "PARLOR_BLOB_STORE", default_value = "local")]
+    pub blob_store: BlobStoreKind,
+    /// With `--blob-store nats`: copies JetStream keeps of the file bytes and their records
+    /// (1 on a single server, 3 on a three-node cluster). Used when the buckets are created.
+    #[arg(long, env = "PARLOR_BLOB_REPLICAS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub blob_replicas: u64,
+}
+
+/// Where file bytes live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BlobStoreKind {
+    /// `<data-dir>/blobs` on this machine.
+    Local,
+    /// The NATS JetStream object store `<subject prefix>-blobs`.
+    Nats,
 }
 
 /// How a part authenticates to NATS and which reply subjects it uses (security.md H-N1).

@@ -180,3 +180,20 @@ impl RunningProjectors {
         Ok(())
     }
 }
+
+/// The NATS object store of file bytes shared by the gateways (`--blob-store nats`), over the
+/// process's own NATS connection.
+pub async fn open_nats_blob_store(
+    bus: &Bus,
+    common: &crate::options::CommonOptions,
+) -> anyhow::Result<Arc<dyn blobs::BlobStore>> {
+    let Some(client) = bus.nats_client() else {
+        bail!("--blob-store nats keeps file bytes in NATS: give --nats-url (or PARLOR_NATS_URL)");
+    };
+    let replicas = usize::try_from(common.blobs.blob_replicas).unwrap_or(1);
+    let config = blobs::NatsBlobStoreConfig::for_subject_prefix(&common.subject_prefix, replicas);
+    let store = blobs::NatsBlobStore::open(client, &config)
+        .await
+        .with_context(|| format!("opening the NATS object store {}", config.bucket))?;
+    Ok(Arc::new(store))
+}

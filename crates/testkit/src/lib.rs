@@ -6,6 +6,7 @@
 //! binary than stop and explain. Everything here waits for a bounded time and touches only
 //! 127.0.0.1.
 
+mod child;
 mod cluster;
 mod ports;
 mod process;
@@ -14,6 +15,7 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
+pub use child::CommandWithin;
 pub use cluster::{ClusterOptions, NatsCluster, NodeFiles, NodeLayout, NodeText, CLUSTER_NODES};
 pub use ports::ReservedPort;
 use process::ServerProcess;

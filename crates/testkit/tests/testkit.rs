@@ -1,11 +1,13 @@
-//! Tests of the test support itself: the nats-server lifecycle, free ports and temporary dirs.
+//! Tests of the test support itself: the nats-server lifecycle, free ports, temporary dirs and
+//! bounded runs of child commands.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
 
-use testkit::{free_port, NatsServer, TempDataDir};
+use testkit::{free_port, CommandWithin, NatsServer, TempDataDir};
 
 /// Reads the `INFO {...}` line a NATS server sends first to every new client connection.
 fn read_info_line(port: u16) -> String {
@@ -85,4 +87,27 @@ fn a_reserved_server_starts_later_on_the_port_it_announced() {
     server.start_again();
     assert_eq!(server.port(), port);
     assert!(read_info_line(port).starts_with("INFO "));
+}
+
+#[test]
+fn a_bounded_command_returns_its_output_or_is_killed() {
+    let output = Command::new("sh")
+        .args(["-c", "echo out; echo err >&2; exit 3"])
+        .output_within(Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(output.stdout, b"out\n");
+    assert_eq!(output.stderr, b"err\n");
+
+    // A child that never ends is killed at the bound: an error, not a hung test.
+    let hung = Command::new("sleep")
+        .arg("600")
+        .output_within(Duration::from_millis(200))
+        .unwrap_err();
+    assert_eq!(hung.kind(), std::io::ErrorKind::TimedOut, "{hung}");
+    let hung = Command::new("sleep")
+        .arg("600")
+        .status_within(Duration::from_millis(200))
+        .unwrap_err();
+    assert_eq!(hung.kind(), std::io::ErrorKind::TimedOut, "{hung}");
 }
