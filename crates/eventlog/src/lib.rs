@@ -98,6 +98,7 @@ pub mod limits;
 mod log;
 mod migrate;
 mod record;
+mod replica;
 mod runs;
 #[cfg(feature = "tamper")]
 pub mod tamper;
@@ -110,6 +111,7 @@ pub use migrate::Migration;
 pub use record::{
     Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION, RECORD_OVERHEAD_BYTES,
 };
+pub use replica::ReplicatedBatch;
 pub use verify::{ChainVerifier, VerifyReport};
 
 #[cfg(test)]
