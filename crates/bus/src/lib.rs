@@ -46,6 +46,7 @@
 mod connect;
 mod error;
 pub mod follow;
+pub mod ha;
 mod in_process;
 mod message;
 mod nats;
