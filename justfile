@@ -18,6 +18,10 @@ web-test *ARGS:
 crash cycles="20":
     PARLOR_CRASH_CYCLES={{cycles}} EVENTLOG_CRASH_CYCLES={{cycles}} cargo test --workspace crash -- --nocapture
 
+# HA failover test with more leader kills than CI runs (needs tests/support/nats-server-215).
+failover rounds="20":
+    PARLOR_NATS_SERVER_215="$(tests/support/nats-server-215)" PARLOR_FAILOVER_ROUNDS={{rounds}} cargo test -p parlor --test e2e failover -- --nocapture
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check

@@ -21,8 +21,15 @@ pub struct Cli {
 pub enum Command {
     /// Run everything in one process with embedded defaults (in-process bus unless --nats-url).
     Up(CommonOptions),
-    /// Run the writer alone over NATS.
-    Writer(CommonOptions),
+    /// Run the writer alone over NATS (with --ha, one of several: a leader and standbys).
+    Writer {
+        /// Shared service options.
+        #[command(flatten)]
+        common: CommonOptions,
+        /// High availability through JetStream.
+        #[command(flatten)]
+        ha: HaOptions,
+    },
     /// Run one read model alone over NATS.
     Projector {
         /// The read model: rooms, timeline, files, search, moderation or notifications.
@@ -565,4 +572,23 @@ mod tests {
         );
         assert!(parse_ops_addr("localhost").is_err());
     }
+}
+
+/// `parlor writer --ha`: several writers share one log through a JetStream stream and a lease
+/// (needs nats-server >= 2.10 with JetStream, three servers for R3; docs/operations.md).
+#[derive(Debug, Args)]
+pub struct HaOptions {
+    /// Run as one of several writers: lead while holding the lease, else follow as a standby.
+    #[arg(long, env = "PARLOR_HA")]
+    pub ha: bool,
+    /// This writer's name in the lease and in writer.ping (default: host name and process id).
+    #[arg(long, env = "PARLOR_HA_NAME")]
+    pub ha_name: Option<String>,
+    /// The lease's time to live in milliseconds: a dead leader is replaced about this long
+    /// after its last renewal.
+    #[arg(long, env = "PARLOR_HA_LEASE_TTL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    pub ha_lease_ttl_ms: u64,
+    /// Replicas of the write-ahead log and the lease (3 on a three-server cluster).
+    #[arg(long, env = "PARLOR_HA_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub ha_replicas: u64,
 }
