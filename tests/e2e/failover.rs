@@ -1,8 +1,9 @@
 //! HA writers (`parlor writer --ha`, issue 16) on a three-node nats-server 2.15 cluster with
 //! `sync_interval: always`: two writers, one leading by the lease, the other following the
 //! write-ahead log. 100 senders keep sending, each retrying with the same command id until
-//! answered. Afterwards every acknowledged command is in every writer's log exactly once, the
-//! positions are gapless, the hash chains verify and the logs are byte for byte equal.
+//! answered; in every second round one of the three NATS servers is down as well. Afterwards
+//! every acknowledged command is in every writer's log exactly once, the positions are
+//! gapless, the hash chains verify and the logs are byte for byte equal.
 //!
 //! `PARLOR_FAILOVER_ROUNDS` sets the number of leader kills (CI: 3; by hand `just failover 20`),
 //! `PARLOR_FAILOVER_SEED` replays the kill times.
@@ -272,7 +273,7 @@ async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
     let seed = seed();
     println!("failover: {rounds} rounds, seed {seed} (PARLOR_FAILOVER_SEED={seed} replays)");
     let mut random = Xorshift(seed);
-    let cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
+    let mut cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
     let urls = cluster.urls();
     let mut writers = vec![HaWriter::start(&urls, "w1"), HaWriter::start(&urls, "w2")];
     let client = Client::connect(&urls).await;
@@ -286,6 +287,12 @@ async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(random.between(500, 2000))).await;
         let (name, current) = wait_for_leader(&client, epoch - 1, &writers).await;
         let index = writers.iter().position(|w| w.name == name).unwrap();
+        // Every second round one NATS server is down too, from just before the kill until
+        // the new leader answers (the stream and the lease keep a majority).
+        let node_down = (round % 2 == 1).then_some(round % 3);
+        if let Some(node) = node_down {
+            cluster.stop(node);
+        }
         writers[index].process.kill();
         let killed_at = Instant::now();
         let before = acknowledged.lock().unwrap().len();
@@ -293,9 +300,13 @@ async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
         writers[index].restart(&urls);
         let (next, next_epoch) = wait_for_leader(&client, current, &writers).await;
         let takeover = first_ack_after(&acknowledged, killed_at).await;
+        if let Some(node) = node_down {
+            cluster.start(node);
+        }
         println!(
-            "round {round}: killed {name} (epoch {current}) after {before} acknowledged; \
+            "round {round}: killed {name} (epoch {current}) after {before} acknowledged{}; \
              {next} leads (epoch {next_epoch}); first answer {} ms after the kill",
+            node_down.map_or(String::new(), |node| format!(", NATS node {node} down")),
             takeover.as_millis()
         );
         takeovers.push(takeover);
