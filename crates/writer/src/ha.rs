@@ -4,11 +4,12 @@
 //! - **Following**: a writer reads the write-ahead log (a replicated JetStream stream, see
 //!   `bus::ha`) from the first entry its own log does not hold and applies each entry to its
 //!   log with `EventLog::apply_replicated` (same positions, bytes and hash chain; replies too),
-//!   refusing gaps and forks. Meanwhile it tries to take the lease.
+//!   refusing gaps and forks, and folds the new records into its write-side state, which it
+//!   keeps warm (loaded once from its snapshot and log). Meanwhile it tries to take the lease.
 //! - **Taking over**: having won the lease, it reads the stream to its last sequence, applies
 //!   what it lacks, then appends an empty entry (the fence of its epoch) expecting that last
-//!   sequence. From then on any append of an earlier leader fails. Only then does it open its
-//!   state (snapshot plus the tail of its log) and serve as [`crate::Writer`] does.
+//!   sequence. From then on any append of an earlier leader fails. Only then does it serve as
+//!   [`crate::Writer`] does, with the state it kept warm (no snapshot load, no fold).
 //! - **Leading**: each batch goes to the stream first (expecting the sequence of the previous
 //!   entry), then to the local log, then the answers go out. A failed append or local commit,
 //!   or a lost lease, makes it step down: it stops answering and becomes a follower again,
@@ -29,6 +30,7 @@ use eventlog::{EventLog, ReplicatedBatch};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::snapshot::{fold_tail, load_state};
 use crate::{stop_requested, Writer, WriterConfig, WriterError};
 
 /// How far back from the first entry a follower lacks it looks for an entry with records, to
@@ -190,14 +192,36 @@ pub async fn run_ha(
     };
     loop {
         let log_dir = config.log_dir();
-        let log = tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
-            .await
-            .map_err(|e| WriterError::Task(e.to_string()))??;
+        let data_dir = config.data_dir.clone();
+        let domain_config = domain::Config {
+            daily_conversation_limit: config.daily_conversation_limit,
+        };
+        let (log, warm) = tokio::task::spawn_blocking(move || {
+            let log = EventLog::open(&log_dir)?;
+            let (state, snapshot_position) = load_state(&log, &data_dir, domain_config)?;
+            let folded = log.head().position;
+            Ok::<_, WriterError>((
+                log,
+                Warm {
+                    state,
+                    folded,
+                    snapshot_position,
+                },
+            ))
+        })
+        .await
+        .map_err(|e| WriterError::Task(e.to_string()))??;
+        let warm = Arc::new(Mutex::new(warm));
         let Some((held, last_sequence)) =
-            follow_until_leading(&log, &wal, &lease, &ha.name, &mut stop).await?
+            follow_until_leading(&log, &warm, &wal, &lease, &ha.name, &mut stop).await?
         else {
             return Ok(());
         };
+        // Every task that folded into it has ended: this is the only handle left.
+        let warm = Arc::into_inner(warm)
+            .map(|warm| warm.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .filter(|warm| warm.folded == log.head().position)
+            .map(|warm| (warm.state, warm.snapshot_position));
         info!(
             name = %ha.name,
             epoch = held.epoch,
@@ -221,6 +245,7 @@ pub async fn run_ha(
             clock.clone(),
             log,
             Some(leadership),
+            warm,
         )
         .await?;
         let failed = tokio::select! {
@@ -265,6 +290,7 @@ async fn open_jetstream(
 /// (returns the lease and the fence's sequence) or is stopped (`None`).
 async fn follow_until_leading(
     log: &EventLog,
+    warm: &WarmState,
     wal: &Wal,
     lease: &Lease,
     name: &str,
@@ -283,7 +309,7 @@ async fn follow_until_leading(
         tokio::select! {
             _ = stop_requested(stop) => return Ok(None),
             entry = follower.next() => match entry {
-                Some(Ok(entry)) => apply_entry(log, &entry).await?,
+                Some(Ok(entry)) => apply_entry(log, warm, &entry).await?,
                 failed => {
                     warn!(?failed, "following the write-ahead log failed; following again");
                     tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
@@ -292,7 +318,8 @@ async fn follow_until_leading(
             },
             _ = try_lease.tick() => match lease.try_acquire(name).await {
                 Ok(Some(held)) => {
-                    if let Some(leading) = take_over(log, wal, lease, &mut follower, held).await? {
+                    let taken = take_over(log, warm, wal, lease, &mut follower, held).await?;
+                    if let Some(leading) = taken {
                         return Ok(Some(leading));
                     }
                 }
@@ -321,6 +348,7 @@ async fn refollow(wal: &Wal, follower: &WalFollower) -> WalFollower {
 /// entry does not fit the local log.
 async fn take_over(
     log: &EventLog,
+    warm: &WarmState,
     wal: &Wal,
     lease: &Lease,
     follower: &mut WalFollower,
@@ -335,7 +363,7 @@ async fn take_over(
             Ok(Some(Ok(entry))) => entry,
             other => return give_up(lease, held, &format!("catching up: {other:?}")).await,
         };
-        apply_entry(log, &entry).await?;
+        apply_entry(log, warm, &entry).await?;
         // A long catch-up must not outlast the lease.
         let remaining = held.valid_until().saturating_duration_since(Instant::now());
         if remaining < lease.options().ttl / 2 {
@@ -374,23 +402,43 @@ async fn give_up(
     Ok(None)
 }
 
-/// Applies one entry of the stream to `log`: skipped when the log holds it already (checked
-/// byte for byte), written when it continues the head; anything else is an error.
-async fn apply_entry(log: &EventLog, entry: &WalEntry) -> Result<(), WriterError> {
+/// The write-side state a standby keeps level with its log, so that a takeover need not
+/// rebuild it: the state as of position `folded`, and the snapshot position it was loaded from.
+struct Warm {
+    state: domain::State,
+    folded: u64,
+    snapshot_position: u64,
+}
+
+/// The standby's warm state, shared with the blocking task that applies each entry.
+type WarmState = Arc<Mutex<Warm>>;
+
+/// Applies one entry of the stream to `log` and folds its records into the warm state:
+/// skipped when the log holds it already (checked byte for byte), written when it continues
+/// the head; anything else is an error.
+async fn apply_entry(
+    log: &EventLog,
+    warm: &WarmState,
+    entry: &WalEntry,
+) -> Result<(), WriterError> {
     let batch = ReplicatedBatch::decode(&entry.payload)?;
     let log = log.clone();
+    let warm = Arc::clone(warm);
     let sequence = entry.sequence;
     tokio::task::spawn_blocking(move || {
         if !log.holds_replicated(&batch)? {
             log.apply_replicated(&batch)?;
         }
-        Ok::<_, eventlog::LogError>(())
+        let mut warm = warm.lock().unwrap_or_else(PoisonError::into_inner);
+        let after = warm.folded;
+        warm.folded = fold_tail(&log, &mut warm.state, after)?;
+        Ok::<_, WriterError>(())
     })
     .await
     .map_err(|e| WriterError::Task(e.to_string()))?
-    .map_err(|log_error| {
+    .map_err(|error| {
         WriterError::Replication(format!(
-            "write-ahead log entry {sequence} does not fit the local log: {log_error}"
+            "write-ahead log entry {sequence} does not fit the local log: {error}"
         ))
     })
 }

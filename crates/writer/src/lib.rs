@@ -172,10 +172,11 @@ impl Writer {
             Err(BusError::NoResponders | BusError::Timeout) => {}
             Err(other) => return Err(other.into()),
         }
-        Writer::serve(config, bus, clock, opened, None).await
+        Writer::serve(config, bus, clock, opened, None, None).await
     }
 
-    /// Rebuilds the state from `opened` and starts serving; as the HA leader when
+    /// Rebuilds the state from `opened` (or takes `warm`: the state as of its head and the
+    /// snapshot position it started from) and starts serving; as the HA leader when
     /// `leadership` is given (no ping check: the lease and the write-ahead log's fence decide).
     pub(crate) async fn serve(
         config: WriterConfig,
@@ -183,6 +184,7 @@ impl Writer {
         clock: Clock,
         opened: EventLog,
         leadership: Option<ha::Leadership>,
+        warm: Option<(domain::State, u64)>,
     ) -> Result<Writer, WriterError> {
         let config = Arc::new(config);
         let log = SharedLog::new(config.log_dir(), opened.clone());
@@ -205,12 +207,15 @@ impl Writer {
         let domain_config = domain::Config {
             daily_conversation_limit: config.daily_conversation_limit,
         };
-        let (state, snapshot_position) = {
-            let log = opened.clone();
-            let data_dir = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
-                .await
-                .map_err(|e| WriterError::Task(e.to_string()))??
+        let (state, snapshot_position) = match warm {
+            Some(warm) => warm,
+            None => {
+                let log = opened.clone();
+                let data_dir = config.data_dir.clone();
+                tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
+                    .await
+                    .map_err(|e| WriterError::Task(e.to_string()))??
+            }
         };
         let head = opened.head();
         drop(opened);
