@@ -103,13 +103,11 @@ async fn one_contender_wins_the_lease_and_the_other_only_after_it_stops_renewing
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(
-        stopped.elapsed() >= TTL - TTL / 5,
-        "taken before it could expire"
-    );
+    // Never taken while the old holder may still act on it (its validity ends a fifth of the
+    // time to live before the server's expiry of its last renewal).
+    assert!(!held.is_valid(), "taken while the old holder still held it");
     assert!(taken.epoch > held.epoch, "epochs grow");
     // The old holder learns it lost the lease, and cannot take it back while it is held.
-    assert!(!held.is_valid());
     assert!(!first.renew(&mut held).await.unwrap());
     assert_eq!(first.try_acquire("a").await.unwrap(), None);
 
