@@ -27,6 +27,10 @@ crash cycles="20":
 chaos rounds="20":
     PARLOR_CHAOS_ROUNDS={{rounds}} cargo test -p parlor --test e2e chaos -- --nocapture
 
+# HA failover test with more leader kills than CI runs (needs tests/support/nats-server-215).
+failover rounds="20":
+    PARLOR_NATS_SERVER_215="$(tests/support/nats-server-215)" PARLOR_FAILOVER_ROUNDS={{rounds}} cargo test -p parlor --test e2e failover -- --nocapture
+
 # Formatting and lints, as CI checks them.
 lint:
     cargo fmt --all -- --check

@@ -40,11 +40,11 @@ fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
     Parlor { child }
 }
 
-const SENDERS: usize = 100;
+pub(crate) const SENDERS: usize = 100;
 /// A request to a killed writer is given up after this long and retried with the same id.
 const ATTEMPT_WAIT: Duration = Duration::from_secs(1);
 
-struct Xorshift(u64);
+pub(crate) struct Xorshift(pub(crate) u64);
 
 impl Xorshift {
     fn next(&mut self) -> u64 {
@@ -53,13 +53,13 @@ impl Xorshift {
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn between(&mut self, low: u64, high: u64) -> u64 {
+    pub(crate) fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.next() % (high - low)
     }
 }
 
 /// Sends one command until it is answered (ok or rejected), retrying with the same id.
-async fn send_until_answered(
+pub(crate) async fn send_until_answered(
     client: &Client,
     command_id: Uuid,
     actor: &str,

@@ -7,6 +7,8 @@
 //! - `events`: publication order and headers, `log.read` paging, the single-writer rule.
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
+//! - `failover`: HA writers (`parlor writer --ha`) on a three-node nats-server 2.15 cluster:
+//!   the leader killed under load, a paused leader resumed after a takeover, a standby behind.
 //! - `http`: the HTTP API of `parlor up` (frontends' view), access refusals, hostile input.
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.
@@ -40,6 +42,7 @@ mod connections;
 mod crash;
 mod deployment;
 mod events;
+mod failover;
 mod http;
 mod identity;
 mod lifecycle;

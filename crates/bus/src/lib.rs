@@ -49,6 +49,7 @@ pub mod chain;
 mod connect;
 mod error;
 pub mod follow;
+pub mod ha;
 mod in_process;
 mod message;
 mod nats;

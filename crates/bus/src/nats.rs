@@ -69,6 +69,11 @@ struct Shared {
 }
 
 impl NatsBus {
+    /// The async-nats client, for the JetStream parts of this crate (`ha`).
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
     /// Connects once (failing if no server is there) and then reconnects forever.
     pub(crate) async fn connect(options: &NatsOptions) -> Result<NatsBus, BusError> {
         options.check()?;

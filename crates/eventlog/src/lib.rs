@@ -98,6 +98,7 @@ pub mod limits;
 mod log;
 mod migrate;
 mod record;
+mod replica;
 mod runs;
 #[cfg(feature = "tamper")]
 pub mod tamper;
@@ -111,6 +112,7 @@ pub use record::{
     record_hash, Hash, Head, ParseHeadError, Record, HASH_BYTES, RECORD_FORMAT_VERSION,
     RECORD_OVERHEAD_BYTES,
 };
+pub use replica::ReplicatedBatch;
 pub use verify::{ChainVerifier, VerifyReport};
 
 #[cfg(test)]

@@ -510,6 +510,74 @@ impl EventLog {
         Ok(state.head)
     }
 
+    /// Writes a batch the HA leader committed (see `replica.rs`) as one atomic, flushed write:
+    /// its records must continue the head exactly (position, chain, stream versions, limits, as
+    /// `import_raw` checks them) and its reply keys must be new. Returns the new head; on error
+    /// nothing is written.
+    pub fn apply_replicated(&self, replicated: &crate::ReplicatedBatch) -> Result<Head, LogError> {
+        let mut state = self.lock_writer()?;
+        if replicated.base_position != state.head.position {
+            return Err(crate::replica::invalid(
+                replicated.base_position + 1,
+                format!(
+                    "replicated batch continues position {} but the head is {}",
+                    replicated.base_position, state.head.position
+                ),
+            ));
+        }
+        if replicated.is_empty() {
+            return Ok(state.head);
+        }
+        let mut part = Part::new(state.head);
+        for bytes in &replicated.records {
+            let position = part.write.head.position + 1;
+            let (stream, version, hash) = self.check_import(&part, position, bytes)?;
+            part.versions.insert(stream.clone(), version);
+            part.write.head = Head { position, hash };
+            part.chunks.add_record(position, bytes);
+            part.write.records.push((stream, position));
+        }
+        let mut write = part.finish();
+        let mut sections = ValueBuilder::sections_from(self.index().next_section);
+        let mut keys = std::collections::HashSet::with_capacity(replicated.replies.len());
+        for (key, reply) in &replicated.replies {
+            batch::check_key(key)?;
+            if !keys.insert(key) || self.reply_for(key)?.is_some() {
+                return Err(crate::replica::invalid(
+                    write.head.position,
+                    format!("reply for key {} is already stored", hex::encode(key)),
+                ));
+            }
+            let section = sections.add_reply(key, reply);
+            write.replies.push((key.clone(), section));
+        }
+        write.add_sections(sections);
+        self.write(&mut state, write)?;
+        Ok(state.head)
+    }
+
+    /// Whether this log already holds `replicated` exactly: it ends at or before the head and
+    /// each of its records is stored with the same bytes. A standby that reads a batch it
+    /// already has (its local commit ran before it became a standby) skips it with this; a
+    /// batch that ends at or before the head with other bytes is a fork, an `InvalidImport`
+    /// naming the first differing position. A batch that goes past the head is `Ok(false)`.
+    pub fn holds_replicated(&self, replicated: &crate::ReplicatedBatch) -> Result<bool, LogError> {
+        let head = self.head();
+        if replicated.tip_position() > head.position {
+            return Ok(false);
+        }
+        for (offset, bytes) in replicated.records.iter().enumerate() {
+            let position = replicated.base_position + 1 + offset as u64;
+            if self.raw_record(position)?.as_deref() != Some(bytes.as_slice()) {
+                return Err(crate::replica::invalid(
+                    position,
+                    "the replicated record differs from the stored one (a fork)".to_owned(),
+                ));
+            }
+        }
+        Ok(true)
+    }
+
     /// Stores replies (idempotency key → reply) of commands committed elsewhere, for a
     /// migration: in writes bounded like batches, each atomic and flushed. A key already
     /// stored is an `InvalidImport`.

@@ -157,11 +157,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             nats_url: None,
             ..
         } => tokio::task::spawn_blocking(move || replay::run(&name, from, &data_dir)).await?,
-        Command::Writer(common) => {
+        Command::Writer { common, ha } => {
             if common.nats_url.is_none() {
                 anyhow::bail!("parlor writer runs over NATS: give --nats-url (or PARLOR_NATS_URL)");
             }
             let bus = connect(&common, "writer").await?;
+            if ha.ha {
+                return serve_ha(&common, &ha, bus).await;
+            }
             serve(&common, bus, true, Some(Vec::new()), false).await
         }
     }
@@ -201,15 +204,7 @@ async fn serve(
     let (stop_dev_clock, dev_clock_stopped) = tokio::sync::watch::channel(false);
     let mut writer = None;
     if with_writer {
-        let mut config = WriterConfig::new(&common.data_dir);
-        config.subject_prefix = common.subject_prefix.clone();
-        config.daily_conversation_limit = common.daily_conversation_limit;
-        config.event_format = common.event_format.into();
-        config.queue_commands_max = common.command_queue_max;
-        if let Some(path) = &common.services {
-            config.services = writer::read_services(path)
-                .with_context(|| format!("--services {}", path.display()))?;
-        }
+        let config = writer_config(common)?;
         let started = Writer::start(config, bus.clone(), clock.clone()).await;
         writer = Some(started.with_context(|| {
             format!(
@@ -356,6 +351,71 @@ async fn serve(
         info!("stopped cleanly");
     }
     outcome
+}
+
+/// The writer's settings from the options.
+fn writer_config(common: &CommonOptions) -> anyhow::Result<WriterConfig> {
+    let mut config = WriterConfig::new(&common.data_dir);
+    config.subject_prefix = common.subject_prefix.clone();
+    config.daily_conversation_limit = common.daily_conversation_limit;
+    config.event_format = common.event_format.into();
+    config.queue_commands_max = common.command_queue_max;
+    if let Some(path) = &common.services {
+        config.services = writer::read_services(path)
+            .with_context(|| format!("--services {}", path.display()))?;
+    }
+    Ok(config)
+}
+
+/// `parlor writer --ha`: follows the write-ahead log, leads while holding the lease, until a
+/// signal (which gives the lease up after the batch in flight).
+async fn serve_ha(common: &CommonOptions, ha: &options::HaOptions, bus: Bus) -> anyhow::Result<()> {
+    private_files::create_data_dir(&common.data_dir)?;
+    let config = writer_config(common)?;
+    let name = match &ha.ha_name {
+        Some(name) => name.clone(),
+        None => format!("{}-{}", host_name(), std::process::id()),
+    };
+    let mut ha_config = writer::HaConfig::new(
+        name,
+        &common.subject_prefix,
+        std::time::Duration::from_millis(ha.ha_lease_ttl_ms),
+    );
+    let replicas = usize::try_from(ha.ha_replicas).unwrap_or(3);
+    ha_config.lease.replicas = replicas;
+    ha_config.wal.replicas = replicas;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(writer::run_ha(
+        config,
+        ha_config,
+        bus,
+        clock_for(common),
+        stopped,
+    ));
+    tokio::pin!(running);
+    info!(data_dir = %common.data_dir.display(), "parlor HA writer is up");
+    tokio::select! {
+        signal = shutdown_signal() => {
+            info!(signal, "shutting down: finishing the batch in flight");
+            let _ = stop.send(true);
+            running.await??;
+            info!("stopped cleanly");
+            Ok(())
+        }
+        ended = &mut running => {
+            ended??;
+            Err(anyhow::anyhow!("the HA writer stopped unexpectedly"))
+        }
+    }
+}
+
+/// This machine's name, for the default HA writer name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "writer".to_owned())
 }
 
 /// Waits for SIGINT or SIGTERM and names it.

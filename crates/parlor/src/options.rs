@@ -49,17 +49,29 @@ pub enum Command {
                       --http-addr 0.0.0.0:8787 --jwt-secret-file /etc/parlor/jwt-secret"
     )]
     Up(CommonOptions),
-    /// Run the writer alone over NATS.
+    /// Run the writer alone over NATS (with --ha, one of several: a leader and standbys).
     #[command(
         long_about = "Run the writer alone over NATS: it decides every command \
                      (<prefix>.cmd.<type>) against the rules, appends the events to the log \
-                     under --data-dir, and publishes them on <prefix>.evt.<type>. Run exactly \
-                     one per system.",
-        after_help = "Example:\n  \
+                     under --data-dir, and publishes them on <prefix>.evt.<type>. Without --ha, \
+                     run exactly one per system; with --ha, run any number: one leads by a lease \
+                     in a JetStream key-value bucket and replicates each batch through a \
+                     JetStream stream before answering, the others follow as warm standbys \
+                     (needs nats-server 2.10 or later; docs/operations.md).",
+        after_help = "Examples:\n  \
                       parlor writer --nats-url nats://127.0.0.1:4222 --data-dir /var/lib/parlor \\\n      \
-                      --services /etc/parlor/services.toml"
+                      --services /etc/parlor/services.toml\n  \
+                      parlor writer --ha --nats-url nats://n1:4222,nats://n2:4222,nats://n3:4222 \\\n      \
+                      --data-dir /var/lib/parlor"
     )]
-    Writer(CommonOptions),
+    Writer {
+        /// Shared service options.
+        #[command(flatten)]
+        common: CommonOptions,
+        /// High availability through JetStream.
+        #[command(flatten)]
+        ha: HaOptions,
+    },
     /// Run one read model alone over NATS.
     #[command(
         long_about = "Run one read model alone over NATS: it follows <prefix>.evt.>, catches up \
@@ -722,4 +734,23 @@ mod tests {
         );
         assert!(parse_ops_addr("localhost").is_err());
     }
+}
+
+/// `parlor writer --ha`: several writers share one log through a JetStream stream and a lease
+/// (needs nats-server >= 2.10 with JetStream, three servers for R3; docs/operations.md).
+#[derive(Debug, Args)]
+pub struct HaOptions {
+    /// Run as one of several writers: lead while holding the lease, else follow as a standby.
+    #[arg(long, env = "PARLOR_HA")]
+    pub ha: bool,
+    /// This writer's name in the lease and in writer.ping (default: host name and process id).
+    #[arg(long, env = "PARLOR_HA_NAME")]
+    pub ha_name: Option<String>,
+    /// The lease's time to live in milliseconds: a dead leader is replaced about this long
+    /// after its last renewal.
+    #[arg(long, env = "PARLOR_HA_LEASE_TTL_MS", default_value_t = 3000, value_parser = clap::value_parser!(u64).range(500..=60_000))]
+    pub ha_lease_ttl_ms: u64,
+    /// Replicas of the write-ahead log and the lease (3 on a three-server cluster).
+    #[arg(long, env = "PARLOR_HA_REPLICAS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=5))]
+    pub ha_replicas: u64,
 }

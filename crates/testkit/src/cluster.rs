@@ -60,6 +60,29 @@ pub struct ClusterOptions {
     /// Readiness is then a client greeting only, because such a configuration may serve
     /// monitoring over HTTPS (which the probe does not speak): the test waits for its routes.
     pub files: Option<NodeFiles>,
+    /// The `nats-server` binary every node runs; `None` finds it as [`crate::NatsServer`] does.
+    pub server_binary: Option<PathBuf>,
+    /// Configuration inside each node's `jetstream {…}` block (e.g. `sync_interval: always`).
+    pub jetstream_extra: String,
+}
+
+impl ClusterOptions {
+    /// What the HA writer's tests run: nats-server 2.15 (key-value needs at least 2.10;
+    /// see [`crate::nats_server_215`]), every JetStream write fsynced before it is acknowledged
+    /// (`sync_interval: always`: Jepsen showed the default lazy fsync loses acknowledged
+    /// writes when nodes crash together), and messages up to 8 MiB so that one group-commit
+    /// batch of the writer (at most 4 MiB) fits one message.
+    ///
+    /// # Panics
+    /// When the 2.15 binary is missing; the message names the script that installs it.
+    pub fn ha() -> ClusterOptions {
+        ClusterOptions {
+            server_binary: Some(crate::nats_server_215()),
+            jetstream_extra: "  sync_interval: always".to_owned(),
+            node_extra: Some(Box::new(|_| "max_payload: 8MB".to_owned())),
+            ..ClusterOptions::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for ClusterOptions {
@@ -71,6 +94,8 @@ impl std::fmt::Debug for ClusterOptions {
             .field("route_credentials", &self.route_credentials.is_some())
             .field("envs", &self.envs.len())
             .field("files", &self.files.is_some())
+            .field("server_binary", &self.server_binary)
+            .field("jetstream_extra", &self.jetstream_extra)
             .finish()
     }
 }
@@ -134,7 +159,7 @@ impl NatsCluster {
                     monitor_port: monitor.port(),
                     dir: node_dir.clone(),
                 },
-                process: ServerProcess::new(&node_dir)?,
+                process: ServerProcess::with_binary(&node_dir, options.server_binary.as_deref())?,
                 client,
                 route,
                 monitor,
@@ -309,7 +334,7 @@ impl NatsCluster {
             "server_name: {name}\n\
              listen: 127.0.0.1:{client}\n\
              http: 127.0.0.1:{monitor}\n\
-             jetstream {{\n  store_dir: \"{store}\"\n}}\n\
+             jetstream {{\n  store_dir: \"{store}\"\n{jetstream_extra}\n}}\n\
              cluster {{\n  name: parlor-test\n  listen: 127.0.0.1:{route}\n  routes: [\n{routes}\n  ]\n{cluster_extra}\n}}\n\
              {node_extra}\n",
             name = layout.name,
@@ -317,6 +342,7 @@ impl NatsCluster {
             monitor = layout.monitor_port,
             store = layout.dir.join("jetstream").display(),
             route = layout.route_port,
+            jetstream_extra = self.options.jetstream_extra,
         )
     }
 }

@@ -42,8 +42,17 @@ pub(crate) struct ServerProcess {
 impl ServerProcess {
     /// A stopped server whose files live in `dir` (which must exist).
     pub(crate) fn new(dir: &Path) -> io::Result<ServerProcess> {
+        ServerProcess::with_binary(dir, None)
+    }
+
+    /// Like [`ServerProcess::new`], running `binary` when given instead of the one found.
+    pub(crate) fn with_binary(dir: &Path, binary: Option<&Path>) -> io::Result<ServerProcess> {
+        let binary = match binary {
+            Some(binary) => binary.to_path_buf(),
+            None => find_nats_server()?,
+        };
         Ok(ServerProcess {
-            binary: find_nats_server()?,
+            binary,
             dir: dir.to_path_buf(),
             child: None,
         })

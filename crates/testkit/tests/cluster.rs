@@ -109,3 +109,40 @@ async fn cluster_survives_one_node_down_and_takes_it_back_on_its_ports() {
     let again = connect(&cluster.url(0)).await;
     assert_eq!(publish_across(&third, &again, "after").await, "across");
 }
+
+/// The HA writer's cluster: nats-server 2.15 (key-value works, which Debian's 2.9 does not
+/// give async-nats), every node configured to fsync each JetStream write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_cluster_runs_2_15_with_key_value_and_sync_always() {
+    let cluster = NatsCluster::start_cluster_with(testkit::ClusterOptions::ha());
+    for node in 0..CLUSTER_NODES {
+        let config = std::fs::read_to_string(cluster.layout(node).dir.join("node.conf")).unwrap();
+        assert!(config.contains("sync_interval: always"), "{config}");
+    }
+    let client = connect(&cluster.url(0)).await;
+    assert!(
+        client.server_info().version.starts_with("2.15."),
+        "server {}",
+        client.server_info().version
+    );
+    let jetstream = async_nats::jetstream::new(client);
+    let bucket = tokio::time::timeout(
+        ANSWER_WAIT,
+        jetstream.create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "probe".to_owned(),
+            num_replicas: 3,
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("bucket creation timed out")
+    .unwrap();
+    let revision = bucket.create("key", "one".into()).await.unwrap();
+    assert!(
+        bucket.create("key", "two".into()).await.is_err(),
+        "a second create of the same key must fail"
+    );
+    let read = bucket.get("key").await.unwrap().unwrap();
+    assert_eq!(&read[..], b"one");
+    assert!(revision >= 1);
+}

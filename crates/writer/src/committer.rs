@@ -9,6 +9,11 @@
 //! decided against state that included N: it is never committed, every command of both is
 //! answered `unavailable`, and the state is reloaded from the log.
 //!
+//! An HA leader (`ha.rs`) first appends the batch to the replicated write-ahead log and waits
+//! for its ack, then commits it to its own log. Any failure of either makes it step down: it
+//! answers the batch and its continuation `unavailable` and stops (its state and log may now
+//! lag the write-ahead log, which only a standby's catch-up puts right).
+//!
 //! The answers of a batch go out from their own task (`answer_batches`), so the committer
 //! starts on the next batch while the replies of the last one are encoded and sent.
 
@@ -25,6 +30,7 @@ use protocol::{Format, Reply};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::ha::Replication;
 use crate::stored_reply::{self, Owner};
 use crate::{snapshot, WriterConfig, WriterError};
 
@@ -88,6 +94,23 @@ pub(crate) struct Committer {
         u64,
         tokio::task::JoinHandle<Result<(), snapshot::SnapshotError>>,
     )>,
+    /// For an HA leader: the write-ahead log each batch goes to first. Shared with the task of
+    /// the one commit in flight.
+    replication: Option<Arc<tokio::sync::Mutex<Replication>>>,
+}
+
+/// Why a batch was not committed.
+#[derive(Debug, thiserror::Error)]
+enum CommitError {
+    /// The local log refused or failed the write.
+    #[error("{0}")]
+    Log(#[from] LogError),
+    /// The write-ahead log refused the append or did not acknowledge it.
+    #[error("write-ahead log: {0}")]
+    Replication(#[from] bus::ha::HaError),
+    /// The commit's task died.
+    #[error("task failed: {0}")]
+    Task(String),
 }
 
 /// Batches of answers waiting for `answer_batches`. When it falls this far behind, the committer
@@ -113,6 +136,7 @@ impl Committer {
         committed: watch::Sender<u64>,
         answers: mpsc::Sender<Vec<Pending>>,
         snapshot_position: u64,
+        replication: Option<Replication>,
     ) -> Committer {
         let command_prefix = config.subject("cmd.");
         Committer {
@@ -127,6 +151,7 @@ impl Committer {
             snapshot_position,
             snapshot_started: std::time::Instant::now(),
             snapshot_in_flight: None,
+            replication: replication.map(|r| Arc::new(tokio::sync::Mutex::new(r))),
         }
     }
 
@@ -164,6 +189,19 @@ impl Committer {
         let mut durable: Vec<Pending> = Vec::new();
         loop {
             if building.batch.is_empty() {
+                if let Some(replication) = &self.replication {
+                    if !replication.lock().await.lease_stands() {
+                        // An HA leader past its lease answers nothing from its state alone.
+                        self.answer(durable).await;
+                        for answer in &mut building.pending {
+                            answer.reply = unavailable();
+                        }
+                        self.answer(std::mem::take(&mut building.pending)).await;
+                        return Err(WriterError::SteppedDown(
+                            "the lease ran out before answering".to_owned(),
+                        ));
+                    }
+                }
                 // Nothing to write: these answers (rejections, stored replies) were decided
                 // after the batch before, which is durable now, and wait for nothing else.
                 durable.append(&mut building.pending);
@@ -176,7 +214,24 @@ impl Committer {
             let in_flight = batch.pending;
             let committing = log.clone();
             let eventlog_batch = batch.batch;
-            let mut commit = tokio::task::spawn_blocking(move || committing.commit(eventlog_batch));
+            let mut commit = match &self.replication {
+                None => tokio::task::spawn_blocking(move || {
+                    committing.commit(eventlog_batch).map_err(CommitError::Log)
+                }),
+                Some(replication) => {
+                    // The HA leader: the write-ahead log first (its ack means a majority of
+                    // the servers stored the batch), then the local log.
+                    let replication = Arc::clone(replication);
+                    let entry = eventlog_batch.replicated();
+                    tokio::spawn(async move {
+                        replication.lock().await.append(&entry).await?;
+                        tokio::task::spawn_blocking(move || committing.commit(eventlog_batch))
+                            .await
+                            .map_err(|e| CommitError::Task(e.to_string()))?
+                            .map_err(CommitError::Log)
+                    })
+                }
+            };
             self.answer(std::mem::take(&mut durable)).await;
 
             // Deciding during the commit puts the state ahead of the log; a snapshot must be of
@@ -207,7 +262,7 @@ impl Committer {
                     },
                 }
             };
-            let committed: Result<Committed, LogError> =
+            let committed: Result<Committed, CommitError> =
                 joined.map_err(|e| WriterError::Task(e.to_string()))?;
             match committed {
                 Ok(committed) => {
@@ -236,6 +291,12 @@ impl Committer {
                     drop(building);
                     drop(log);
                     self.answer(refused).await;
+                    if self.replication.is_some() {
+                        // The write-ahead log may hold the batch while this log does not (or
+                        // the reverse never: the append came first). Only a standby's
+                        // catch-up from the write-ahead log makes them agree again.
+                        return Err(WriterError::SteppedDown(log_error.to_string()));
+                    }
                     return self.recover().await;
                 }
             }
@@ -1058,6 +1119,7 @@ mod tests {
             committed_tx,
             answers_tx,
             0,
+            None,
         );
         log.inject_fault(eventlog::FaultPlan::FailFlushAfterMs(1_500))
             .unwrap();

@@ -9,8 +9,14 @@
 //!
 //! Exactly one writer may answer for a log: two would fork history. A writer that finds another
 //! answering `<prefix>.writer.ping` at start-up refuses to start.
+//!
+//! With [`run_ha`] (`parlor writer --ha`) several writers share one log through JetStream: one
+//! leads by a lease and replicates each batch to a stream before its own log and before any
+//! answer; the others follow that stream into their logs and take over when the lease is free
+//! (see `ha.rs`).
 
 mod committer;
+mod ha;
 mod publisher;
 mod services;
 mod services_file;
@@ -31,6 +37,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::info;
 
+pub use ha::{run_ha, HaConfig};
 pub use services_file::{
     parse_services, read_services, ServicesFileError, SERVICES_FILE_BYTES_MAX,
 };
@@ -118,6 +125,13 @@ pub enum WriterError {
     /// A task of the writer failed.
     #[error("task failed: {0}")]
     Task(String),
+    /// The HA leader stopped leading: its lease was lost, or an append to the write-ahead log
+    /// failed (fenced by a newer leader, or unknown whether it landed). It answers nothing more.
+    #[error("stepped down: {0}")]
+    SteppedDown(String),
+    /// The HA writer's JetStream parts failed, or its log and the write-ahead log disagree.
+    #[error("replication: {0}")]
+    Replication(String),
 }
 
 /// Resolves once a stop is requested (or the stop sender is gone). The borrow of the watch
@@ -141,16 +155,10 @@ impl Writer {
         bus: Bus,
         clock: Clock,
     ) -> Result<Writer, WriterError> {
-        let config = Arc::new(config);
         let log_dir = config.log_dir();
-        let opened = {
-            let log_dir = log_dir.clone();
-            tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
-                .await
-                .map_err(|e| WriterError::Task(e.to_string()))??
-        };
-        let log = SharedLog::new(log_dir, opened.clone());
-
+        let opened = tokio::task::spawn_blocking(move || EventLog::open(&log_dir))
+            .await
+            .map_err(|e| WriterError::Task(e.to_string()))??;
         let ping_subject = config.subject("writer.ping");
         match bus
             .request(&ping_subject, Headers::new(), "{}", PING_WAIT)
@@ -164,17 +172,50 @@ impl Writer {
             Err(BusError::NoResponders | BusError::Timeout) => {}
             Err(other) => return Err(other.into()),
         }
+        Writer::serve(config, bus, clock, opened, None, None).await
+    }
 
+    /// Rebuilds the state from `opened` (or takes `warm`: the state as of its head and the
+    /// snapshot position it started from) and starts serving; as the HA leader when
+    /// `leadership` is given (no ping check: the lease and the write-ahead log's fence decide).
+    pub(crate) async fn serve(
+        config: WriterConfig,
+        bus: Bus,
+        clock: Clock,
+        opened: EventLog,
+        leadership: Option<ha::Leadership>,
+        warm: Option<(domain::State, u64)>,
+    ) -> Result<Writer, WriterError> {
+        let config = Arc::new(config);
+        let log = SharedLog::new(config.log_dir(), opened.clone());
+        let ping_subject = config.subject("writer.ping");
+
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        // An HA leader keeps its lease from the start: rebuilding the state may take longer
+        // than the lease lasts.
+        let (replication, leader) = match leadership {
+            Some(leadership) => {
+                let leader = leadership.describe();
+                let (replication, keeper) = leadership.split();
+                tasks.spawn(ha::keep_lease(keeper, stopped.clone()));
+                (Some(replication), Some(leader))
+            }
+            None => (None, None),
+        };
         let started = std::time::Instant::now();
         let domain_config = domain::Config {
             daily_conversation_limit: config.daily_conversation_limit,
         };
-        let (state, snapshot_position) = {
-            let log = opened.clone();
-            let data_dir = config.data_dir.clone();
-            tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
-                .await
-                .map_err(|e| WriterError::Task(e.to_string()))??
+        let (state, snapshot_position) = match warm {
+            Some(warm) => warm,
+            None => {
+                let log = opened.clone();
+                let data_dir = config.data_dir.clone();
+                tokio::task::spawn_blocking(move || load_state(&log, &data_dir, domain_config))
+                    .await
+                    .map_err(|e| WriterError::Task(e.to_string()))??
+            }
         };
         let head = opened.head();
         drop(opened);
@@ -187,14 +228,13 @@ impl Writer {
 
         // Subscribe to everything before answering anything, so no command is missed.
         let commands = bus.subscribe(&config.subject("cmd.>")).await?;
-        let (stop, stopped) = watch::channel(false);
         let (queue_tx, queue_rx) = mpsc::channel(config.queue_commands_max.max(1));
         let (committed_tx, committed_rx) = watch::channel(head.position);
-        let mut tasks = JoinSet::new();
         tasks.spawn(services::serve_pings(
             bus.subscribe(&ping_subject).await?,
             bus.clone(),
             log.clone(),
+            leader,
             stopped.clone(),
         ));
         tasks.spawn(services::serve_log_reads(
@@ -242,6 +282,7 @@ impl Writer {
                 committed_tx,
                 answers_tx,
                 snapshot_position,
+                replication,
             ),
             queue_rx,
         ));

@@ -38,18 +38,25 @@ where
     }
 }
 
-/// Answers `<prefix>.writer.ping` so a second writer refuses to start.
+/// Answers `<prefix>.writer.ping` so a second writer refuses to start: `{"head": N}`, and for
+/// an HA leader also `"leader"` (its name) and `"epoch"` (its lease's epoch), as `leader`
+/// gives them (a JSON fragment).
 pub(crate) async fn serve_pings(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
+    leader: Option<String>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
+    let leader = leader
+        .map(|fields| format!(",{fields}"))
+        .unwrap_or_default();
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
         let head = log.head().position;
+        let leader = leader.clone();
         async move {
-            let payload = format!("{{\"head\":{head}}}");
+            let payload = format!("{{\"head\":{head}{leader}}}");
             let headers = Headers::new().with("Content-Type", Format::Json.content_type());
             let _ = bus.respond(&request, headers, payload).await;
         }

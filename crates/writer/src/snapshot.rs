@@ -78,8 +78,20 @@ pub fn load_state(
     };
     // Settings come from the command line, not the snapshot.
     state.config = config;
+    fold_tail(log, &mut state, from)?;
+    Ok((state, from))
+}
+
+/// Folds the records after position `after` up to the log's head into `state` (which must be
+/// the state as of `after`); returns the position folded to. The HA standby keeps its state
+/// warm with it after each entry it applies.
+pub(crate) fn fold_tail(
+    log: &EventLog,
+    state: &mut State,
+    after: u64,
+) -> Result<u64, SnapshotError> {
     let head = log.head().position;
-    let mut next = from + 1;
+    let mut next = after + 1;
     while next <= head {
         let records = log.read_from(next, FOLD_PAGE_EVENTS_MAX, usize::MAX)?;
         if records.is_empty() {
@@ -91,11 +103,11 @@ pub fn load_state(
                     position: record.position,
                     reason: e.to_string(),
                 })?;
-            evolve(&mut state, &stored.event);
+            evolve(state, &stored.event);
             next = record.position + 1;
         }
     }
-    Ok((state, from))
+    Ok(next - 1)
 }
 
 fn read_snapshot(log: &EventLog, data_dir: &Path) -> Option<(State, u64)> {

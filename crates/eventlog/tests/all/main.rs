@@ -27,6 +27,8 @@ mod measure;
 mod migrate;
 /// Paging with `read_from` and `read_stream`, and reading while a writer commits.
 mod reads;
+/// Batches replicated to another log (the HA writer's standbys) give it the same bytes.
+mod replica;
 /// Persisted index runs, their checkpoint, and failures around them.
 mod runs;
 /// How the log sits in sled: chunks never become separate blob files.

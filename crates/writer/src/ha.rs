@@ -1,0 +1,517 @@
+//! The HA writer (`parlor writer --ha`): any number of writers run it; one leads, the others
+//! follow.
+//!
+//! - **Following**: a writer reads the write-ahead log (a replicated JetStream stream, see
+//!   `bus::ha`) from the first entry its own log does not hold and applies each entry to its
+//!   log with `EventLog::apply_replicated` (same positions, bytes and hash chain; replies too),
+//!   refusing gaps and forks, and folds the new records into its write-side state, which it
+//!   keeps warm (loaded once from its snapshot and log). Meanwhile it tries to take the lease.
+//! - **Taking over**: having won the lease, it reads the stream to its last sequence, applies
+//!   what it lacks, then appends an empty entry (the fence of its epoch) expecting that last
+//!   sequence. From then on any append of an earlier leader fails. Only then does it serve as
+//!   [`crate::Writer`] does, with the state it kept warm (no snapshot load, no fold).
+//! - **Leading**: each batch goes to the stream first (expecting the sequence of the previous
+//!   entry), then to the local log, then the answers go out. A failed append or local commit,
+//!   or a lost lease, makes it step down: it stops answering and becomes a follower again,
+//!   which brings its log back in line with the stream.
+//!
+//! Nothing acknowledged can be lost or duplicated: an answer goes out only after a majority of
+//! the servers stored the batch, every later leader reads the stream to its end before its
+//! fence, and a command that was answered `unavailable` (its batch perhaps in the stream after
+//! all) is answered from its stored reply when the caller retries it with the same id.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bus::ha::{HaError, Held, Lease, LeaseOptions, Wal, WalEntry, WalFollower, WalOptions};
+use bus::Bus;
+use clock::Clock;
+use eventlog::{EventLog, ReplicatedBatch};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::snapshot::{fold_tail, load_state};
+use crate::{stop_requested, Writer, WriterConfig, WriterError};
+
+/// How far back from the first entry a follower lacks it looks for an entry with records, to
+/// check that its log and the stream agree (entries without records are fences).
+const FORK_CHECK_ENTRIES_MAX: u64 = 16;
+
+/// How long a new leader waits for each entry while reading the stream to its end.
+const CATCH_UP_ENTRY_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// The pause before following again after the stream's consumer failed (a server restarting).
+const FOLLOW_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The HA writer's settings.
+#[derive(Clone, Debug)]
+pub struct HaConfig {
+    /// This writer's name in the lease and in `writer.ping` (unique per writer).
+    pub name: String,
+    /// The lease bucket and its time to live.
+    pub lease: LeaseOptions,
+    /// The write-ahead log's stream.
+    pub wal: WalOptions,
+}
+
+impl HaConfig {
+    /// Settings for writers under `subject_prefix` with a lease of `lease_ttl`.
+    pub fn new(name: impl Into<String>, subject_prefix: &str, lease_ttl: Duration) -> HaConfig {
+        HaConfig {
+            name: name.into(),
+            lease: LeaseOptions::new(subject_prefix, lease_ttl),
+            wal: WalOptions::new(subject_prefix),
+        }
+    }
+}
+
+/// The leader's end of the write-ahead log: the stream, the sequence of its last entry, and
+/// until when its lease stands (the lease keeper moves it on with each renewal).
+pub(crate) struct Replication {
+    wal: Wal,
+    last_sequence: u64,
+    lease_valid_until: LeaseClock,
+}
+
+/// Until when the leader's lease stands, shared by the lease keeper (which moves it on) and
+/// the committer (which answers nothing from its state alone once it has passed).
+pub(crate) type LeaseClock = Arc<Mutex<Instant>>;
+
+impl Replication {
+    /// Whether the lease still stands now. A batch that writes nothing (only rejections and
+    /// stored replies) never reaches the write-ahead log, whose fence would stop a deposed
+    /// leader; its answers are sent only while this holds, so a leader that was paused past
+    /// its lease answers no rejection decided on a state that may be stale.
+    pub(crate) fn lease_stands(&self) -> bool {
+        let valid_until = *self
+            .lease_valid_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Instant::now() < valid_until
+    }
+
+    /// Appends `entry` after the last entry this leader knows of and waits for the ack.
+    pub(crate) async fn append(&mut self, entry: &ReplicatedBatch) -> Result<(), HaError> {
+        let sequence = self
+            .wal
+            .append(self.last_sequence, entry.encode().into())
+            .await?;
+        self.last_sequence = sequence;
+        Ok(())
+    }
+}
+
+/// What a writer that won the lease hands to [`Writer::serve`].
+pub(crate) struct Leadership {
+    name: String,
+    replication: Replication,
+    lease: Lease,
+    held: Held,
+}
+
+impl Leadership {
+    /// The `writer.ping` fields of this leader (a JSON fragment).
+    pub(crate) fn describe(&self) -> String {
+        let name = serde_json::to_string(&self.name).unwrap_or_else(|_| "\"?\"".to_owned());
+        format!("\"leader\":{name},\"epoch\":{}", self.held.epoch)
+    }
+
+    /// The committer's part and the lease keeper's part.
+    pub(crate) fn split(self) -> (Replication, LeaseKeeper) {
+        let clock = Arc::clone(&self.replication.lease_valid_until);
+        (
+            self.replication,
+            LeaseKeeper {
+                lease: self.lease,
+                held: self.held,
+                clock,
+            },
+        )
+    }
+}
+
+/// The lease keeper's part of a leadership.
+pub(crate) struct LeaseKeeper {
+    lease: Lease,
+    held: Held,
+    clock: LeaseClock,
+}
+
+/// Renews the lease while the writer leads. Ends with `SteppedDown` when the lease is lost or
+/// could not be renewed before it would run out; on a stop, gives it up.
+pub(crate) async fn keep_lease(
+    keeper: LeaseKeeper,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    let LeaseKeeper {
+        lease,
+        mut held,
+        clock,
+    } = keeper;
+    loop {
+        tokio::select! {
+            _ = stop_requested(&mut stopped) => {
+                if let Err(release_error) = lease.release(held).await {
+                    warn!(%release_error, "could not give the lease up; it runs out by itself");
+                }
+                return Ok(());
+            }
+            _ = tokio::time::sleep(lease.options().renew_every()) => {}
+        }
+        match lease.renew(&mut held).await {
+            Ok(true) => {
+                *clock.lock().unwrap_or_else(PoisonError::into_inner) = held.valid_until();
+            }
+            Ok(false) => {
+                return Err(WriterError::SteppedDown(
+                    "the lease is no longer this writer's".to_owned(),
+                ))
+            }
+            Err(renew_error) => warn!(%renew_error, "lease renewal failed; trying again"),
+        }
+        if !held.is_valid() {
+            return Err(WriterError::SteppedDown(
+                "the lease ran out: renewals failed".to_owned(),
+            ));
+        }
+    }
+}
+
+/// Runs an HA writer until `stop` is set: follows the write-ahead log, leads when it wins the
+/// lease, follows again after stepping down. Fails when its log and the stream disagree (a
+/// fork, or a log ahead of the stream), which needs an operator.
+pub async fn run_ha(
+    config: WriterConfig,
+    ha: HaConfig,
+    bus: Bus,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), WriterError> {
+    let Some((lease, wal)) = open_jetstream(&bus, &ha, &mut stop).await else {
+        return Ok(());
+    };
+    loop {
+        let log_dir = config.log_dir();
+        let data_dir = config.data_dir.clone();
+        let domain_config = domain::Config {
+            daily_conversation_limit: config.daily_conversation_limit,
+        };
+        let (log, warm) = tokio::task::spawn_blocking(move || {
+            let log = EventLog::open(&log_dir)?;
+            let (state, snapshot_position) = load_state(&log, &data_dir, domain_config)?;
+            let folded = log.head().position;
+            Ok::<_, WriterError>((
+                log,
+                Warm {
+                    state,
+                    folded,
+                    snapshot_position,
+                },
+            ))
+        })
+        .await
+        .map_err(|e| WriterError::Task(e.to_string()))??;
+        let warm = Arc::new(Mutex::new(warm));
+        let Some((held, last_sequence)) =
+            follow_until_leading(&log, &warm, &wal, &lease, &ha.name, &mut stop).await?
+        else {
+            return Ok(());
+        };
+        // Every task that folded into it has ended: this is the only handle left.
+        let warm = Arc::into_inner(warm)
+            .map(|warm| warm.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .filter(|warm| warm.folded == log.head().position)
+            .map(|warm| (warm.state, warm.snapshot_position));
+        info!(
+            name = %ha.name,
+            epoch = held.epoch,
+            head = log.head().position,
+            wal_sequence = last_sequence,
+            "took over the lease; leading"
+        );
+        let leadership = Leadership {
+            name: ha.name.clone(),
+            replication: Replication {
+                wal: wal.clone(),
+                last_sequence,
+                lease_valid_until: Arc::new(Mutex::new(held.valid_until())),
+            },
+            lease: lease.clone(),
+            held,
+        };
+        let mut writer = Writer::serve(
+            config.clone(),
+            bus.clone(),
+            clock.clone(),
+            log,
+            Some(leadership),
+            warm,
+        )
+        .await?;
+        let failed = tokio::select! {
+            _ = stop_requested(&mut stop) => None,
+            failed = writer.failed() => Some(failed),
+        };
+        let shut = writer.shutdown().await;
+        match failed {
+            None => return shut,
+            Some(reason) => {
+                warn!(?reason, shutdown = ?shut, "stepped down; following the write-ahead log")
+            }
+        }
+    }
+}
+
+/// Opens the lease bucket and the stream, trying again while JetStream is not ready (a
+/// cluster still electing its meta leader); `None` when stopped first.
+async fn open_jetstream(
+    bus: &Bus,
+    ha: &HaConfig,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(Lease, Wal)> {
+    loop {
+        let opened = async {
+            let lease = Lease::open(bus, ha.lease.clone()).await?;
+            let wal = Wal::open(bus, ha.wal.clone()).await?;
+            Ok::<_, HaError>((lease, wal))
+        };
+        match opened.await {
+            Ok(opened) => return Some(opened),
+            Err(open_error) => warn!(%open_error, "JetStream not ready; trying again"),
+        }
+        tokio::select! {
+            _ = stop_requested(stop) => return None,
+            _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
+        }
+    }
+}
+
+/// Follows the stream into `log` until this writer wins the lease and fences the stream
+/// (returns the lease and the fence's sequence) or is stopped (`None`).
+async fn follow_until_leading(
+    log: &EventLog,
+    warm: &WarmState,
+    wal: &Wal,
+    lease: &Lease,
+    name: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<(Held, u64)>, WriterError> {
+    let start = first_sequence_lacking(log, wal).await?;
+    info!(
+        head = log.head().position,
+        from_sequence = start,
+        "following the write-ahead log"
+    );
+    let mut follower = wal.follow(start).await.map_err(replication)?;
+    let mut try_lease = tokio::time::interval(lease.options().renew_every());
+    try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop_requested(stop) => return Ok(None),
+            entry = follower.next() => match entry {
+                Some(Ok(entry)) => apply_entry(log, warm, &entry).await?,
+                failed => {
+                    warn!(?failed, "following the write-ahead log failed; following again");
+                    tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
+                    follower = refollow(wal, &follower).await;
+                }
+            },
+            _ = try_lease.tick() => match lease.try_acquire(name).await {
+                Ok(Some(held)) => {
+                    let taken = take_over(log, warm, wal, lease, &mut follower, held).await?;
+                    if let Some(leading) = taken {
+                        return Ok(Some(leading));
+                    }
+                }
+                Ok(None) => {}
+                Err(lease_error) => warn!(%lease_error, "cannot reach the lease; following on"),
+            },
+        }
+    }
+}
+
+/// A new follower from where `follower` stands (the old one stays if that fails).
+async fn refollow(wal: &Wal, follower: &WalFollower) -> WalFollower {
+    loop {
+        match wal.follow(follower.next_sequence()).await {
+            Ok(again) => return again,
+            Err(follow_error) => {
+                warn!(%follow_error, "cannot follow the write-ahead log yet");
+                tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
+            }
+        }
+    }
+}
+
+/// Having won the lease: reads the stream to its end, then fences it. `None` (the lease given
+/// up again) when another leader appended meanwhile or JetStream failed; an error when an
+/// entry does not fit the local log.
+async fn take_over(
+    log: &EventLog,
+    warm: &WarmState,
+    wal: &Wal,
+    lease: &Lease,
+    follower: &mut WalFollower,
+    mut held: Held,
+) -> Result<Option<(Held, u64)>, WriterError> {
+    let last = match wal.last_sequence().await {
+        Ok(last) => last,
+        Err(error) => return give_up(lease, held, &error.to_string()).await,
+    };
+    while follower.next_sequence() <= last {
+        let entry = match tokio::time::timeout(CATCH_UP_ENTRY_WAIT_MAX, follower.next()).await {
+            Ok(Some(Ok(entry))) => entry,
+            other => return give_up(lease, held, &format!("catching up: {other:?}")).await,
+        };
+        apply_entry(log, warm, &entry).await?;
+        // A long catch-up must not outlast the lease.
+        let remaining = held.valid_until().saturating_duration_since(Instant::now());
+        if remaining < lease.options().ttl / 2 {
+            match lease.renew(&mut held).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(error) => return give_up(lease, held, &error.to_string()).await,
+            }
+        }
+    }
+    if !held.is_valid() {
+        return give_up(lease, held, "the lease ran out while catching up").await;
+    }
+    let fence = ReplicatedBatch {
+        base_position: log.head().position,
+        ..ReplicatedBatch::default()
+    };
+    // Whatever happens to the fence, the follower reads it later like any other entry.
+    match wal.append(last, fence.encode().into()).await {
+        Ok(sequence) if held.is_valid() => Ok(Some((held, sequence))),
+        Ok(_) => give_up(lease, held, "the lease ran out while fencing").await,
+        Err(error) => give_up(lease, held, &error.to_string()).await,
+    }
+}
+
+/// Gives a lease just won up again (the takeover did not complete).
+async fn give_up(
+    lease: &Lease,
+    held: Held,
+    reason: &str,
+) -> Result<Option<(Held, u64)>, WriterError> {
+    info!(reason, "taking over did not complete; following on");
+    if let Err(release_error) = lease.release(held).await {
+        warn!(%release_error, "could not give the lease up; it runs out by itself");
+    }
+    Ok(None)
+}
+
+/// The write-side state a standby keeps level with its log, so that a takeover need not
+/// rebuild it: the state as of position `folded`, and the snapshot position it was loaded from.
+struct Warm {
+    state: domain::State,
+    folded: u64,
+    snapshot_position: u64,
+}
+
+/// The standby's warm state, shared with the blocking task that applies each entry.
+type WarmState = Arc<Mutex<Warm>>;
+
+/// Applies one entry of the stream to `log` and folds its records into the warm state:
+/// skipped when the log holds it already (checked byte for byte), written when it continues
+/// the head; anything else is an error.
+async fn apply_entry(
+    log: &EventLog,
+    warm: &WarmState,
+    entry: &WalEntry,
+) -> Result<(), WriterError> {
+    let batch = ReplicatedBatch::decode(&entry.payload)?;
+    let log = log.clone();
+    let warm = Arc::clone(warm);
+    let sequence = entry.sequence;
+    tokio::task::spawn_blocking(move || {
+        if !log.holds_replicated(&batch)? {
+            log.apply_replicated(&batch)?;
+        }
+        let mut warm = warm.lock().unwrap_or_else(PoisonError::into_inner);
+        let after = warm.folded;
+        warm.folded = fold_tail(&log, &mut warm.state, after)?;
+        Ok::<_, WriterError>(())
+    })
+    .await
+    .map_err(|e| WriterError::Task(e.to_string()))?
+    .map_err(|error| {
+        WriterError::Replication(format!(
+            "write-ahead log entry {sequence} does not fit the local log: {error}"
+        ))
+    })
+}
+
+/// The tip position of the entry at `sequence`.
+async fn tip_at(wal: &Wal, sequence: u64) -> Result<ReplicatedBatch, WriterError> {
+    let entry = wal
+        .get(sequence)
+        .await
+        .map_err(replication)?
+        .ok_or_else(|| {
+            WriterError::Replication(format!("write-ahead log entry {sequence} is missing"))
+        })?;
+    Ok(ReplicatedBatch::decode(&entry.payload)?)
+}
+
+/// The first sequence of the stream whose entry goes past the local head (binary search: tips
+/// never decrease along the stream), after checking that the local head ends an entry and
+/// that the log holds the last entries with records before it byte for byte.
+async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, WriterError> {
+    let head = log.head().position;
+    let last = wal.last_sequence().await.map_err(replication)?;
+    if head == 0 {
+        return Ok(1);
+    }
+    let (mut low, mut high) = (1u64, last + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if tip_at(wal, middle).await?.tip_position() > head {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    let mismatch = |reason: String| {
+        WriterError::Replication(format!(
+            "the local log (head {head}) and the write-ahead log (last sequence {last}) \
+             disagree: {reason}; this writer's data directory must be replaced"
+        ))
+    };
+    if low == 1 {
+        return Err(mismatch(
+            "the stream holds none of the local records".to_owned(),
+        ));
+    }
+    let before = tip_at(wal, low - 1).await?;
+    if before.tip_position() != head {
+        return Err(mismatch(format!(
+            "the local head is not the end of a replicated batch (entry {} ends at {})",
+            low - 1,
+            before.tip_position()
+        )));
+    }
+    let mut sequence = low - 1;
+    while sequence >= 1 && low - sequence <= FORK_CHECK_ENTRIES_MAX {
+        let entry = tip_at(wal, sequence).await?;
+        if !entry.records.is_empty() {
+            let held = {
+                let log = log.clone();
+                tokio::task::spawn_blocking(move || log.holds_replicated(&entry))
+                    .await
+                    .map_err(|e| WriterError::Task(e.to_string()))?
+            };
+            if !matches!(held, Ok(true)) {
+                return Err(mismatch(format!("entry {sequence}: {held:?}")));
+            }
+            break;
+        }
+        sequence -= 1;
+    }
+    Ok(low)
+}
+
+fn replication(error: HaError) -> WriterError {
+    WriterError::Replication(error.to_string())
+}

@@ -1,0 +1,384 @@
+//! HA writers (`parlor writer --ha`, issue 16) on a three-node nats-server 2.15 cluster with
+//! `sync_interval: always`: two writers, one leading by the lease, the other following the
+//! write-ahead log. 100 senders keep sending, each retrying with the same command id until
+//! answered; in every second round one of the three NATS servers is down as well. Afterwards
+//! every acknowledged command is in every writer's log exactly once, the positions are
+//! gapless, the hash chains verify and the logs are byte for byte equal.
+//!
+//! `PARLOR_FAILOVER_ROUNDS` sets the number of leader kills (CI: 3; by hand `just failover 20`),
+//! `PARLOR_FAILOVER_SEED` replays the kill times.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use testkit::{ClusterOptions, NatsCluster};
+use uuid::Uuid;
+
+use crate::crash::{send_until_answered, Xorshift, SENDERS};
+use crate::harness::{read_logs, spawn_part, Client, Parlor};
+
+/// The lease's time to live: a dead leader is replaced about this long after its last renewal.
+const LEASE_TTL_MS: u64 = 2000;
+/// How long a test waits for a new leader.
+const LEADER_WAIT: Duration = Duration::from_secs(60);
+
+/// One HA writer: its name, data directory and process.
+struct HaWriter {
+    name: String,
+    data: tempfile::TempDir,
+    process: Parlor,
+}
+
+impl HaWriter {
+    fn start(urls: &str, name: &str) -> HaWriter {
+        let data = tempfile::tempdir().unwrap();
+        let process = spawn_ha(urls, name, data.path());
+        HaWriter {
+            name: name.to_owned(),
+            data,
+            process,
+        }
+    }
+
+    fn restart(&mut self, urls: &str) {
+        self.process = spawn_ha(urls, &self.name, self.data.path());
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.process.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+}
+
+fn spawn_ha(urls: &str, name: &str, data_dir: &Path) -> Parlor {
+    let ttl = LEASE_TTL_MS.to_string();
+    spawn_part(
+        &[
+            "writer",
+            "--ha",
+            "--ha-name",
+            name,
+            "--nats-url",
+            urls,
+            "--ha-lease-ttl-ms",
+            &ttl,
+        ],
+        data_dir,
+    )
+}
+
+/// Who leads now, by `writer.ping`: name and epoch.
+async fn leader(client: &Client) -> Option<(String, u64)> {
+    let reply = client
+        .bus
+        .request(
+            "parlor.writer.ping",
+            bus::Headers::new(),
+            "{}",
+            Duration::from_millis(500),
+        )
+        .await
+        .ok()?;
+    let ping: Value = serde_json::from_slice(&reply.payload).ok()?;
+    Some((ping["leader"].as_str()?.to_owned(), ping["epoch"].as_u64()?))
+}
+
+/// Waits (bounded) for a leader with an epoch above `after`.
+async fn wait_for_leader(client: &Client, after: u64, writers: &[HaWriter]) -> (String, u64) {
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        if let Some((name, epoch)) = leader(client).await {
+            if epoch > after {
+                return (name, epoch);
+            }
+        }
+        if Instant::now() > deadline {
+            for writer in writers {
+                eprintln!("--- {}:\n{}", writer.name, read_logs(writer.data.path()));
+            }
+            panic!("no leader after epoch {after} within {LEADER_WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the senders saw: each acknowledged command's reply and when it came.
+type Acknowledged = Arc<Mutex<HashMap<Uuid, (Value, Instant)>>>;
+
+/// 100 senders in one room, until `stop`.
+async fn start_load(
+    client: &Client,
+    stop: &Arc<AtomicBool>,
+    acknowledged: &Acknowledged,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let (users, room) = client.group_room("sender", SENDERS, "Load").await;
+    let mut senders = Vec::new();
+    for user in users {
+        let (client, stop, acknowledged, room) = (
+            client.clone(),
+            stop.clone(),
+            acknowledged.clone(),
+            room.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let command_id = Uuid::new_v4();
+                let data = json!({"room_id": room, "body": format!("{user} #{sent}")});
+                let reply =
+                    send_until_answered(&client, command_id, &user, "message.send", &data).await;
+                assert_eq!(reply["ok"], true, "{reply}");
+                acknowledged
+                    .lock()
+                    .unwrap()
+                    .insert(command_id, (reply, Instant::now()));
+                sent += 1;
+            }
+        }));
+    }
+    senders
+}
+
+/// Waits (bounded) for a command acknowledged after `since`; how long after `since` it came.
+async fn first_ack_after(acknowledged: &Acknowledged, since: Instant) -> Duration {
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        let first = acknowledged
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(_, at)| *at)
+            .filter(|at| *at > since)
+            .min();
+        if let Some(at) = first {
+            return at - since;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing acknowledged after the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ends a run: SIGTERM the leader (it gives the lease up), wait for the other writer to take
+/// over (reading the write-ahead log to its end), SIGTERM that one too. Both logs are then
+/// complete.
+async fn stop_both(client: &Client, writers: &mut [HaWriter]) {
+    let (first, epoch) = wait_for_leader(client, 0, writers).await;
+    let index = writers.iter().position(|w| w.name == first).unwrap();
+    assert!(
+        writers[index].process.terminate().success(),
+        "{first} exits cleanly"
+    );
+    let (second, _) = wait_for_leader(client, epoch, writers).await;
+    assert_ne!(first, second);
+    let other = writers.iter().position(|w| w.name == second).unwrap();
+    assert!(
+        writers[other].process.terminate().success(),
+        "{second} exits cleanly"
+    );
+}
+
+/// Every writer's log: verifies, gapless, byte for byte equal to the others; every
+/// acknowledged command exactly once with the positions it was answered with. Returns the head.
+fn check_logs(writers: &[HaWriter], acknowledged: &HashMap<Uuid, (Value, Instant)>) -> u64 {
+    let mut exports: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut head = 0;
+    for writer in writers {
+        let log = eventlog::EventLog::open(&writer.data.path().join("log")).unwrap();
+        let report = log
+            .verify(None, |_| {})
+            .unwrap()
+            .expect("the hash chain verifies");
+        head = log.head().position;
+        assert_eq!(report.head.position, head);
+        let mut raw = Vec::new();
+        let mut per_command: HashMap<Uuid, Vec<u64>> = HashMap::new();
+        while (raw.len() as u64) < head {
+            let from = raw.len() as u64 + 1;
+            let records = log.read_from(from, 10_000, usize::MAX).unwrap();
+            for record in &records {
+                assert_eq!(
+                    record.position,
+                    raw.len() as u64 + 1,
+                    "positions are gapless"
+                );
+                let stored = protocol::decode_stored(&record.payload).unwrap();
+                per_command
+                    .entry(stored.command_id.0)
+                    .or_default()
+                    .push(record.position);
+                raw.push(log.raw_record(record.position).unwrap().unwrap());
+            }
+        }
+        for (command_id, (reply, _)) in acknowledged {
+            let positions = per_command.get(command_id).unwrap_or_else(|| {
+                panic!("{}: acknowledged command {command_id} lost", writer.name)
+            });
+            let replied: Vec<u64> = reply["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["position"].as_u64().unwrap())
+                .collect();
+            assert_eq!(
+                positions, &replied,
+                "command {command_id}: once, where answered"
+            );
+        }
+        for positions in per_command.values() {
+            assert_eq!(positions.len(), 1, "no command appended twice");
+        }
+        exports.push(raw);
+    }
+    for (writer, export) in writers.iter().zip(&exports).skip(1) {
+        assert!(
+            export == &exports[0],
+            "{} has other records than {}",
+            writer.name,
+            writers[0].name
+        );
+    }
+    head
+}
+
+fn seed() -> u64 {
+    std::env::var("PARLOR_FAILOVER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
+    let rounds: usize = std::env::var("PARLOR_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let seed = seed();
+    println!("failover: {rounds} rounds, seed {seed} (PARLOR_FAILOVER_SEED={seed} replays)");
+    let mut random = Xorshift(seed);
+    let mut cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
+    let urls = cluster.urls();
+    let mut writers = vec![HaWriter::start(&urls, "w1"), HaWriter::start(&urls, "w2")];
+    let client = Client::connect(&urls).await;
+    let (_, mut epoch) = wait_for_leader(&client, 0, &writers).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Acknowledged = Arc::default();
+    let senders = start_load(&client, &stop, &acknowledged).await;
+    let mut takeovers = Vec::new();
+    for round in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(random.between(500, 2000))).await;
+        let (name, current) = wait_for_leader(&client, epoch - 1, &writers).await;
+        let index = writers.iter().position(|w| w.name == name).unwrap();
+        // Every second round one NATS server is down too, from just before the kill until
+        // the new leader answers (the stream and the lease keep a majority).
+        let node_down = (round % 2 == 1).then_some(round % 3);
+        if let Some(node) = node_down {
+            cluster.stop(node);
+        }
+        writers[index].process.kill();
+        let killed_at = Instant::now();
+        let before = acknowledged.lock().unwrap().len();
+        // Back at once as a standby: it follows the write-ahead log from its own head.
+        writers[index].restart(&urls);
+        let (next, next_epoch) = wait_for_leader(&client, current, &writers).await;
+        let takeover = first_ack_after(&acknowledged, killed_at).await;
+        if let Some(node) = node_down {
+            cluster.start(node);
+        }
+        println!(
+            "round {round}: killed {name} (epoch {current}) after {before} acknowledged{}; \
+             {next} leads (epoch {next_epoch}); first answer {} ms after the kill",
+            node_down.map_or(String::new(), |node| format!(", NATS node {node} down")),
+            takeover.as_millis()
+        );
+        takeovers.push(takeover);
+        epoch = next_epoch;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    stop_both(&client, &mut writers).await;
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() > rounds, "the load made progress");
+    let head = check_logs(&writers, &acknowledged);
+    takeovers.sort();
+    println!(
+        "failover: {rounds} rounds, {} acknowledged, head {head}, lost 0, duplicated 0, \
+         takeover ms {:?}",
+        acknowledged.len(),
+        takeovers
+            .iter()
+            .map(Duration::as_millis)
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_leader_resumed_after_a_takeover_steps_down_and_a_stopped_standby_catches_up() {
+    let cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
+    let urls = cluster.urls();
+    let mut writers = vec![HaWriter::start(&urls, "p1"), HaWriter::start(&urls, "p2")];
+    let client = Client::connect(&urls).await;
+    let (first, epoch) = wait_for_leader(&client, 0, &writers).await;
+    let paused = writers.iter().position(|w| w.name == first).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Acknowledged = Arc::default();
+    let senders = start_load(&client, &stop, &acknowledged).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // Paused mid-load: its lease runs out and the other writer takes over.
+    writers[paused].signal("-STOP");
+    let (second, second_epoch) = wait_for_leader(&client, epoch, &writers).await;
+    assert_ne!(second, first);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // Resumed: its next append is fenced, so it steps down and follows again; whatever it
+    // answers from now on is `unavailable` or an answer the log holds (checked below).
+    writers[paused].signal("-CONT");
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    writers[paused].process.assert_alive();
+    assert_eq!(
+        wait_for_leader(&client, 0, &writers).await,
+        (second.clone(), second_epoch),
+        "the resumed writer does not lead"
+    );
+
+    // The standby (the resumed writer) stopped for a while, then back: it catches up.
+    assert!(writers[paused].process.terminate().success());
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    writers[paused].restart(&urls);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    // The leader stops first, so the caught-up standby must lead to the end of the log.
+    stop_both(&client, &mut writers).await;
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    let head = check_logs(&writers, &acknowledged);
+    println!(
+        "paused leader: {} acknowledged, head {head}, lost 0, duplicated 0",
+        acknowledged.len()
+    );
+}
