@@ -11,13 +11,13 @@ use std::time::Duration;
 
 use bus::{Bus, Headers};
 use clock::Clock;
+use domain::Action;
 use projections::live_rebuild::{request_rebuild, RebuildRequestError};
 use projections::swap::{rebuild_path, retired_path};
 use projections::{
     store_path, LiveRebuild, OpenFor, OpenModel, Presence, ProjectionError, Projector, Rooms,
     Runner,
 };
-use domain::Action;
 use protocol::Format;
 use serde_json::{json, Value};
 use testkit::{NatsServer, TempDataDir};
