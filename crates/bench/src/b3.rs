@@ -100,7 +100,8 @@ struct Sampler {
 
 impl Observer for Sampler {
     fn body(&self, i: u64) -> Option<String> {
-        (i % SAMPLE_EVERY == 0).then(|| format!("{} {}", workload::BODY, unique_word(i)))
+        i.is_multiple_of(SAMPLE_EVERY)
+            .then(|| format!("{} {}", workload::BODY, unique_word(i)))
     }
 
     fn accepted(&self, i: u64, actor: &str, room: &str, reply: ReplyHead, at: Instant) {
@@ -112,7 +113,7 @@ impl Observer for Sampler {
             .map(str::to_owned);
         let (Some(position), Some(message_id)) = (reply.position, message_id) else {
             // Counted below as a failed probe of every read, never silently skipped.
-            if i % SAMPLE_EVERY == 0 {
+            if i.is_multiple_of(SAMPLE_EVERY) {
                 self.record_failure(room, "the accepted reply has no position or message_id");
             }
             return;
@@ -120,7 +121,7 @@ impl Observer for Sampler {
         if let Ok(mut positions) = self.positions.lock() {
             positions.insert(message_id.clone(), position);
         }
-        if i % SAMPLE_EVERY != 0 {
+        if !i.is_multiple_of(SAMPLE_EVERY) {
             return;
         }
         let sample = Sample {

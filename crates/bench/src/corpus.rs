@@ -90,7 +90,11 @@ impl Vocabulary {
     /// A search query as a user would type it: one word (half the time) or two, drawn by the
     /// same law as the bodies' words.
     pub fn query(&self, rng: &mut Rng) -> Vec<String> {
-        let words = if rng.next_u64() % 2 == 0 { 1 } else { 2 };
+        let words = if rng.next_u64().is_multiple_of(2) {
+            1
+        } else {
+            2
+        };
         (0..words).map(|_| self.word(rng).to_owned()).collect()
     }
 }

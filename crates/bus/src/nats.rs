@@ -69,7 +69,8 @@ struct Shared {
 }
 
 impl NatsBus {
-    /// The async-nats client, for the JetStream parts of this crate (`ha`).
+    /// The async-nats client, for the JetStream parts of this crate (`ha`) and, through
+    /// `Bus::nats_client`, the NATS blob store.
     pub(crate) fn client(&self) -> &async_nats::Client {
         &self.client
     }
@@ -323,10 +324,6 @@ impl NatsBus {
         self.bounded(self.client.flush())
             .await?
             .map_err(|error| BusError::Transport(error.to_string()))
-    }
-
-    pub(crate) fn client(&self) -> &async_nats::Client {
-        &self.client
     }
 
     pub(crate) fn is_connected(&self) -> bool {

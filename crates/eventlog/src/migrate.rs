@@ -216,7 +216,7 @@ impl EventLog {
             let records = old.records().map_while(|record| match record {
                 Ok(bytes) => {
                     copied += 1;
-                    if copied % 4096 == 0 || copied == head.position {
+                    if copied.is_multiple_of(4096) || copied == head.position {
                         progress(copied, head.position);
                     }
                     Some(bytes)

@@ -259,7 +259,7 @@ fn synthetic_log(events: usize, with_hub: bool) -> Vec<EventEnvelope> {
             },
         );
         sent += 1;
-        if sent % MARK_READ_EVERY_MESSAGES == 0 {
+        if sent.is_multiple_of(MARK_READ_EVERY_MESSAGES) {
             let reader = &members[rng.below(ROOM_MEMBERS)];
             push(
                 &mut log,

@@ -7,7 +7,7 @@ use protocol::query::{InvalidQuery, QueryErrorCode};
 /// Why applying events, reading the log or serving a read model failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProjectionError {
-    /// The sled store failed (IO, corruption detected by sled, a lock held by another process).
+    /// The fjall store failed (IO, corruption detected by fjall, a lock held by another process).
     #[error("store: {0}")]
     Store(String),
     /// A stored value could not be encoded or decoded.
@@ -51,8 +51,8 @@ pub enum ProjectionError {
     },
 }
 
-impl From<sled::Error> for ProjectionError {
-    fn from(error: sled::Error) -> ProjectionError {
+impl From<fjall::Error> for ProjectionError {
+    fn from(error: fjall::Error) -> ProjectionError {
         ProjectionError::Store(error.to_string())
     }
 }

@@ -3,7 +3,7 @@
 //! searched by name — and who may download a file (`file`, docs/queries.md). Only members list a
 //! room (R-R6), and they list its whole history, from before they joined too (R-R4).
 //!
-//! Store catalogue (`<data_dir>/projections/files/`, one sled tree):
+//! Store catalogue (`<data_dir>/projections/files/`, one fjall keyspace):
 //!
 //! | key | value | what |
 //! |---|---|---|

@@ -3,7 +3,7 @@
 //! - [`runtime`]: the [`Projector`] trait every read model implements, the [`Runner`] that keeps
 //!   one level with the log (catch-up through `log.read`, then live `evt.>`, gaps closed) and
 //!   serves its queries, and [`rebuild`]/[`replay`] to build a model from the log alone.
-//! - [`store`]: the sled store a model owns, with its checkpoint in the same atomic write.
+//! - [`store`]: the fjall store a model owns, with its checkpoint in the same atomic write.
 //! - [`query`]: the projectors' side of the internal query contract (docs/queries.md), whose
 //!   request, operation and reply types and limits live in `protocol::query`.
 //! - [`presence`]: the volatile table of heartbeats (R-A1) and the small service that fills it,

@@ -145,10 +145,7 @@ pub(crate) async fn serve_requests<P: Projector>(
                         info!(model = context.name, rebuild = %id, position, "live rebuild accepted");
                         let (task_context, running, task_id) =
                             (context.clone(), Arc::clone(&running), id.clone());
-                        rebuilds.spawn(async move {
-                            drive(task_context, task_id).await;
-                            running.store(false, Ordering::SeqCst);
-                        });
+                        rebuilds.spawn(drive(task_context, task_id, running));
                         json!({
                             "ok": true,
                             "position": position,
@@ -209,8 +206,9 @@ struct Progress {
     error: Option<String>,
 }
 
-/// Runs one rebuild to its end and publishes its progress and outcome.
-async fn drive<P: Projector>(context: Context<P>, id: String) {
+/// Runs one rebuild to its end and publishes its progress and outcome, clearing `running`
+/// before the outcome goes out.
+async fn drive<P: Projector>(context: Context<P>, id: String, running: Arc<AtomicBool>) {
     let started = Instant::now();
     let (progress, watched) = watch::channel(Progress {
         phase: "rebuilding",
@@ -249,6 +247,9 @@ async fn drive<P: Projector>(context: Context<P>, id: String) {
             }
         }
     }
+    // Free before the last report goes out: whoever reads it may ask for the next rebuild at
+    // once, and must not be told one is still running.
+    running.store(false, Ordering::SeqCst);
     let subject = progress_subject(&context.options.subject_prefix, context.name);
     publish(&context.bus, &subject, context.name, &id, started, &last).await;
 }

@@ -1,7 +1,7 @@
 //! The `moderation` read model: the queue of reported messages (R-P1), newest first, readable by
 //! moderators only (`reports`, docs/queries.md).
 //!
-//! Store catalogue (`<data_dir>/projections/moderation/`, one sled tree):
+//! Store catalogue (`<data_dir>/projections/moderation/`, one fjall keyspace):
 //!
 //! | key | value | what |
 //! |---|---|---|

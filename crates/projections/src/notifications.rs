@@ -12,7 +12,7 @@
 //! Items more than [`LATE_GRACE_MS`] past their batch's due time are dropped unsent, so that a
 //! replica rebuilt from the log, or back after an outage, does not flood users with old news.
 //!
-//! Store catalogue (`<data_dir>/projections/notifications/`, one sled tree):
+//! Store catalogue (`<data_dir>/projections/notifications/`, one fjall keyspace):
 //!
 //! | key | value | what |
 //! |---|---|---|
@@ -276,7 +276,7 @@ impl Notifications {
             let (key, since) = entry?;
             let room = room_of_marker_key(&key)?;
             // Point reads up to the room's sequence rather than a range scan: the posts a tick
-            // sends are recent, so mostly in the memtable, which a sled range walk would not
+            // sends are recent, so mostly in the memtable, which a stored range walk would not
             // spare.
             let last = self.store.get::<u64>(&room_key(&room))?.unwrap_or(0);
             let mut derived = 0;

@@ -4,7 +4,7 @@
 //! Presence (R-A1) comes from the volatile [`Presence`] table, away periods (R-A2) from the log,
 //! both judged at the query's `now`, so nothing here changes with time alone.
 //!
-//! Store catalogue (`<data_dir>/projections/rooms/`, one sled tree):
+//! Store catalogue (`<data_dir>/projections/rooms/`, one fjall keyspace):
 //!
 //! | key | value | what |
 //! |---|---|---|

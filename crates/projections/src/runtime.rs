@@ -16,7 +16,7 @@
 //! fresh instance on request and swaps it in between two live batches
 //! ([`crate::live_rebuild`]).
 //!
-//! Blocking work (sled) runs on tokio's blocking pool; the model sits behind an `RwLock`, so
+//! Blocking work (the store) runs on tokio's blocking pool; the model sits behind an `RwLock`, so
 //! queries run concurrently with each other and wait only while a batch is written.
 //!
 //! Writing a read model: own a [`crate::Store`] (or an index that commits its checkpoint with

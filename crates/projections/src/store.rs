@@ -1,16 +1,19 @@
-//! The store a read model owns: a memtable in front of one sled tree. Applying an event writes
-//! the memtable only (in memory, no sled call); every [`IMAGE_INTERVAL_MILLIS`] or
-//! [`IMAGE_HELD_BYTES`] the memtable, collapsed to the last value per key, is frozen and written
-//! to sled together with its checkpoint in one atomic batch, on a thread of its own, while
-//! applying goes on into a fresh memtable. So after any crash sled holds an image of the model
-//! at its checkpoint, and catching up from checkpoint + 1 applies each later event exactly once.
-//! Reads see everything applied: the memtable first, then the frozen one being written, then
-//! sled. Keys have a short prefix per kind of record (each model's module docs hold its
-//! catalogue), values are in the protocol codec's bincode.
+//! The store a read model owns: a memtable in front of one fjall keyspace (an LSM tree; the only
+//! module that touches fjall). Applying an event writes the memtable only (in memory, no disk
+//! call); every [`IMAGE_INTERVAL_MILLIS`] or [`IMAGE_HELD_BYTES`] the memtable, collapsed to the
+//! last value per key, is frozen and written to fjall together with its checkpoint in one atomic
+//! write batch, on a thread of its own, while applying goes on into a fresh memtable. So after
+//! any crash the disk holds an image of the model at its checkpoint, and catching up from
+//! checkpoint + 1 applies each later event exactly once. Reads see everything applied: the
+//! memtable first, then the frozen one being written, then fjall. Keys have a short prefix per
+//! kind of record (each model's module docs hold its catalogue), values are in the protocol
+//! codec's bincode.
 //!
-//! sled 0.34 has one process-wide lock that `apply_batch` takes exclusively, so a model that
-//! wrote a batch per applied batch stalled the writer's commits in the same process; now it
-//! writes one collapsed batch every few seconds.
+//! Why fjall and not sled (which the event log keeps): writing an image into sled cost one B-tree
+//! descent and leaf copy per key behind sled's one process-wide lock, about half of a rebuild's
+//! time and the lock the writer's commits wait on in `parlor up`; an LSM tree appends the batch
+//! to its journal and memtable and sorts it into tables in the background (docs/decisions.md
+//! has the A/B).
 //!
 //! A store opened for a rebuild ([`OpenFor::Rebuilding`]) is the same with rarer images written
 //! without the atomicity nothing needs until it is swapped in: see [`Store::open_for`].
@@ -32,23 +35,39 @@ use uuid::Uuid;
 use crate::error::ProjectionError;
 use crate::runtime::OpenFor;
 
-/// sled's page cache per store. sled's default is 1 GiB per database, too much for five read
-/// models in one process; the hot part of a read model (recent rooms and messages) fits in this.
+/// fjall's block cache per store: five read models run in one process, and the hot part of a
+/// read model (recent rooms and messages) fits in this.
 pub const STORE_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// sled's page cache for a store being rebuilt: the rebuild writes all over the model, and a
-/// cache smaller than the model makes sled evict and read back pages it is about to change.
-/// Only for the rebuild's duration; the swapped-in model is reopened with [`STORE_CACHE_BYTES`].
-pub const REBUILD_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+/// fjall's block cache for a store being rebuilt: the rebuild reads back records it changed
+/// (a room's record, a member's view) once they are out of the memtable. Only for the rebuild's
+/// duration; the swapped-in model is reopened with [`STORE_CACHE_BYTES`].
+pub const REBUILD_CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// fjall's background threads (flushing memtables into tables, compacting) per store: five
+/// stores share two cores with the writer, and a store's writes come as one batch every few
+/// seconds.
+const STORE_WORKER_THREADS: usize = 1;
+
+/// The journal size at which fjall flushes memtables so it can drop old journal files (its
+/// smallest allowed value): bounds the disk and the replay time of a store's journal.
+const STORE_JOURNAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
+
+/// How many bytes of a rebuild's image go into one fjall batch: a rebuild needs no atomicity
+/// (see [`Store::open_for`]), and smaller batches do not copy a whole image at once.
+const REBUILD_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The name of the one keyspace in each store's fjall database.
+const KEYSPACE: &str = "model";
 
 /// How many bytes of keys and values a store being rebuilt holds in memory before it writes
-/// them (in key order) to sled. Held changes coalesce: a room's record or a member's view
+/// them to fjall. Held changes coalesce: a room's record or a member's view
 /// changed by ten thousand messages is written once, not ten thousand times.
 pub const REBUILD_HELD_BYTES: usize = 256 * 1024 * 1024;
 
 /// How many bytes of keys and values a serving store's memtable holds before its image is
 /// written (whatever the time). Bounds the memory (twice this: one memtable filling, one being
-/// written) and the length of the one atomic sled batch, which holds sled's process-wide lock.
+/// written) and the length of the one atomic batch.
 pub const IMAGE_HELD_BYTES: usize = 16 * 1024 * 1024;
 
 /// How long a serving store's memtable collects changes before its image is written: what a
@@ -101,12 +120,12 @@ type Entry = (Vec<u8>, Vec<u8>);
 /// Changes by key: `Some(bytes)` to write, `None` to remove.
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// One read model's memtable, its sled database and its checkpoint.
-#[derive(Debug)]
+/// One read model's memtable, its fjall database and its checkpoint.
 pub struct Store {
-    db: sled::Db,
-    /// The position of the last applied event; read without touching sled. sled's checkpoint
-    /// (that of the last image written) may be behind it.
+    db: fjall::Database,
+    tree: fjall::Keyspace,
+    /// The position of the last applied event; read without touching fjall. fjall's
+    /// checkpoint (that of the last image written) may be behind it.
     checkpoint: AtomicU64,
     purpose: OpenFor,
     memtable: Mutex<Memtable>,
@@ -114,7 +133,17 @@ pub struct Store {
     writing: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
-/// What is applied but not yet in sled.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.tree.path())
+            .field("checkpoint", &self.checkpoint())
+            .field("purpose", &self.purpose)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What is applied but not yet in fjall.
 #[derive(Debug)]
 struct Memtable {
     /// Changes since the last image was frozen.
@@ -122,18 +151,18 @@ struct Memtable {
     /// Bytes of keys and values put into `active` (overwritten ones counted again: an upper
     /// bound, so the bound on memory holds).
     bytes: usize,
-    /// An image being written to sled: read after `active`, dropped once written.
+    /// An image being written to fjall: read after `active`, dropped once written.
     frozen: Option<Arc<Overlay>>,
     /// When `active` started collecting.
     since: Instant,
-    /// The checkpoint of the last image frozen (or the one sled had on opening).
+    /// The checkpoint of the last image frozen (or the one fjall had on opening).
     imaged_checkpoint: u64,
     /// Freeze `active` once `bytes` reaches this ([`IMAGE_HELD_BYTES`], [`REBUILD_HELD_BYTES`];
     /// less in tests).
     limit: usize,
     /// Freeze `active` once it is this old (serving stores only).
     interval: Option<Duration>,
-    /// Why an image could not be written, if one could not: sled then holds an older image (or
+    /// Why an image could not be written, if one could not: fjall then holds an older image (or
     /// part of one, for a rebuild), and the store refuses all further work until reopened.
     broken: Option<String>,
 }
@@ -150,7 +179,7 @@ impl Memtable {
     }
 
     /// The value under `key` as the memtable has it: `Some(None)` when removed, `None` when the
-    /// memtable does not know (sled does).
+    /// memtable does not know (fjall does).
     fn lookup(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         if let Some(value) = self.active.get(key) {
             return Some(value.as_deref());
@@ -181,39 +210,56 @@ impl Store {
     /// Opens (or creates) the store in the directory `path`, to serve.
     ///
     /// Fails with [`ProjectionError::Store`] when another process (or another handle in this
-    /// one) has it open: sled locks its directory.
+    /// one) has it open: fjall locks its directory.
     pub fn open(path: &Path) -> Result<Store, ProjectionError> {
         Store::open_for(path, OpenFor::Serving)
     }
 
     /// Opens (or creates) the store in the directory `path` for `purpose`.
     ///
-    /// A store opened for [`OpenFor::Rebuilding`] has a larger page cache and a larger
-    /// memtable ([`REBUILD_HELD_BYTES`], no time limit), and writes its images in key order
-    /// with one sled insert each rather than one atomic batch (sled's batches write in hash
-    /// order). So a crash can leave it with part of an image: that is safe because a rebuild is
-    /// only ever used after [`Store::flush`] and a swap (`crate::swap`), and a rebuild a crash
-    /// interrupted is deleted when the model is next opened.
+    /// A store opened for [`OpenFor::Rebuilding`] has a larger block cache and a larger
+    /// memtable ([`REBUILD_HELD_BYTES`], no time limit), and writes its images in batches of
+    /// [`REBUILD_BATCH_BYTES`] rather than one atomic batch. So a crash can leave it with part
+    /// of an image: that is safe because a rebuild is only ever used after [`Store::flush`] and
+    /// a swap (`crate::swap`), and a rebuild a crash interrupted is deleted when the model is
+    /// next opened.
+    ///
+    /// Fails with [`ProjectionError::Store`] when `path` holds a store of the earlier engine
+    /// (sled); [`open_served`] deletes such a store and rebuilds it from the log.
     pub fn open_for(path: &Path, purpose: OpenFor) -> Result<Store, ProjectionError> {
+        if holds_sled_store(path) {
+            return Err(ProjectionError::Store(format!(
+                "{} holds a read model of an earlier storage engine (sled): delete the directory \
+                 and let the model rebuild from the log (services do this on start)",
+                path.display()
+            )));
+        }
         std::fs::create_dir_all(path).map_err(|error| {
             ProjectionError::Store(format!("creating {}: {error}", path.display()))
         })?;
-        let config = sled::Config::new().path(path);
-        Store::from_config(config, purpose)
+        Store::from_path(path, false, purpose)
     }
 
-    /// A store in a temporary directory that sled deletes when it is dropped (tests, rebuilds
-    /// compared and thrown away).
+    /// A store in a temporary directory that is deleted when the store is dropped (tests,
+    /// rebuilds compared and thrown away).
     pub fn temporary() -> Result<Store, ProjectionError> {
         Store::temporary_for(OpenFor::Serving)
     }
 
     /// [`Store::temporary`] for `purpose` (see [`Store::open_for`]).
     pub fn temporary_for(purpose: OpenFor) -> Result<Store, ProjectionError> {
-        Store::from_config(sled::Config::new().temporary(true), purpose)
+        let directory = tempfile::Builder::new()
+            .prefix("parlor-model-")
+            .tempdir()
+            .map_err(|error| {
+                ProjectionError::Store(format!("creating a temporary directory: {error}"))
+            })?
+            // fjall deletes it when the database is dropped (`temporary(true)`).
+            .keep();
+        Store::from_path(&directory, true, purpose)
     }
 
-    fn from_config(config: sled::Config, purpose: OpenFor) -> Result<Store, ProjectionError> {
+    fn from_path(path: &Path, temporary: bool, purpose: OpenFor) -> Result<Store, ProjectionError> {
         let (cache, limit, interval) = match purpose {
             OpenFor::Serving => (
                 STORE_CACHE_BYTES,
@@ -222,8 +268,16 @@ impl Store {
             ),
             OpenFor::Rebuilding => (REBUILD_CACHE_BYTES, REBUILD_HELD_BYTES, None),
         };
-        let db = open_waiting_for_lock(&config.cache_capacity(cache))?;
-        let checkpoint = match db.get(CHECKPOINT_KEY)? {
+        let db = open_waiting_for_lock(|| {
+            fjall::Database::builder(path)
+                .cache_size(cache)
+                .worker_threads(STORE_WORKER_THREADS)
+                .max_journaling_size(STORE_JOURNAL_BYTES_MAX)
+                .temporary(temporary)
+                .open()
+        })?;
+        let tree = db.keyspace(KEYSPACE, fjall::KeyspaceCreateOptions::default)?;
+        let checkpoint = match tree.get(CHECKPOINT_KEY)? {
             None => 0,
             Some(bytes) => {
                 let bytes: [u8; 8] = bytes
@@ -235,6 +289,7 @@ impl Store {
         };
         Ok(Store {
             db,
+            tree,
             checkpoint: AtomicU64::new(checkpoint),
             purpose,
             memtable: Mutex::new(Memtable {
@@ -265,7 +320,7 @@ impl Store {
     /// The value under `key`, if any.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, ProjectionError> {
         let memtable = self.memtable()?;
-        lookup(&memtable, &self.db, key)
+        lookup(&memtable, &self.tree, key)
     }
 
     /// Whether anything is stored under `key`.
@@ -273,13 +328,13 @@ impl Store {
         let memtable = self.memtable()?;
         match memtable.lookup(key) {
             Some(value) => Ok(value.is_some()),
-            None => Ok(self.db.contains_key(key)?),
+            None => Ok(self.tree.contains_key(key)?),
         }
     }
 
     /// The entries whose keys start with `prefix`, in `direction`, starting after the key
     /// `after` (exclusive; "after" in the direction of the walk) when one is given. The
-    /// memtable's part of the range is copied; sled's is walked lazily.
+    /// memtable's part of the range is copied; fjall's is walked lazily.
     pub fn scan<'a, T: DeserializeOwned + 'a>(
         &'a self,
         prefix: &[u8],
@@ -294,7 +349,7 @@ impl Store {
             Ok(overlay) => (overlay, None),
             Err(error) => (Overlay::new(), Some(error)),
         };
-        let entries = self.db.range::<Vec<u8>, _>((lower, upper));
+        let entries = stored_range(&self.tree, lower, upper);
         let merged: Box<dyn Iterator<Item = Result<Entry, ProjectionError>>> =
             match (&failed, direction) {
                 (Some(_), _) => Box::new(std::iter::empty()),
@@ -356,7 +411,11 @@ impl Store {
         let mut dump = Vec::new();
         let memtable = self.memtable()?;
         let overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
-        let merged = Merged::new(self.db.iter(), overlay.into_iter(), Direction::Forward);
+        let merged = Merged::new(
+            stored_range(&self.tree, Bound::Unbounded, Bound::Unbounded),
+            overlay.into_iter(),
+            Direction::Forward,
+        );
         for entry in merged {
             let (key, value) = entry?;
             if key.as_slice() == CHECKPOINT_KEY
@@ -373,7 +432,7 @@ impl Store {
         Ok(dump)
     }
 
-    /// Writes everything applied so far to sled as one image and makes it durable (on stop,
+    /// Writes everything applied so far to fjall as one image and makes it durable (on stop,
     /// at the end of a rebuild, and after state that must not be lost, such as notifications
     /// sent).
     pub fn flush(&self) -> Result<(), ProjectionError> {
@@ -381,7 +440,13 @@ impl Store {
         self.finish_writing(&mut memtable)?;
         if !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint() {
             let image = self.freeze(&mut memtable);
-            let written = write_image(&self.db, self.purpose, &image, self.checkpoint());
+            let written = write_image(
+                &self.db,
+                &self.tree,
+                self.purpose,
+                &image,
+                self.checkpoint(),
+            );
             memtable.frozen = None;
             if let Err(why) = written {
                 memtable.broken = Some(why.clone());
@@ -389,7 +454,7 @@ impl Store {
             }
         }
         drop(memtable);
-        self.db.flush()?;
+        self.db.persist(fjall::PersistMode::SyncAll)?;
         Ok(())
     }
 
@@ -449,11 +514,12 @@ impl Store {
         self.finish_writing(memtable)?;
         let image = self.freeze(memtable);
         let db = self.db.clone();
+        let tree = self.tree.clone();
         let purpose = self.purpose;
         let checkpoint = self.checkpoint();
         let handle = std::thread::Builder::new()
             .name("projection-image".into())
-            .spawn(move || write_image(&db, purpose, &image, checkpoint))
+            .spawn(move || write_image(&db, &tree, purpose, &image, checkpoint))
             .map_err(|error| {
                 ProjectionError::Store(format!("starting the image writer: {error}"))
             })?;
@@ -463,7 +529,7 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// Lets the image being written finish (it holds the sled database, whose directory lock a
+    /// Lets the image being written finish (it holds the fjall database, whose directory lock a
     /// reopen needs); what is only in the active memtable is lost, as in a crash, and caught up
     /// from the log.
     fn drop(&mut self) {
@@ -473,7 +539,7 @@ impl Drop for Store {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(handle) = handle {
-            // Its error, if any, leaves sled at the previous image, which reopening resumes.
+            // Its error, if any, leaves fjall at the previous image, which reopening resumes.
             drop(handle.join());
         }
     }
@@ -518,6 +584,13 @@ pub fn open_served<M>(
 ) -> Result<M, ProjectionError> {
     let path = store_path(data_dir, name);
     crate::swap::recover(&path)?;
+    if holds_sled_store(&path) {
+        tracing::warn!(
+            model = name,
+            "the store is of the earlier engine (sled); rebuilding it from the log"
+        );
+        crate::swap::remove_dir(&path)?;
+    }
     match open_path(&path) {
         Err(ProjectionError::Layout {
             found, expected, ..
@@ -535,21 +608,21 @@ pub fn open_served<M>(
     }
 }
 
-/// How long opening waits for sled's directory lock, which a handle dropped a moment ago may
-/// still hold for a little while (spacejam/sled#1234): a swapped-in model is reopened right
-/// after its instances are closed, and a restarted one right after it stopped.
+/// How long opening waits for a store's directory lock, which a handle dropped a moment ago may
+/// still hold for a little while (fjall's background threads release the database last): a
+/// swapped-in model is reopened right after its instances are closed, and a restarted one right
+/// after it stopped.
 const OPEN_LOCK_WAIT_MAX: Duration = Duration::from_secs(5);
 
-/// Opens sled, retrying for up to [`OPEN_LOCK_WAIT_MAX`] while its file lock is held.
-fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, ProjectionError> {
+/// Opens a fjall database with `open`, retrying for up to [`OPEN_LOCK_WAIT_MAX`] while its
+/// directory lock is held.
+fn open_waiting_for_lock(
+    open: impl Fn() -> fjall::Result<fjall::Database>,
+) -> Result<fjall::Database, ProjectionError> {
     let started = Instant::now();
     loop {
-        match config.open() {
-            // sled 0.34.7 reports a held lock only as this message inside an IO error.
-            Err(sled::Error::Io(error))
-                if error.to_string().contains("could not acquire lock")
-                    && started.elapsed() < OPEN_LOCK_WAIT_MAX =>
-            {
+        match open() {
+            Err(fjall::Error::Locked) if started.elapsed() < OPEN_LOCK_WAIT_MAX => {
                 std::thread::sleep(Duration::from_millis(10));
             }
             result => return Ok(result?),
@@ -557,79 +630,99 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, ProjectionEr
     }
 }
 
-/// Writes `image` and `checkpoint` to sled: in one atomic batch for a serving store; for a
-/// rebuilding one, in key order with one insert each (see [`Store::open_for`]).
+/// Whether `path` holds a store of the engine read models used before fjall (sled 0.34 keeps
+/// its files `conf` and `db` at the top of its directory).
+pub(crate) fn holds_sled_store(path: &Path) -> bool {
+    path.join("conf").is_file() && path.join("db").is_file()
+}
+
+/// Writes `image` and `checkpoint` to fjall: in one atomic batch for a serving store; for a
+/// rebuilding one, in batches of [`REBUILD_BATCH_BYTES`], the checkpoint in the last (see
+/// [`Store::open_for`]).
 fn write_image(
-    db: &sled::Db,
+    db: &fjall::Database,
+    tree: &fjall::Keyspace,
     purpose: OpenFor,
     image: &Overlay,
     checkpoint: u64,
 ) -> Result<(), String> {
-    let written = match purpose {
-        OpenFor::Serving => {
-            let mut batch = sled::Batch::default();
-            for (key, value) in image {
-                match value {
-                    Some(bytes) => batch.insert(key.as_slice(), bytes.as_slice()),
-                    None => batch.remove(key.as_slice()),
-                }
-            }
-            batch.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
-            db.apply_batch(batch)
-        }
-        OpenFor::Rebuilding => image
-            .iter()
-            .try_for_each(|(key, value)| {
-                match value {
-                    Some(bytes) => db.insert(key.as_slice(), bytes.as_slice())?,
-                    None => db.remove(key.as_slice())?,
-                };
-                Ok::<(), sled::Error>(())
-            })
-            .and_then(|()| {
-                db.insert(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..])
-                    .map(drop)
-            }),
+    let batch_bytes_max = match purpose {
+        OpenFor::Serving => usize::MAX,
+        OpenFor::Rebuilding => REBUILD_BATCH_BYTES,
     };
-    written.map_err(|error| error.to_string())
+    let mut batch = db.batch();
+    let mut batch_bytes = 0usize;
+    for (key, value) in image {
+        match value {
+            Some(bytes) => {
+                batch_bytes += key.len() + bytes.len();
+                batch.insert(tree, key.as_slice(), bytes.as_slice());
+            }
+            None => {
+                batch_bytes += key.len();
+                batch.remove(tree, key.as_slice());
+            }
+        }
+        if batch_bytes >= batch_bytes_max {
+            std::mem::replace(&mut batch, db.batch())
+                .commit()
+                .map_err(|error| error.to_string())?;
+            batch_bytes = 0;
+        }
+    }
+    batch.insert(tree, CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
+    batch.commit().map_err(|error| error.to_string())
 }
 
-/// The value under `key`: the memtable's, else sled's.
+/// A range of fjall's entries, walkable both ways.
+fn stored_range(
+    tree: &fjall::Keyspace,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+) -> impl DoubleEndedIterator<Item = Result<StoredEntry, ProjectionError>> {
+    tree.range::<Vec<u8>, _>((lower, upper))
+        .map(|guard| guard.into_inner().map_err(ProjectionError::from))
+}
+
+/// One entry as fjall returns it.
+type StoredEntry = (fjall::Slice, fjall::Slice);
+
+/// The value under `key`: the memtable's, else fjall's.
 fn lookup<T: DeserializeOwned>(
     memtable: &Memtable,
-    db: &sled::Db,
+    tree: &fjall::Keyspace,
     key: &[u8],
 ) -> Result<Option<T>, ProjectionError> {
     match memtable.lookup(key) {
         Some(Some(bytes)) => decode_value(key, bytes).map(Some),
         Some(None) => Ok(None),
-        None => match db.get(key)? {
+        None => match tree.get(key)? {
             None => Ok(None),
             Some(bytes) => decode_value(key, &bytes).map(Some),
         },
     }
 }
 
-/// sled's entries of a range merged with the memtable's (which win on equal keys; a removal
-/// hides sled's entry), in the walk's direction.
+/// fjall's entries of a range merged with the memtable's (which win on equal keys; a removal
+/// hides fjall's entry), in the walk's direction.
 struct Merged<S, O>
 where
-    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    S: Iterator<Item = Result<StoredEntry, ProjectionError>>,
     O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
 {
-    sled: std::iter::Peekable<S>,
+    stored: std::iter::Peekable<S>,
     overlay: std::iter::Peekable<O>,
     direction: Direction,
 }
 
 impl<S, O> Merged<S, O>
 where
-    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    S: Iterator<Item = Result<StoredEntry, ProjectionError>>,
     O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
 {
-    fn new(sled: S, overlay: O, direction: Direction) -> Self {
+    fn new(stored: S, overlay: O, direction: Direction) -> Self {
         Merged {
-            sled: sled.peekable(),
+            stored: stored.peekable(),
             overlay: overlay.peekable(),
             direction,
         }
@@ -638,32 +731,31 @@ where
 
 impl<S, O> Iterator for Merged<S, O>
 where
-    S: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+    S: Iterator<Item = Result<StoredEntry, ProjectionError>>,
     O: Iterator<Item = (Vec<u8>, Option<Vec<u8>>)>,
 {
     type Item = Result<(Vec<u8>, Vec<u8>), ProjectionError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            let from_sled = match self.sled.peek() {
+            let from_stored = match self.stored.peek() {
                 None => None,
                 Some(Err(_)) => {
-                    return self.sled.next().map(|entry| {
-                        entry
-                            .map(|(key, value)| (key.to_vec(), value.to_vec()))
-                            .map_err(Into::into)
-                    })
+                    return self
+                        .stored
+                        .next()
+                        .map(|entry| entry.map(|(key, value)| (key.to_vec(), value.to_vec())))
                 }
                 Some(Ok((key, _))) => Some(key.clone()),
             };
             let from_overlay = self.overlay.peek().map(|(key, _)| key.as_slice());
-            // Which comes first in the walk: sled's entry, the overlay's, or both (same key).
-            let order = match (&from_sled, from_overlay) {
+            // Which comes first in the walk: fjall's entry, the overlay's, or both (same key).
+            let order = match (&from_stored, from_overlay) {
                 (None, None) => return None,
                 (Some(_), None) => std::cmp::Ordering::Less,
                 (None, Some(_)) => std::cmp::Ordering::Greater,
-                (Some(sled_key), Some(overlay_key)) => {
-                    let order = sled_key.as_ref().cmp(overlay_key);
+                (Some(stored_key), Some(overlay_key)) => {
+                    let order = stored_key.as_ref().cmp(overlay_key);
                     match self.direction {
                         Direction::Forward => order,
                         Direction::Backward => order.reverse(),
@@ -672,16 +764,12 @@ where
             };
             match order {
                 std::cmp::Ordering::Less => {
-                    let entry = self.sled.next()?;
-                    return Some(
-                        entry
-                            .map(|(key, value)| (key.to_vec(), value.to_vec()))
-                            .map_err(Into::into),
-                    );
+                    let entry = self.stored.next()?;
+                    return Some(entry.map(|(key, value)| (key.to_vec(), value.to_vec())));
                 }
                 std::cmp::Ordering::Equal | std::cmp::Ordering::Greater => {
                     if order == std::cmp::Ordering::Equal {
-                        self.sled.next();
+                        self.stored.next();
                     }
                     let (key, value) = self.overlay.next()?;
                     match value {
@@ -711,7 +799,7 @@ impl Changes<'_> {
         match self.overlay.get(key) {
             Some(Some(bytes)) => decode_value(key, bytes).map(Some),
             Some(None) => Ok(None),
-            None => lookup(&*self.store.memtable()?, &self.store.db, key),
+            None => lookup(&*self.store.memtable()?, &self.store.tree, key),
         }
     }
 
@@ -765,7 +853,7 @@ impl Changes<'_> {
         let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
         let overlay = self.overlay_range(&lower, &upper)?;
         Merged::new(
-            self.store.db.range::<Vec<u8>, _>((lower, upper)),
+            stored_range(&self.store.tree, lower, upper),
             overlay.into_iter(),
             Direction::Forward,
         )
@@ -778,7 +866,7 @@ impl Changes<'_> {
     }
 
     /// Counts the entries under `prefix` after the key `after` (exclusive) that `admit`, as the
-    /// buffered changes leave them, without collecting sled's: a room's whole history may be
+    /// buffered changes leave them, without collecting fjall's: a room's whole history may be
     /// counted (a new member's unread messages).
     pub fn count<T: DeserializeOwned>(
         &self,
@@ -789,7 +877,7 @@ impl Changes<'_> {
         let (lower, upper) = scan_bounds(prefix, after, Direction::Forward);
         let overlay = self.overlay_range(&lower, &upper)?;
         let mut count = 0u64;
-        for entry in self.store.db.range::<Vec<u8>, _>((lower, upper)) {
+        for entry in stored_range(&self.store.tree, lower, upper) {
             let (key, value) = entry?;
             // Keys the overlay touches are counted from the overlay below.
             if overlay.contains_key(key.as_ref()) {
@@ -809,7 +897,7 @@ impl Changes<'_> {
         Ok(count)
     }
 
-    /// Puts the buffered changes into the memtable with `checkpoint` (no sled call; the image
+    /// Puts the buffered changes into the memtable with `checkpoint` (no disk call; the image
     /// is written when it is due, see [`Store`]).
     pub fn commit(self, checkpoint: u64) -> Result<(), ProjectionError> {
         let overlay = self.overlay;
@@ -828,7 +916,7 @@ impl Changes<'_> {
     }
 }
 
-/// The sled range of a prefix scan; `after` is exclusive in the direction of the walk.
+/// The stored range of a prefix scan; `after` is exclusive in the direction of the walk.
 fn scan_bounds(
     prefix: &[u8],
     after: Option<&[u8]>,
@@ -1032,7 +1120,7 @@ mod tests {
         let count = changes.get::<u64>(&counter)?.unwrap_or(0);
         changes.put(counter, &(count + position))?;
         changes.put(Key::new(b"v/").number(position).build(), &position)?;
-        if position % 3 == 0 {
+        if position.is_multiple_of(3) {
             changes.remove(Key::new(b"v/").number(position / 2).build());
         }
         let live = changes.count::<u64>(b"v/", None, |_| true)?;
@@ -1110,8 +1198,8 @@ mod tests {
         let events: Vec<_> = (1..=20).map(envelope).collect();
         apply_all(&store, &events);
         assert_eq!(store.checkpoint(), 20);
-        // Nothing is in sled yet: not even the checkpoint.
-        assert_eq!(store.db.get(CHECKPOINT_KEY).unwrap(), None);
+        // Nothing is in fjall yet: not even the checkpoint.
+        assert_eq!(store.tree.get(CHECKPOINT_KEY).unwrap(), None);
         assert_eq!(
             store
                 .get::<u64>(&Key::new(b"v/").number(19).build())
@@ -1164,6 +1252,31 @@ mod tests {
     }
 
     /// A fresh directory for a test's store under the system's temporary directory.
+    #[test]
+    fn a_model_directory_of_the_earlier_engine_is_deleted_and_rebuilt_from_the_log() {
+        let data = tempfile_directory("sled-store");
+        let path = store_path(&data, "model");
+        {
+            let sled_store = sled::open(&path).unwrap();
+            sled_store
+                .insert(CHECKPOINT_KEY, &42u64.to_be_bytes()[..])
+                .unwrap();
+            sled_store.flush().unwrap();
+        }
+        assert!(holds_sled_store(&path));
+        // Opened directly, it is refused with a message naming the engine, never misread.
+        match Store::open(&path) {
+            Err(ProjectionError::Store(message)) => assert!(message.contains("sled"), "{message}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        // Opened as a service opens it, it starts afresh at position 0 (and catches up).
+        let store = open_served(&data, "model", Store::open).unwrap();
+        assert_eq!(store.checkpoint(), 0);
+        drop(store);
+        assert!(!holds_sled_store(&path));
+        drop(std::fs::remove_dir_all(&data));
+    }
+
     fn tempfile_directory(name: &str) -> PathBuf {
         let directory =
             std::env::temp_dir().join(format!("projections-store-{name}-{}", std::process::id()));

@@ -4,7 +4,7 @@
 //! (R-F1), automatic replies (R-A2) and one entry per call (R-K1). Only members read a room
 //! (R-R6), and they read its whole history, from before they joined too (R-R4).
 //!
-//! Store catalogue (`<data_dir>/projections/timeline/`, one sled tree):
+//! Store catalogue (`<data_dir>/projections/timeline/`, one fjall keyspace):
 //!
 //! | key | value | what |
 //! |---|---|---|

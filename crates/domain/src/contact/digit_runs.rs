@@ -297,7 +297,7 @@ fn luhn_ok(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn isbn13_ok(digits: &[u8]) -> bool {

@@ -20,7 +20,7 @@ fn commit_commands(log: &EventLog, first: u64, commands: u64) {
             let key = format!("k{number}");
             let stream = format!("s{}", number % STREAMS);
             let payload = format!("payload {number}");
-            let records: &[(&str, &[u8])] = if number % 5 == 0 {
+            let records: &[(&str, &[u8])] = if number.is_multiple_of(5) {
                 &[]
             } else {
                 &[(&stream, payload.as_bytes())]
