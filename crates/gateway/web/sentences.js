@@ -27,6 +27,7 @@ const SENTENCES = {
   file_too_large: "Files can be at most 1 GiB.",
   call_in_progress: "A call is already going on in this room.",
   version_conflict: "Someone changed this at the same moment. Please try again.",
+  internal: "Something went wrong on our side. Please try again.",
   unavailable: "Parlor is not reachable right now. Please try again in a moment.",
   projection_lagging: "Parlor is catching up. Please try again in a moment.",
   rate_limited: "You are going a little fast. Please wait a moment and try again.",
