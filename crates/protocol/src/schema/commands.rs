@@ -313,6 +313,9 @@ pub(crate) struct FileRegister {
     /// Its name.
     pub name: String,
     /// Bytes.
+    // The decoder reads a u64, so the schema says so: without the maximum a schema-valid 2^64
+    // was refused as malformed (found by tests/contract).
+    #[schemars(range(max = u64::MAX))]
     pub size: u64,
     /// MIME type.
     pub content_type: String,
