@@ -198,6 +198,7 @@ async fn serve(
     projector_names: Option<Vec<String>>,
     with_gateway: bool,
 ) -> anyhow::Result<()> {
+    let mut signals = ShutdownSignals::install()?;
     private_files::create_data_dir(&common.data_dir)
         .with_context(|| format!("--data-dir {}", common.data_dir.display()))?;
     let clock = clock_for(common);
@@ -318,7 +319,7 @@ async fn serve(
     }
     info!(data_dir = %common.data_dir.display(), "parlor is up");
     let outcome = tokio::select! {
-        signal = shutdown_signal() => {
+        signal = signals.received() => {
             info!(signal, "shutting down: finishing the batch in flight");
             Ok(())
         }
@@ -370,6 +371,7 @@ fn writer_config(common: &CommonOptions) -> anyhow::Result<WriterConfig> {
 /// `parlor writer --ha`: follows the write-ahead log, leads while holding the lease, until a
 /// signal (which gives the lease up after the batch in flight).
 async fn serve_ha(common: &CommonOptions, ha: &options::HaOptions, bus: Bus) -> anyhow::Result<()> {
+    let mut signals = ShutdownSignals::install()?;
     private_files::create_data_dir(&common.data_dir)?;
     let config = writer_config(common)?;
     let name = match &ha.ha_name {
@@ -395,7 +397,7 @@ async fn serve_ha(common: &CommonOptions, ha: &options::HaOptions, bus: Bus) -> 
     tokio::pin!(running);
     info!(data_dir = %common.data_dir.display(), "parlor HA writer is up");
     tokio::select! {
-        signal = shutdown_signal() => {
+        signal = signals.received() => {
             info!(signal, "shutting down: finishing the batch in flight");
             let _ = stop.send(true);
             running.await??;
@@ -418,18 +420,32 @@ fn host_name() -> String {
         .unwrap_or_else(|| "writer".to_owned())
 }
 
-/// Waits for SIGINT or SIGTERM and names it.
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return "SIGINT";
+/// SIGINT and SIGTERM, listened for from the moment a service starts its parts: a signal that
+/// arrives while they are still starting (a read model catching up, the gateway binding) stops
+/// the process as cleanly as a later one, instead of by the default action, which kills it
+/// without finishing the batch in flight. (The e2e read-side test once saw `parlor up` die
+/// of SIGTERM itself, most likely so: the read models answer over NATS before the gateway is
+/// bound and the process reaches its wait.)
+struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Replaces the default action of both signals for the rest of the process.
+    fn install() -> anyhow::Result<ShutdownSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// Waits for either signal (one already received counts) and names it.
+    async fn received(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = terminate.recv() => "SIGTERM",
     }
 }
