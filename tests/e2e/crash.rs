@@ -58,6 +58,41 @@ impl Xorshift {
     }
 }
 
+/// One task per user sending `message.send` into `room` until `stop`, each command retried with
+/// its id until answered ([`send_until_answered`]); every acknowledged command goes to `on_ack`.
+pub(crate) fn spawn_senders(
+    client: &Client,
+    users: Vec<String>,
+    room: &str,
+    stop: &Arc<AtomicBool>,
+    on_ack: impl Fn(Uuid, Value) + Clone + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    users
+        .into_iter()
+        .map(|user| {
+            let (client, stop, room, on_ack) = (
+                client.clone(),
+                stop.clone(),
+                room.to_owned(),
+                on_ack.clone(),
+            );
+            tokio::spawn(async move {
+                let mut sent = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let command_id = Uuid::new_v4();
+                    let data = json!({"room_id": room, "body": format!("{user} #{sent}")});
+                    let reply =
+                        send_until_answered(&client, command_id, &user, "message.send", &data)
+                            .await;
+                    assert_eq!(reply["ok"], true, "{reply}");
+                    on_ack(command_id, reply);
+                    sent += 1;
+                }
+            })
+        })
+        .collect()
+}
+
 /// Sends one command until it is answered (ok or rejected), retrying with the same id.
 pub(crate) async fn send_until_answered(
     client: &Client,
@@ -126,27 +161,18 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged: Arc<Mutex<HashMap<Uuid, Value>>> = Arc::default();
-    let mut senders = Vec::new();
-    for user in users.clone() {
-        let (client, stop, acknowledged, room) = (
-            client.clone(),
-            stop.clone(),
-            acknowledged.clone(),
-            room.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            let mut sent = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let command_id = Uuid::new_v4();
-                let data = json!({"room_id": room, "body": format!("{user} #{sent}")});
-                let reply =
-                    send_until_answered(&client, command_id, &user, "message.send", &data).await;
-                assert_eq!(reply["ok"], true, "{reply}");
+    let senders = {
+        let acknowledged = acknowledged.clone();
+        spawn_senders(
+            &client,
+            users.clone(),
+            &room,
+            &stop,
+            move |command_id, reply| {
                 acknowledged.lock().unwrap().insert(command_id, reply);
-                sent += 1;
-            }
-        }));
-    }
+            },
+        )
+    };
 
     for cycle in 0..cycles {
         tokio::time::sleep(Duration::from_millis(random.between(300, 1500))).await;

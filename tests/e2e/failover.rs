@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use testkit::{ClusterOptions, NatsCluster};
 use uuid::Uuid;
 
-use crate::crash::{send_until_answered, Xorshift, SENDERS};
+use crate::crash::{spawn_senders, Xorshift, SENDERS};
 use crate::harness::{read_logs, spawn_part, Client, Parlor};
 
 /// The lease's time to live: a dead leader is replaced about this long after its last renewal.
@@ -120,31 +120,13 @@ async fn start_load(
     acknowledged: &Acknowledged,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let (users, room) = client.group_room("sender", SENDERS, "Load").await;
-    let mut senders = Vec::new();
-    for user in users {
-        let (client, stop, acknowledged, room) = (
-            client.clone(),
-            stop.clone(),
-            acknowledged.clone(),
-            room.clone(),
-        );
-        senders.push(tokio::spawn(async move {
-            let mut sent = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let command_id = Uuid::new_v4();
-                let data = json!({"room_id": room, "body": format!("{user} #{sent}")});
-                let reply =
-                    send_until_answered(&client, command_id, &user, "message.send", &data).await;
-                assert_eq!(reply["ok"], true, "{reply}");
-                acknowledged
-                    .lock()
-                    .unwrap()
-                    .insert(command_id, (reply, Instant::now()));
-                sent += 1;
-            }
-        }));
-    }
-    senders
+    let acknowledged = acknowledged.clone();
+    spawn_senders(client, users, &room, stop, move |command_id, reply| {
+        acknowledged
+            .lock()
+            .unwrap()
+            .insert(command_id, (reply, Instant::now()));
+    })
 }
 
 /// Waits (bounded) for a command acknowledged after `since`; how long after `since` it came.
