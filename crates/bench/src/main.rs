@@ -69,8 +69,9 @@ struct Cli {
     /// B5's (default 1,000,000; --quick 100,000).
     #[arg(long)]
     events: Option<u64>,
-    /// B4 and B5: keep the generated log in this directory, or reuse the one generated there
-    /// earlier (generating a million events takes minutes). Without it, a temporary directory.
+    /// B4 and B5, or B6 (not both in one directory): keep the generated log in this directory,
+    /// or reuse the one generated there earlier (a million events take seconds, B6's ten
+    /// million minutes). Without it, a temporary directory.
     #[arg(long)]
     log_dir: Option<PathBuf>,
     /// B5: search queries per system (default 1,000; --smoke 50).

@@ -8,6 +8,7 @@ pub mod decide;
 pub mod event;
 pub mod ids;
 pub mod limits;
+pub mod message_table;
 pub mod rejection;
 pub mod services;
 pub mod state;

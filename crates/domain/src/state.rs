@@ -10,6 +10,7 @@ use crate::command::{NotificationFrequency, UserKind};
 use crate::event::{Event, RoomKind};
 use crate::ids::{CallId, ContractId, FileId, InterviewId, MessageId, RoomId, UserId};
 use crate::limits::DAILY_CONVERSATION_LIMIT_DEFAULT;
+use crate::message_table::Messages;
 use crate::time::Timestamp;
 
 /// Settings that shape the rules but are not facts of the log.
@@ -155,8 +156,8 @@ pub struct State {
     pub users: HashMap<UserId, UserState>,
     /// Rooms.
     pub rooms: HashMap<RoomId, RoomState>,
-    /// Messages, automatic replies included.
-    pub messages: HashMap<MessageId, MessageState>,
+    /// Messages, automatic replies included, as compact rows (see `message_table`).
+    pub messages: Messages,
     /// Who reported each reported message (one report per reporter, R-P1).
     pub reporters: HashMap<MessageId, BTreeSet<UserId>>,
     /// Interned users, by [`UserRef`] (authors of messages; whoever an event names).
@@ -261,7 +262,7 @@ impl State {
     /// Whether `id` names a message (an automatic reply included) or a call: the two share the
     /// timeline's lookup, so an id taken by either is taken for both.
     pub fn message_or_call_id_taken(&self, id: &uuid::Uuid) -> bool {
-        self.messages.contains_key(&MessageId(*id)) || self.call_ids.contains(&CallId(*id))
+        self.messages.contains(&MessageId(*id)) || self.call_ids.contains(&CallId(*id))
     }
 
     /// Creates a room; an id already taken keeps its room. `decide` refuses every creation whose
@@ -300,10 +301,6 @@ impl State {
         sent_at: Timestamp,
         carries_file: bool,
     ) {
-        debug_assert!(
-            !self.messages.contains_key(&message_id),
-            "message ids are unique"
-        );
         let author = self.intern_user(author);
         self.messages.insert(
             message_id,
@@ -558,17 +555,15 @@ pub fn evolve(state: &mut State, event: &Event) {
             // Only the read side and auditors care about bodies; the rules do not.
         }
         Event::MessageDeleted { message_id, .. } => {
-            if let Some(message) = state.messages.get_mut(message_id) {
-                debug_assert!(!message.deleted, "a message is deleted once");
-                message.deleted = true;
-            }
+            let known = state.messages.mark_deleted(message_id);
+            debug_assert!(known, "only a sent message is deleted");
         }
         Event::MessageReported {
             message_id,
             reporter,
             ..
         } => {
-            if state.messages.contains_key(message_id) {
+            if state.messages.contains(message_id) {
                 state
                     .reporters
                     .entry(*message_id)

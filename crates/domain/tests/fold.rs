@@ -76,7 +76,7 @@ fn pick<T: Copy>(items: &[T], index: usize, fallback: T) -> T {
 fn action_for(world: &World, step: &Step) -> (Actor, Action) {
     let mut rooms: Vec<RoomId> = world.state.rooms.keys().copied().collect();
     rooms.sort();
-    let mut messages: Vec<MessageId> = world.state.messages.keys().copied().collect();
+    let mut messages: Vec<MessageId> = world.state.messages.ids().collect();
     messages.sort();
     let mut files: Vec<domain::FileId> = world.state.files.keys().copied().collect();
     files.sort();

@@ -676,7 +676,11 @@ fn h_misc_a_derived_message_id_already_taken_is_refused_not_overwritten() {
     let rejection =
         run_with_command_id(&mut w, "alice", crafted, send(room, "second")).unwrap_err();
     assert_eq!(rejection.code, ErrorCode::InvalidCommand);
-    let first = w.state.messages[&domain::MessageId(crafted.derive("message"))];
+    let first = w
+        .state
+        .messages
+        .get(&domain::MessageId(crafted.derive("message")))
+        .expect("the first message");
     assert_eq!(w.state.user_id(first.author), Some(&user("bob")));
 
     w.ok(

@@ -20,7 +20,7 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// another layout is ignored and the whole log folded, never decoded into the wrong fields:
 /// bincode is not self-describing, so a state with a field added (H-L3's file registration time,
 /// the call ids) would otherwise read an old snapshot's bytes shifted.
-const SNAPSHOT_LAYOUT: [u8; 8] = *b"pstate02";
+const SNAPSHOT_LAYOUT: [u8; 8] = *b"pstate03";
 /// Events read from the log per step while folding.
 const FOLD_PAGE_EVENTS_MAX: usize = 10_000;
 

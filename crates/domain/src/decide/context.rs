@@ -102,7 +102,7 @@ impl<'a> Context<'a> {
         &self,
         room_id: &RoomId,
         message_id: &MessageId,
-    ) -> Result<&'a MessageState, Rejection> {
+    ) -> Result<MessageState, Rejection> {
         self.state
             .messages
             .get(message_id)

@@ -256,7 +256,7 @@ pub(super) fn edit_message(
     let actor = ctx.user()?;
     let room = ctx.member_room(room_id)?;
     let message = ctx.message_in_room(room_id, message_id)?;
-    if !state.is_author(message, actor) {
+    if !state.is_author(&message, actor) {
         return Err(Rejection::new(
             ErrorCode::NotAuthor,
             "only the author can edit a message",
@@ -304,7 +304,7 @@ pub(super) fn delete_message(
     let actor = ctx.user()?;
     let room = ctx.member_room(room_id)?;
     let message = ctx.message_in_room(room_id, message_id)?;
-    if !state.is_author(message, actor) {
+    if !state.is_author(&message, actor) {
         return Err(Rejection::new(
             ErrorCode::NotAuthor,
             "only the author can delete a message",
@@ -346,7 +346,7 @@ pub(super) fn report_message(
     let actor = ctx.user()?;
     ctx.member_room(room_id)?;
     let message = ctx.message_in_room(room_id, message_id)?;
-    if state.is_author(message, actor) {
+    if state.is_author(&message, actor) {
         return Err(Rejection::invalid(
             "message_id: you cannot report your own message",
         ));

@@ -49,7 +49,7 @@ pub fn run(world: &mut World, rng: &mut Rng, steps: usize) -> usize {
 fn action(world: &World, rng: &mut Rng) -> (Actor, Action) {
     let mut rooms: Vec<RoomId> = world.state.rooms.keys().copied().collect();
     rooms.sort();
-    let mut messages: Vec<MessageId> = world.state.messages.keys().copied().collect();
+    let mut messages: Vec<MessageId> = world.state.messages.ids().collect();
     messages.sort();
     let mut files: Vec<FileId> = world.state.files.keys().copied().collect();
     files.sort();
@@ -58,7 +58,13 @@ fn action(world: &World, rng: &mut Rng) -> (Actor, Action) {
     let in_room: Vec<MessageId> = messages
         .iter()
         .copied()
-        .filter(|id| world.state.messages[id].room_id == room)
+        .filter(|id| {
+            world
+                .state
+                .messages
+                .get(id)
+                .is_some_and(|m| m.room_id == room)
+        })
         .collect();
     let message = if rng.chance(80) {
         pick(&in_room, rng, MessageId(Uuid::from_u128(2)))
@@ -210,7 +216,7 @@ fn action(world: &World, rng: &mut Rng) -> (Actor, Action) {
                         .state
                         .messages
                         .get(&message)
-                        .is_some_and(|m| !world.state.is_author(m, member))
+                        .is_some_and(|m| !world.state.is_author(&m, member))
                 })
                 .unwrap_or_else(|| user(actor_name));
             return (
