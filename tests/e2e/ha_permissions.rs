@@ -80,6 +80,30 @@ const OTHERS_REFUSED: &[(&str, &[(Op, &str)])] = &[
     ),
 ];
 
+/// The description of the lease bucket the test makes before the writers start.
+const PREMADE: &str = "the Parlor writer's leader lease, made before the writers";
+
+/// A key-value bucket's stream configuration as async-nats makes the writers' lease bucket
+/// (one value per key, entries gone after the lease's time to live, direct gets), with
+/// `description`.
+fn lease_bucket(description: &str) -> Value {
+    let ttl_ms: u64 = LEASE_TTL_MS.parse().unwrap();
+    json!({
+        "name": "KV_parlor_writer_lease",
+        "description": description,
+        "subjects": ["$KV.parlor_writer_lease.>"],
+        "retention": "limits",
+        "max_msgs_per_subject": 1,
+        "max_age": ttl_ms * 1_000_000,
+        "storage": "file",
+        "num_replicas": 3,
+        "discard": "new",
+        "allow_rollup_hdrs": true,
+        "deny_delete": true,
+        "allow_direct": true,
+    })
+}
+
 /// One HA writer as the `writer` user: its name, data directory and process.
 struct HaWriter {
     name: String,
@@ -191,6 +215,23 @@ async fn h_n1_ha_writers_on_the_shipped_configuration_fail_over_within_the_write
     let urls = deployment.urls.clone();
     deployment.wait_for_jetstream().await;
 
+    // The lease bucket made beforehand with other settings than the writers' (as an operator
+    // or an earlier Parlor may have): each writer's create is then refused by JetStream and
+    // it opens the bucket as it is, through the bucket's stream info; so every grant of the
+    // writer's user is used below.
+    let writer = deployment.connect("writer", &urls[0]).await;
+    let made = writer
+        .request(
+            "$JS.API.STREAM.CREATE.KV_parlor_writer_lease",
+            Headers::new(),
+            lease_bucket(PREMADE).to_string(),
+            REPLY_WAIT,
+        )
+        .await
+        .expect("the writer's user may create its lease bucket");
+    let made: Value = serde_json::from_slice(&made.payload).unwrap();
+    assert!(made["config"].is_object(), "{made}");
+
     // Two HA writers as the `writer` user, on nodes 1 and 2; one leads.
     let mut writers = vec![
         HaWriter::start(&deployment, "wa", 0),
@@ -221,9 +262,21 @@ async fn h_n1_ha_writers_on_the_shipped_configuration_fail_over_within_the_write
     let again = register(&identity, before_kill, "alice").await;
     assert_eq!(again["events"], answered["events"], "{again} vs {answered}");
 
+    // The writers used the bucket as it was made.
+    let bucket = writer
+        .request(
+            "$JS.API.STREAM.INFO.KV_parlor_writer_lease",
+            Headers::new(),
+            "",
+            REPLY_WAIT,
+        )
+        .await
+        .unwrap();
+    let bucket: Value = serde_json::from_slice(&bucket.payload).unwrap();
+    assert_eq!(bucket["config"]["description"], PREMADE, "{bucket}");
+
     // The write-ahead log is the R3 stream the writer's user may ask about, and it holds the
     // batches and the fences of both epochs.
-    let writer = deployment.connect("writer", &urls[0]).await;
     let info = writer
         .request(
             "$JS.API.STREAM.INFO.PARLOR_WAL",
