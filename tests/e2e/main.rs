@@ -29,6 +29,9 @@
 //!   public `/healthz` and the operator address.
 //! - `permissions`: the NATS cluster configuration of deploy/nats-cluster (H-N1): each part's
 //!   user may do exactly what the part needs, over TLS, with routes authenticated.
+//! - `ha_permissions`: the same configuration with ha.conf on nats-server 2.15: HA writers as
+//!   the `writer` user lead and fail over; that user is refused JetStream beyond its own lease
+//!   and write-ahead log, and the other users those.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -43,6 +46,7 @@ mod crash;
 mod deployment;
 mod events;
 mod failover;
+mod ha_permissions;
 mod http;
 mod identity;
 mod lifecycle;

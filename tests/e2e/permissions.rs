@@ -66,7 +66,7 @@ const ROUTE_SUBJECT: [(&str, &str); 2] = [("O", "parlor"), ("CN", "parlor-route"
 
 /// A publish or a subscription.
 #[derive(Clone, Copy, Debug)]
-enum Op {
+pub(crate) enum Op {
     Publish,
     Subscribe,
 }
@@ -206,6 +206,7 @@ const SUBSCRIBED: &[(&str, &[&str])] = &[
             "parlor.cmd.>",
             "parlor.log.read",
             "parlor.writer.ping",
+            "parlor.wal_appended",
             "_INBOX_writer.>",
         ],
     ),
@@ -525,7 +526,7 @@ async fn expect_delivery(publisher: &Bus, subscription: &mut bus::Subscription, 
 }
 
 /// Does `op` on `subject` and waits for the server's permissions violation naming it.
-async fn refused(bus: &Bus, user: &str, op: Op, subject: &str) {
+pub(crate) async fn refused(bus: &Bus, user: &str, op: Op, subject: &str) {
     let (kind, _held) = match op {
         Op::Publish => {
             bus.publish(subject, Headers::new(), "forged")
@@ -615,17 +616,31 @@ impl Authority {
     }
 }
 
+/// Which shipped configuration the nodes run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Variant {
+    /// nN.conf, cluster.conf and users.conf on the default nats-server (Debian's 2.9).
+    Plain,
+    /// The same with `include ./ha.conf` appended to nN.conf (README.md, "HA writers"), on
+    /// nats-server 2.15 (`testkit::nats_server_215`, which fails loudly when it is missing).
+    Ha,
+}
+
 /// The cluster on deploy/nats-cluster, with the users' password files and the CA.
-struct Deployment {
+pub(crate) struct Deployment {
     cluster: NatsCluster,
-    urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
     authority: Authority,
     /// Password files, the CA's PEM, the parts' data directories.
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Deployment {
     async fn start() -> Deployment {
+        Deployment::start_variant(Variant::Plain).await
+    }
+
+    pub(crate) async fn start_variant(variant: Variant) -> Deployment {
         let dir = tempfile::tempdir().unwrap();
         let authority = Authority::new();
         std::fs::write(dir.path().join("ca.pem"), &authority.pem).unwrap();
@@ -650,8 +665,9 @@ impl Deployment {
         let options = ClusterOptions {
             envs,
             files: Some(Box::new(move |node: &NodeLayout, all: &[NodeLayout]| {
-                node_files(node, all, &certificates[node.index])
+                node_files(node, all, &certificates[node.index], variant)
             })),
+            server_binary: (variant == Variant::Ha).then(testkit::nats_server_215),
             ..ClusterOptions::default()
         };
         let cluster = NatsCluster::try_start_with(options)
@@ -692,7 +708,7 @@ impl Deployment {
         options
     }
 
-    async fn connect(&self, user: &str, url: &str) -> Bus {
+    pub(crate) async fn connect(&self, user: &str, url: &str) -> Bus {
         Bus::connect_with(&self.options(user, url))
             .await
             .unwrap_or_else(|error| panic!("{user} cannot connect to {url}: {error}"))
@@ -700,7 +716,7 @@ impl Deployment {
 
     /// The flags that make a parlor part connect as `user` (its inbox prefix is parlor's
     /// default for the part).
-    fn part_flags(&self, user: &str, url: &str) -> Vec<String> {
+    pub(crate) fn part_flags(&self, user: &str, url: &str) -> Vec<String> {
         vec![
             "--nats-url".into(),
             url.into(),
@@ -715,7 +731,7 @@ impl Deployment {
 
     /// Waits until JetStream answers the gateway's question about its object store's stream
     /// (the cluster has elected its meta leader): "no such stream" at first, or the stream.
-    async fn wait_for_jetstream(&self) {
+    pub(crate) async fn wait_for_jetstream(&self) {
         let gateway = self.connect("gateway", &self.urls[2]).await;
         let deadline = Instant::now() + DEPLOY_WAIT;
         loop {
@@ -909,11 +925,14 @@ fn password_variable(user: &str) -> String {
 }
 
 /// Writes one node's files: its `n<i>.conf` and users.conf as shipped, cluster.conf with this
-/// machine's ports and paths in place of the production ones, and its certificates.
+/// machine's ports and paths in place of the production ones, and its certificates; for
+/// [`Variant::Ha`] also ha.conf (its store directory substituted) and the line README.md says
+/// to append to `n<i>.conf`.
 fn node_files(
     node: &NodeLayout,
     all: &[NodeLayout],
     certificates: &NodeCertificates,
+    variant: Variant,
 ) -> std::io::Result<PathBuf> {
     let certs = node.dir.join("certs");
     std::fs::create_dir_all(&certs)?;
@@ -960,11 +979,53 @@ fn node_files(
         }
         cluster = cluster.replace(&production, &here);
     }
-    std::fs::write(node.dir.join("cluster.conf"), cluster)?;
     std::fs::copy(shipped.join("users.conf"), node.dir.join("users.conf"))?;
     let name = format!("n{}.conf", node.index + 1);
-    std::fs::copy(shipped.join(&name), node.dir.join(&name))?;
+    let mut node_conf = std::fs::read_to_string(shipped.join(&name))?;
+    if variant == Variant::Ha {
+        let ha = std::fs::read_to_string(shipped.join("ha.conf"))?;
+        // ha.conf's jetstream block replaces cluster.conf's whole (nats-server does not merge
+        // blocks): it must repeat every setting of it, or HA nodes would lose one silently.
+        let shipped_cluster = std::fs::read_to_string(shipped.join("cluster.conf"))?;
+        let (plain, high) = (
+            jetstream_settings(&shipped_cluster),
+            jetstream_settings(&ha),
+        );
+        if let Some(lost) = plain.iter().find(|setting| !high.contains(setting)) {
+            return Err(std::io::Error::other(format!(
+                "deploy/nats-cluster/ha.conf's jetstream block lacks cluster.conf's {lost:?}"
+            )));
+        }
+        let store = "/var/lib/nats-server/jetstream";
+        if !ha.contains(store) {
+            return Err(std::io::Error::other(format!(
+                "deploy/nats-cluster/ha.conf no longer has {store:?}: update this test"
+            )));
+        }
+        let here = node.dir.join("jetstream").display().to_string();
+        std::fs::write(node.dir.join("ha.conf"), ha.replace(store, &here))?;
+        if !node_conf.ends_with('\n') {
+            node_conf.push('\n');
+        }
+        node_conf.push_str("include ./ha.conf\n");
+    }
+    std::fs::write(node.dir.join("cluster.conf"), cluster)?;
+    std::fs::write(node.dir.join(&name), node_conf)?;
     Ok(node.dir.join(name))
+}
+
+/// The settings of the `jetstream {…}` block of a configuration file, one trimmed line each
+/// (comments and blank lines left out).
+fn jetstream_settings(config: &str) -> Vec<String> {
+    config
+        .lines()
+        .map(str::trim)
+        .skip_while(|line| !line.starts_with("jetstream {"))
+        .skip(1)
+        .take_while(|line| *line != "}")
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The running parts and the gateway's address.
