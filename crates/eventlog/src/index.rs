@@ -106,23 +106,20 @@ impl Index {
         }
     }
 
-    /// Applies a persisted run's entries (see `runs.rs`); `false` if they contradict the
-    /// index (a fingerprint already taken), which means the runs cannot be trusted.
-    pub(crate) fn apply_run(&mut self, run: Delta, sections_to: u64) -> bool {
+    /// Applies a persisted run's entries (see `runs.rs`); call
+    /// [`ReplyIndex::finish_loading`] on `replies` after the last one.
+    pub(crate) fn apply_run(&mut self, run: Delta, sections_to: u64) {
         self.chunk_starts.extend(run.chunk_starts);
         for (stream, positions) in run.streams {
             self.streams.entry(stream).or_default().extend(positions);
         }
         for (fingerprint, section) in run.fingerprints {
-            if !self.replies.insert_fingerprint(fingerprint, section) {
-                return false;
-            }
+            self.replies.load_fingerprint(fingerprint, section);
         }
         for (key, section) in run.collided {
             self.replies.collided.insert(key, section);
         }
         self.next_section = sections_to;
-        true
     }
 }
 
@@ -164,50 +161,113 @@ impl Hasher for PassThroughHasher {
     }
 }
 
-/// Idempotency key → reply section, in about 20 bytes per key whatever the key's length: a
-/// 64-bit fingerprint (the first bytes of the key's sha256) maps to the section number, and the
-/// few keys whose fingerprint is already taken go into a small map by full key.
+/// Idempotency key → reply section, in about 16 bytes per key whatever the key's length: a
+/// 64-bit fingerprint (the first bytes of the key's sha256) maps to the section number.
+///
+/// Most entries sit in `settled`, (fingerprint, section) pairs sorted by fingerprint with no
+/// table slack (at ten million keys a hash map of them held 28.5 bytes per key, since its
+/// table doubles); the entries added since the last merge sit in a hash map, merged in (sorted,
+/// in place, from the back) when it reaches an eighth of `settled`. Loading persisted runs
+/// appends to `settled` and sorts it once. The few keys whose fingerprint was already taken
+/// when they were added go into a small map by full key.
 ///
 /// A fingerprint hit is only a candidate: the caller reads the section and looks for the full
 /// key there, so a collision costs a read, never a wrong answer. A miss costs no read at all.
 #[derive(Debug, Default)]
 pub(crate) struct ReplyIndex {
-    by_fingerprint: HashMap<u64, u64, BuildHasherDefault<PassThroughHasher>>,
+    settled: Vec<(u64, u64)>,
+    /// `fence[p]`: the index of the first settled entry whose fingerprint's top 16 bits are
+    /// ≥ `p` (65,537 entries, empty while `settled` is), so a lookup searches ~1/65,536 of it.
+    fence: Vec<u32>,
+    recent: HashMap<u64, u64, BuildHasherDefault<PassThroughHasher>>,
     collided: HashMap<Vec<u8>, u64>,
 }
+
+/// `recent` is merged into `settled` at this many entries, or an eighth of `settled` if more.
+const MERGE_ENTRIES_MIN: usize = 16_384;
 
 impl ReplyIndex {
     /// Notes that the reply of `key` is in section `section`. Each key is stored once (the
     /// log refuses a key already used), so an occupied fingerprint means another key.
     pub(crate) fn insert(&mut self, key: &[u8], section: u64) -> Placed {
         let fingerprint = fingerprint(key);
-        match self.by_fingerprint.entry(fingerprint) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(section);
-                Placed::ByFingerprint(fingerprint)
+        if self.settled_section(fingerprint).is_some() || self.recent.contains_key(&fingerprint) {
+            self.collided.insert(key.to_vec(), section);
+            return Placed::Collided;
+        }
+        self.recent.insert(fingerprint, section);
+        if self.recent.len() >= MERGE_ENTRIES_MIN.max(self.settled.len() / 8) {
+            self.merge();
+        }
+        Placed::ByFingerprint(fingerprint)
+    }
+
+    /// Appends a fingerprint read from a persisted run; [`ReplyIndex::finish_loading`] sorts
+    /// them and checks that none is taken twice.
+    fn load_fingerprint(&mut self, fingerprint: u64, section: u64) {
+        self.settled.push((fingerprint, section));
+    }
+
+    /// Sorts the fingerprints the runs appended; `false` if one appears twice (a run then
+    /// contradicts another, and the runs cannot be trusted).
+    pub(crate) fn finish_loading(&mut self) -> bool {
+        self.settled.sort_unstable();
+        self.settled.shrink_to_fit();
+        self.rebuild_fence();
+        self.settled.windows(2).all(|pair| pair[0].0 != pair[1].0)
+    }
+
+    fn settled_section(&self, fingerprint: u64) -> Option<u64> {
+        if self.settled.is_empty() {
+            return None;
+        }
+        let prefix = (fingerprint >> 48) as usize;
+        let (start, end) = (self.fence[prefix] as usize, self.fence[prefix + 1] as usize);
+        let range = &self.settled[start..end];
+        let at = range.partition_point(|&(stored, _)| stored < fingerprint);
+        range
+            .get(at)
+            .filter(|&&(stored, _)| stored == fingerprint)
+            .map(|&(_, section)| section)
+    }
+
+    fn rebuild_fence(&mut self) {
+        self.fence.clear();
+        if self.settled.is_empty() {
+            return;
+        }
+        self.fence.reserve_exact(65_537);
+        let mut at = 0usize;
+        for prefix in 0..=65_536u64 {
+            while at < self.settled.len() && (self.settled[at].0 >> 48) < prefix {
+                at += 1;
             }
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.collided.insert(key.to_vec(), section);
-                Placed::Collided
-            }
+            // Fewer than 2^32 entries: more keys than that do not fit in memory here.
+            self.fence.push(u32::try_from(at).unwrap_or(u32::MAX));
         }
     }
 
-    /// Makes room for `additional` more fingerprints (before loading runs, so the table is
-    /// not regrown and rehashed again and again).
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.by_fingerprint.reserve(additional);
-    }
-
-    /// Inserts a fingerprint read from a persisted run; `false` if it is taken already.
-    fn insert_fingerprint(&mut self, fingerprint: u64, section: u64) -> bool {
-        match self.by_fingerprint.entry(fingerprint) {
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(section);
-                true
+    /// Sorts `recent` and merges it into `settled` in place: the vector grows once and the
+    /// entries are placed from the back, so no second copy is ever held.
+    fn merge(&mut self) {
+        let mut incoming: Vec<(u64, u64)> = self.recent.drain().collect();
+        incoming.sort_unstable();
+        let old = self.settled.len();
+        self.settled.reserve_exact(incoming.len());
+        self.settled.resize(old + incoming.len(), (0, 0));
+        let (mut left, mut right, mut out) = (old, incoming.len(), old + incoming.len());
+        while right > 0 {
+            out -= 1;
+            if left > 0 && self.settled[left - 1] > incoming[right - 1] {
+                left -= 1;
+                self.settled[out] = self.settled[left];
+            } else {
+                right -= 1;
+                self.settled[out] = incoming[right];
             }
-            std::collections::hash_map::Entry::Occupied(_) => false,
         }
+        self.recent.shrink_to(MERGE_ENTRIES_MIN);
+        self.rebuild_fence();
     }
 
     /// The sections that may hold `key`'s reply, most likely first (at most two).
@@ -218,20 +278,27 @@ impl ReplyIndex {
         } else {
             self.collided.get(key).copied()
         };
-        let by_fingerprint = self.by_fingerprint.get(&fingerprint(key)).copied();
+        let fingerprint = fingerprint(key);
+        let by_fingerprint = self
+            .recent
+            .get(&fingerprint)
+            .copied()
+            .or_else(|| self.settled_section(fingerprint));
         collided.into_iter().chain(by_fingerprint)
     }
 
     /// Keys indexed.
     pub(crate) fn len(&self) -> usize {
-        self.by_fingerprint.len() + self.collided.len()
+        self.settled.len() + self.recent.len() + self.collided.len()
     }
 
     /// Bytes of memory the index holds (tables at their capacity), for measurements.
     pub(crate) fn memory_bytes(&self) -> usize {
         // hashbrown: one control byte per bucket, buckets = capacity rounded up to 8/7.
         let buckets = |capacity: usize| capacity.saturating_mul(8) / 7;
-        buckets(self.by_fingerprint.capacity()) * (1 + 16)
+        self.settled.capacity() * 16
+            + self.fence.capacity() * 4
+            + buckets(self.recent.capacity()) * (1 + 16)
             + buckets(self.collided.capacity()) * (1 + 24 + 8)
             + self.collided.keys().map(Vec::len).sum::<usize>()
     }
@@ -277,11 +344,11 @@ mod tests {
     }
 
     /// The idempotency index's memory is bounded per id whatever the key's length (a
-    /// fingerprint and a section number, in a table at most half empty).
+    /// fingerprint and a section number, sorted, plus the small map of recent entries).
     #[test]
-    fn the_reply_index_holds_at_most_40_bytes_per_id() {
+    fn the_reply_index_holds_at_most_24_bytes_per_id() {
         let per_id = bytes_per_id(200_000);
-        assert!(per_id <= 40.0, "{per_id} bytes per id");
+        assert!(per_id <= 24.0, "{per_id} bytes per id");
     }
 
     /// The figure for 10M ids (docs/speed-work.md): `cargo test --release -p eventlog --lib
@@ -294,7 +361,44 @@ mod tests {
             "reply index: {per_id:.1} bytes per id, {:.0} MB for 10M ids",
             per_id * 1e7 / 1e6
         );
-        assert!(per_id <= 40.0);
+        assert!(per_id <= 20.0);
+    }
+
+    /// Every key inserted is found in its section, across merges into the sorted entries and
+    /// after a reload from run entries; keys never inserted find nothing.
+    #[test]
+    fn keys_are_found_across_merges_and_reloads() {
+        let key = |id: u64| {
+            let mut key = [0u8; 16];
+            key[..8].copy_from_slice(&id.to_be_bytes());
+            key
+        };
+        let mut replies = ReplyIndex::default();
+        let mut run = Vec::new();
+        for id in 0..(MERGE_ENTRIES_MIN as u64 * 3 + 17) {
+            if let Placed::ByFingerprint(fingerprint) = replies.insert(&key(id), id / 3) {
+                run.push((fingerprint, id / 3));
+            }
+        }
+        assert!(!replies.settled.is_empty() && !replies.recent.is_empty());
+        let mut reloaded = ReplyIndex::default();
+        for (fingerprint, section) in run {
+            reloaded.load_fingerprint(fingerprint, section);
+        }
+        assert!(reloaded.finish_loading());
+        for index in [&replies, &reloaded] {
+            for id in 0..(MERGE_ENTRIES_MIN as u64 * 3 + 17) {
+                assert_eq!(index.candidates(&key(id)).collect::<Vec<_>>(), vec![id / 3]);
+            }
+            for id in 1_000_000..1_010_000 {
+                assert_eq!(index.candidates(&key(id)).count(), 0);
+            }
+        }
+        // The same fingerprint loaded twice means the runs contradict each other.
+        let mut twice = ReplyIndex::default();
+        twice.load_fingerprint(7, 1);
+        twice.load_fingerprint(7, 2);
+        assert!(!twice.finish_loading());
     }
 
     #[test]
@@ -303,7 +407,7 @@ mod tests {
         let _ = replies.insert(b"a", 1);
         // Force a collision by inserting under the same fingerprint as "a".
         let taken = fingerprint(b"a");
-        assert!(replies.by_fingerprint.contains_key(&taken));
+        assert!(replies.recent.contains_key(&taken));
         replies.collided.insert(b"b".to_vec(), 2);
         assert_eq!(replies.candidates(b"a").collect::<Vec<_>>(), vec![1]);
         assert_eq!(replies.candidates(b"b").collect::<Vec<_>>(), vec![2]);

@@ -1174,10 +1174,11 @@ fn open_waiting_for_lock(config: &sled::Config) -> Result<sled::Db, LogError> {
 /// records scanned are checked, since the indexes are built from them.
 fn recover(tree: &sled::Tree, directory: &Path) -> Result<(Head, Index), LogError> {
     let meta = read_meta(tree)?;
-    let runs = runs::load(directory)?;
-    if !runs.is_empty() {
-        if let Some((index, checkpoint, sections_to)) = index_from_runs(tree, meta, runs)? {
-            return finish_recovery(tree, meta, index, checkpoint + 1, sections_to);
+    let mut index = Index::default();
+    let last_run = runs::load(directory, |run| index.apply_run(run.delta, run.sections_to))?;
+    if let Some((checkpoint, sections_to)) = last_run {
+        if checks_out(tree, meta, &mut index, checkpoint)? {
+            return finish_recovery(tree, meta, index, checkpoint.position + 1, sections_to);
         }
         // The runs do not match this log (restored from elsewhere, or damaged): rebuild
         // from the log alone, and let new runs start afresh.
@@ -1215,39 +1216,31 @@ fn read_meta(tree: &sled::Tree) -> Result<Option<Head>, LogError> {
     }
 }
 
-/// The indexes the runs hold, their checkpoint position and next section, if the last run's
-/// end is a record of this log with the hash the run names; `None` if they cannot be used.
-fn index_from_runs(
+/// Whether the indexes loaded from the runs can be used: no fingerprint is taken twice, and
+/// the last run's end (`checkpoint`) is a record of this log with the hash the run names, at
+/// the end of a chunk.
+fn checks_out(
     tree: &sled::Tree,
     meta: Option<Head>,
-    runs: Vec<runs::Run>,
-) -> Result<Option<(Index, u64, u64)>, LogError> {
-    let mut index = Index::default();
-    index
-        .replies
-        .reserve(runs.iter().map(|run| run.delta.fingerprints.len()).sum());
-    let mut checkpoint = Head::GENESIS;
-    let mut sections_to = 0;
-    for run in runs {
-        checkpoint = run.to;
-        sections_to = run.sections_to;
-        if !index.apply_run(run.delta, run.sections_to) {
-            return Ok(None);
-        }
+    index: &mut Index,
+    checkpoint: Head,
+) -> Result<bool, LogError> {
+    if !index.replies.finish_loading() {
+        return Ok(false);
     }
     let head = meta.unwrap_or(Head::GENESIS);
     if checkpoint.position > head.position {
-        return Ok(None);
+        return Ok(false);
     }
     if checkpoint.position > 0 {
         let Some(start) = index.chunk_start_for(checkpoint.position) else {
-            return Ok(None);
+            return Ok(false);
         };
         let Some(value) = tree.get(keys::chunk_key(start))? else {
-            return Ok(None);
+            return Ok(false);
         };
         let Ok(records) = chunk::split_chunk(&value) else {
-            return Ok(None);
+            return Ok(false);
         };
         let offset = usize::try_from(checkpoint.position - start).unwrap_or(usize::MAX);
         let matches = records
@@ -1258,10 +1251,10 @@ fn index_from_runs(
             });
         // The run must end where a chunk ends: the next record starts a new chunk.
         if !matches || offset + 1 != records.len() {
-            return Ok(None);
+            return Ok(false);
         }
     }
-    Ok(Some((index, checkpoint.position, sections_to)))
+    Ok(true)
 }
 
 /// Indexes the chunks from position `from` and the reply sections from `sections_from` into

@@ -202,14 +202,19 @@ fn decode(bytes: &[u8]) -> Option<Run> {
     })
 }
 
-/// Loads the runs in `log_directory` that chain from the start: each starts where the one
-/// before ended. Stops at the first run that is damaged or does not chain (later ones are
-/// unusable without it). Removes temporary files a crash left.
-pub(crate) fn load(log_directory: &Path) -> Result<Vec<Run>, LogError> {
+/// Loads the runs in `log_directory` that chain from the start (each starts where the one
+/// before ended) and hands each to `apply` as soon as it is read, so only one run's entries
+/// are held apart from the index at a time. Stops at the first run that is damaged or does
+/// not chain (later ones are unusable without it). Removes temporary files a crash left.
+/// Returns where the last run applied ends (its head and next section), `None` if none was.
+pub(crate) fn load(
+    log_directory: &Path,
+    mut apply: impl FnMut(Run),
+) -> Result<Option<(Head, u64)>, LogError> {
     let directory = log_directory.join(RUNS_DIRECTORY);
     let entries = match std::fs::read_dir(&directory) {
         Ok(entries) => entries,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(error.into()),
     };
     let mut names = Vec::new();
@@ -225,7 +230,7 @@ pub(crate) fn load(log_directory: &Path) -> Result<Vec<Run>, LogError> {
         }
     }
     names.sort();
-    let mut runs: Vec<Run> = Vec::new();
+    let mut last = None;
     let mut next_from = 1u64;
     let mut next_section = 0u64;
     for (to, name) in names {
@@ -240,9 +245,10 @@ pub(crate) fn load(log_directory: &Path) -> Result<Vec<Run>, LogError> {
         }
         next_from = run.to.position + 1;
         next_section = run.sections_to;
-        runs.push(run);
+        last = Some((run.to, run.sections_to));
+        apply(run);
     }
-    Ok(runs)
+    Ok(last)
 }
 
 /// Removes every run (when the log no longer matches them).

@@ -153,6 +153,34 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit_bytes: u64) -> Result<T, 
         .map_err(|error| decode_error(*error, limit_bytes))
 }
 
+/// Decodes what [`encode`] wrote from a reader, without holding all of its bytes at once (a
+/// large snapshot is read in the reader's buffer-sized steps, not into one allocation the size
+/// of the file beside the value it decodes into). `limit_bytes` bounds the bincode part, and
+/// every byte up to the reader's end must belong to the value.
+pub fn decode_from_reader<T: DeserializeOwned, R: std::io::Read>(
+    mut reader: R,
+    limit_bytes: u64,
+) -> Result<T, CodecError> {
+    let mut format = [0u8; 1];
+    reader
+        .read_exact(&mut format)
+        .map_err(|_| CodecError::Empty)?;
+    if format[0] != FORMAT_VERSION {
+        return Err(CodecError::UnknownFormat(format[0]));
+    }
+    let value = options()
+        .with_limit(limit_bytes)
+        .deserialize_from(&mut reader)
+        .map_err(|error| decode_error(*error, limit_bytes))?;
+    // bincode checks for trailing bytes only when it decodes a slice.
+    let mut extra = [0u8; 1];
+    match reader.read(&mut extra) {
+        Ok(0) => Ok(value),
+        Ok(_) => Err(CodecError::Malformed("bytes follow the value".into())),
+        Err(error) => Err(CodecError::Malformed(error.to_string())),
+    }
+}
+
 /// Decodes a `T` from the start of bytes made by [`encode`], ignoring what follows it.
 ///
 /// For reading a header (such as a stored event's schema version) before choosing the type of
@@ -242,6 +270,37 @@ pub fn decode_as<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader decodes what `encode` wrote, and refuses another format byte, a truncation and
+    /// bytes left over, as `decode` does.
+    #[test]
+    fn a_reader_decodes_what_encode_wrote_and_nothing_else() {
+        let bytes = encode(&(7u32, "seven".to_owned(), vec![1u8; 300])).unwrap_or_default();
+        let read: Result<(u32, String, Vec<u8>), _> = decode_from_reader(&bytes[..], 1 << 20);
+        assert_eq!(read, Ok((7, "seven".to_owned(), vec![1u8; 300])));
+        let mut other_format = bytes.clone();
+        other_format[0] = FORMAT_VERSION.wrapping_add(1);
+        assert!(matches!(
+            decode_from_reader::<(u32, String, Vec<u8>), _>(&other_format[..], 1 << 20),
+            Err(CodecError::UnknownFormat(_))
+        ));
+        assert!(decode_from_reader::<(u32, String, Vec<u8>), _>(
+            &bytes[..bytes.len() - 1],
+            1 << 20
+        )
+        .is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_from_reader::<(u32, String, Vec<u8>), _>(&longer[..], 1 << 20).is_err());
+        assert!(matches!(
+            decode_from_reader::<(u32, String, Vec<u8>), _>(&bytes[..], 64),
+            Err(CodecError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            decode_from_reader::<u32, _>(&[][..], 64),
+            Err(CodecError::Empty)
+        ));
+    }
 
     #[test]
     fn the_format_byte_comes_first_and_integers_are_fixed_little_endian() {

@@ -3,7 +3,7 @@
 //! the log (position and hash) and ignored when it does not match.
 
 use std::fs;
-use std::io::Write;
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use domain::{evolve, Config, State};
@@ -21,6 +21,8 @@ pub const SNAPSHOT_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// bincode is not self-describing, so a state with a field added (H-L3's file registration time,
 /// the call ids) would otherwise read an old snapshot's bytes shifted.
 const SNAPSHOT_LAYOUT: [u8; 8] = *b"pstate03";
+/// The read buffer of a snapshot being loaded.
+const SNAPSHOT_READ_BUFFER_BYTES: usize = 1 << 20;
 /// Events read from the log per step while folding.
 const FOLD_PAGE_EVENTS_MAX: usize = 10_000;
 
@@ -117,13 +119,20 @@ fn read_snapshot(log: &EventLog, data_dir: &Path) -> Option<(State, u64)> {
         warn!(size, "snapshot too large; folding the whole log");
         return None;
     }
-    let bytes = fs::read(&path).ok()?;
+    // Read through a buffer rather than whole: the file's bytes and the state decoded from
+    // them would otherwise be in memory together (B6's peak).
+    let mut reader =
+        BufReader::with_capacity(SNAPSHOT_READ_BUFFER_BYTES, fs::File::open(&path).ok()?);
     // The codec's format byte, then the layout: checked before anything is decoded.
-    if bytes.get(1..1 + SNAPSHOT_LAYOUT.len()) != Some(&SNAPSHOT_LAYOUT[..]) {
+    let mut header = [0u8; 1 + SNAPSHOT_LAYOUT.len()];
+    if reader.read_exact(&mut header).is_err() || header[1..] != SNAPSHOT_LAYOUT[..] {
         warn!("snapshot of an earlier layout; folding the whole log");
         return None;
     }
-    let snapshot: SnapshotFile = match protocol::codec::decode(&bytes, SNAPSHOT_BYTES_MAX) {
+    let snapshot: SnapshotFile = match protocol::codec::decode_from_reader(
+        std::io::Cursor::new(header).chain(reader),
+        SNAPSHOT_BYTES_MAX,
+    ) {
         Ok(snapshot) => snapshot,
         Err(codec_error) => {
             warn!(%codec_error, "snapshot unreadable; folding the whole log");
