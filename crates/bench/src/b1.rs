@@ -47,11 +47,22 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     let client = nats.connect("parlor-bench-b1").await?;
 
     // Parlor.
-    let data = tempfile::Builder::new()
+    let temporary = tempfile::Builder::new()
         .prefix("parlor-bench-b1-")
         .tempdir_in(&settings.data_root)?;
-    let mut parlor = Parlor::spawn(&settings.parlor_bin, &nats.url(), data.path())?;
-    parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
+    // A large existing log takes its restart time (B6) before the writer answers.
+    let (data, ready_wait) = match &settings.b1_data_dir {
+        Some(existing) => {
+            println!(
+                "B1 on the existing data directory {} (B8)",
+                existing.display()
+            );
+            (existing.as_path(), crate::b6::FIRST_COMMAND_WAIT_MAX)
+        }
+        None => (temporary.path(), WRITER_READY_WAIT),
+    };
+    let mut parlor = Parlor::spawn(&settings.parlor_bin, &nats.url(), data)?;
+    parlor.wait_ready(&client, ready_wait).await?;
     let setup_started = Instant::now();
     let rooms = Arc::new(workload::set_up(&client, settings.rooms).await?);
     println!(

