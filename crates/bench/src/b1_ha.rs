@@ -102,6 +102,15 @@ fn server_binary(settings: &Settings) -> anyhow::Result<PathBuf> {
 
 /// Runs B1-HA once; prints the tables and returns the figures.
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
+    // The machine is shared: each run says how busy it was when it started.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "B1-HA load average at the start of the run: {}",
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let mut figures = crate::fsync_figures(settings, "B1-HA").await?;
     let binary = server_binary(settings)?;
     let version = crate::system::nats_server_version(&binary)?;

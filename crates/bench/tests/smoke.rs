@@ -156,8 +156,15 @@ fn smoke_b1_ha_measures_ha_writers_and_jetstream_on_one_cluster() {
         count_after(&stdout, "B1-HA jetstream-r3-plain acknowledged: ") > 0,
         "{stdout}"
     );
+    // Parlor answered every measured command. The peer's rows are not held to that: an R3
+    // publish that the client library retries after a stream leader change can come back
+    // "wrong last sequence" with the expectation header, JetStream's behaviour, not Parlor's.
+    let parlor_line = stdout
+        .lines()
+        .find(|line| line.starts_with("B1-HA parlor acknowledged: "))
+        .unwrap_or_default();
     assert!(
-        !stdout.contains("errors, first:"),
-        "some operations failed:\n{stdout}"
+        parlor_line.ends_with(" window, 0 errors"),
+        "Parlor's commands failed: {parlor_line}\n{stdout}"
     );
 }
