@@ -36,7 +36,13 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks (release build): `just bench b1 --runs 3`; workloads b1, b2, b3, b4, b5, b6, fsync, all.
+# Benchmarks (release build): `just bench b1 --runs 3`; workloads b1, b2, b3, b4, b5, b6, b7, b1-ha, fsync, all.
 bench *ARGS:
     cargo build --release -p parlor -p bench
     "$CARGO_TARGET_DIR/release/parlor-bench" {{ARGS}}
+
+# B1 against HA writers on a three-node nats-server 2.15 cluster (installs 2.15 in a venv first):
+# `just bench-ha --runs 3 --takeovers 5`.
+bench-ha *ARGS:
+    cargo build --release -p parlor -p bench
+    PARLOR_NATS_SERVER_215="$(tests/support/nats-server-215)" "$CARGO_TARGET_DIR/release/parlor-bench" b1-ha {{ARGS}}

@@ -24,19 +24,19 @@ pub const POSTGRES_URL: &str =
     "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=5";
 
 /// One measured system.
-struct Row {
-    name: String,
-    result: LoopResult,
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) result: LoopResult,
     /// CPU time of the server process(es) during the window, and which.
-    server_cpu: Option<(Duration, &'static str)>,
+    pub(crate) server_cpu: Option<(Duration, &'static str)>,
     /// CPU time of this harness (the clients) during the window.
-    client_cpu: Duration,
+    pub(crate) client_cpu: Duration,
     /// Peak resident memory of the server (Parlor only).
-    peak_bytes: Option<u64>,
+    pub(crate) peak_bytes: Option<u64>,
 }
 
 /// CPU time of this process so far.
-fn own_cpu() -> Duration {
+pub(crate) fn own_cpu() -> Duration {
     procfs::cpu_time(std::process::id()).unwrap_or_default()
 }
 
@@ -88,7 +88,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
             key: "jetstream",
             label: format!("{}, file store, no fsync before ack", nats_version()),
             client: &client,
-            pid: nats.pid,
+            pids: nats.pid.into_iter().collect(),
+            replicas: 1,
         };
         for expect in [true, false] {
             match measure_jetstream(settings, &debian, &rooms, expect).await {
@@ -224,10 +225,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     Ok(figures)
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
+pub(crate) const MIB: f64 = 1024.0 * 1024.0;
 
 /// The short figure key of a row name.
-fn row_key(name: &str) -> &str {
+pub(crate) fn row_key(name: &str) -> &str {
     name.split_whitespace().next().unwrap_or(name)
 }
 
@@ -302,9 +303,35 @@ async fn measure_parlor(
     rooms: &Arc<Rooms>,
 ) -> anyhow::Result<Row> {
     let (cpu0, nats0, own0) = (parlor.cpu_time(), nats.cpu_time(), own_cpu());
+    let result = parlor_closed_loop(settings, client, rooms).await;
+    let cpu = parlor.cpu_time().saturating_sub(cpu0);
+    let nats_cpu = nats.cpu_time().saturating_sub(nats0);
+    parlor.check_alive()?;
+    if nats_cpu > Duration::ZERO {
+        println!(
+            "  parlor run: nats-server used {:.2} cores",
+            nats_cpu.as_secs_f64() / settings.duration.as_secs_f64().max(1e-9)
+        );
+    }
+    Ok(Row {
+        name: format!("parlor (durable, {} publishers)", settings.publishers),
+        result,
+        server_cpu: Some((cpu, "writer")),
+        client_cpu: own_cpu().saturating_sub(own0),
+        peak_bytes: Some(parlor.memory().peak_bytes),
+    })
+}
+
+/// B1's load on Parlor: `settings.publishers` tasks, each sending its next `message.send` into
+/// a Zipf-drawn room when the previous one is answered; a reply counts only when accepted.
+pub(crate) async fn parlor_closed_loop(
+    settings: &Settings,
+    client: &async_nats::Client,
+    rooms: &Arc<Rooms>,
+) -> LoopResult {
     let op_client = client.clone();
     let op_rooms = rooms.clone();
-    let result = closed_loop(
+    closed_loop(
         settings.publishers,
         settings.warmup,
         settings.duration,
@@ -326,23 +353,7 @@ async fn measure_parlor(
             }
         },
     )
-    .await;
-    let cpu = parlor.cpu_time().saturating_sub(cpu0);
-    let nats_cpu = nats.cpu_time().saturating_sub(nats0);
-    parlor.check_alive()?;
-    if nats_cpu > Duration::ZERO {
-        println!(
-            "  parlor run: nats-server used {:.2} cores",
-            nats_cpu.as_secs_f64() / settings.duration.as_secs_f64().max(1e-9)
-        );
-    }
-    Ok(Row {
-        name: format!("parlor (durable, {} publishers)", settings.publishers),
-        result,
-        server_cpu: Some((cpu, "writer")),
-        client_cpu: own_cpu().saturating_sub(own0),
-        peak_bytes: Some(parlor.memory().peak_bytes),
-    })
+    .await
 }
 
 /// The echo ceiling: one responder task echoing every request, 100 requests in flight.
@@ -538,16 +549,18 @@ async fn measure_postgres_table(
     })
 }
 
-/// A nats-server the JetStream peer publishes to.
-struct JetStreamServer<'a> {
-    /// Figure key prefix (`jetstream`, `jetstream-fsync`).
-    key: &'static str,
+/// A nats-server (or a cluster of them) the JetStream peer publishes to.
+pub(crate) struct JetStreamServer<'a> {
+    /// Figure key prefix (`jetstream`, `jetstream-fsync`, `jetstream-r3`).
+    pub(crate) key: &'static str,
     /// What it is, for the table.
-    label: String,
+    pub(crate) label: String,
     /// A client connected to it.
-    client: &'a async_nats::Client,
-    /// Its process, for CPU time.
-    pid: Option<u32>,
+    pub(crate) client: &'a async_nats::Client,
+    /// Its processes (every node of a cluster), for CPU time.
+    pub(crate) pids: Vec<u32>,
+    /// The stream's replicas: 1 on a single server, 3 on B1-HA's cluster.
+    pub(crate) replicas: usize,
 }
 
 /// The JetStream peers again on a server of its own that fsyncs every write before the ack
@@ -568,7 +581,8 @@ async fn measure_jetstream_fsync(
         key: "jetstream-fsync",
         label: format!("{}, file store, sync_interval: always", server.version),
         client: &client,
-        pid: server.pid(),
+        pids: server.pid().into_iter().collect(),
+        replicas: 1,
     };
     let mut rows = Vec::new();
     for expect in [true, false] {
@@ -582,7 +596,7 @@ async fn measure_jetstream_fsync(
 /// concurrency per room, like an event store's expected version), so publishes to one room
 /// are serialised: the next one's expectation is the previous one's acknowledged sequence.
 /// Without it, plain publish-with-ack, for reference.
-async fn measure_jetstream(
+pub(crate) async fn measure_jetstream(
     settings: &Settings,
     server: &JetStreamServer<'_>,
     rooms: &Arc<Rooms>,
@@ -601,6 +615,7 @@ async fn measure_jetstream(
             name: name.to_owned(),
             subjects: vec![format!("{prefix}.>")],
             storage: jetstream::stream::StorageType::File,
+            num_replicas: server.replicas,
             ..Default::default()
         })
         .await
@@ -610,7 +625,7 @@ async fn measure_jetstream(
             .map(|_| tokio::sync::Mutex::new(0))
             .collect(),
     );
-    let server_cpu = || server.pid.and_then(procfs::cpu_time).unwrap_or_default();
+    let server_cpu = || procfs::cpu_time_of(&server.pids);
     let (nats0, own0) = (server_cpu(), own_cpu());
     let op_rooms = rooms.clone();
     let prefix = prefix.to_owned();
@@ -667,7 +682,14 @@ async fn measure_jetstream(
     Ok(Row {
         name,
         result,
-        server_cpu: Some((nats_cpu, "nats-server")),
+        server_cpu: Some((
+            nats_cpu,
+            if server.pids.len() > 1 {
+                "all nats-servers"
+            } else {
+                "nats-server"
+            },
+        )),
         client_cpu: own_cpu().saturating_sub(own0),
         peak_bytes: None,
     })

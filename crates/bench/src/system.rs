@@ -168,6 +168,18 @@ impl Parlor {
         procfs::memory(self.pid()).unwrap_or_default()
     }
 
+    /// SIGKILL (a crash: no shutdown work at all) and reap; returns when the signal was sent,
+    /// before reaping, so that the caller's clock starts at the death, not at the reaping.
+    pub fn kill(&mut self) -> anyhow::Result<Instant> {
+        self.child
+            .kill()
+            .with_context(|| format!("SIGKILL to {}", self.what))?;
+        let killed_at = Instant::now();
+        testkit::reap_within(&mut self.child, KILL_REAP_WAIT)
+            .with_context(|| format!("reaping {}", self.what))?;
+        Ok(killed_at)
+    }
+
     /// SIGTERM (a clean shutdown: finish the batch, write the snapshot), then waits for the
     /// exit, at most [`WRITER_STOP_WAIT`]; SIGKILL after that.
     pub async fn terminate(mut self) -> anyhow::Result<ExitStatus> {
@@ -249,6 +261,18 @@ impl Nats {
     }
 }
 
+/// `binary --version`, as `v2.15.1`.
+pub fn nats_server_version(binary: &Path) -> anyhow::Result<String> {
+    let output = Command::new(binary)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("running {} --version", binary.display()))?;
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .trim_start_matches("nats-server: ")
+        .to_owned())
+}
+
 /// A nats-server of our own with JetStream fsyncing every write before acknowledging it
 /// (`sync_interval: always`, nats-server ≥ 2.10), on a free loopback port, in a temporary
 /// directory. Dropping it kills and reaps it.
@@ -267,14 +291,7 @@ impl SyncingNats {
 
     /// Starts `binary` with a configuration file and waits until its port accepts connections.
     pub fn start(binary: &Path) -> anyhow::Result<SyncingNats> {
-        let version = Command::new(binary)
-            .arg("--version")
-            .output()
-            .with_context(|| format!("running {} --version", binary.display()))?;
-        let version = String::from_utf8_lossy(&version.stdout)
-            .trim()
-            .trim_start_matches("nats-server: ")
-            .to_owned();
+        let version = nats_server_version(binary)?;
         let dir = tempfile::Builder::new()
             .prefix("parlor-bench-jetstream-")
             .tempdir()?;

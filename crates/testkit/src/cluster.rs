@@ -76,8 +76,14 @@ impl ClusterOptions {
     /// # Panics
     /// When the 2.15 binary is missing; the message names the script that installs it.
     pub fn ha() -> ClusterOptions {
+        ClusterOptions::ha_with(crate::nats_server_215())
+    }
+
+    /// [`ClusterOptions::ha`] on a nats-server binary of the caller's choosing (≥ 2.10): the
+    /// benchmark harness resolves its own and reports a missing one as an error, not a panic.
+    pub fn ha_with(server_binary: PathBuf) -> ClusterOptions {
         ClusterOptions {
-            server_binary: Some(crate::nats_server_215()),
+            server_binary: Some(server_binary),
             jetstream_extra: "  sync_interval: always".to_owned(),
             node_extra: Some(Box::new(|_| "max_payload: 8MB".to_owned())),
             ..ClusterOptions::default()
