@@ -9,7 +9,8 @@
 //!
 //! Here the rows live in two places:
 //! - `settled`: a vector sorted by message id, each row 32 bytes, found by binary search
-//!   narrowed by a fence of the ids' first two bytes (a few cache lines per lookup). It is
+//!   narrowed by a fence on the ids' first bits (about 16 rows per step of the fence, so a
+//!   lookup touches a few cache lines whatever the table's size). It is
 //!   loaded from a snapshot as it was written: no hashing, no inserts.
 //! - `recent`: a hash map of the messages sent since the last merge, so a send costs a hash
 //!   insert, not a shift of the vector.
@@ -115,9 +116,11 @@ impl Row {
 pub struct Messages {
     /// Rows merged so far, sorted by id.
     settled: Vec<Row>,
-    /// `fence[p]` is the index of the first settled row whose id's first two bytes are ≥ `p`
-    /// (65,537 entries; empty while `settled` is).
+    /// `fence[p]` is the index of the first settled row whose id's first `fence_bits` bits are
+    /// ≥ `p` (2^`fence_bits` + 1 entries; empty while `settled` is).
     fence: Vec<u32>,
+    /// How many of an id's first bits the fence steps on: it grows with the table.
+    fence_bits: u32,
     /// Rows since the last merge.
     recent: HashMap<MessageId, Fields>,
     /// Interned rooms, by index.
@@ -235,7 +238,7 @@ impl Messages {
             return None;
         }
         let key = id.0.as_bytes();
-        let prefix = usize::from(u16::from_be_bytes([key[0], key[1]]));
+        let prefix = fence_prefix(key, self.fence_bits);
         let start = self.fence[prefix] as usize;
         let end = self.fence[prefix + 1] as usize;
         self.settled[start..end]
@@ -282,15 +285,14 @@ impl Messages {
     }
 
     fn rebuild_fence(&mut self) {
+        self.fence_bits = fence_bits(self.settled.len());
+        let steps = 1usize << self.fence_bits;
         self.fence.clear();
-        self.fence.reserve_exact(65_537);
+        self.fence.reserve_exact(steps + 1);
         let mut row = 0usize;
-        for prefix in 0..=65_536usize {
+        for prefix in 0..=steps {
             while row < self.settled.len()
-                && usize::from(u16::from_be_bytes([
-                    self.settled[row].id[0],
-                    self.settled[row].id[1],
-                ])) < prefix
+                && fence_prefix(&self.settled[row].id, self.fence_bits) < prefix
             {
                 row += 1;
             }
@@ -309,6 +311,7 @@ impl Messages {
         let mut messages = Messages {
             settled: rows,
             fence: Vec::new(),
+            fence_bits: 0,
             recent: HashMap::new(),
             rooms,
             room_indexes,
@@ -316,6 +319,21 @@ impl Messages {
         messages.rebuild_fence();
         messages
     }
+}
+
+/// Fence bits for `rows` settled rows: about 16 rows per step, from 2^8 to 2^22 steps (16 MiB
+/// of fence at most; a lookup then reads one fence entry and a short run of rows).
+fn fence_bits(rows: usize) -> u32 {
+    (rows / 16)
+        .max(1)
+        .next_power_of_two()
+        .trailing_zeros()
+        .clamp(8, 22)
+}
+
+/// The first `bits` bits of an id, the fence step it falls in.
+fn fence_prefix(id: &[u8; 16], bits: u32) -> usize {
+    (u32::from_be_bytes([id[0], id[1], id[2], id[3]]) >> (32 - bits)) as usize
 }
 
 impl PartialEq for Messages {
@@ -563,7 +581,7 @@ mod tests {
         }
     }
 
-    /// Ids sharing their first two bytes, and ids at both ends of the fence, are found.
+    /// Ids sharing their first bytes, and ids at both ends of the fence, are found.
     #[test]
     fn the_fence_finds_ids_at_its_edges() {
         let room = RoomId(Uuid::from_u128(1));

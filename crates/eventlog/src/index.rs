@@ -176,9 +176,11 @@ impl Hasher for PassThroughHasher {
 #[derive(Debug, Default)]
 pub(crate) struct ReplyIndex {
     settled: Vec<(u64, u64)>,
-    /// `fence[p]`: the index of the first settled entry whose fingerprint's top 16 bits are
-    /// ≥ `p` (65,537 entries, empty while `settled` is), so a lookup searches ~1/65,536 of it.
+    /// `fence[p]`: the index of the first settled entry whose fingerprint's top `fence_bits`
+    /// bits are ≥ `p` (2^`fence_bits` + 1 entries, empty while `settled` is): about 16 entries
+    /// per step, so a lookup reads one fence entry and a short run of entries.
     fence: Vec<u32>,
+    fence_bits: u32,
     recent: HashMap<u64, u64, BuildHasherDefault<PassThroughHasher>>,
     collided: HashMap<Vec<u8>, u64>,
 }
@@ -221,7 +223,7 @@ impl ReplyIndex {
         if self.settled.is_empty() {
             return None;
         }
-        let prefix = (fingerprint >> 48) as usize;
+        let prefix = (fingerprint >> (64 - self.fence_bits)) as usize;
         let (start, end) = (self.fence[prefix] as usize, self.fence[prefix + 1] as usize);
         let range = &self.settled[start..end];
         let at = range.partition_point(|&(stored, _)| stored < fingerprint);
@@ -236,10 +238,18 @@ impl ReplyIndex {
         if self.settled.is_empty() {
             return;
         }
-        self.fence.reserve_exact(65_537);
+        // About 16 entries per step, from 2^8 to 2^22 steps (16 MiB of fence at most).
+        self.fence_bits = (self.settled.len() / 16)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(8, 22);
+        let steps = 1u64 << self.fence_bits;
+        self.fence.reserve_exact(steps as usize + 1);
         let mut at = 0usize;
-        for prefix in 0..=65_536u64 {
-            while at < self.settled.len() && (self.settled[at].0 >> 48) < prefix {
+        for prefix in 0..=steps {
+            while at < self.settled.len() && (self.settled[at].0 >> (64 - self.fence_bits)) < prefix
+            {
                 at += 1;
             }
             // Fewer than 2^32 entries: more keys than that do not fit in memory here.
