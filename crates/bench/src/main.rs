@@ -94,7 +94,8 @@ struct Cli {
     no_peers: bool,
     /// B1 for B8: run Parlor on this data directory instead of an empty one — a copy of a B6
     /// log (`b6 --log-dir`), to compare B1 on a log holding 10M events with B1 on an empty one.
-    /// B1 appends to it.
+    /// B1 appends to it; each run's setup opens 5 conversations per bench user, so more than 10
+    /// runs on one UTC day need `PARLOR_DAILY_CONVERSATION_LIMIT` raised (R-R3).
     #[arg(long)]
     b1_data_dir: Option<PathBuf>,
     /// B1: also measure JetStream on this nats-server (≥ 2.10), started with `sync_interval:

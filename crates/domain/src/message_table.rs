@@ -23,8 +23,9 @@
 //! rules compare with a room id. Which half holds a row is invisible outside: lookups, equality
 //! and the serialised form depend only on the set of rows.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{SeqAccess, Visitor};
 use serde::ser::SerializeSeq;
@@ -114,8 +115,12 @@ impl Row {
 /// Every message's row, and the rooms they were sent in.
 #[derive(Clone, Default)]
 pub struct Messages {
-    /// Rows merged so far, sorted by id.
-    settled: Vec<Row>,
+    /// Rows merged so far, sorted by id. Shared, so that cloning the state for a snapshot
+    /// copies a pointer, not the table: while a clone holds it, deletions of settled rows go to
+    /// `deleted_while_shared` and merges wait.
+    settled: Arc<Vec<Row>>,
+    /// Settled rows deleted while `settled` was shared; applied to the rows at the next merge.
+    deleted_while_shared: HashSet<MessageId>,
     /// `fence[p]` is the index of the first settled row whose id's first `fence_bits` bits are
     /// ≥ `p` (2^`fence_bits` + 1 entries; empty while `settled` is).
     fence: Vec<u32>,
@@ -148,7 +153,7 @@ impl Messages {
     pub fn get(&self, id: &MessageId) -> Option<MessageState> {
         let fields = match self.recent.get(id) {
             Some(fields) => *fields,
-            None => self.settled[self.settled_index(id)?].fields(),
+            None => self.settled_fields(self.settled_index(id)?),
         };
         Some(self.state_of(fields))
     }
@@ -172,7 +177,10 @@ impl Messages {
                 sent_at: message.sent_at,
             },
         );
-        if self.recent.len() >= MERGE_ROWS_MIN.max(self.settled.len() / 8) {
+        // While a snapshot shares the settled rows, the merge waits (it would copy them).
+        if self.recent.len() >= MERGE_ROWS_MIN.max(self.settled.len() / 8)
+            && Arc::get_mut(&mut self.settled).is_some()
+        {
             self.merge();
         }
     }
@@ -183,13 +191,16 @@ impl Messages {
             fields.room_and_flags |= DELETED_FLAG;
             return true;
         }
-        match self.settled_index(id) {
-            Some(index) => {
-                self.settled[index].room_and_flags |= DELETED_FLAG;
-                true
+        let Some(index) = self.settled_index(id) else {
+            return false;
+        };
+        match Arc::get_mut(&mut self.settled) {
+            Some(rows) => rows[index].room_and_flags |= DELETED_FLAG,
+            None => {
+                self.deleted_while_shared.insert(*id);
             }
-            None => false,
         }
+        true
     }
 
     /// Every message's id, ascending.
@@ -206,7 +217,23 @@ impl Messages {
             .map(|(id, fields)| Row::with(*id.0.as_bytes(), *fields))
             .collect();
         recent.sort_unstable_by_key(|row| row.id);
-        MergeSorted::new(self.settled.iter().copied(), recent.into_iter())
+        let settled = (0..self.settled.len())
+            .map(|index| Row::with(self.settled[index].id, self.settled_fields(index)));
+        MergeSorted::new(settled, recent.into_iter())
+    }
+
+    /// The fields of settled row `index`, with a deletion made while the rows were shared.
+    fn settled_fields(&self, index: usize) -> Fields {
+        let row = &self.settled[index];
+        let mut fields = row.fields();
+        if !self.deleted_while_shared.is_empty()
+            && self
+                .deleted_while_shared
+                .contains(&MessageId(uuid::Uuid::from_bytes(row.id)))
+        {
+            fields.room_and_flags |= DELETED_FLAG;
+        }
+        fields
     }
 
     fn state_of(&self, fields: Fields) -> MessageState {
@@ -257,8 +284,19 @@ impl Messages {
             .map(|(id, fields)| Row::with(*id.0.as_bytes(), fields))
             .collect();
         incoming.sort_unstable_by_key(|row| row.id);
-        let old = self.settled.len();
-        self.settled.reserve_exact(incoming.len());
+        let deleted: Vec<usize> = self
+            .deleted_while_shared
+            .iter()
+            .filter_map(|id| self.settled_index(id))
+            .collect();
+        self.deleted_while_shared.clear();
+        // Callers merge only when no clone shares the rows, so this copies nothing.
+        let settled = Arc::make_mut(&mut self.settled);
+        for index in deleted {
+            settled[index].room_and_flags |= DELETED_FLAG;
+        }
+        let old = settled.len();
+        settled.reserve_exact(incoming.len());
         // Fill the new tail with a placeholder, then merge from the back.
         let filler = Row::with(
             [0; 16],
@@ -268,16 +306,16 @@ impl Messages {
                 sent_at: Timestamp::from_millis(0),
             },
         );
-        self.settled.resize(old + incoming.len(), filler);
+        settled.resize(old + incoming.len(), filler);
         let (mut left, mut right, mut out) = (old, incoming.len(), old + incoming.len());
         while right > 0 {
             out -= 1;
-            if left > 0 && self.settled[left - 1].id > incoming[right - 1].id {
+            if left > 0 && settled[left - 1].id > incoming[right - 1].id {
                 left -= 1;
-                self.settled[out] = self.settled[left];
+                settled[out] = settled[left];
             } else {
                 right -= 1;
-                self.settled[out] = incoming[right];
+                settled[out] = incoming[right];
             }
         }
         self.recent.shrink_to(MERGE_ROWS_MIN);
@@ -309,7 +347,8 @@ impl Messages {
             .map(|(index, room)| (*room, u32::try_from(index).unwrap_or(ROOM_MASK)))
             .collect();
         let mut messages = Messages {
-            settled: rows,
+            settled: Arc::new(rows),
+            deleted_while_shared: HashSet::new(),
             fence: Vec::new(),
             fence_bits: 0,
             recent: HashMap::new(),
@@ -615,6 +654,43 @@ mod tests {
             assert_eq!(table.get(id), Some(row));
         }
         assert!(!table.contains(&MessageId(Uuid::from_u128(2))));
+    }
+
+    /// A clone (a snapshot being written) shares the settled rows: a deletion made meanwhile
+    /// shows in the table and not in the clone, merges wait until the clone is gone, and then
+    /// the deletion is in the rows.
+    #[test]
+    fn a_clone_shares_the_rows_and_sees_nothing_done_after_it() {
+        let room = RoomId(Uuid::from_u128(5));
+        let row = MessageState {
+            room_id: room,
+            author: UserRef(2),
+            sent_at: Timestamp::from_millis(10),
+            deleted: false,
+            carries_file: false,
+        };
+        let id =
+            |value: u128| MessageId(Uuid::from_u128(value.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+        let mut table = Messages::default();
+        for value in 0..MERGE_ROWS_MIN as u128 {
+            table.insert(id(value), row);
+        }
+        assert!(table.recent.is_empty(), "all rows settled");
+        let snapshot = table.clone();
+        assert!(table.mark_deleted(&id(3)));
+        assert!(table.get(&id(3)).is_some_and(|m| m.deleted));
+        assert!(snapshot.get(&id(3)).is_some_and(|m| !m.deleted));
+        for value in MERGE_ROWS_MIN as u128..(2 * MERGE_ROWS_MIN as u128 + 5) {
+            table.insert(id(value), row);
+        }
+        assert!(table.recent.len() > MERGE_ROWS_MIN, "no merge while shared");
+        assert_eq!(snapshot.len(), MERGE_ROWS_MIN);
+        drop(snapshot);
+        table.insert(id(1 << 100), row);
+        assert!(table.recent.is_empty() && table.deleted_while_shared.is_empty());
+        assert!(table.get(&id(3)).is_some_and(|m| m.deleted));
+        assert!(table.get(&id(4)).is_some_and(|m| !m.deleted));
+        assert_eq!(table.len(), 2 * MERGE_ROWS_MIN + 6);
     }
 
     /// Equality sees the messages, not which half holds them.
