@@ -49,9 +49,9 @@ pub const QUEUE_COMMANDS_MAX: usize = 16_384;
 /// Events between two state snapshots, by default: at the fold rate of a restart (about 150,000
 /// events/s) the tail after a snapshot folds in under two seconds.
 pub const SNAPSHOT_EVERY_EVENTS_DEFAULT: u64 = 250_000;
-/// On a large log, snapshots are at least this fraction of the log apart (1/8): see
+/// On a large log, snapshots are at least this fraction of the log apart (1/16): see
 /// `Committer::snapshot_due`.
-pub const SNAPSHOT_SPACING_LOG_DIVISOR: u64 = 8;
+pub const SNAPSHOT_SPACING_LOG_DIVISOR: u64 = 16;
 /// Time between two state snapshots when events arrive too slowly to reach the count.
 pub const SNAPSHOT_EVERY_DEFAULT: Duration = Duration::from_secs(60);
 /// How long the start-up check waits for another writer's answer.
@@ -70,7 +70,7 @@ pub struct WriterConfig {
     pub event_format: Format,
     /// How often the head is announced on `<prefix>.audit.head`.
     pub head_interval: Duration,
-    /// Write a state snapshot after this many events since the last one, or an eighth of the
+    /// Write a state snapshot after this many events since the last one, or a sixteenth of the
     /// log if that is more (0: not by count).
     pub snapshot_every_events: u64,
     /// Write a state snapshot when this long has passed since the last one and the head has
