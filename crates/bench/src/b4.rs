@@ -9,7 +9,7 @@
 //! `parlor audit verify`, which prints `verified in S s (E events/s)` and `head <position>
 //! <hash>`. The process's wall time (spawn to exit, including start-up) is shown beside them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 
 use crate::b6::{self, Shape};
+use crate::kept_log::{self, Place};
 use crate::report::{thousands, verdict, Table};
 use crate::stats::Figure;
 use crate::Settings;
@@ -53,13 +54,6 @@ pub struct Manifest {
     pub generated_seconds: f64,
 }
 
-/// Where the log lives: deleted at the end of the invocation, or kept (`--log-dir`).
-#[derive(Debug)]
-enum Place {
-    Temporary(tempfile::TempDir),
-    Kept(PathBuf),
-}
-
 /// B4's and B5's log, shared by the runs and workloads of one invocation.
 #[derive(Debug)]
 pub struct ReadLog {
@@ -73,10 +67,7 @@ pub struct ReadLog {
 impl ReadLog {
     /// The data directory (its `log/` and, once rebuilt, `projections/`).
     pub fn data_dir(&self) -> &Path {
-        match &self.place {
-            Place::Temporary(dir) => dir.path(),
-            Place::Kept(path) => path,
-        }
+        self.place.path()
     }
 }
 
@@ -88,59 +79,40 @@ pub async fn read_log(settings: &Settings) -> anyhow::Result<Arc<ReadLog>> {
         println!("reusing the log generated earlier in this invocation");
         return Ok(log.clone());
     }
-    let place = match &settings.log_dir {
-        Some(path) => {
-            let manifest_path = path.join(MANIFEST_FILE);
-            if manifest_path.is_file() {
-                let manifest: Manifest = serde_json::from_slice(
-                    &std::fs::read(&manifest_path)
-                        .with_context(|| format!("reading {}", manifest_path.display()))?,
-                )
-                .with_context(|| format!("{} is not a manifest", manifest_path.display()))?;
+    let place = match kept_log::find::<Manifest>(
+        settings.log_dir.as_deref(),
+        MANIFEST_FILE,
+        "parlor-bench",
+        &settings.data_root,
+        "parlor-bench-read-",
+    )? {
+        kept_log::Found::Reuse(path, manifest) => {
+            println!(
+                "reusing the log in {} ({} events, {} messages; generated earlier in {:.0} s)",
+                path.display(),
+                thousands(manifest.events as f64),
+                thousands(manifest.messages as f64),
+                manifest.generated_seconds
+            );
+            if manifest.events != settings.read_events {
                 println!(
-                    "reusing the log in {} ({} events, {} messages; generated earlier in {:.0} s)",
-                    path.display(),
+                    "  note: it has {} events, not the {} asked for (delete {} to generate anew)",
                     thousands(manifest.events as f64),
-                    thousands(manifest.messages as f64),
-                    manifest.generated_seconds
-                );
-                if manifest.events != settings.read_events {
-                    println!(
-                        "  note: it has {} events, not the {} asked for (delete {} to generate anew)",
-                        thousands(manifest.events as f64),
-                        thousands(settings.read_events as f64),
-                        path.display()
-                    );
-                }
-                let log = Arc::new(ReadLog {
-                    place: Place::Kept(path.clone()),
-                    manifest,
-                    search_rebuilt: false.into(),
-                });
-                *cache = Some(log.clone());
-                return Ok(log);
-            }
-            if path.join("log").exists() {
-                bail!(
-                    "{} holds a log without {MANIFEST_FILE}: not one parlor-bench generated; \
-                     give an empty or new directory",
+                    thousands(settings.read_events as f64),
                     path.display()
                 );
             }
-            std::fs::create_dir_all(path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            Place::Kept(path.clone())
+            let log = Arc::new(ReadLog {
+                place: Place::Kept(path),
+                manifest,
+                search_rebuilt: false.into(),
+            });
+            *cache = Some(log.clone());
+            return Ok(log);
         }
-        None => Place::Temporary(
-            tempfile::Builder::new()
-                .prefix("parlor-bench-read-")
-                .tempdir_in(&settings.data_root)?,
-        ),
+        kept_log::Found::Generate(place) => place,
     };
-    let data_dir = match &place {
-        Place::Temporary(dir) => dir.path().to_path_buf(),
-        Place::Kept(path) => path.clone(),
-    };
+    let data_dir = place.path().to_path_buf();
     println!(
         "generating a log of {} events with varied bodies and a user in {SEARCHER_ROOMS} rooms in {} \
          (in process: decide + encode + eventlog batches)",
@@ -168,10 +140,7 @@ pub async fn read_log(settings: &Settings) -> anyhow::Result<Arc<ReadLog>> {
         thousands(manifest.events as f64 / manifest.generated_seconds.max(1e-9))
     );
     // Written last: a manifest means the log is complete.
-    std::fs::write(
-        data_dir.join(MANIFEST_FILE),
-        serde_json::to_vec_pretty(&manifest)?,
-    )?;
+    place.write_manifest(MANIFEST_FILE, &manifest)?;
     let log = Arc::new(ReadLog {
         place,
         manifest,

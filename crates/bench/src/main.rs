@@ -23,6 +23,7 @@ mod b7;
 mod corpus;
 mod fsync;
 mod http;
+mod kept_log;
 mod plot;
 mod procfs;
 mod report;
