@@ -35,18 +35,29 @@ fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
     Parlor { child }
 }
 
+/// Asks read model `model`; while no model answers yet (each subscribes to its queries once it
+/// has opened its store, which can be after the writer is up), asks again, for up to
+/// `START_WAIT`.
 async fn query(c: &Client, model: &str, request: Value) -> Value {
-    let reply = c
-        .bus
-        .request(
-            &format!("parlor.query.{model}"),
-            json_headers(),
-            request.to_string(),
-            REPLY_WAIT,
-        )
-        .await
-        .expect("query reply");
-    serde_json::from_slice(&reply.payload).unwrap()
+    let deadline = std::time::Instant::now() + crate::harness::START_WAIT;
+    loop {
+        match c
+            .bus
+            .request(
+                &format!("parlor.query.{model}"),
+                json_headers(),
+                request.to_string(),
+                REPLY_WAIT,
+            )
+            .await
+        {
+            Ok(reply) => return serde_json::from_slice(&reply.payload).unwrap(),
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{model} did not answer: {error:?}"),
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +182,6 @@ async fn read_models_follow_the_log_and_a_replay_answers_the_same() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("rooms: rebuilt to position"));
     let _parlor = start_up(&nats.url(), data.path());
     c.wait_for_writer().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     for ((model, question), expected) in questions.iter().zip(before) {
         let mut question = question.clone();
         question["min_position"] = json!(head);
