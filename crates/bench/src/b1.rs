@@ -40,6 +40,31 @@ pub(crate) fn own_cpu() -> Duration {
     procfs::cpu_time(std::process::id()).unwrap_or_default()
 }
 
+/// A measured row's cells in B1's table (and B1-HA's): system, rate, Parlor ÷ it, p50, p99,
+/// p99.9, errors, server and client cores over a window of `window` seconds.
+pub(crate) fn row_cells(row: &Row, parlor_rate: f64, window: f64) -> Vec<String> {
+    let (p50, p99, p999) = row.result.latencies.percentiles_ms();
+    let rate = row.result.throughput();
+    let cores = |cpu: Duration| cpu.as_secs_f64() / window.max(1e-9);
+    vec![
+        row.name.clone(),
+        thousands(rate),
+        if rate > 0.0 {
+            format!("{:.2}×", parlor_rate / rate)
+        } else {
+            "n/a".to_owned()
+        },
+        format!("{p50:.2}"),
+        format!("{p99:.2}"),
+        format!("{p999:.2}"),
+        row.result.errors.to_string(),
+        row.server_cpu.map_or("n/a".to_owned(), |(cpu, what)| {
+            format!("{:.2} cores ({what})", cores(cpu))
+        }),
+        format!("{:.2} cores", cores(row.client_cpu)),
+    ]
+}
+
 /// Runs B1 and its peers once; prints the table and returns the figures.
 pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     let mut figures = crate::fsync_figures(settings, "B1").await?;
@@ -130,29 +155,12 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     let parlor_rate = rows.first().map_or(0.0, |row| row.result.throughput());
     for row in &rows {
         let (p50, p99, p999) = row.result.latencies.percentiles_ms();
-        let rate = row.result.throughput();
-        table.row(vec![
-            row.name.clone(),
-            thousands(rate),
-            if rate > 0.0 {
-                format!("{:.2}×", parlor_rate / rate)
-            } else {
-                "n/a".to_owned()
-            },
-            format!("{p50:.2}"),
-            format!("{p99:.2}"),
-            format!("{p999:.2}"),
-            row.result.errors.to_string(),
-            row.server_cpu.map_or("n/a".to_owned(), |(cpu, what)| {
-                format!("{:.2} cores ({what})", cpu.as_secs_f64() / window.max(1e-9))
-            }),
-            format!(
-                "{:.2} cores",
-                row.client_cpu.as_secs_f64() / window.max(1e-9)
-            ),
+        let mut cells = row_cells(row, parlor_rate, window);
+        cells.push(
             row.peak_bytes
                 .map_or("n/a".to_owned(), |b| format!("{:.0} MiB", b as f64 / MIB)),
-        ]);
+        );
+        table.row(cells);
         let key = row_key(&row.name);
         figures.push(Figure::new(
             format!("B1 {key} throughput"),

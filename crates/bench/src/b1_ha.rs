@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use testkit::{ClusterOptions, NatsCluster, CLUSTER_NODES};
 
 use crate::b1::{self, JetStreamServer, Row, MIB};
-use crate::report::{thousands, verdict, Table};
+use crate::report::{verdict, Table};
 use crate::stats::{Figure, Latencies};
 use crate::system::Parlor;
 use crate::workload::{self, Rooms};
@@ -266,26 +266,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
         "client CPU",
     ]);
     for (index, row) in rows.iter().enumerate() {
-        let (p50, p99, p999) = row.result.latencies.percentiles_ms();
+        let (p50, p99, _) = row.result.latencies.percentiles_ms();
         let rate = row.result.throughput();
         let key = b1::row_key(&row.name);
-        table.row(vec![
-            row.name.clone(),
-            thousands(rate),
-            if rate > 0.0 {
-                format!("{:.2}×", parlor_rate / rate)
-            } else {
-                "n/a".to_owned()
-            },
-            format!("{p50:.2}"),
-            format!("{p99:.2}"),
-            format!("{p999:.2}"),
-            row.result.errors.to_string(),
-            row.server_cpu.map_or("n/a".to_owned(), |(cpu, what)| {
-                format!("{:.2} cores ({what})", cores(cpu))
-            }),
-            format!("{:.2} cores", cores(row.client_cpu)),
-        ]);
+        table.row(b1::row_cells(row, parlor_rate, window));
         figures.push(Figure::new(format!("B1-HA {key} throughput"), rate, "op/s"));
         figures.push(Figure::new(format!("B1-HA {key} p50"), p50, "ms"));
         figures.push(Figure::new(format!("B1-HA {key} p99"), p99, "ms"));
