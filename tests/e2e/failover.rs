@@ -75,27 +75,11 @@ fn spawn_ha(urls: &str, name: &str, data_dir: &Path) -> Parlor {
     )
 }
 
-/// Who leads now, by `writer.ping`: name and epoch.
-async fn leader(client: &Client) -> Option<(String, u64)> {
-    let reply = client
-        .bus
-        .request(
-            "parlor.writer.ping",
-            bus::Headers::new(),
-            "{}",
-            Duration::from_millis(500),
-        )
-        .await
-        .ok()?;
-    let ping: Value = serde_json::from_slice(&reply.payload).ok()?;
-    Some((ping["leader"].as_str()?.to_owned(), ping["epoch"].as_u64()?))
-}
-
 /// Waits (bounded) for a leader with an epoch above `after`.
 async fn wait_for_leader(client: &Client, after: u64, writers: &[HaWriter]) -> (String, u64) {
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
-        if let Some((name, epoch)) = leader(client).await {
+        if let Some((name, epoch)) = crate::harness::ha_leader(&client.bus).await {
             if epoch > after {
                 return (name, epoch);
             }

@@ -142,26 +142,11 @@ fn logs(writers: &[HaWriter]) -> String {
         .collect()
 }
 
-/// Who leads now, by `writer.ping` (as the operator, whose user may ask it): name and epoch.
-async fn leader(operator: &Bus) -> Option<(String, u64)> {
-    let reply = operator
-        .request(
-            "parlor.writer.ping",
-            Headers::new(),
-            "{}",
-            Duration::from_millis(500),
-        )
-        .await
-        .ok()?;
-    let ping: Value = serde_json::from_slice(&reply.payload).ok()?;
-    Some((ping["leader"].as_str()?.to_owned(), ping["epoch"].as_u64()?))
-}
-
 /// Waits (bounded) for a leader with an epoch above `after`.
 async fn wait_for_leader(operator: &Bus, after: u64, writers: &mut [HaWriter]) -> (String, u64) {
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
-        if let Some((name, epoch)) = leader(operator).await {
+        if let Some((name, epoch)) = crate::harness::ha_leader(operator).await {
             if epoch > after {
                 return (name, epoch);
             }

@@ -1029,3 +1029,19 @@ pub mod http_client {
         }
     }
 }
+
+/// Who leads the HA writers now, by `writer.ping` over `bus`: the leader's name and epoch
+/// (`None` while no writer answers or none leads).
+pub async fn ha_leader(bus: &Bus) -> Option<(String, u64)> {
+    let reply = bus
+        .request(
+            "parlor.writer.ping",
+            Headers::new(),
+            "{}",
+            Duration::from_millis(500),
+        )
+        .await
+        .ok()?;
+    let ping: Value = serde_json::from_slice(&reply.payload).ok()?;
+    Some((ping["leader"].as_str()?.to_owned(), ping["epoch"].as_u64()?))
+}

@@ -40,6 +40,18 @@ pub(crate) fn own_cpu() -> Duration {
     procfs::cpu_time(std::process::id()).unwrap_or_default()
 }
 
+/// The columns of [`row_cells`] after the first (the system).
+pub(crate) const ROW_COLUMNS: [&str; 8] = [
+    "ops/s",
+    "parlor ÷ it",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "errors",
+    "server CPU",
+    "client CPU",
+];
+
 /// A measured row's cells in B1's table (and B1-HA's): system, rate, Parlor ÷ it, p50, p99,
 /// p99.9, errors, server and client cores over a window of `window` seconds.
 pub(crate) fn row_cells(row: &Row, parlor_rate: f64, window: f64) -> Vec<String> {
@@ -139,18 +151,10 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
         skipped.push("peers skipped (--no-peers)".to_owned());
     }
 
-    let mut table = Table::new(&[
-        "B1 system",
-        "ops/s",
-        "parlor ÷ it",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "errors",
-        "server CPU",
-        "client CPU",
-        "peak RSS",
-    ]);
+    let mut columns = vec!["B1 system"];
+    columns.extend(ROW_COLUMNS);
+    columns.push("peak RSS");
+    let mut table = Table::new(&columns);
     let window = settings.duration.as_secs_f64();
     let parlor_rate = rows.first().map_or(0.0, |row| row.result.throughput());
     for row in &rows {

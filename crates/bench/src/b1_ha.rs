@@ -254,17 +254,9 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     }
 
     let parlor_rate = rows.first().map_or(0.0, |row| row.result.throughput());
-    let mut table = Table::new(&[
-        "B1-HA system",
-        "ops/s",
-        "parlor ÷ it",
-        "p50 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "errors",
-        "server CPU",
-        "client CPU",
-    ]);
+    let mut columns = vec!["B1-HA system"];
+    columns.extend(b1::ROW_COLUMNS);
+    let mut table = Table::new(&columns);
     for (index, row) in rows.iter().enumerate() {
         let (p50, p99, _) = row.result.latencies.percentiles_ms();
         let rate = row.result.throughput();
