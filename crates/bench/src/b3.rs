@@ -26,7 +26,7 @@ use crate::corpus::unique_word;
 use crate::http::{self, Gateway};
 use crate::report::{thousands, verdict, Table};
 use crate::stats::{Figure, Latencies};
-use crate::system::{Nats, Parlor, WRITER_READY_WAIT};
+use crate::system::{Nats, WRITER_READY_WAIT};
 use crate::workload::{self, ReplyHead};
 use crate::Settings;
 
@@ -307,23 +307,11 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     let data = tempfile::Builder::new()
         .prefix("parlor-bench-b3-")
         .tempdir_in(&settings.data_root)?;
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::try_free_port()?));
-    let secret = http::random_secret();
-    let address_text = address.to_string();
-    let mut parlor = Parlor::spawn_service(
-        &settings.parlor_bin,
-        &["up"],
-        &nats.url(),
-        data.path(),
-        &[
-            "--http-addr",
-            &address_text,
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            &secret,
-        ],
-    )?;
+    let http::Serving {
+        mut parlor,
+        address,
+        secret,
+    } = http::spawn_serving(&settings.parlor_bin, "up", &nats.url(), data.path())?;
     parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
     let gateway = Gateway::new(address)?;
     gateway

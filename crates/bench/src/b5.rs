@@ -407,22 +407,15 @@ async fn measure_parlor(
     let gateway_dir = tempfile::Builder::new()
         .prefix("parlor-bench-b5-gateway-")
         .tempdir_in(&settings.data_root)?;
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::try_free_port()?));
-    let secret = http::random_secret();
-    let address_text = address.to_string();
-    let mut gateway_process = Parlor::spawn_service(
+    let http::Serving {
+        parlor: mut gateway_process,
+        address,
+        secret,
+    } = http::spawn_serving(
         &settings.parlor_bin,
-        &["gateway"],
+        "gateway",
         &nats.url(),
         gateway_dir.path(),
-        &[
-            "--http-addr",
-            &address_text,
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            &secret,
-        ],
     )?;
     let gateway = Gateway::new(address)?;
     gateway

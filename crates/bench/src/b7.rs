@@ -24,7 +24,7 @@ use crate::b2::{self, Observer};
 use crate::http;
 use crate::report::{thousands, verdict, Table};
 use crate::stats::Figure;
-use crate::system::{Nats, Parlor, WRITER_READY_WAIT};
+use crate::system::{Nats, WRITER_READY_WAIT};
 use crate::workload::{self, ReplyHead};
 use crate::Settings;
 
@@ -172,23 +172,8 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
     let data = tempfile::Builder::new()
         .prefix("parlor-bench-b7-")
         .tempdir_in(&settings.data_root)?;
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::try_free_port()?));
-    let secret = http::random_secret();
-    let address_text = address.to_string();
-    let mut parlor = Parlor::spawn_service(
-        &settings.parlor_bin,
-        &["up"],
-        &nats.url(),
-        data.path(),
-        &[
-            "--http-addr",
-            &address_text,
-            "--ops-addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            &secret,
-        ],
-    )?;
+    let mut parlor =
+        http::spawn_serving(&settings.parlor_bin, "up", &nats.url(), data.path())?.parlor;
     parlor.wait_ready(&client, WRITER_READY_WAIT).await?;
     let rooms = Arc::new(workload::set_up(&client, settings.rooms).await?);
     let (rates, step_length) = steps(settings);

@@ -24,6 +24,48 @@ pub fn random_secret() -> String {
     )
 }
 
+/// A part serving the HTTP API (`parlor up`, `parlor gateway`), with where it listens and the
+/// secret its tokens are signed with.
+pub struct Serving {
+    /// The process.
+    pub parlor: crate::system::Parlor,
+    /// Its HTTP address (a free loopback port).
+    pub address: std::net::SocketAddr,
+    /// Its `--jwt-secret`, for [`mint_token`].
+    pub secret: String,
+}
+
+/// Spawns `parlor <subcommand>` with its HTTP API on a free loopback port, the operator address
+/// on any free port and a fresh secret.
+pub fn spawn_serving(
+    binary: &std::path::Path,
+    subcommand: &str,
+    nats_url: &str,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Serving> {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::try_free_port()?));
+    let secret = random_secret();
+    let parlor = crate::system::Parlor::spawn_service(
+        binary,
+        &[subcommand],
+        nats_url,
+        data_dir,
+        &[
+            "--http-addr",
+            &address.to_string(),
+            "--ops-addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            &secret,
+        ],
+    )?;
+    Ok(Serving {
+        parlor,
+        address,
+        secret,
+    })
+}
+
 /// An HS256 JWT with the claims `sub` and `exp` (protocol.md §3), as `parlor token` makes.
 pub fn mint_token(secret: &str, subject: &str) -> anyhow::Result<String> {
     let base64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -10,7 +10,9 @@
 //! restart on a large log), `b7` (the highest durable rate `parlor up` sustains with every read
 //! model within a second of the head), `b1-ha` (B1 against two `parlor writer --ha` on a
 //! three-node JetStream cluster, with JetStream R3 as the peer, and optionally the takeover
-//! after the leader's death), `fsync` (the disk alone), `all`.
+//! after the leader's death), `b9` (`parlor up` restarted on a large log: each part's first
+//! answer and the memory, and each read model's query latency for B8), `fsync` (the disk
+//! alone), `all`.
 
 mod b1;
 mod b1_ha;
@@ -20,6 +22,7 @@ mod b4;
 mod b5;
 mod b6;
 mod b7;
+mod b9;
 mod corpus;
 mod fsync;
 mod http;
@@ -152,9 +155,13 @@ enum Workload {
     /// `--takeovers N`, the time from the leader's SIGKILL to the first answered command.
     #[value(name = "b1-ha")]
     B1Ha,
+    /// `parlor up` restarted on B4's log (10M events for the goal): the time to each part's
+    /// first answer and the memory, each part's share as separate processes, and each read
+    /// model's query latency (B8's read part: compare with a run on a small log).
+    B9,
     /// The disk's 4 KiB write + fdatasync latency.
     Fsync,
-    /// fsync, B1, B2, B3, B4, B5, B6 and B7 in turn (not B1-HA: it needs nats-server 2.15).
+    /// fsync, B1, B2, B3, B4, B5, B6, B7 and B9 in turn (not B1-HA: it needs nats-server 2.15).
     All,
 }
 
@@ -366,6 +373,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let b5_run: RunFn = |s| Box::pin(b5::run(s));
     let b6_run: RunFn = |s| Box::pin(b6::run(s));
     let b7_run: RunFn = |s| Box::pin(b7::run(s));
+    let b9_run: RunFn = |s| Box::pin(b9::run(s));
     let no_goals: GoalsFn = |_| Vec::new();
     let plan: Vec<(&str, RunFn, GoalsFn)> = match cli.workload {
         Workload::Fsync => vec![("fsync", fsync_only, no_goals)],
@@ -377,6 +385,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Workload::B5 => vec![("B5", b5_run, b5::goals)],
         Workload::B6 => vec![("B6", b6_run, b6::goals)],
         Workload::B7 => vec![("B7", b7_run, b7::goals)],
+        Workload::B9 => vec![("B9", b9_run, b9::goals)],
         Workload::All => vec![
             ("fsync", fsync_only, no_goals),
             ("B1", b1_run, b1::goals),
@@ -386,6 +395,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ("B5", b5_run, b5::goals),
             ("B6", b6_run, b6::goals),
             ("B7", b7_run, b7::goals),
+            ("B9", b9_run, b9::goals),
         ],
     };
     for (name, run_once, goals) in plan {

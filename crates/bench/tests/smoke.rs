@@ -75,6 +75,11 @@ fn smoke_mode_runs_every_workload() {
         "goal B6",
         "| B7 offered/s",
         "goal B7",
+        "| B9 parlor up restart",
+        "| B8 query (parlor up, one at a time)",
+        "| B9 each part alone",
+        "goal B9 every first answer",
+        "goal B9 resident memory",
     ] {
         assert!(
             stdout.contains(expected),
