@@ -84,6 +84,30 @@ pub fn mint_token(secret: &str, subject: &str) -> anyhow::Result<String> {
     Ok(format!("{signed}.{signature}"))
 }
 
+/// How long [`Gateway::get_retrying_rate_limited`] keeps asking while told to wait.
+const RATE_LIMITED_RETRY_MAX: Duration = Duration::from_secs(30);
+/// The pause before asking again after a 429.
+const RATE_LIMITED_PAUSE: Duration = Duration::from_millis(10);
+
+/// A request the gateway answered with a status other than success.
+#[derive(Debug)]
+pub struct Refused {
+    /// The path asked.
+    pub path: String,
+    /// The status.
+    pub status: reqwest::StatusCode,
+    /// The body, as text.
+    pub body: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GET {}: {}: {}", self.path, self.status, self.body)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 /// A client of one gateway.
 #[derive(Debug, Clone)]
 pub struct Gateway {
@@ -127,9 +151,40 @@ impl Gateway {
             .await
             .with_context(|| format!("GET {path}: reading the body"))?;
         if !status.is_success() {
-            bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
+            return Err(Refused {
+                path: path.to_owned(),
+                status,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+            .into());
         }
         serde_json::from_slice(&body).with_context(|| format!("GET {path}: the body is not JSON"))
+    }
+
+    /// [`Gateway::get`], asked again while the gateway answers 429 (the caller's reads waiting
+    /// for `min_position` are at their bound, H-L1: "retry when one is answered"), for at most
+    /// [`RATE_LIMITED_RETRY_MAX`]. Returns the answer and how many 429s came before it.
+    pub async fn get_retrying_rate_limited(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        token: &str,
+    ) -> (anyhow::Result<serde_json::Value>, u64) {
+        let deadline = Instant::now() + RATE_LIMITED_RETRY_MAX;
+        let mut retries = 0;
+        loop {
+            let answer = self.get(path, query, token).await;
+            let rate_limited = answer.as_ref().err().is_some_and(|error| {
+                error
+                    .downcast_ref::<Refused>()
+                    .is_some_and(|refused| refused.status == reqwest::StatusCode::TOO_MANY_REQUESTS)
+            });
+            if !rate_limited || Instant::now() >= deadline {
+                return (answer, retries);
+            }
+            retries += 1;
+            tokio::time::sleep(RATE_LIMITED_PAUSE).await;
+        }
     }
 
     /// Waits until `GET /healthz` answers at all (any status: it reports the read models,
