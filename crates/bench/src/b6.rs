@@ -33,7 +33,7 @@ pub const FIRST_COMMAND_WAIT_MAX: Duration = Duration::from_secs(900);
 /// Print generator progress every this many events.
 const PROGRESS_EVERY_EVENTS: u64 = 1_000_000;
 /// The writer's snapshot file (writer::snapshot::SNAPSHOT_FILE).
-const SNAPSHOT_FILE: &str = "writer-state.snapshot";
+pub const SNAPSHOT_FILE: &str = "writer-state.snapshot";
 
 const MIB: f64 = 1024.0 * 1024.0;
 

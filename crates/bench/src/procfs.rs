@@ -34,6 +34,11 @@ pub struct Memory {
     pub rss_bytes: u64,
     /// Peak resident set size (VmHWM).
     pub peak_bytes: u64,
+    /// Of VmRSS, anonymous memory (RssAnon): the heap, what the process itself holds.
+    pub anonymous_bytes: u64,
+    /// Of VmRSS, pages of files mapped into it (RssFile): tantivy's and sled's mapped files,
+    /// which the kernel may drop and read again.
+    pub file_bytes: u64,
 }
 
 /// VmRSS and VmHWM from /proc/<pid>/status.
@@ -47,6 +52,8 @@ pub fn memory(pid: u32) -> Option<Memory> {
     Some(Memory {
         rss_bytes: field("VmRSS:")?,
         peak_bytes: field("VmHWM:")?,
+        anonymous_bytes: field("RssAnon:").unwrap_or(0),
+        file_bytes: field("RssFile:").unwrap_or(0),
     })
 }
 

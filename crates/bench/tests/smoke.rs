@@ -75,7 +75,7 @@ fn smoke_mode_runs_every_workload() {
         "goal B6",
         "| B7 offered/s",
         "goal B7",
-        "| B9 parlor up restart",
+        "| B9 parlor up ",
         "| B8 query (parlor up, one at a time)",
         "| B9 each part alone",
         "goal B9 every first answer",

@@ -203,16 +203,15 @@ async fn serve(
         .with_context(|| format!("--data-dir {}", common.data_dir.display()))?;
     let clock = clock_for(common);
     let (stop_dev_clock, dev_clock_stopped) = tokio::sync::watch::channel(false);
-    let mut writer = None;
+    // The writer loads its state (snapshot + tail, or the whole log) while the read models open
+    // their stores and answer queries from them: on a large log the load takes seconds, and
+    // until it is done the models' followers retry `log.read` quietly (projections' runtime).
+    // Aborted if this function returns early, so no writer serves in a process that gave up.
+    let mut writer_starting = None;
     if with_writer {
         let config = writer_config(common)?;
-        let started = Writer::start(config, bus.clone(), clock.clone()).await;
-        writer = Some(started.with_context(|| {
-            format!(
-                "--data-dir {}: cannot start the writer on its event log",
-                common.data_dir.display()
-            )
-        })?);
+        let starting = tokio::spawn(Writer::start(config, bus.clone(), clock.clone()));
+        writer_starting = Some(AbortOnDrop(starting));
     } else if clock.is_adjustable() {
         // Without a writer here, this process follows parlor.dev.clock itself.
         let subscription = bus
@@ -251,6 +250,18 @@ async fn serve(
             })?,
         ),
     };
+    let mut writer = None;
+    if let Some(mut starting) = writer_starting {
+        let started = (&mut starting.0)
+            .await
+            .map_err(|error| anyhow::anyhow!("the writer's start-up task failed: {error}"))?;
+        writer = Some(started.with_context(|| {
+            format!(
+                "--data-dir {}: cannot start the writer on its event log",
+                common.data_dir.display()
+            )
+        })?);
+    }
     let (stop_gateway, gateway_stopped) = tokio::sync::watch::channel(false);
     let mut gateway_task = None;
     if with_gateway {
@@ -447,5 +458,14 @@ impl ShutdownSignals {
             _ = self.interrupt.recv() => "SIGINT",
             _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+/// A task aborted when its handle is dropped (tokio's `JoinHandle` detaches instead).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

@@ -26,7 +26,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bus::{
     Bus, BusError, EventHub, FollowError, FollowOptions, Headers, LogFollower, LogReader, Message,
@@ -596,11 +596,13 @@ impl<P: Projector> Runner<P> {
         let mut ticks = tokio::time::interval(self.options.idle_probe_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
+        let mut failures = FollowFailures::default();
         loop {
             tokio::select! {
                 () = stopped(&mut stop) => return Ok(()),
                 events = follower.next() => match events {
                     Ok(events) => {
+                        failures.recovered(self.name);
                         if let Some(last) = events.last().map(|event| event.position) {
                             self.head_seen.send_if_modified(|seen| {
                                 let higher = last > *seen;
@@ -612,7 +614,7 @@ impl<P: Projector> Runner<P> {
                     }
                     Err(FollowError::Closed) => return Err(ProjectionError::Bus(BusError::Closed)),
                     // Retried by the follower after a pause; queries are still answered.
-                    Err(error) => warn!(model = self.name, %error, "cannot follow the log; will retry"),
+                    Err(error) => failures.failed(self.name, &error),
                 },
                 handover = next_handover(&mut handovers) => {
                     // Live events wait in the follower's source meanwhile, and are applied to
@@ -968,4 +970,46 @@ pub(crate) fn join_failed(error: tokio::task::JoinError) -> ProjectionError {
 /// The error of a model slot left empty by a failed swap.
 pub(crate) fn closed() -> ProjectionError {
     ProjectionError::Store("the read model is closed: a live rebuild could not reopen it".into())
+}
+
+/// How long the log may stay unreadable before a follower's failures are warnings: a writer
+/// loading a large log at start-up (`parlor up` starts the models beside it) is not a fault.
+const FOLLOW_FAILURE_QUIET: Duration = Duration::from_secs(30);
+
+/// A model's run of failed attempts to follow the log, logged in proportion: the first at
+/// info, warnings only once the run has lasted [`FOLLOW_FAILURE_QUIET`] and then at most one
+/// per that interval, and a line when following works again.
+#[derive(Debug, Default)]
+struct FollowFailures {
+    /// When the current run of failures began.
+    since: Option<Instant>,
+    /// When the last warning of this run was logged.
+    warned: Option<Instant>,
+}
+
+impl FollowFailures {
+    fn failed(&mut self, model: &str, error: &FollowError) {
+        let now = Instant::now();
+        let Some(since) = self.since else {
+            self.since = Some(now);
+            info!(model, %error, "cannot follow the log yet; retrying");
+            return;
+        };
+        let due = self
+            .warned
+            .is_none_or(|warned| now.duration_since(warned) >= FOLLOW_FAILURE_QUIET);
+        if now.duration_since(since) >= FOLLOW_FAILURE_QUIET && due {
+            self.warned = Some(now);
+            let seconds = now.duration_since(since).as_secs();
+            warn!(model, %error, seconds, "cannot follow the log; will retry");
+        }
+    }
+
+    fn recovered(&mut self, model: &str) {
+        if let Some(since) = self.since.take() {
+            self.warned = None;
+            let seconds = since.elapsed().as_secs_f64();
+            info!(model, seconds, "following the log again");
+        }
+    }
 }
