@@ -44,6 +44,7 @@
 //! digest) leaves them out; each post's recipient count and hash record that the same items
 //! were made.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use domain::time::{DAY_MS, HOUR_MS};
@@ -194,6 +195,160 @@ pub struct PostRecord {
 #[derive(Debug)]
 pub struct Notifications {
     store: Store,
+    /// The store's `w/`, `q/` and `d/` records, read from memory; `None` until loaded, and
+    /// again after a failed apply or tick (whose changes were dropped, so the store is the one
+    /// to believe).
+    schedule: Option<Schedule>,
+}
+
+/// What sending reads at every tick — who is due when (`d/`, `q/`) and where each user's derived
+/// items start (`w/`) — held in memory beside the store. These records are written and removed
+/// all the time (an `immediate` recipient gets a marker and a due time per message and loses
+/// them at the next tick), so the store's ranges of them are mostly tombstones: scanning `d/`
+/// each tick and each due user's `w/` cost most of a served model's time (a profile of
+/// `apply_rate … notifications 0 1`: 58 % in fjall iterators skipping them). Every change goes
+/// to the store too, through the same [`Changes`], so the store (and what a restart loads)
+/// stays the source; the maps are its copy, loaded once.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// `w/`: per user, the rooms with a marker and the sequence it holds (in key order).
+    markers: HashMap<UserId, BTreeMap<RoomId, u64>>,
+    /// `q/`: each user's due time.
+    pending: HashMap<UserId, PendingRecord>,
+    /// `d/`: the due queue under its store keys, so it is walked in the store's order.
+    due: BTreeMap<Vec<u8>, DueRecord>,
+}
+
+impl Schedule {
+    /// Reads the records from the store.
+    fn load(store: &Store) -> Result<Schedule, ProjectionError> {
+        let mut schedule = Schedule::default();
+        for entry in store.scan::<u64>(b"w/", None, Direction::Forward) {
+            let (key, since) = entry?;
+            let (user, room) = user_and_room_of_marker_key(&key)?;
+            schedule
+                .markers
+                .entry(user)
+                .or_default()
+                .insert(room, since);
+        }
+        for entry in store.scan::<PendingRecord>(b"q/", None, Direction::Forward) {
+            let (key, pending) = entry?;
+            schedule.pending.insert(user_of_pending_key(&key)?, pending);
+        }
+        for entry in store.scan::<DueRecord>(b"d/", None, Direction::Forward) {
+            let (key, due) = entry?;
+            schedule.due.insert(key, due);
+        }
+        Ok(schedule)
+    }
+
+    /// The sequence of `user`'s marker in `room`, if they have one.
+    fn marker(&self, user: &UserId, room: &RoomId) -> Option<u64> {
+        self.markers.get(user)?.get(room).copied()
+    }
+
+    /// The rooms `user` has a marker in, with its sequence, in key order.
+    fn marked_rooms(&self, user: &UserId) -> Vec<(RoomId, u64)> {
+        self.markers.get(user).map_or_else(Vec::new, |rooms| {
+            rooms.iter().map(|(room, since)| (*room, *since)).collect()
+        })
+    }
+
+    fn set_marker(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        room: &RoomId,
+        since: u64,
+    ) -> Result<(), ProjectionError> {
+        changes.put(marker_key(user, room), &since)?;
+        self.markers
+            .entry(user.clone())
+            .or_default()
+            .insert(*room, since);
+        Ok(())
+    }
+
+    fn remove_marker(&mut self, changes: &mut Changes<'_>, user: &UserId, room: &RoomId) {
+        changes.remove(marker_key(user, room));
+        if let Some(rooms) = self.markers.get_mut(user) {
+            rooms.remove(room);
+            if rooms.is_empty() {
+                self.markers.remove(user);
+            }
+        }
+    }
+
+    fn pending(&self, user: &UserId) -> Option<PendingRecord> {
+        self.pending.get(user).copied()
+    }
+
+    /// Sets when `user`'s batch is due, replacing the earlier due time.
+    fn schedule(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        due: Timestamp,
+        oldest_sent_at: Timestamp,
+        held: bool,
+    ) -> Result<(), ProjectionError> {
+        if let Some(old) = self.pending(user) {
+            self.remove_due(changes, due_key(old.due, user));
+        }
+        let pending = PendingRecord {
+            due,
+            oldest_sent_at,
+            held,
+        };
+        changes.put(pending_key(user), &pending)?;
+        self.pending.insert(user.clone(), pending);
+        let record = DueRecord {
+            user_id: user.clone(),
+            held,
+        };
+        let key = due_key(due, user);
+        changes.put(key.clone(), &record)?;
+        self.due.insert(key, record);
+        Ok(())
+    }
+
+    /// Forgets `user`'s due time (its `d/` entry is removed by whoever took it from the queue).
+    fn remove_pending(&mut self, changes: &mut Changes<'_>, user: &UserId) {
+        changes.remove(pending_key(user));
+        self.pending.remove(user);
+    }
+
+    fn remove_due(&mut self, changes: &mut Changes<'_>, key: Vec<u8>) {
+        self.due.remove(&key);
+        changes.remove(key);
+    }
+
+    /// The first `limit` entries of the due queue due at `now`, in key (due) order.
+    fn due_at(&self, now: Timestamp, limit: usize) -> Vec<(Vec<u8>, DueRecord)> {
+        self.due
+            .iter()
+            .take(limit)
+            .take_while(|(key, _)| {
+                key.get(2..10)
+                    .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                    .map(|bytes| millis_from_ordered(u64::from_be_bytes(bytes)))
+                    .is_some_and(|due| due <= now)
+            })
+            .map(|(key, due)| (key.clone(), due.clone()))
+            .collect()
+    }
+}
+
+/// The loaded schedule in `slot`, loading it from `store` first if it is not.
+fn loaded<'a>(
+    store: &Store,
+    slot: &'a mut Option<Schedule>,
+) -> Result<&'a mut Schedule, ProjectionError> {
+    if slot.is_none() {
+        *slot = Some(Schedule::load(store)?);
+    }
+    Ok(slot.get_or_insert_with(Schedule::default))
 }
 
 impl Notifications {
@@ -224,6 +379,7 @@ impl Notifications {
                 NAME,
                 LAYOUT_VERSION,
             )?,
+            schedule: None,
         })
     }
 
@@ -231,6 +387,7 @@ impl Notifications {
     pub fn temporary() -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
             store: crate::store::checked_layout(Store::temporary()?, NAME, LAYOUT_VERSION)?,
+            schedule: None,
         })
     }
 
@@ -240,26 +397,82 @@ impl Notifications {
             .store
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
-        let (waiting, _, _) = self.waiting(user, &settings.blocks, usize::MAX, true)?;
+        let loaded;
+        let schedule = match &self.schedule {
+            Some(schedule) => schedule,
+            None => {
+                loaded = Schedule::load(&self.store)?;
+                &loaded
+            }
+        };
+        let (waiting, _, _) = waiting(
+            &self.store,
+            schedule,
+            user,
+            &settings.blocks,
+            usize::MAX,
+            true,
+        )?;
         Ok(waiting.into_iter().map(|waiting| waiting.item).collect())
     }
 
-    /// The first `limit` items waiting for `user`, in log order: those held on their own and
-    /// those derived from the rooms the user has a `w/` marker in (held ones are looked for
-    /// only if `held`). With them, each such room, how many derived items it had before the cut
-    /// to `limit`, and whether those were all; and how many held items were found before it.
-    fn waiting(
-        &self,
-        user: &UserId,
-        blocks: &[UserId],
-        limit: usize,
-        held: bool,
-    ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
-        let mut waiting = Vec::new();
-        for entry in self
-            .store
+    /// Sends every batch due at `now`: one atomic write removes the batches and records them
+    /// as sent, a flush makes that durable, and only then are they returned for publishing.
+    /// The schedule is forgotten (to be loaded again) when this fails: its changes were not.
+    fn send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        let sent = self.try_send_due(now);
+        if sent.is_err() {
+            self.schedule = None;
+        }
+        sent
+    }
+
+    fn try_send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        let Notifications { store, schedule } = self;
+        let schedule = loaded(store, schedule)?;
+        let due_users = schedule.due_at(now, DUE_USERS_PER_TICK_MAX);
+        if due_users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut changes = store.changes()?;
+        let mut outgoing = Vec::new();
+        for (due_key, due) in due_users {
+            schedule.remove_due(&mut changes, due_key);
+            send_user(
+                store,
+                schedule,
+                &mut changes,
+                &due.user_id,
+                due.held,
+                now,
+                &mut outgoing,
+            )?;
+        }
+        changes.commit(store.checkpoint())?;
+        if !outgoing.is_empty() {
+            store.flush()?;
+        }
+        Ok(outgoing)
+    }
+}
+
+/// The first `limit` items waiting for `user`, in log order: those held on their own and
+/// those derived from the rooms the user has a `w/` marker in (held ones are looked for
+/// only if `held`). With them, each such room, how many derived items it had before the cut
+/// to `limit`, and whether those were all; and how many held items were found before it.
+fn waiting(
+    store: &Store,
+    schedule: &Schedule,
+    user: &UserId,
+    blocks: &[UserId],
+    limit: usize,
+    held: bool,
+) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
+    let mut waiting = Vec::new();
+    if held {
+        for entry in store
             .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
-            .take(if held { limit } else { 0 })
+            .take(limit)
         {
             let (key, item) = entry?;
             waiting.push(Waiting {
@@ -268,185 +481,147 @@ impl Notifications {
                 item,
             });
         }
-        let mut rooms = Vec::new();
-        for entry in self
-            .store
-            .scan::<u64>(&markers_prefix(user), None, Direction::Forward)
-        {
-            let (key, since) = entry?;
-            let room = room_of_marker_key(&key)?;
-            // Point reads up to the room's sequence rather than a range scan: the posts a tick
-            // sends are recent, so mostly in the memtable, which a stored range walk would not
-            // spare.
-            let last = self.store.get::<u64>(&room_key(&room))?.unwrap_or(0);
-            let mut derived = 0;
-            for sequence in since..=last {
-                let Some(post) = self.store.get::<PostRecord>(&post_key(&room, sequence))? else {
-                    continue;
-                };
-                if !derives_item(&post, user, blocks) {
-                    continue;
-                }
-                if derived == limit {
-                    break;
-                }
-                derived += 1;
-                waiting.push(Waiting {
-                    position: post.position,
-                    held: Held::Derived { room, sequence },
-                    item: post.item,
-                });
+    }
+    let mut rooms = Vec::new();
+    for (room, since) in schedule.marked_rooms(user) {
+        // Point reads up to the room's sequence rather than a range scan: the posts a tick
+        // sends are recent, so mostly in the memtable, which a stored range walk would not
+        // spare.
+        let last = store.get::<u64>(&room_key(&room))?.unwrap_or(0);
+        let mut derived = 0;
+        for sequence in since..=last {
+            let Some(post) = store.get::<PostRecord>(&post_key(&room, sequence))? else {
+                continue;
+            };
+            if !derives_item(&post, user, blocks) {
+                continue;
             }
-            rooms.push(MarkedRoom {
-                room,
-                derived,
-                all: derived < limit,
+            if derived == limit {
+                break;
+            }
+            derived += 1;
+            waiting.push(Waiting {
+                position: post.position,
+                held: Held::Derived { room, sequence },
+                item: post.item,
             });
         }
-        let alone = waiting
-            .iter()
-            .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
-            .count();
-        // Positions are unique (one event each): the order is the log's.
-        waiting.sort_unstable_by_key(|waiting| waiting.position);
-        waiting.truncate(limit);
-        Ok((waiting, rooms, alone))
+        rooms.push(MarkedRoom {
+            room,
+            derived,
+            all: derived < limit,
+        });
     }
+    let alone = waiting
+        .iter()
+        .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
+        .count();
+    // Positions are unique (one event each): the order is the log's.
+    waiting.sort_unstable_by_key(|waiting| waiting.position);
+    waiting.truncate(limit);
+    Ok((waiting, rooms, alone))
+}
 
-    /// Sends every batch due at `now`: one atomic write removes the batches and records them
-    /// as sent, a flush makes that durable, and only then are they returned for publishing.
-    fn send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
-        let mut due_users = Vec::new();
-        for entry in self
-            .store
-            .scan::<DueRecord>(b"d/", None, Direction::Forward)
-            .take(DUE_USERS_PER_TICK_MAX)
-        {
-            let (key, user) = entry?;
-            let due = key
-                .get(2..10)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(|bytes| millis_from_ordered(u64::from_be_bytes(bytes)));
-            match due {
-                Some(due) if due <= now => due_users.push((key, user)),
-                // Keys are in due order: the rest are later.
-                _ => break,
+/// Sends `user`'s batch (one notification per item for `immediate`), at most
+/// [`BATCH_ITEMS_MAX`] items; the rest is due again at once.
+fn send_user(
+    store: &Store,
+    schedule: &mut Schedule,
+    changes: &mut Changes<'_>,
+    user: &UserId,
+    held: bool,
+    now: Timestamp,
+    outgoing: &mut Vec<Outgoing>,
+) -> Result<(), ProjectionError> {
+    let settings = changes
+        .get::<SettingsRecord>(&settings_key(user))?
+        .unwrap_or_default();
+    let limit = BATCH_ITEMS_MAX + 1;
+    let (mut waiting, rooms, alone) =
+        waiting(store, schedule, user, &settings.blocks, limit, held)?;
+    let mut alone_sent = 0;
+    let rest = if waiting.len() > BATCH_ITEMS_MAX {
+        waiting.pop()
+    } else {
+        None
+    };
+    let mut sent = changes
+        .get::<SentRecord>(&sent_key(user))?
+        .unwrap_or_default();
+    let period = period_ms(settings.frequency);
+    // Per room with a marker: derived items sent, and the sequence after the last of them.
+    let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
+    let mut items = Vec::new();
+    for Waiting {
+        position,
+        held,
+        item,
+    } in waiting
+    {
+        sent.position = sent.position.max(position);
+        let deleted = match held {
+            Held::Alone(key) => {
+                alone_sent += 1;
+                changes.remove(key);
+                // Members who left the room keep their items, so deletion is checked here
+                // too.
+                is_deleted(changes, &item.room_id, &item.message_id)?
             }
-        }
-        if due_users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut changes = self.store.changes()?;
-        let mut outgoing = Vec::new();
-        for (due_key, due) in due_users {
-            changes.remove(due_key);
-            self.send_user(&mut changes, &due.user_id, due.held, now, &mut outgoing)?;
-        }
-        changes.commit(self.store.checkpoint())?;
-        if !outgoing.is_empty() {
-            self.store.flush()?;
-        }
-        Ok(outgoing)
-    }
-
-    fn send_user(
-        &self,
-        changes: &mut Changes<'_>,
-        user: &UserId,
-        held: bool,
-        now: Timestamp,
-        outgoing: &mut Vec<Outgoing>,
-    ) -> Result<(), ProjectionError> {
-        let settings = changes
-            .get::<SettingsRecord>(&settings_key(user))?
-            .unwrap_or_default();
-        let limit = BATCH_ITEMS_MAX + 1;
-        let (mut waiting, rooms, alone) = self.waiting(user, &settings.blocks, limit, held)?;
-        let mut alone_sent = 0;
-        let rest = if waiting.len() > BATCH_ITEMS_MAX {
-            waiting.pop()
-        } else {
-            None
-        };
-        let mut sent = changes
-            .get::<SentRecord>(&sent_key(user))?
-            .unwrap_or_default();
-        let period = period_ms(settings.frequency);
-        // Per room with a marker: derived items sent, and the sequence after the last of them.
-        let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
-        let mut items = Vec::new();
-        for Waiting {
-            position,
-            held,
-            item,
-        } in waiting
-        {
-            sent.position = sent.position.max(position);
-            let deleted = match held {
-                Held::Alone(key) => {
-                    alone_sent += 1;
-                    changes.remove(key);
-                    // Members who left the room keep their items, so deletion is checked here
-                    // too.
-                    is_deleted(changes, &item.room_id, &item.message_id)?
-                }
-                Held::Derived { room, sequence } => {
-                    let next = sequence.saturating_add(1);
-                    match sent_up_to.iter_mut().find(|(sent, _, _)| *sent == room) {
-                        Some((_, count, up_to)) => {
-                            *count += 1;
-                            *up_to = (*up_to).max(next);
-                        }
-                        None => sent_up_to.push((room, 1, next)),
+            Held::Derived { room, sequence } => {
+                let next = sequence.saturating_add(1);
+                match sent_up_to.iter_mut().find(|(sent, _, _)| *sent == room) {
+                    Some((_, count, up_to)) => {
+                        *count += 1;
+                        *up_to = (*up_to).max(next);
                     }
-                    // Derived items are never of deleted posts.
-                    false
+                    None => sent_up_to.push((room, 1, next)),
                 }
-            };
-            let timely = period.is_some_and(|period| {
-                now.millis_since(item.sent_at) <= period.saturating_add(LATE_GRACE_MS)
-            });
-            if timely && !deleted {
-                items.push(item);
+                // Derived items are never of deleted posts.
+                false
             }
+        };
+        let timely = period.is_some_and(|period| {
+            now.millis_since(item.sent_at) <= period.saturating_add(LATE_GRACE_MS)
+        });
+        if timely && !deleted {
+            items.push(item);
         }
-        for marked in rooms {
-            let (count, next) = sent_up_to
-                .iter()
-                .find(|(sent, _, _)| *sent == marked.room)
-                .map_or((0, None), |(_, count, next)| (*count, Some(*next)));
-            // A room is done when all its derived items were sent; otherwise its marker moves
-            // past what was (the rest stays derived, for the next batch).
-            if marked.all && count == marked.derived {
-                changes.remove(marker_key(user, &marked.room));
-            } else if let Some(next) = next {
-                changes.put(marker_key(user, &marked.room), &next)?;
-            }
-        }
-        match rest {
-            // More than one batch waits: the rest is due at once, at the next tick.
-            // Held items stay flagged while any may be left.
-            Some(next) => {
-                let held_left = alone > alone_sent || alone == limit;
-                schedule(changes, user, now, next.item.sent_at, held_left)?;
-            }
-            None => changes.remove(pending_key(user)),
-        }
-        if items.is_empty() {
-            return changes.put(sent_key(user), &sent);
-        }
-        let batches: Vec<Vec<ItemRecord>> =
-            if settings.frequency == NotificationFrequency::Immediate {
-                items.into_iter().map(|item| vec![item]).collect()
-            } else {
-                vec![items]
-            };
-        for batch in batches {
-            sent.notifications = sent.notifications.saturating_add(1);
-            outgoing.push(notification(user, settings.frequency, &batch));
-        }
-        changes.put(sent_key(user), &sent)
     }
+    for marked in rooms {
+        let (count, next) = sent_up_to
+            .iter()
+            .find(|(sent, _, _)| *sent == marked.room)
+            .map_or((0, None), |(_, count, next)| (*count, Some(*next)));
+        // A room is done when all its derived items were sent; otherwise its marker moves
+        // past what was (the rest stays derived, for the next batch).
+        if marked.all && count == marked.derived {
+            schedule.remove_marker(changes, user, &marked.room);
+        } else if let Some(next) = next {
+            schedule.set_marker(changes, user, &marked.room, next)?;
+        }
+    }
+    match rest {
+        // More than one batch waits: the rest is due at once, at the next tick.
+        // Held items stay flagged while any may be left.
+        Some(next) => {
+            let held_left = alone > alone_sent || alone == limit;
+            schedule.schedule(changes, user, now, next.item.sent_at, held_left)?;
+        }
+        None => schedule.remove_pending(changes, user),
+    }
+    if items.is_empty() {
+        return changes.put(sent_key(user), &sent);
+    }
+    let batches: Vec<Vec<ItemRecord>> = if settings.frequency == NotificationFrequency::Immediate {
+        items.into_iter().map(|item| vec![item]).collect()
+    } else {
+        vec![items]
+    };
+    for batch in batches {
+        sent.notifications = sent.notifications.saturating_add(1);
+        outgoing.push(notification(user, settings.frequency, &batch));
+    }
+    changes.put(sent_key(user), &sent)
 }
 
 /// Where a waiting item is kept.
@@ -541,7 +716,17 @@ impl Projector for Notifications {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        self.store.apply_fresh(batch, apply_event)
+        let Notifications { store, schedule } = self;
+        let applied = loaded(store, schedule).and_then(|loaded| {
+            store.apply_fresh(batch, |changes, envelope| {
+                apply_event(changes, loaded, envelope)
+            })
+        });
+        if applied.is_err() {
+            // The batch's changes were dropped, but not what it did to the schedule.
+            *schedule = None;
+        }
+        applied
     }
 
     type Query = NotificationsQuery;
@@ -592,10 +777,6 @@ fn post_key(room: &RoomId, sequence: u64) -> Vec<u8> {
     Key::new(b"p/").uuid(&room.0).number(sequence).build()
 }
 
-fn markers_prefix(user: &UserId) -> Vec<u8> {
-    Key::new(b"w/").text(user.as_str()).build()
-}
-
 fn marker_key(user: &UserId, room: &RoomId) -> Vec<u8> {
     Key::new(b"w/").text(user.as_str()).uuid(&room.0).build()
 }
@@ -633,45 +814,44 @@ fn position_of_item_key(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// The room a `w/` key names (its last 16 bytes).
-fn room_of_marker_key(key: &[u8]) -> Result<RoomId, ProjectionError> {
-    key.len()
+/// The user and the room a `w/` key names (`w/<user>\0<room>`).
+fn user_and_room_of_marker_key(key: &[u8]) -> Result<(UserId, RoomId), ProjectionError> {
+    let room = key
+        .len()
         .checked_sub(16)
         .and_then(|start| key.get(start..))
         .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok())
-        .map(RoomId)
+        .map(RoomId);
+    let user = key
+        .len()
+        .checked_sub(17)
+        .and_then(|end| key.get(2..end))
+        .and_then(user_of_text);
+    match (user, room) {
+        (Some(user), Some(room)) => Ok((user, room)),
+        _ => Err(ProjectionError::Value {
+            key: hex::encode(key),
+            message: "a marker key without a user and a room".to_owned(),
+        }),
+    }
+}
+
+/// The user a `q/` key names (`q/<user>\0`).
+fn user_of_pending_key(key: &[u8]) -> Result<UserId, ProjectionError> {
+    key.len()
+        .checked_sub(1)
+        .and_then(|end| key.get(2..end))
+        .and_then(user_of_text)
         .ok_or_else(|| ProjectionError::Value {
             key: hex::encode(key),
-            message: "a marker key without a room".to_owned(),
+            message: "a pending key without a user".to_owned(),
         })
 }
 
-/// Sets when `user`'s batch is due, replacing the earlier due time.
-fn schedule(
-    changes: &mut Changes<'_>,
-    user: &UserId,
-    due: Timestamp,
-    oldest_sent_at: Timestamp,
-    held: bool,
-) -> Result<(), ProjectionError> {
-    if let Some(old) = changes.get::<PendingRecord>(&pending_key(user))? {
-        changes.remove(due_key(old.due, user));
-    }
-    changes.put(
-        pending_key(user),
-        &PendingRecord {
-            due,
-            oldest_sent_at,
-            held,
-        },
-    )?;
-    changes.put(
-        due_key(due, user),
-        &DueRecord {
-            user_id: user.clone(),
-            held,
-        },
-    )
+fn user_of_text(bytes: &[u8]) -> Option<UserId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| UserId::parse(text).ok())
 }
 
 fn update_settings(
@@ -703,7 +883,11 @@ fn add_member(
     )
 }
 
-fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
+fn apply_event(
+    changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
+    envelope: &EventEnvelope,
+) -> Result<(), ProjectionError> {
     let position = envelope.position;
     match envelope.event.membership_change() {
         Some(MembershipChange::Joined { room_id, users }) => {
@@ -714,7 +898,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
         Some(MembershipChange::Left { room_id, user }) => {
             // H-V1: nothing of a room goes to someone who is no longer its member, so what
             // waited for them there is dropped, derived or held.
-            drop_items(changes, user, &room_id)?;
+            drop_items(changes, schedule, user, &room_id)?;
             changes.remove(member_key(&room_id, user));
         }
         None => {}
@@ -722,7 +906,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
     match &envelope.event {
         Event::UserBlocked { blocker, blocked } => {
             // Derived items assume the blocks they were made with.
-            hold_all_items(changes, blocker)?;
+            hold_all_items(changes, schedule, blocker)?;
             update_settings(changes, blocker, |settings| {
                 if let Err(index) = settings.blocks.binary_search(blocked) {
                     settings.blocks.insert(index, blocked.clone());
@@ -730,7 +914,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             })
         }
         Event::UserUnblocked { blocker, blocked } => {
-            hold_all_items(changes, blocker)?;
+            hold_all_items(changes, schedule, blocker)?;
             update_settings(changes, blocker, |settings| {
                 settings.blocks.retain(|user| user != blocked);
             })
@@ -738,16 +922,16 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
         Event::NotificationFrequencyChanged { user_id, frequency } => {
             if *frequency == NotificationFrequency::Off {
                 // `off` makes nothing new, but what waits stays (to be dropped when due).
-                hold_all_items(changes, user_id)?;
+                hold_all_items(changes, schedule, user_id)?;
             }
             update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
             // Waiting items keep their age; only the period to wait for them changes. `off`
             // makes them due at once, to be dropped.
-            if let Some(pending) = changes.get::<PendingRecord>(&pending_key(user_id))? {
+            if let Some(pending) = schedule.pending(user_id) {
                 let due = pending
                     .oldest_sent_at
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
-                schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
+                schedule.schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
             }
             Ok(())
         }
@@ -761,7 +945,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
                 Some(mut member) => {
                     if *on {
                         // An archived room makes nothing new; what was made stays.
-                        hold_items(changes, user_id, room_id)?;
+                        hold_items(changes, schedule, user_id, room_id)?;
                     }
                     member.archived = *on;
                     changes.put(key, &member)
@@ -779,6 +963,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             ..
         } => notify(
             changes,
+            schedule,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -797,6 +982,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             ..
         } => notify(
             changes,
+            schedule,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -864,6 +1050,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
 /// waiting to something.
 fn notify(
     changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
     position: u64,
     item: ItemRecord,
 ) -> Result<(), ProjectionError> {
@@ -892,15 +1079,14 @@ fn notify(
         recipients = recipients.saturating_add(1);
         hasher.update(user.as_str().as_bytes());
         hasher.update([0]);
-        let marker = marker_key(user, &room);
-        if changes.contains(&marker)? {
+        if schedule.marker(user, &room).is_some() {
             // Something already waits in the room, so the user's batch is already due at a
             // time this (newer) item does not change.
             continue;
         }
-        changes.put(marker, &sequence)?;
-        if !changes.contains(&pending_key(user))? {
-            schedule(
+        schedule.set_marker(changes, user, &room, sequence)?;
+        if schedule.pending(user).is_none() {
+            schedule.schedule(
                 changes,
                 user,
                 item.sent_at.plus_millis(period),
@@ -931,11 +1117,11 @@ fn notify(
 /// rare events (leaving, archiving, blocking, `off`).
 fn hold_items(
     changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
-    let marker = marker_key(user, room);
-    let Some(since) = changes.get::<u64>(&marker)? else {
+    let Some(since) = schedule.marker(user, room) else {
         return Ok(());
     };
     let blocks = changes
@@ -950,11 +1136,11 @@ fn hold_items(
             any = true;
         }
     }
-    changes.remove(marker);
+    schedule.remove_marker(changes, user, room);
     // A marker means something waits, so the user has a due time: flag it as holding items.
-    match changes.get::<PendingRecord>(&pending_key(user))? {
+    match schedule.pending(user) {
         Some(pending) if any && !pending.held => {
-            schedule(changes, user, pending.due, pending.oldest_sent_at, true)
+            schedule.schedule(changes, user, pending.due, pending.oldest_sent_at, true)
         }
         _ => Ok(()),
     }
@@ -964,10 +1150,11 @@ fn hold_items(
 /// the items held on their own. The due time stays; a batch that finds nothing sends nothing.
 fn drop_items(
     changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
-    changes.remove(marker_key(user, room));
+    schedule.remove_marker(changes, user, room);
     for (key, item) in changes.scan::<ItemRecord>(&items_prefix(user), None)? {
         if item.room_id == *room {
             changes.remove(key);
@@ -977,9 +1164,13 @@ fn drop_items(
 }
 
 /// [`hold_items`] in every room `user` has a marker in.
-fn hold_all_items(changes: &mut Changes<'_>, user: &UserId) -> Result<(), ProjectionError> {
-    for (key, _) in changes.scan::<u64>(&markers_prefix(user), None)? {
-        hold_items(changes, user, &room_of_marker_key(&key)?)?;
+fn hold_all_items(
+    changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
+    user: &UserId,
+) -> Result<(), ProjectionError> {
+    for (room, _) in schedule.marked_rooms(user) {
+        hold_items(changes, schedule, user, &room)?;
     }
     Ok(())
 }
