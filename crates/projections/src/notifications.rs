@@ -195,10 +195,140 @@ pub struct PostRecord {
 #[derive(Debug)]
 pub struct Notifications {
     store: Store,
-    /// The store's `w/`, `q/` and `d/` records, read from memory; `None` until loaded, and
-    /// again after a failed apply or tick (whose changes were dropped, so the store is the one
-    /// to believe).
-    schedule: Option<Schedule>,
+    /// The records applying and sending read all the time, read from memory; `None` until
+    /// loaded, and again after a failed apply or tick (whose changes were dropped, so the store
+    /// is the one to believe).
+    memory: Option<Memory>,
+}
+
+/// The store's records that every message and every tick read, held in memory beside it and
+/// changed only together with it (each change goes into the same [`Changes`]), so the store
+/// stays the source: what a restart loads, what the dump compares.
+#[derive(Debug, Default)]
+struct Memory {
+    audience: Audience,
+    schedule: Schedule,
+}
+
+impl Memory {
+    fn load(store: &Store) -> Result<Memory, ProjectionError> {
+        Ok(Memory {
+            audience: Audience::load(store)?,
+            schedule: Schedule::load(store)?,
+        })
+    }
+}
+
+/// Who a message notifies: each room's members (`m/`) and message sequence (`r/`), each user's
+/// settings (`u/`). A message reads all of them (a scan of the room's members and a read of
+/// each member's settings, from fjall once the memtable holding them has gone out in an image,
+/// which in a served model is every tick that sends something); from memory they cost no
+/// store read.
+#[derive(Debug, Default)]
+struct Audience {
+    /// `m/`: each room's members, sorted by user id (the keys' order).
+    members: HashMap<RoomId, Vec<MemberRecord>>,
+    /// `r/`: each room's message sequence.
+    sequences: HashMap<RoomId, u64>,
+    /// `u/`: each user's settings; a user without one has the default.
+    settings: HashMap<UserId, SettingsRecord>,
+}
+
+impl Audience {
+    /// Reads the records from the store.
+    fn load(store: &Store) -> Result<Audience, ProjectionError> {
+        let mut audience = Audience::default();
+        for entry in store.scan::<MemberRecord>(b"m/", None, Direction::Forward) {
+            let (key, member) = entry?;
+            // Keys are in order, so each room's members come sorted.
+            audience
+                .members
+                .entry(room_of_key(&key)?)
+                .or_default()
+                .push(member);
+        }
+        for entry in store.scan::<u64>(b"r/", None, Direction::Forward) {
+            let (key, sequence) = entry?;
+            audience.sequences.insert(room_of_key(&key)?, sequence);
+        }
+        for entry in store.scan::<SettingsRecord>(b"u/", None, Direction::Forward) {
+            let (key, settings) = entry?;
+            audience.settings.insert(user_of_key(&key)?, settings);
+        }
+        Ok(audience)
+    }
+
+    fn members(&self, room: &RoomId) -> &[MemberRecord] {
+        self.members.get(room).map_or(&[], Vec::as_slice)
+    }
+
+    fn member(&self, room: &RoomId, user: &UserId) -> Option<&MemberRecord> {
+        let members = self.members(room);
+        members
+            .binary_search_by(|member| member.user_id.cmp(user))
+            .ok()
+            .and_then(|index| members.get(index))
+    }
+
+    /// Writes `member` (new or changed) into `room`.
+    fn put_member(
+        &mut self,
+        changes: &mut Changes<'_>,
+        room: &RoomId,
+        member: MemberRecord,
+    ) -> Result<(), ProjectionError> {
+        changes.put(member_key(room, &member.user_id), &member)?;
+        let members = self.members.entry(*room).or_default();
+        match members.binary_search_by(|known| known.user_id.cmp(&member.user_id)) {
+            Ok(index) => {
+                if let Some(known) = members.get_mut(index) {
+                    *known = member;
+                }
+            }
+            Err(index) => members.insert(index, member),
+        }
+        Ok(())
+    }
+
+    fn remove_member(&mut self, changes: &mut Changes<'_>, room: &RoomId, user: &UserId) {
+        changes.remove(member_key(room, user));
+        if let Some(members) = self.members.get_mut(room) {
+            members.retain(|member| member.user_id != *user);
+            if members.is_empty() {
+                self.members.remove(room);
+            }
+        }
+    }
+
+    fn sequence(&self, room: &RoomId) -> u64 {
+        self.sequences.get(room).copied().unwrap_or(0)
+    }
+
+    fn set_sequence(
+        &mut self,
+        changes: &mut Changes<'_>,
+        room: &RoomId,
+        sequence: u64,
+    ) -> Result<(), ProjectionError> {
+        changes.put(room_key(room), &sequence)?;
+        self.sequences.insert(*room, sequence);
+        Ok(())
+    }
+
+    fn settings(&self, user: &UserId) -> Option<&SettingsRecord> {
+        self.settings.get(user)
+    }
+
+    fn update_settings(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        change: impl FnOnce(&mut SettingsRecord),
+    ) -> Result<(), ProjectionError> {
+        let settings = self.settings.entry(user.clone()).or_default();
+        change(settings);
+        changes.put(settings_key(user), settings)
+    }
 }
 
 /// What sending reads at every tick — who is due when (`d/`, `q/`) and where each user's derived
@@ -217,6 +347,8 @@ struct Schedule {
     pending: HashMap<UserId, PendingRecord>,
     /// `d/`: the due queue under its store keys, so it is walked in the store's order.
     due: BTreeMap<Vec<u8>, DueRecord>,
+    /// `s/`: what was sent to each user (read and written for every user a tick sends to).
+    sent: HashMap<UserId, SentRecord>,
 }
 
 impl Schedule {
@@ -234,13 +366,32 @@ impl Schedule {
         }
         for entry in store.scan::<PendingRecord>(b"q/", None, Direction::Forward) {
             let (key, pending) = entry?;
-            schedule.pending.insert(user_of_pending_key(&key)?, pending);
+            schedule.pending.insert(user_of_key(&key)?, pending);
         }
         for entry in store.scan::<DueRecord>(b"d/", None, Direction::Forward) {
             let (key, due) = entry?;
             schedule.due.insert(key, due);
         }
+        for entry in store.scan::<SentRecord>(b"s/", None, Direction::Forward) {
+            let (key, sent) = entry?;
+            schedule.sent.insert(user_of_key(&key)?, sent);
+        }
         Ok(schedule)
+    }
+
+    fn sent(&self, user: &UserId) -> SentRecord {
+        self.sent.get(user).copied().unwrap_or_default()
+    }
+
+    fn set_sent(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        sent: SentRecord,
+    ) -> Result<(), ProjectionError> {
+        changes.put(sent_key(user), &sent)?;
+        self.sent.insert(user.clone(), sent);
+        Ok(())
     }
 
     /// The sequence of `user`'s marker in `room`, if they have one.
@@ -340,15 +491,15 @@ impl Schedule {
     }
 }
 
-/// The loaded schedule in `slot`, loading it from `store` first if it is not.
+/// The loaded memory in `slot`, loading it from `store` first if it is not.
 fn loaded<'a>(
     store: &Store,
-    slot: &'a mut Option<Schedule>,
-) -> Result<&'a mut Schedule, ProjectionError> {
+    slot: &'a mut Option<Memory>,
+) -> Result<&'a mut Memory, ProjectionError> {
     if slot.is_none() {
-        *slot = Some(Schedule::load(store)?);
+        *slot = Some(Memory::load(store)?);
     }
-    Ok(slot.get_or_insert_with(Schedule::default))
+    Ok(slot.get_or_insert_with(Memory::default))
 }
 
 impl Notifications {
@@ -379,7 +530,7 @@ impl Notifications {
                 NAME,
                 LAYOUT_VERSION,
             )?,
-            schedule: None,
+            memory: None,
         })
     }
 
@@ -387,7 +538,7 @@ impl Notifications {
     pub fn temporary() -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
             store: crate::store::checked_layout(Store::temporary()?, NAME, LAYOUT_VERSION)?,
-            schedule: None,
+            memory: None,
         })
     }
 
@@ -398,16 +549,16 @@ impl Notifications {
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
         let loaded;
-        let schedule = match &self.schedule {
-            Some(schedule) => schedule,
+        let memory = match &self.memory {
+            Some(memory) => memory,
             None => {
-                loaded = Schedule::load(&self.store)?;
+                loaded = Memory::load(&self.store)?;
                 &loaded
             }
         };
         let (waiting, _, _) = waiting(
             &self.store,
-            schedule,
+            memory,
             user,
             &settings.blocks,
             usize::MAX,
@@ -422,25 +573,25 @@ impl Notifications {
     fn send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
         let sent = self.try_send_due(now);
         if sent.is_err() {
-            self.schedule = None;
+            self.memory = None;
         }
         sent
     }
 
     fn try_send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
-        let Notifications { store, schedule } = self;
-        let schedule = loaded(store, schedule)?;
-        let due_users = schedule.due_at(now, DUE_USERS_PER_TICK_MAX);
+        let Notifications { store, memory } = self;
+        let memory = loaded(store, memory)?;
+        let due_users = memory.schedule.due_at(now, DUE_USERS_PER_TICK_MAX);
         if due_users.is_empty() {
             return Ok(Vec::new());
         }
         let mut changes = store.changes()?;
         let mut outgoing = Vec::new();
         for (due_key, due) in due_users {
-            schedule.remove_due(&mut changes, due_key);
+            memory.schedule.remove_due(&mut changes, due_key);
             send_user(
                 store,
-                schedule,
+                memory,
                 &mut changes,
                 &due.user_id,
                 due.held,
@@ -462,7 +613,7 @@ impl Notifications {
 /// to `limit`, and whether those were all; and how many held items were found before it.
 fn waiting(
     store: &Store,
-    schedule: &Schedule,
+    memory: &Memory,
     user: &UserId,
     blocks: &[UserId],
     limit: usize,
@@ -483,11 +634,11 @@ fn waiting(
         }
     }
     let mut rooms = Vec::new();
-    for (room, since) in schedule.marked_rooms(user) {
+    for (room, since) in memory.schedule.marked_rooms(user) {
         // Point reads up to the room's sequence rather than a range scan: the posts a tick
         // sends are recent, so mostly in the memtable, which a stored range walk would not
         // spare.
-        let last = store.get::<u64>(&room_key(&room))?.unwrap_or(0);
+        let last = memory.audience.sequence(&room);
         let mut derived = 0;
         for sequence in since..=last {
             let Some(post) = store.get::<PostRecord>(&post_key(&room, sequence))? else {
@@ -526,28 +677,24 @@ fn waiting(
 /// [`BATCH_ITEMS_MAX`] items; the rest is due again at once.
 fn send_user(
     store: &Store,
-    schedule: &mut Schedule,
+    memory: &mut Memory,
     changes: &mut Changes<'_>,
     user: &UserId,
     held: bool,
     now: Timestamp,
     outgoing: &mut Vec<Outgoing>,
 ) -> Result<(), ProjectionError> {
-    let settings = changes
-        .get::<SettingsRecord>(&settings_key(user))?
-        .unwrap_or_default();
+    let settings = memory.audience.settings(user).cloned().unwrap_or_default();
     let limit = BATCH_ITEMS_MAX + 1;
-    let (mut waiting, rooms, alone) =
-        waiting(store, schedule, user, &settings.blocks, limit, held)?;
+    let (mut waiting, rooms, alone) = waiting(store, memory, user, &settings.blocks, limit, held)?;
+    let schedule = &mut memory.schedule;
     let mut alone_sent = 0;
     let rest = if waiting.len() > BATCH_ITEMS_MAX {
         waiting.pop()
     } else {
         None
     };
-    let mut sent = changes
-        .get::<SentRecord>(&sent_key(user))?
-        .unwrap_or_default();
+    let mut sent = schedule.sent(user);
     let period = period_ms(settings.frequency);
     // Per room with a marker: derived items sent, and the sequence after the last of them.
     let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
@@ -610,7 +757,7 @@ fn send_user(
         None => schedule.remove_pending(changes, user),
     }
     if items.is_empty() {
-        return changes.put(sent_key(user), &sent);
+        return schedule.set_sent(changes, user, sent);
     }
     let batches: Vec<Vec<ItemRecord>> = if settings.frequency == NotificationFrequency::Immediate {
         items.into_iter().map(|item| vec![item]).collect()
@@ -621,7 +768,7 @@ fn send_user(
         sent.notifications = sent.notifications.saturating_add(1);
         outgoing.push(notification(user, settings.frequency, &batch));
     }
-    changes.put(sent_key(user), &sent)
+    schedule.set_sent(changes, user, sent)
 }
 
 /// Where a waiting item is kept.
@@ -716,15 +863,15 @@ impl Projector for Notifications {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        let Notifications { store, schedule } = self;
-        let applied = loaded(store, schedule).and_then(|loaded| {
+        let Notifications { store, memory } = self;
+        let applied = loaded(store, memory).and_then(|loaded| {
             store.apply_fresh(batch, |changes, envelope| {
                 apply_event(changes, loaded, envelope)
             })
         });
         if applied.is_err() {
-            // The batch's changes were dropped, but not what it did to the schedule.
-            *schedule = None;
+            // The batch's changes were dropped, but not what it did to the memory.
+            *memory = None;
         }
         applied
     }
@@ -836,15 +983,26 @@ fn user_and_room_of_marker_key(key: &[u8]) -> Result<(UserId, RoomId), Projectio
     }
 }
 
-/// The user a `q/` key names (`q/<user>\0`).
-fn user_of_pending_key(key: &[u8]) -> Result<UserId, ProjectionError> {
+/// The user a key of a user's record names (`q/<user>\0`, `s/<user>\0`, `u/<user>\0`).
+fn user_of_key(key: &[u8]) -> Result<UserId, ProjectionError> {
     key.len()
         .checked_sub(1)
         .and_then(|end| key.get(2..end))
         .and_then(user_of_text)
         .ok_or_else(|| ProjectionError::Value {
             key: hex::encode(key),
-            message: "a pending key without a user".to_owned(),
+            message: "a key without a user".to_owned(),
+        })
+}
+
+/// The room a key of a room's record names (`m/<room><user>\0`, `r/<room>`).
+fn room_of_key(key: &[u8]) -> Result<RoomId, ProjectionError> {
+    key.get(2..18)
+        .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok())
+        .map(RoomId)
+        .ok_or_else(|| ProjectionError::Value {
+            key: hex::encode(key),
+            message: "a key without a room".to_owned(),
         })
 }
 
@@ -854,77 +1012,64 @@ fn user_of_text(bytes: &[u8]) -> Option<UserId> {
         .and_then(|text| UserId::parse(text).ok())
 }
 
-fn update_settings(
-    changes: &mut Changes<'_>,
-    user: &UserId,
-    change: impl FnOnce(&mut SettingsRecord),
-) -> Result<(), ProjectionError> {
-    let key = settings_key(user);
-    let mut settings = changes.get::<SettingsRecord>(&key)?.unwrap_or_default();
-    change(&mut settings);
-    changes.put(key, &settings)
-}
-
-fn add_member(
-    changes: &mut Changes<'_>,
-    room: &RoomId,
-    user: &UserId,
-) -> Result<(), ProjectionError> {
-    let key = member_key(room, user);
-    if changes.contains(&key)? {
-        return Ok(());
-    }
-    changes.put(
-        key,
-        &MemberRecord {
-            user_id: user.clone(),
-            archived: false,
-        },
-    )
-}
-
 fn apply_event(
     changes: &mut Changes<'_>,
-    schedule: &mut Schedule,
+    memory: &mut Memory,
     envelope: &EventEnvelope,
 ) -> Result<(), ProjectionError> {
     let position = envelope.position;
     match envelope.event.membership_change() {
         Some(MembershipChange::Joined { room_id, users }) => {
             for user in users {
-                add_member(changes, &room_id, user)?;
+                if memory.audience.member(&room_id, user).is_none() {
+                    memory.audience.put_member(
+                        changes,
+                        &room_id,
+                        MemberRecord {
+                            user_id: user.clone(),
+                            archived: false,
+                        },
+                    )?;
+                }
             }
         }
         Some(MembershipChange::Left { room_id, user }) => {
             // H-V1: nothing of a room goes to someone who is no longer its member, so what
             // waited for them there is dropped, derived or held.
-            drop_items(changes, schedule, user, &room_id)?;
-            changes.remove(member_key(&room_id, user));
+            drop_items(changes, &mut memory.schedule, user, &room_id)?;
+            memory.audience.remove_member(changes, &room_id, user);
         }
         None => {}
     }
     match &envelope.event {
         Event::UserBlocked { blocker, blocked } => {
             // Derived items assume the blocks they were made with.
-            hold_all_items(changes, schedule, blocker)?;
-            update_settings(changes, blocker, |settings| {
-                if let Err(index) = settings.blocks.binary_search(blocked) {
-                    settings.blocks.insert(index, blocked.clone());
-                }
-            })
+            hold_all_items(changes, memory, blocker)?;
+            memory
+                .audience
+                .update_settings(changes, blocker, |settings| {
+                    if let Err(index) = settings.blocks.binary_search(blocked) {
+                        settings.blocks.insert(index, blocked.clone());
+                    }
+                })
         }
         Event::UserUnblocked { blocker, blocked } => {
-            hold_all_items(changes, schedule, blocker)?;
-            update_settings(changes, blocker, |settings| {
-                settings.blocks.retain(|user| user != blocked);
-            })
+            hold_all_items(changes, memory, blocker)?;
+            memory
+                .audience
+                .update_settings(changes, blocker, |settings| {
+                    settings.blocks.retain(|user| user != blocked);
+                })
         }
         Event::NotificationFrequencyChanged { user_id, frequency } => {
             if *frequency == NotificationFrequency::Off {
                 // `off` makes nothing new, but what waits stays (to be dropped when due).
-                hold_all_items(changes, schedule, user_id)?;
+                hold_all_items(changes, memory, user_id)?;
             }
-            update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
+            memory
+                .audience
+                .update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
+            let schedule = &mut memory.schedule;
             // Waiting items keep their age; only the period to wait for them changes. `off`
             // makes them due at once, to be dropped.
             if let Some(pending) = schedule.pending(user_id) {
@@ -940,15 +1085,14 @@ fn apply_event(
             user_id,
             on,
         } => {
-            let key = member_key(room_id, user_id);
-            match changes.get::<MemberRecord>(&key)? {
+            match memory.audience.member(room_id, user_id).cloned() {
                 Some(mut member) => {
                     if *on {
                         // An archived room makes nothing new; what was made stays.
-                        hold_items(changes, schedule, user_id, room_id)?;
+                        hold_items(changes, memory, user_id, room_id)?;
                     }
                     member.archived = *on;
-                    changes.put(key, &member)
+                    memory.audience.put_member(changes, room_id, member)
                 }
                 None => Ok(()),
             }
@@ -963,7 +1107,7 @@ fn apply_event(
             ..
         } => notify(
             changes,
-            schedule,
+            memory,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -982,7 +1126,7 @@ fn apply_event(
             ..
         } => notify(
             changes,
-            schedule,
+            memory,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -1050,30 +1194,29 @@ fn apply_event(
 /// waiting to something.
 fn notify(
     changes: &mut Changes<'_>,
-    schedule: &mut Schedule,
+    memory: &mut Memory,
     position: u64,
     item: ItemRecord,
 ) -> Result<(), ProjectionError> {
     let room = item.room_id;
-    let sequence = changes
-        .get::<u64>(&room_key(&room))?
-        .unwrap_or(0)
-        .saturating_add(1);
-    changes.put(room_key(&room), &sequence)?;
+    let Memory { audience, schedule } = memory;
+    let sequence = audience.sequence(&room).saturating_add(1);
+    audience.set_sequence(changes, &room, sequence)?;
     let mut recipients = 0u32;
     let mut hasher = Sha256::new();
-    for (_, member) in changes.scan::<MemberRecord>(&members_prefix(&room), None)? {
+    for member in audience.members(&room) {
         let user = &member.user_id;
         if *user == item.author || member.archived {
             continue;
         }
-        let settings = changes
-            .get::<SettingsRecord>(&settings_key(user))?
-            .unwrap_or_default();
-        let Some(period) = period_ms(settings.frequency) else {
+        let settings = audience.settings(user);
+        let frequency = settings.map_or_else(NotificationFrequency::default, |settings| {
+            settings.frequency
+        });
+        let Some(period) = period_ms(frequency) else {
             continue;
         };
-        if settings.blocks.binary_search(&item.author).is_ok() {
+        if settings.is_some_and(|settings| settings.blocks.binary_search(&item.author).is_ok()) {
             continue;
         }
         recipients = recipients.saturating_add(1);
@@ -1117,21 +1260,21 @@ fn notify(
 /// rare events (leaving, archiving, blocking, `off`).
 fn hold_items(
     changes: &mut Changes<'_>,
-    schedule: &mut Schedule,
+    memory: &mut Memory,
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
+    let Memory { audience, schedule } = memory;
     let Some(since) = schedule.marker(user, room) else {
         return Ok(());
     };
-    let blocks = changes
-        .get::<SettingsRecord>(&settings_key(user))?
-        .unwrap_or_default()
-        .blocks;
+    let blocks = audience
+        .settings(user)
+        .map_or(&[][..], |settings| settings.blocks.as_slice());
     let after = post_key(room, since.saturating_sub(1));
     let mut any = false;
     for (_, post) in changes.scan::<PostRecord>(&posts_prefix(room), Some(&after))? {
-        if derives_item(&post, user, &blocks) {
+        if derives_item(&post, user, blocks) {
             changes.put(item_key(user, post.position), &post.item)?;
             any = true;
         }
@@ -1166,11 +1309,11 @@ fn drop_items(
 /// [`hold_items`] in every room `user` has a marker in.
 fn hold_all_items(
     changes: &mut Changes<'_>,
-    schedule: &mut Schedule,
+    memory: &mut Memory,
     user: &UserId,
 ) -> Result<(), ProjectionError> {
-    for (room, _) in schedule.marked_rooms(user) {
-        hold_items(changes, schedule, user, &room)?;
+    for (room, _) in memory.schedule.marked_rooms(user) {
+        hold_items(changes, memory, user, &room)?;
     }
     Ok(())
 }
