@@ -44,7 +44,7 @@
 //! digest) leaves them out; each post's recipient count and hash record that the same items
 //! were made.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use domain::time::{DAY_MS, HOUR_MS};
@@ -337,8 +337,14 @@ impl Audience {
 /// them at the next tick), so the store's ranges of them are mostly tombstones: scanning `d/`
 /// each tick and each due user's `w/` cost most of a served model's time (a profile of
 /// `apply_rate … notifications 0 1`: 58 % in fjall iterators skipping them). Every change goes
-/// to the store too, through the same [`Changes`], so the store (and what a restart loads)
-/// stays the source; the maps are its copy, loaded once.
+/// to the store too, in the [`Changes`] of the same commit ([`Schedule::write`]), so the store
+/// (and what a restart loads) stays the source; the maps are its copy, loaded once.
+///
+/// A record made and gone again before the commit (an `immediate` recipient's marker and due
+/// time, made by a message and taken by the tick that the runtime runs with the same commit,
+/// [`Projector::apply_and_due`]) is never written: the store neither had it nor has it. That
+/// spares three writes and three tombstones per such message in the memtable and in the image
+/// each tick flushes.
 #[derive(Debug, Default)]
 struct Schedule {
     /// `w/`: per user, the rooms with a marker and the sequence it holds (in key order).
@@ -349,6 +355,19 @@ struct Schedule {
     due: BTreeMap<Vec<u8>, DueRecord>,
     /// `s/`: what was sent to each user (read and written for every user a tick sends to).
     sent: HashMap<UserId, SentRecord>,
+    /// The `w/`, `q/` and `d/` keys the store holds (as of the last commit).
+    stored: HashSet<Vec<u8>>,
+    /// Changes to `w/`, `q/` and `d/` since the last commit: a record to put, or `None` to
+    /// remove one the store holds.
+    unwritten: BTreeMap<Vec<u8>, Option<Volatile>>,
+}
+
+/// A `w/`, `q/` or `d/` record waiting for the next commit.
+#[derive(Debug, Clone)]
+enum Volatile {
+    Marker(u64),
+    Pending(PendingRecord),
+    Due(DueRecord),
 }
 
 impl Schedule {
@@ -358,6 +377,7 @@ impl Schedule {
         for entry in store.scan::<u64>(b"w/", None, Direction::Forward) {
             let (key, since) = entry?;
             let (user, room) = user_and_room_of_marker_key(&key)?;
+            schedule.stored.insert(key);
             schedule
                 .markers
                 .entry(user)
@@ -367,9 +387,11 @@ impl Schedule {
         for entry in store.scan::<PendingRecord>(b"q/", None, Direction::Forward) {
             let (key, pending) = entry?;
             schedule.pending.insert(user_of_key(&key)?, pending);
+            schedule.stored.insert(key);
         }
         for entry in store.scan::<DueRecord>(b"d/", None, Direction::Forward) {
             let (key, due) = entry?;
+            schedule.stored.insert(key.clone());
             schedule.due.insert(key, due);
         }
         for entry in store.scan::<SentRecord>(b"s/", None, Direction::Forward) {
@@ -377,6 +399,42 @@ impl Schedule {
             schedule.sent.insert(user_of_key(&key)?, sent);
         }
         Ok(schedule)
+    }
+
+    /// Notes a record to put at the next commit.
+    fn put(&mut self, key: Vec<u8>, record: Volatile) {
+        self.unwritten.insert(key, Some(record));
+    }
+
+    /// Notes a record to remove at the next commit; one the store never had is just forgotten.
+    fn remove(&mut self, key: Vec<u8>) {
+        if self.stored.contains(&key) {
+            self.unwritten.insert(key, None);
+        } else {
+            self.unwritten.remove(&key);
+        }
+    }
+
+    /// Writes the changes noted since the last commit into `changes`, which must be committed
+    /// next (or the schedule dropped and loaded again).
+    fn write(&mut self, changes: &mut Changes<'_>) -> Result<(), ProjectionError> {
+        for (key, record) in std::mem::take(&mut self.unwritten) {
+            match record {
+                None => {
+                    self.stored.remove(&key);
+                    changes.remove(key);
+                }
+                Some(record) => {
+                    self.stored.insert(key.clone());
+                    match record {
+                        Volatile::Marker(since) => changes.put(key, &since)?,
+                        Volatile::Pending(pending) => changes.put(key, &pending)?,
+                        Volatile::Due(due) => changes.put(key, &due)?,
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn sent(&self, user: &UserId) -> SentRecord {
@@ -406,23 +464,16 @@ impl Schedule {
         })
     }
 
-    fn set_marker(
-        &mut self,
-        changes: &mut Changes<'_>,
-        user: &UserId,
-        room: &RoomId,
-        since: u64,
-    ) -> Result<(), ProjectionError> {
-        changes.put(marker_key(user, room), &since)?;
+    fn set_marker(&mut self, user: &UserId, room: &RoomId, since: u64) {
+        self.put(marker_key(user, room), Volatile::Marker(since));
         self.markers
             .entry(user.clone())
             .or_default()
             .insert(*room, since);
-        Ok(())
     }
 
-    fn remove_marker(&mut self, changes: &mut Changes<'_>, user: &UserId, room: &RoomId) {
-        changes.remove(marker_key(user, room));
+    fn remove_marker(&mut self, user: &UserId, room: &RoomId) {
+        self.remove(marker_key(user, room));
         if let Some(rooms) = self.markers.get_mut(user) {
             rooms.remove(room);
             if rooms.is_empty() {
@@ -436,43 +487,35 @@ impl Schedule {
     }
 
     /// Sets when `user`'s batch is due, replacing the earlier due time.
-    fn schedule(
-        &mut self,
-        changes: &mut Changes<'_>,
-        user: &UserId,
-        due: Timestamp,
-        oldest_sent_at: Timestamp,
-        held: bool,
-    ) -> Result<(), ProjectionError> {
+    fn schedule(&mut self, user: &UserId, due: Timestamp, oldest_sent_at: Timestamp, held: bool) {
         if let Some(old) = self.pending(user) {
-            self.remove_due(changes, due_key(old.due, user));
+            self.remove_due(due_key(old.due, user));
         }
         let pending = PendingRecord {
             due,
             oldest_sent_at,
             held,
         };
-        changes.put(pending_key(user), &pending)?;
+        self.put(pending_key(user), Volatile::Pending(pending));
         self.pending.insert(user.clone(), pending);
         let record = DueRecord {
             user_id: user.clone(),
             held,
         };
         let key = due_key(due, user);
-        changes.put(key.clone(), &record)?;
+        self.put(key.clone(), Volatile::Due(record.clone()));
         self.due.insert(key, record);
-        Ok(())
     }
 
     /// Forgets `user`'s due time (its `d/` entry is removed by whoever took it from the queue).
-    fn remove_pending(&mut self, changes: &mut Changes<'_>, user: &UserId) {
-        changes.remove(pending_key(user));
+    fn remove_pending(&mut self, user: &UserId) {
+        self.remove(pending_key(user));
         self.pending.remove(user);
     }
 
-    fn remove_due(&mut self, changes: &mut Changes<'_>, key: Vec<u8>) {
+    fn remove_due(&mut self, key: Vec<u8>) {
         self.due.remove(&key);
-        changes.remove(key);
+        self.remove(key);
     }
 
     /// The first `limit` entries of the due queue due at `now`, in key (due) order.
@@ -557,7 +600,7 @@ impl Notifications {
             }
         };
         let (waiting, _, _) = waiting(
-            &self.store,
+            &self.store.changes()?,
             memory,
             user,
             &settings.blocks,
@@ -579,18 +622,38 @@ impl Notifications {
     }
 
     fn try_send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        self.try_apply_and_send_due(&[], now)
+    }
+
+    /// Applies the part of `batch` not yet applied and sends every batch due at `now`, in one
+    /// commit: a marker and due time made and taken in it are never written. The sent batches'
+    /// records are flushed before they are returned for publishing.
+    fn try_apply_and_send_due(
+        &mut self,
+        batch: &[EventEnvelope],
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ProjectionError> {
+        let fresh = crate::unapplied(batch, self.store.checkpoint())?;
         let Notifications { store, memory } = self;
         let memory = loaded(store, memory)?;
         let due_users = memory.schedule.due_at(now, DUE_USERS_PER_TICK_MAX);
-        if due_users.is_empty() {
+        if fresh.is_empty() && due_users.is_empty() {
             return Ok(Vec::new());
         }
         let mut changes = store.changes()?;
+        for envelope in fresh {
+            apply_event(&mut changes, memory, envelope)?;
+        }
+        // Looked for again: the batch may have made some due at once (`immediate`).
+        let due_users = if fresh.is_empty() {
+            due_users
+        } else {
+            memory.schedule.due_at(now, DUE_USERS_PER_TICK_MAX)
+        };
         let mut outgoing = Vec::new();
         for (due_key, due) in due_users {
-            memory.schedule.remove_due(&mut changes, due_key);
+            memory.schedule.remove_due(due_key);
             send_user(
-                store,
                 memory,
                 &mut changes,
                 &due.user_id,
@@ -599,7 +662,11 @@ impl Notifications {
                 &mut outgoing,
             )?;
         }
-        changes.commit(store.checkpoint())?;
+        memory.schedule.write(&mut changes)?;
+        let checkpoint = fresh
+            .last()
+            .map_or_else(|| store.checkpoint(), |last| last.position);
+        changes.commit(checkpoint)?;
         if !outgoing.is_empty() {
             store.flush()?;
         }
@@ -612,7 +679,7 @@ impl Notifications {
 /// only if `held`). With them, each such room, how many derived items it had before the cut
 /// to `limit`, and whether those were all; and how many held items were found before it.
 fn waiting(
-    store: &Store,
+    changes: &Changes<'_>,
     memory: &Memory,
     user: &UserId,
     blocks: &[UserId],
@@ -621,11 +688,13 @@ fn waiting(
 ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
     let mut waiting = Vec::new();
     if held {
-        for entry in store
-            .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
+        // Read through the changes, which may hold items the same commit made. Items held on
+        // their own are rare (the events that make them are), so collecting them is.
+        for (key, item) in changes
+            .scan::<ItemRecord>(&items_prefix(user), None)?
+            .into_iter()
             .take(limit)
         {
-            let (key, item) = entry?;
             waiting.push(Waiting {
                 position: position_of_item_key(&key),
                 held: Held::Alone(key),
@@ -641,7 +710,7 @@ fn waiting(
         let last = memory.audience.sequence(&room);
         let mut derived = 0;
         for sequence in since..=last {
-            let Some(post) = store.get::<PostRecord>(&post_key(&room, sequence))? else {
+            let Some(post) = changes.get::<PostRecord>(&post_key(&room, sequence))? else {
                 continue;
             };
             if !derives_item(&post, user, blocks) {
@@ -676,7 +745,6 @@ fn waiting(
 /// Sends `user`'s batch (one notification per item for `immediate`), at most
 /// [`BATCH_ITEMS_MAX`] items; the rest is due again at once.
 fn send_user(
-    store: &Store,
     memory: &mut Memory,
     changes: &mut Changes<'_>,
     user: &UserId,
@@ -686,7 +754,8 @@ fn send_user(
 ) -> Result<(), ProjectionError> {
     let settings = memory.audience.settings(user).cloned().unwrap_or_default();
     let limit = BATCH_ITEMS_MAX + 1;
-    let (mut waiting, rooms, alone) = waiting(store, memory, user, &settings.blocks, limit, held)?;
+    let (mut waiting, rooms, alone) =
+        waiting(changes, memory, user, &settings.blocks, limit, held)?;
     let schedule = &mut memory.schedule;
     let mut alone_sent = 0;
     let rest = if waiting.len() > BATCH_ITEMS_MAX {
@@ -742,9 +811,9 @@ fn send_user(
         // A room is done when all its derived items were sent; otherwise its marker moves
         // past what was (the rest stays derived, for the next batch).
         if marked.all && count == marked.derived {
-            schedule.remove_marker(changes, user, &marked.room);
+            schedule.remove_marker(user, &marked.room);
         } else if let Some(next) = next {
-            schedule.set_marker(changes, user, &marked.room, next)?;
+            schedule.set_marker(user, &marked.room, next);
         }
     }
     match rest {
@@ -752,9 +821,9 @@ fn send_user(
         // Held items stay flagged while any may be left.
         Some(next) => {
             let held_left = alone > alone_sent || alone == limit;
-            schedule.schedule(changes, user, now, next.item.sent_at, held_left)?;
+            schedule.schedule(user, now, next.item.sent_at, held_left);
         }
-        None => schedule.remove_pending(changes, user),
+        None => schedule.remove_pending(user),
     }
     if items.is_empty() {
         return schedule.set_sent(changes, user, sent);
@@ -865,15 +934,34 @@ impl Projector for Notifications {
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
         let Notifications { store, memory } = self;
         let applied = loaded(store, memory).and_then(|loaded| {
-            store.apply_fresh(batch, |changes, envelope| {
-                apply_event(changes, loaded, envelope)
-            })
+            let fresh = crate::unapplied(batch, store.checkpoint())?;
+            let Some(last) = fresh.last() else {
+                return Ok(());
+            };
+            let mut changes = store.changes()?;
+            for envelope in fresh {
+                apply_event(&mut changes, loaded, envelope)?;
+            }
+            loaded.schedule.write(&mut changes)?;
+            changes.commit(last.position)
         });
         if applied.is_err() {
             // The batch's changes were dropped, but not what it did to the memory.
             *memory = None;
         }
         applied
+    }
+
+    fn apply_and_due(
+        &mut self,
+        batch: &[EventEnvelope],
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ProjectionError> {
+        let sent = self.try_apply_and_send_due(batch, now);
+        if sent.is_err() {
+            self.memory = None;
+        }
+        sent
     }
 
     type Query = NotificationsQuery;
@@ -1076,7 +1164,7 @@ fn apply_event(
                 let due = pending
                     .oldest_sent_at
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
-                schedule.schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
+                schedule.schedule(user_id, due, pending.oldest_sent_at, pending.held);
             }
             Ok(())
         }
@@ -1227,16 +1315,15 @@ fn notify(
             // time this (newer) item does not change.
             continue;
         }
-        schedule.set_marker(changes, user, &room, sequence)?;
+        schedule.set_marker(user, &room, sequence);
         if schedule.pending(user).is_none() {
             schedule.schedule(
-                changes,
                 user,
                 item.sent_at.plus_millis(period),
                 item.sent_at,
                 // Items are held only while something waits, so nothing is held yet.
                 false,
-            )?;
+            );
         }
     }
     changes.put(
@@ -1279,11 +1366,12 @@ fn hold_items(
             any = true;
         }
     }
-    schedule.remove_marker(changes, user, room);
+    schedule.remove_marker(user, room);
     // A marker means something waits, so the user has a due time: flag it as holding items.
     match schedule.pending(user) {
         Some(pending) if any && !pending.held => {
-            schedule.schedule(changes, user, pending.due, pending.oldest_sent_at, true)
+            schedule.schedule(user, pending.due, pending.oldest_sent_at, true);
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -1297,7 +1385,7 @@ fn drop_items(
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
-    schedule.remove_marker(changes, user, room);
+    schedule.remove_marker(user, room);
     for (key, item) in changes.scan::<ItemRecord>(&items_prefix(user), None)? {
         if item.room_id == *room {
             changes.remove(key);
