@@ -43,6 +43,14 @@
 //! Volatile records depend on when batches were sent, not only on the log, so the dump (and
 //! digest) leaves them out; each post's recipient count and hash record that the same items
 //! were made.
+//!
+//! What every message and every tick read — members, room sequences, settings (`m/`, `r/`,
+//! `u/`) and the schedule (`w/`, `q/`, `d/`, `s/`) — is also held in memory, loaded from the
+//! store at the first apply or tick and changed only together with it, so a message and a tick
+//! read no store record but the posts they send; the store stays the source (what a restart
+//! loads and the dump compares). A batch and its tick are one commit
+//! ([`Projector::apply_and_due`]), and a `w/`, `q/` or `d/` record made and taken within one
+//! commit (an `immediate` recipient's, most often) is never written at all.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
