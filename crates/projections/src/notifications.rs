@@ -43,7 +43,16 @@
 //! Volatile records depend on when batches were sent, not only on the log, so the dump (and
 //! digest) leaves them out; each post's recipient count and hash record that the same items
 //! were made.
+//!
+//! What every message and every tick read — members, room sequences, settings (`m/`, `r/`,
+//! `u/`) and the schedule (`w/`, `q/`, `d/`, `s/`) — is also held in memory, loaded from the
+//! store at the first apply or tick and changed only together with it, so a message and a tick
+//! read no store record but the posts they send; the store stays the source (what a restart
+//! loads and the dump compares). A batch and its tick are one commit
+//! ([`Projector::apply_and_due`]), and a `w/`, `q/` or `d/` record made and taken within one
+//! commit (an `immediate` recipient's, most often) is never written at all.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use domain::time::{DAY_MS, HOUR_MS};
@@ -194,6 +203,354 @@ pub struct PostRecord {
 #[derive(Debug)]
 pub struct Notifications {
     store: Store,
+    /// The records applying and sending read all the time, read from memory; `None` until
+    /// loaded, and again after a failed apply or tick (whose changes were dropped, so the store
+    /// is the one to believe).
+    memory: Option<Memory>,
+}
+
+/// The store's records that every message and every tick read, held in memory beside it and
+/// changed only together with it (each change goes into the same [`Changes`]), so the store
+/// stays the source: what a restart loads, what the dump compares.
+#[derive(Debug, Default)]
+struct Memory {
+    audience: Audience,
+    schedule: Schedule,
+}
+
+impl Memory {
+    fn load(store: &Store) -> Result<Memory, ProjectionError> {
+        Ok(Memory {
+            audience: Audience::load(store)?,
+            schedule: Schedule::load(store)?,
+        })
+    }
+}
+
+/// Who a message notifies: each room's members (`m/`) and message sequence (`r/`), each user's
+/// settings (`u/`). A message reads all of them (a scan of the room's members and a read of
+/// each member's settings, from fjall once the memtable holding them has gone out in an image,
+/// which in a served model is every tick that sends something); from memory they cost no
+/// store read.
+#[derive(Debug, Default)]
+struct Audience {
+    /// `m/`: each room's members, sorted by user id (the keys' order).
+    members: HashMap<RoomId, Vec<MemberRecord>>,
+    /// `r/`: each room's message sequence.
+    sequences: HashMap<RoomId, u64>,
+    /// `u/`: each user's settings; a user without one has the default.
+    settings: HashMap<UserId, SettingsRecord>,
+}
+
+impl Audience {
+    /// Reads the records from the store.
+    fn load(store: &Store) -> Result<Audience, ProjectionError> {
+        let mut audience = Audience::default();
+        for entry in store.scan::<MemberRecord>(b"m/", None, Direction::Forward) {
+            let (key, member) = entry?;
+            // Keys are in order, so each room's members come sorted.
+            audience
+                .members
+                .entry(room_of_key(&key)?)
+                .or_default()
+                .push(member);
+        }
+        for entry in store.scan::<u64>(b"r/", None, Direction::Forward) {
+            let (key, sequence) = entry?;
+            audience.sequences.insert(room_of_key(&key)?, sequence);
+        }
+        for entry in store.scan::<SettingsRecord>(b"u/", None, Direction::Forward) {
+            let (key, settings) = entry?;
+            audience.settings.insert(user_of_key(&key)?, settings);
+        }
+        Ok(audience)
+    }
+
+    fn members(&self, room: &RoomId) -> &[MemberRecord] {
+        self.members.get(room).map_or(&[], Vec::as_slice)
+    }
+
+    fn member(&self, room: &RoomId, user: &UserId) -> Option<&MemberRecord> {
+        let members = self.members(room);
+        members
+            .binary_search_by(|member| member.user_id.cmp(user))
+            .ok()
+            .and_then(|index| members.get(index))
+    }
+
+    /// Writes `member` (new or changed) into `room`.
+    fn put_member(
+        &mut self,
+        changes: &mut Changes<'_>,
+        room: &RoomId,
+        member: MemberRecord,
+    ) -> Result<(), ProjectionError> {
+        changes.put(member_key(room, &member.user_id), &member)?;
+        let members = self.members.entry(*room).or_default();
+        match members.binary_search_by(|known| known.user_id.cmp(&member.user_id)) {
+            Ok(index) => {
+                if let Some(known) = members.get_mut(index) {
+                    *known = member;
+                }
+            }
+            Err(index) => members.insert(index, member),
+        }
+        Ok(())
+    }
+
+    fn remove_member(&mut self, changes: &mut Changes<'_>, room: &RoomId, user: &UserId) {
+        changes.remove(member_key(room, user));
+        if let Some(members) = self.members.get_mut(room) {
+            members.retain(|member| member.user_id != *user);
+            if members.is_empty() {
+                self.members.remove(room);
+            }
+        }
+    }
+
+    fn sequence(&self, room: &RoomId) -> u64 {
+        self.sequences.get(room).copied().unwrap_or(0)
+    }
+
+    fn set_sequence(
+        &mut self,
+        changes: &mut Changes<'_>,
+        room: &RoomId,
+        sequence: u64,
+    ) -> Result<(), ProjectionError> {
+        changes.put(room_key(room), &sequence)?;
+        self.sequences.insert(*room, sequence);
+        Ok(())
+    }
+
+    fn settings(&self, user: &UserId) -> Option<&SettingsRecord> {
+        self.settings.get(user)
+    }
+
+    fn update_settings(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        change: impl FnOnce(&mut SettingsRecord),
+    ) -> Result<(), ProjectionError> {
+        let settings = self.settings.entry(user.clone()).or_default();
+        change(settings);
+        changes.put(settings_key(user), settings)
+    }
+}
+
+/// What sending reads at every tick — who is due when (`d/`, `q/`) and where each user's derived
+/// items start (`w/`) — held in memory beside the store. These records are written and removed
+/// all the time (an `immediate` recipient gets a marker and a due time per message and loses
+/// them at the next tick), so the store's ranges of them are mostly tombstones: scanning `d/`
+/// each tick and each due user's `w/` cost most of a served model's time (a profile of
+/// `apply_rate … notifications 0 1`: 58 % in fjall iterators skipping them). Every change goes
+/// to the store too, in the [`Changes`] of the same commit ([`Schedule::write`]), so the store
+/// (and what a restart loads) stays the source; the maps are its copy, loaded once.
+///
+/// A record made and gone again before the commit (an `immediate` recipient's marker and due
+/// time, made by a message and taken by the tick that the runtime runs with the same commit,
+/// [`Projector::apply_and_due`]) is never written: the store neither had it nor has it. That
+/// spares three writes and three tombstones per such message in the memtable and in the image
+/// each tick flushes.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// `w/`: per user, the rooms with a marker and the sequence it holds (in key order).
+    markers: HashMap<UserId, BTreeMap<RoomId, u64>>,
+    /// `q/`: each user's due time.
+    pending: HashMap<UserId, PendingRecord>,
+    /// `d/`: the due queue under its store keys, so it is walked in the store's order.
+    due: BTreeMap<Vec<u8>, DueRecord>,
+    /// `s/`: what was sent to each user (read and written for every user a tick sends to).
+    sent: HashMap<UserId, SentRecord>,
+    /// The `w/`, `q/` and `d/` keys the store holds (as of the last commit).
+    stored: HashSet<Vec<u8>>,
+    /// Changes to `w/`, `q/` and `d/` since the last commit: a record to put, or `None` to
+    /// remove one the store holds.
+    unwritten: BTreeMap<Vec<u8>, Option<Volatile>>,
+}
+
+/// A `w/`, `q/` or `d/` record waiting for the next commit.
+#[derive(Debug, Clone)]
+enum Volatile {
+    Marker(u64),
+    Pending(PendingRecord),
+    Due(DueRecord),
+}
+
+impl Schedule {
+    /// Reads the records from the store.
+    fn load(store: &Store) -> Result<Schedule, ProjectionError> {
+        let mut schedule = Schedule::default();
+        for entry in store.scan::<u64>(b"w/", None, Direction::Forward) {
+            let (key, since) = entry?;
+            let (user, room) = user_and_room_of_marker_key(&key)?;
+            schedule.stored.insert(key);
+            schedule
+                .markers
+                .entry(user)
+                .or_default()
+                .insert(room, since);
+        }
+        for entry in store.scan::<PendingRecord>(b"q/", None, Direction::Forward) {
+            let (key, pending) = entry?;
+            schedule.pending.insert(user_of_key(&key)?, pending);
+            schedule.stored.insert(key);
+        }
+        for entry in store.scan::<DueRecord>(b"d/", None, Direction::Forward) {
+            let (key, due) = entry?;
+            schedule.stored.insert(key.clone());
+            schedule.due.insert(key, due);
+        }
+        for entry in store.scan::<SentRecord>(b"s/", None, Direction::Forward) {
+            let (key, sent) = entry?;
+            schedule.sent.insert(user_of_key(&key)?, sent);
+        }
+        Ok(schedule)
+    }
+
+    /// Notes a record to put at the next commit.
+    fn put(&mut self, key: Vec<u8>, record: Volatile) {
+        self.unwritten.insert(key, Some(record));
+    }
+
+    /// Notes a record to remove at the next commit; one the store never had is just forgotten.
+    fn remove(&mut self, key: Vec<u8>) {
+        if self.stored.contains(&key) {
+            self.unwritten.insert(key, None);
+        } else {
+            self.unwritten.remove(&key);
+        }
+    }
+
+    /// Writes the changes noted since the last commit into `changes`, which must be committed
+    /// next (or the schedule dropped and loaded again).
+    fn write(&mut self, changes: &mut Changes<'_>) -> Result<(), ProjectionError> {
+        for (key, record) in std::mem::take(&mut self.unwritten) {
+            match record {
+                None => {
+                    self.stored.remove(&key);
+                    changes.remove(key);
+                }
+                Some(record) => {
+                    self.stored.insert(key.clone());
+                    match record {
+                        Volatile::Marker(since) => changes.put(key, &since)?,
+                        Volatile::Pending(pending) => changes.put(key, &pending)?,
+                        Volatile::Due(due) => changes.put(key, &due)?,
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn sent(&self, user: &UserId) -> SentRecord {
+        self.sent.get(user).copied().unwrap_or_default()
+    }
+
+    fn set_sent(
+        &mut self,
+        changes: &mut Changes<'_>,
+        user: &UserId,
+        sent: SentRecord,
+    ) -> Result<(), ProjectionError> {
+        changes.put(sent_key(user), &sent)?;
+        self.sent.insert(user.clone(), sent);
+        Ok(())
+    }
+
+    /// The sequence of `user`'s marker in `room`, if they have one.
+    fn marker(&self, user: &UserId, room: &RoomId) -> Option<u64> {
+        self.markers.get(user)?.get(room).copied()
+    }
+
+    /// The rooms `user` has a marker in, with its sequence, in key order.
+    fn marked_rooms(&self, user: &UserId) -> Vec<(RoomId, u64)> {
+        self.markers.get(user).map_or_else(Vec::new, |rooms| {
+            rooms.iter().map(|(room, since)| (*room, *since)).collect()
+        })
+    }
+
+    fn set_marker(&mut self, user: &UserId, room: &RoomId, since: u64) {
+        self.put(marker_key(user, room), Volatile::Marker(since));
+        self.markers
+            .entry(user.clone())
+            .or_default()
+            .insert(*room, since);
+    }
+
+    fn remove_marker(&mut self, user: &UserId, room: &RoomId) {
+        self.remove(marker_key(user, room));
+        if let Some(rooms) = self.markers.get_mut(user) {
+            rooms.remove(room);
+            if rooms.is_empty() {
+                self.markers.remove(user);
+            }
+        }
+    }
+
+    fn pending(&self, user: &UserId) -> Option<PendingRecord> {
+        self.pending.get(user).copied()
+    }
+
+    /// Sets when `user`'s batch is due, replacing the earlier due time.
+    fn schedule(&mut self, user: &UserId, due: Timestamp, oldest_sent_at: Timestamp, held: bool) {
+        if let Some(old) = self.pending(user) {
+            self.remove_due(due_key(old.due, user));
+        }
+        let pending = PendingRecord {
+            due,
+            oldest_sent_at,
+            held,
+        };
+        self.put(pending_key(user), Volatile::Pending(pending));
+        self.pending.insert(user.clone(), pending);
+        let record = DueRecord {
+            user_id: user.clone(),
+            held,
+        };
+        let key = due_key(due, user);
+        self.put(key.clone(), Volatile::Due(record.clone()));
+        self.due.insert(key, record);
+    }
+
+    /// Forgets `user`'s due time (its `d/` entry is removed by whoever took it from the queue).
+    fn remove_pending(&mut self, user: &UserId) {
+        self.remove(pending_key(user));
+        self.pending.remove(user);
+    }
+
+    fn remove_due(&mut self, key: Vec<u8>) {
+        self.due.remove(&key);
+        self.remove(key);
+    }
+
+    /// The first `limit` entries of the due queue due at `now`, in key (due) order.
+    fn due_at(&self, now: Timestamp, limit: usize) -> Vec<(Vec<u8>, DueRecord)> {
+        self.due
+            .iter()
+            .take(limit)
+            .take_while(|(key, _)| {
+                key.get(2..10)
+                    .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+                    .map(|bytes| millis_from_ordered(u64::from_be_bytes(bytes)))
+                    .is_some_and(|due| due <= now)
+            })
+            .map(|(key, due)| (key.clone(), due.clone()))
+            .collect()
+    }
+}
+
+/// The loaded memory in `slot`, loading it from `store` first if it is not.
+fn loaded<'a>(
+    store: &Store,
+    slot: &'a mut Option<Memory>,
+) -> Result<&'a mut Memory, ProjectionError> {
+    if slot.is_none() {
+        *slot = Some(Memory::load(store)?);
+    }
+    Ok(slot.get_or_insert_with(Memory::default))
 }
 
 impl Notifications {
@@ -224,6 +581,7 @@ impl Notifications {
                 NAME,
                 LAYOUT_VERSION,
             )?,
+            memory: None,
         })
     }
 
@@ -231,6 +589,7 @@ impl Notifications {
     pub fn temporary() -> Result<Notifications, ProjectionError> {
         Ok(Notifications {
             store: crate::store::checked_layout(Store::temporary()?, NAME, LAYOUT_VERSION)?,
+            memory: None,
         })
     }
 
@@ -240,213 +599,253 @@ impl Notifications {
             .store
             .get::<SettingsRecord>(&settings_key(user))?
             .unwrap_or_default();
-        let (waiting, _, _) = self.waiting(user, &settings.blocks, usize::MAX, true)?;
+        let loaded;
+        let memory = match &self.memory {
+            Some(memory) => memory,
+            None => {
+                loaded = Memory::load(&self.store)?;
+                &loaded
+            }
+        };
+        let (waiting, _, _) = waiting(
+            &self.store.changes()?,
+            memory,
+            user,
+            &settings.blocks,
+            usize::MAX,
+            true,
+        )?;
         Ok(waiting.into_iter().map(|waiting| waiting.item).collect())
     }
 
-    /// The first `limit` items waiting for `user`, in log order: those held on their own and
-    /// those derived from the rooms the user has a `w/` marker in (held ones are looked for
-    /// only if `held`). With them, each such room, how many derived items it had before the cut
-    /// to `limit`, and whether those were all; and how many held items were found before it.
-    fn waiting(
-        &self,
-        user: &UserId,
-        blocks: &[UserId],
-        limit: usize,
-        held: bool,
-    ) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
-        let mut waiting = Vec::new();
-        for entry in self
-            .store
-            .scan::<ItemRecord>(&items_prefix(user), None, Direction::Forward)
-            .take(if held { limit } else { 0 })
+    /// Sends every batch due at `now`: one atomic write removes the batches and records them
+    /// as sent, a flush makes that durable, and only then are they returned for publishing.
+    /// The schedule is forgotten (to be loaded again) when this fails: its changes were not.
+    fn send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        let sent = self.try_send_due(now);
+        if sent.is_err() {
+            self.memory = None;
+        }
+        sent
+    }
+
+    fn try_send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
+        self.try_apply_and_send_due(&[], now)
+    }
+
+    /// Applies the part of `batch` not yet applied and sends every batch due at `now`, in one
+    /// commit: a marker and due time made and taken in it are never written. The sent batches'
+    /// records are flushed before they are returned for publishing.
+    fn try_apply_and_send_due(
+        &mut self,
+        batch: &[EventEnvelope],
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ProjectionError> {
+        let fresh = crate::unapplied(batch, self.store.checkpoint())?;
+        let Notifications { store, memory } = self;
+        let memory = loaded(store, memory)?;
+        let due_users = memory.schedule.due_at(now, DUE_USERS_PER_TICK_MAX);
+        if fresh.is_empty() && due_users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut changes = store.changes()?;
+        for envelope in fresh {
+            apply_event(&mut changes, memory, envelope)?;
+        }
+        // Looked for again: the batch may have made some due at once (`immediate`).
+        let due_users = if fresh.is_empty() {
+            due_users
+        } else {
+            memory.schedule.due_at(now, DUE_USERS_PER_TICK_MAX)
+        };
+        let mut outgoing = Vec::new();
+        for (due_key, due) in due_users {
+            memory.schedule.remove_due(due_key);
+            send_user(
+                memory,
+                &mut changes,
+                &due.user_id,
+                due.held,
+                now,
+                &mut outgoing,
+            )?;
+        }
+        memory.schedule.write(&mut changes)?;
+        let checkpoint = fresh
+            .last()
+            .map_or_else(|| store.checkpoint(), |last| last.position);
+        changes.commit(checkpoint)?;
+        if !outgoing.is_empty() {
+            store.flush()?;
+        }
+        Ok(outgoing)
+    }
+}
+
+/// The first `limit` items waiting for `user`, in log order: those held on their own and
+/// those derived from the rooms the user has a `w/` marker in (held ones are looked for
+/// only if `held`). With them, each such room, how many derived items it had before the cut
+/// to `limit`, and whether those were all; and how many held items were found before it.
+fn waiting(
+    changes: &Changes<'_>,
+    memory: &Memory,
+    user: &UserId,
+    blocks: &[UserId],
+    limit: usize,
+    held: bool,
+) -> Result<(Vec<Waiting>, Vec<MarkedRoom>, usize), ProjectionError> {
+    let mut waiting = Vec::new();
+    if held {
+        // Read through the changes, which may hold items the same commit made. Items held on
+        // their own are rare (the events that make them are), so collecting them is.
+        for (key, item) in changes
+            .scan::<ItemRecord>(&items_prefix(user), None)?
+            .into_iter()
+            .take(limit)
         {
-            let (key, item) = entry?;
             waiting.push(Waiting {
                 position: position_of_item_key(&key),
                 held: Held::Alone(key),
                 item,
             });
         }
-        let mut rooms = Vec::new();
-        for entry in self
-            .store
-            .scan::<u64>(&markers_prefix(user), None, Direction::Forward)
-        {
-            let (key, since) = entry?;
-            let room = room_of_marker_key(&key)?;
-            // Point reads up to the room's sequence rather than a range scan: the posts a tick
-            // sends are recent, so mostly in the memtable, which a stored range walk would not
-            // spare.
-            let last = self.store.get::<u64>(&room_key(&room))?.unwrap_or(0);
-            let mut derived = 0;
-            for sequence in since..=last {
-                let Some(post) = self.store.get::<PostRecord>(&post_key(&room, sequence))? else {
-                    continue;
-                };
-                if !derives_item(&post, user, blocks) {
-                    continue;
-                }
-                if derived == limit {
-                    break;
-                }
-                derived += 1;
-                waiting.push(Waiting {
-                    position: post.position,
-                    held: Held::Derived { room, sequence },
-                    item: post.item,
-                });
+    }
+    let mut rooms = Vec::new();
+    for (room, since) in memory.schedule.marked_rooms(user) {
+        // Point reads up to the room's sequence rather than a range scan: the posts a tick
+        // sends are recent, so mostly in the memtable, which a stored range walk would not
+        // spare.
+        let last = memory.audience.sequence(&room);
+        let mut derived = 0;
+        for sequence in since..=last {
+            let Some(post) = changes.get::<PostRecord>(&post_key(&room, sequence))? else {
+                continue;
+            };
+            if !derives_item(&post, user, blocks) {
+                continue;
             }
-            rooms.push(MarkedRoom {
-                room,
-                derived,
-                all: derived < limit,
+            if derived == limit {
+                break;
+            }
+            derived += 1;
+            waiting.push(Waiting {
+                position: post.position,
+                held: Held::Derived { room, sequence },
+                item: post.item,
             });
         }
-        let alone = waiting
-            .iter()
-            .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
-            .count();
-        // Positions are unique (one event each): the order is the log's.
-        waiting.sort_unstable_by_key(|waiting| waiting.position);
-        waiting.truncate(limit);
-        Ok((waiting, rooms, alone))
+        rooms.push(MarkedRoom {
+            room,
+            derived,
+            all: derived < limit,
+        });
     }
+    let alone = waiting
+        .iter()
+        .filter(|waiting| matches!(waiting.held, Held::Alone(_)))
+        .count();
+    // Positions are unique (one event each): the order is the log's.
+    waiting.sort_unstable_by_key(|waiting| waiting.position);
+    waiting.truncate(limit);
+    Ok((waiting, rooms, alone))
+}
 
-    /// Sends every batch due at `now`: one atomic write removes the batches and records them
-    /// as sent, a flush makes that durable, and only then are they returned for publishing.
-    fn send_due(&mut self, now: Timestamp) -> Result<Vec<Outgoing>, ProjectionError> {
-        let mut due_users = Vec::new();
-        for entry in self
-            .store
-            .scan::<DueRecord>(b"d/", None, Direction::Forward)
-            .take(DUE_USERS_PER_TICK_MAX)
-        {
-            let (key, user) = entry?;
-            let due = key
-                .get(2..10)
-                .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
-                .map(|bytes| millis_from_ordered(u64::from_be_bytes(bytes)));
-            match due {
-                Some(due) if due <= now => due_users.push((key, user)),
-                // Keys are in due order: the rest are later.
-                _ => break,
+/// Sends `user`'s batch (one notification per item for `immediate`), at most
+/// [`BATCH_ITEMS_MAX`] items; the rest is due again at once.
+fn send_user(
+    memory: &mut Memory,
+    changes: &mut Changes<'_>,
+    user: &UserId,
+    held: bool,
+    now: Timestamp,
+    outgoing: &mut Vec<Outgoing>,
+) -> Result<(), ProjectionError> {
+    let settings = memory.audience.settings(user).cloned().unwrap_or_default();
+    let limit = BATCH_ITEMS_MAX + 1;
+    let (mut waiting, rooms, alone) =
+        waiting(changes, memory, user, &settings.blocks, limit, held)?;
+    let schedule = &mut memory.schedule;
+    let mut alone_sent = 0;
+    let rest = if waiting.len() > BATCH_ITEMS_MAX {
+        waiting.pop()
+    } else {
+        None
+    };
+    let mut sent = schedule.sent(user);
+    let period = period_ms(settings.frequency);
+    // Per room with a marker: derived items sent, and the sequence after the last of them.
+    let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
+    let mut items = Vec::new();
+    for Waiting {
+        position,
+        held,
+        item,
+    } in waiting
+    {
+        sent.position = sent.position.max(position);
+        let deleted = match held {
+            Held::Alone(key) => {
+                alone_sent += 1;
+                changes.remove(key);
+                // Members who left the room keep their items, so deletion is checked here
+                // too.
+                is_deleted(changes, &item.room_id, &item.message_id)?
             }
-        }
-        if due_users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut changes = self.store.changes()?;
-        let mut outgoing = Vec::new();
-        for (due_key, due) in due_users {
-            changes.remove(due_key);
-            self.send_user(&mut changes, &due.user_id, due.held, now, &mut outgoing)?;
-        }
-        changes.commit(self.store.checkpoint())?;
-        if !outgoing.is_empty() {
-            self.store.flush()?;
-        }
-        Ok(outgoing)
-    }
-
-    fn send_user(
-        &self,
-        changes: &mut Changes<'_>,
-        user: &UserId,
-        held: bool,
-        now: Timestamp,
-        outgoing: &mut Vec<Outgoing>,
-    ) -> Result<(), ProjectionError> {
-        let settings = changes
-            .get::<SettingsRecord>(&settings_key(user))?
-            .unwrap_or_default();
-        let limit = BATCH_ITEMS_MAX + 1;
-        let (mut waiting, rooms, alone) = self.waiting(user, &settings.blocks, limit, held)?;
-        let mut alone_sent = 0;
-        let rest = if waiting.len() > BATCH_ITEMS_MAX {
-            waiting.pop()
-        } else {
-            None
-        };
-        let mut sent = changes
-            .get::<SentRecord>(&sent_key(user))?
-            .unwrap_or_default();
-        let period = period_ms(settings.frequency);
-        // Per room with a marker: derived items sent, and the sequence after the last of them.
-        let mut sent_up_to: Vec<(RoomId, usize, u64)> = Vec::new();
-        let mut items = Vec::new();
-        for Waiting {
-            position,
-            held,
-            item,
-        } in waiting
-        {
-            sent.position = sent.position.max(position);
-            let deleted = match held {
-                Held::Alone(key) => {
-                    alone_sent += 1;
-                    changes.remove(key);
-                    // Members who left the room keep their items, so deletion is checked here
-                    // too.
-                    is_deleted(changes, &item.room_id, &item.message_id)?
-                }
-                Held::Derived { room, sequence } => {
-                    let next = sequence.saturating_add(1);
-                    match sent_up_to.iter_mut().find(|(sent, _, _)| *sent == room) {
-                        Some((_, count, up_to)) => {
-                            *count += 1;
-                            *up_to = (*up_to).max(next);
-                        }
-                        None => sent_up_to.push((room, 1, next)),
+            Held::Derived { room, sequence } => {
+                let next = sequence.saturating_add(1);
+                match sent_up_to.iter_mut().find(|(sent, _, _)| *sent == room) {
+                    Some((_, count, up_to)) => {
+                        *count += 1;
+                        *up_to = (*up_to).max(next);
                     }
-                    // Derived items are never of deleted posts.
-                    false
+                    None => sent_up_to.push((room, 1, next)),
                 }
-            };
-            let timely = period.is_some_and(|period| {
-                now.millis_since(item.sent_at) <= period.saturating_add(LATE_GRACE_MS)
-            });
-            if timely && !deleted {
-                items.push(item);
+                // Derived items are never of deleted posts.
+                false
             }
+        };
+        let timely = period.is_some_and(|period| {
+            now.millis_since(item.sent_at) <= period.saturating_add(LATE_GRACE_MS)
+        });
+        if timely && !deleted {
+            items.push(item);
         }
-        for marked in rooms {
-            let (count, next) = sent_up_to
-                .iter()
-                .find(|(sent, _, _)| *sent == marked.room)
-                .map_or((0, None), |(_, count, next)| (*count, Some(*next)));
-            // A room is done when all its derived items were sent; otherwise its marker moves
-            // past what was (the rest stays derived, for the next batch).
-            if marked.all && count == marked.derived {
-                changes.remove(marker_key(user, &marked.room));
-            } else if let Some(next) = next {
-                changes.put(marker_key(user, &marked.room), &next)?;
-            }
-        }
-        match rest {
-            // More than one batch waits: the rest is due at once, at the next tick.
-            // Held items stay flagged while any may be left.
-            Some(next) => {
-                let held_left = alone > alone_sent || alone == limit;
-                schedule(changes, user, now, next.item.sent_at, held_left)?;
-            }
-            None => changes.remove(pending_key(user)),
-        }
-        if items.is_empty() {
-            return changes.put(sent_key(user), &sent);
-        }
-        let batches: Vec<Vec<ItemRecord>> =
-            if settings.frequency == NotificationFrequency::Immediate {
-                items.into_iter().map(|item| vec![item]).collect()
-            } else {
-                vec![items]
-            };
-        for batch in batches {
-            sent.notifications = sent.notifications.saturating_add(1);
-            outgoing.push(notification(user, settings.frequency, &batch));
-        }
-        changes.put(sent_key(user), &sent)
     }
+    for marked in rooms {
+        let (count, next) = sent_up_to
+            .iter()
+            .find(|(sent, _, _)| *sent == marked.room)
+            .map_or((0, None), |(_, count, next)| (*count, Some(*next)));
+        // A room is done when all its derived items were sent; otherwise its marker moves
+        // past what was (the rest stays derived, for the next batch).
+        if marked.all && count == marked.derived {
+            schedule.remove_marker(user, &marked.room);
+        } else if let Some(next) = next {
+            schedule.set_marker(user, &marked.room, next);
+        }
+    }
+    match rest {
+        // More than one batch waits: the rest is due at once, at the next tick.
+        // Held items stay flagged while any may be left.
+        Some(next) => {
+            let held_left = alone > alone_sent || alone == limit;
+            schedule.schedule(user, now, next.item.sent_at, held_left);
+        }
+        None => schedule.remove_pending(user),
+    }
+    if items.is_empty() {
+        return schedule.set_sent(changes, user, sent);
+    }
+    let batches: Vec<Vec<ItemRecord>> = if settings.frequency == NotificationFrequency::Immediate {
+        items.into_iter().map(|item| vec![item]).collect()
+    } else {
+        vec![items]
+    };
+    for batch in batches {
+        sent.notifications = sent.notifications.saturating_add(1);
+        outgoing.push(notification(user, settings.frequency, &batch));
+    }
+    schedule.set_sent(changes, user, sent)
 }
 
 /// Where a waiting item is kept.
@@ -541,7 +940,36 @@ impl Projector for Notifications {
     }
 
     fn apply(&mut self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        self.store.apply_fresh(batch, apply_event)
+        let Notifications { store, memory } = self;
+        let applied = loaded(store, memory).and_then(|loaded| {
+            let fresh = crate::unapplied(batch, store.checkpoint())?;
+            let Some(last) = fresh.last() else {
+                return Ok(());
+            };
+            let mut changes = store.changes()?;
+            for envelope in fresh {
+                apply_event(&mut changes, loaded, envelope)?;
+            }
+            loaded.schedule.write(&mut changes)?;
+            changes.commit(last.position)
+        });
+        if applied.is_err() {
+            // The batch's changes were dropped, but not what it did to the memory.
+            *memory = None;
+        }
+        applied
+    }
+
+    fn apply_and_due(
+        &mut self,
+        batch: &[EventEnvelope],
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ProjectionError> {
+        let sent = self.try_apply_and_send_due(batch, now);
+        if sent.is_err() {
+            self.memory = None;
+        }
+        sent
     }
 
     type Query = NotificationsQuery;
@@ -592,10 +1020,6 @@ fn post_key(room: &RoomId, sequence: u64) -> Vec<u8> {
     Key::new(b"p/").uuid(&room.0).number(sequence).build()
 }
 
-fn markers_prefix(user: &UserId) -> Vec<u8> {
-    Key::new(b"w/").text(user.as_str()).build()
-}
-
 fn marker_key(user: &UserId, room: &RoomId) -> Vec<u8> {
     Key::new(b"w/").text(user.as_str()).uuid(&room.0).build()
 }
@@ -633,121 +1057,122 @@ fn position_of_item_key(key: &[u8]) -> u64 {
         .map_or(0, u64::from_be_bytes)
 }
 
-/// The room a `w/` key names (its last 16 bytes).
-fn room_of_marker_key(key: &[u8]) -> Result<RoomId, ProjectionError> {
-    key.len()
+/// The user and the room a `w/` key names (`w/<user>\0<room>`).
+fn user_and_room_of_marker_key(key: &[u8]) -> Result<(UserId, RoomId), ProjectionError> {
+    let room = key
+        .len()
         .checked_sub(16)
         .and_then(|start| key.get(start..))
+        .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok())
+        .map(RoomId);
+    let user = key
+        .len()
+        .checked_sub(17)
+        .and_then(|end| key.get(2..end))
+        .and_then(user_of_text);
+    match (user, room) {
+        (Some(user), Some(room)) => Ok((user, room)),
+        _ => Err(ProjectionError::Value {
+            key: hex::encode(key),
+            message: "a marker key without a user and a room".to_owned(),
+        }),
+    }
+}
+
+/// The user a key of a user's record names (`q/<user>\0`, `s/<user>\0`, `u/<user>\0`).
+fn user_of_key(key: &[u8]) -> Result<UserId, ProjectionError> {
+    key.len()
+        .checked_sub(1)
+        .and_then(|end| key.get(2..end))
+        .and_then(user_of_text)
+        .ok_or_else(|| ProjectionError::Value {
+            key: hex::encode(key),
+            message: "a key without a user".to_owned(),
+        })
+}
+
+/// The room a key of a room's record names (`m/<room><user>\0`, `r/<room>`).
+fn room_of_key(key: &[u8]) -> Result<RoomId, ProjectionError> {
+    key.get(2..18)
         .and_then(|bytes| uuid::Uuid::from_slice(bytes).ok())
         .map(RoomId)
         .ok_or_else(|| ProjectionError::Value {
             key: hex::encode(key),
-            message: "a marker key without a room".to_owned(),
+            message: "a key without a room".to_owned(),
         })
 }
 
-/// Sets when `user`'s batch is due, replacing the earlier due time.
-fn schedule(
-    changes: &mut Changes<'_>,
-    user: &UserId,
-    due: Timestamp,
-    oldest_sent_at: Timestamp,
-    held: bool,
-) -> Result<(), ProjectionError> {
-    if let Some(old) = changes.get::<PendingRecord>(&pending_key(user))? {
-        changes.remove(due_key(old.due, user));
-    }
-    changes.put(
-        pending_key(user),
-        &PendingRecord {
-            due,
-            oldest_sent_at,
-            held,
-        },
-    )?;
-    changes.put(
-        due_key(due, user),
-        &DueRecord {
-            user_id: user.clone(),
-            held,
-        },
-    )
+fn user_of_text(bytes: &[u8]) -> Option<UserId> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| UserId::parse(text).ok())
 }
 
-fn update_settings(
+fn apply_event(
     changes: &mut Changes<'_>,
-    user: &UserId,
-    change: impl FnOnce(&mut SettingsRecord),
+    memory: &mut Memory,
+    envelope: &EventEnvelope,
 ) -> Result<(), ProjectionError> {
-    let key = settings_key(user);
-    let mut settings = changes.get::<SettingsRecord>(&key)?.unwrap_or_default();
-    change(&mut settings);
-    changes.put(key, &settings)
-}
-
-fn add_member(
-    changes: &mut Changes<'_>,
-    room: &RoomId,
-    user: &UserId,
-) -> Result<(), ProjectionError> {
-    let key = member_key(room, user);
-    if changes.contains(&key)? {
-        return Ok(());
-    }
-    changes.put(
-        key,
-        &MemberRecord {
-            user_id: user.clone(),
-            archived: false,
-        },
-    )
-}
-
-fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<(), ProjectionError> {
     let position = envelope.position;
     match envelope.event.membership_change() {
         Some(MembershipChange::Joined { room_id, users }) => {
             for user in users {
-                add_member(changes, &room_id, user)?;
+                if memory.audience.member(&room_id, user).is_none() {
+                    memory.audience.put_member(
+                        changes,
+                        &room_id,
+                        MemberRecord {
+                            user_id: user.clone(),
+                            archived: false,
+                        },
+                    )?;
+                }
             }
         }
         Some(MembershipChange::Left { room_id, user }) => {
             // H-V1: nothing of a room goes to someone who is no longer its member, so what
             // waited for them there is dropped, derived or held.
-            drop_items(changes, user, &room_id)?;
-            changes.remove(member_key(&room_id, user));
+            drop_items(changes, &mut memory.schedule, user, &room_id)?;
+            memory.audience.remove_member(changes, &room_id, user);
         }
         None => {}
     }
     match &envelope.event {
         Event::UserBlocked { blocker, blocked } => {
             // Derived items assume the blocks they were made with.
-            hold_all_items(changes, blocker)?;
-            update_settings(changes, blocker, |settings| {
-                if let Err(index) = settings.blocks.binary_search(blocked) {
-                    settings.blocks.insert(index, blocked.clone());
-                }
-            })
+            hold_all_items(changes, memory, blocker)?;
+            memory
+                .audience
+                .update_settings(changes, blocker, |settings| {
+                    if let Err(index) = settings.blocks.binary_search(blocked) {
+                        settings.blocks.insert(index, blocked.clone());
+                    }
+                })
         }
         Event::UserUnblocked { blocker, blocked } => {
-            hold_all_items(changes, blocker)?;
-            update_settings(changes, blocker, |settings| {
-                settings.blocks.retain(|user| user != blocked);
-            })
+            hold_all_items(changes, memory, blocker)?;
+            memory
+                .audience
+                .update_settings(changes, blocker, |settings| {
+                    settings.blocks.retain(|user| user != blocked);
+                })
         }
         Event::NotificationFrequencyChanged { user_id, frequency } => {
             if *frequency == NotificationFrequency::Off {
                 // `off` makes nothing new, but what waits stays (to be dropped when due).
-                hold_all_items(changes, user_id)?;
+                hold_all_items(changes, memory, user_id)?;
             }
-            update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
+            memory
+                .audience
+                .update_settings(changes, user_id, |settings| settings.frequency = *frequency)?;
+            let schedule = &mut memory.schedule;
             // Waiting items keep their age; only the period to wait for them changes. `off`
             // makes them due at once, to be dropped.
-            if let Some(pending) = changes.get::<PendingRecord>(&pending_key(user_id))? {
+            if let Some(pending) = schedule.pending(user_id) {
                 let due = pending
                     .oldest_sent_at
                     .plus_millis(period_ms(*frequency).unwrap_or(0));
-                schedule(changes, user_id, due, pending.oldest_sent_at, pending.held)?;
+                schedule.schedule(user_id, due, pending.oldest_sent_at, pending.held);
             }
             Ok(())
         }
@@ -756,15 +1181,14 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             user_id,
             on,
         } => {
-            let key = member_key(room_id, user_id);
-            match changes.get::<MemberRecord>(&key)? {
+            match memory.audience.member(room_id, user_id).cloned() {
                 Some(mut member) => {
                     if *on {
                         // An archived room makes nothing new; what was made stays.
-                        hold_items(changes, user_id, room_id)?;
+                        hold_items(changes, memory, user_id, room_id)?;
                     }
                     member.archived = *on;
-                    changes.put(key, &member)
+                    memory.audience.put_member(changes, room_id, member)
                 }
                 None => Ok(()),
             }
@@ -779,6 +1203,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             ..
         } => notify(
             changes,
+            memory,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -797,6 +1222,7 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
             ..
         } => notify(
             changes,
+            memory,
             position,
             ItemRecord {
                 room_id: *room_id,
@@ -864,50 +1290,48 @@ fn apply_event(changes: &mut Changes<'_>, envelope: &EventEnvelope) -> Result<()
 /// waiting to something.
 fn notify(
     changes: &mut Changes<'_>,
+    memory: &mut Memory,
     position: u64,
     item: ItemRecord,
 ) -> Result<(), ProjectionError> {
     let room = item.room_id;
-    let sequence = changes
-        .get::<u64>(&room_key(&room))?
-        .unwrap_or(0)
-        .saturating_add(1);
-    changes.put(room_key(&room), &sequence)?;
+    let Memory { audience, schedule } = memory;
+    let sequence = audience.sequence(&room).saturating_add(1);
+    audience.set_sequence(changes, &room, sequence)?;
     let mut recipients = 0u32;
     let mut hasher = Sha256::new();
-    for (_, member) in changes.scan::<MemberRecord>(&members_prefix(&room), None)? {
+    for member in audience.members(&room) {
         let user = &member.user_id;
         if *user == item.author || member.archived {
             continue;
         }
-        let settings = changes
-            .get::<SettingsRecord>(&settings_key(user))?
-            .unwrap_or_default();
-        let Some(period) = period_ms(settings.frequency) else {
+        let settings = audience.settings(user);
+        let frequency = settings.map_or_else(NotificationFrequency::default, |settings| {
+            settings.frequency
+        });
+        let Some(period) = period_ms(frequency) else {
             continue;
         };
-        if settings.blocks.binary_search(&item.author).is_ok() {
+        if settings.is_some_and(|settings| settings.blocks.binary_search(&item.author).is_ok()) {
             continue;
         }
         recipients = recipients.saturating_add(1);
         hasher.update(user.as_str().as_bytes());
         hasher.update([0]);
-        let marker = marker_key(user, &room);
-        if changes.contains(&marker)? {
+        if schedule.marker(user, &room).is_some() {
             // Something already waits in the room, so the user's batch is already due at a
             // time this (newer) item does not change.
             continue;
         }
-        changes.put(marker, &sequence)?;
-        if !changes.contains(&pending_key(user))? {
-            schedule(
-                changes,
+        schedule.set_marker(user, &room, sequence);
+        if schedule.pending(user).is_none() {
+            schedule.schedule(
                 user,
                 item.sent_at.plus_millis(period),
                 item.sent_at,
                 // Items are held only while something waits, so nothing is held yet.
                 false,
-            )?;
+            );
         }
     }
     changes.put(
@@ -931,30 +1355,31 @@ fn notify(
 /// rare events (leaving, archiving, blocking, `off`).
 fn hold_items(
     changes: &mut Changes<'_>,
+    memory: &mut Memory,
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
-    let marker = marker_key(user, room);
-    let Some(since) = changes.get::<u64>(&marker)? else {
+    let Memory { audience, schedule } = memory;
+    let Some(since) = schedule.marker(user, room) else {
         return Ok(());
     };
-    let blocks = changes
-        .get::<SettingsRecord>(&settings_key(user))?
-        .unwrap_or_default()
-        .blocks;
+    let blocks = audience
+        .settings(user)
+        .map_or(&[][..], |settings| settings.blocks.as_slice());
     let after = post_key(room, since.saturating_sub(1));
     let mut any = false;
     for (_, post) in changes.scan::<PostRecord>(&posts_prefix(room), Some(&after))? {
-        if derives_item(&post, user, &blocks) {
+        if derives_item(&post, user, blocks) {
             changes.put(item_key(user, post.position), &post.item)?;
             any = true;
         }
     }
-    changes.remove(marker);
+    schedule.remove_marker(user, room);
     // A marker means something waits, so the user has a due time: flag it as holding items.
-    match changes.get::<PendingRecord>(&pending_key(user))? {
+    match schedule.pending(user) {
         Some(pending) if any && !pending.held => {
-            schedule(changes, user, pending.due, pending.oldest_sent_at, true)
+            schedule.schedule(user, pending.due, pending.oldest_sent_at, true);
+            Ok(())
         }
         _ => Ok(()),
     }
@@ -964,10 +1389,11 @@ fn hold_items(
 /// the items held on their own. The due time stays; a batch that finds nothing sends nothing.
 fn drop_items(
     changes: &mut Changes<'_>,
+    schedule: &mut Schedule,
     user: &UserId,
     room: &RoomId,
 ) -> Result<(), ProjectionError> {
-    changes.remove(marker_key(user, room));
+    schedule.remove_marker(user, room);
     for (key, item) in changes.scan::<ItemRecord>(&items_prefix(user), None)? {
         if item.room_id == *room {
             changes.remove(key);
@@ -977,9 +1403,13 @@ fn drop_items(
 }
 
 /// [`hold_items`] in every room `user` has a marker in.
-fn hold_all_items(changes: &mut Changes<'_>, user: &UserId) -> Result<(), ProjectionError> {
-    for (key, _) in changes.scan::<u64>(&markers_prefix(user), None)? {
-        hold_items(changes, user, &room_of_marker_key(&key)?)?;
+fn hold_all_items(
+    changes: &mut Changes<'_>,
+    memory: &mut Memory,
+    user: &UserId,
+) -> Result<(), ProjectionError> {
+    for (room, _) in memory.schedule.marked_rooms(user) {
+        hold_items(changes, memory, user, &room)?;
     }
     Ok(())
 }

@@ -119,6 +119,20 @@ pub trait Projector: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// [`Projector::apply`] (when `batch` is not empty) then [`Projector::due`]: what the
+    /// runtime does with every batch it is handed. A model may do both in one commit (the
+    /// notifications model then never writes what a batch makes and its tick takes at once).
+    fn apply_and_due(
+        &mut self,
+        batch: &[EventEnvelope],
+        now: Timestamp,
+    ) -> Result<Vec<Outgoing>, ProjectionError> {
+        if !batch.is_empty() {
+            self.apply(batch)?;
+        }
+        self.due(now)
+    }
+
     /// Makes everything applied so far durable (called when the runner stops).
     fn flush(&self) -> Result<(), ProjectionError> {
         Ok(())
@@ -650,10 +664,7 @@ impl<P: Projector> Runner<P> {
         let (position, outgoing) = tokio::task::spawn_blocking(move || {
             let mut model = model.write().map_err(poisoned)?;
             let model = model.as_mut().ok_or_else(closed)?;
-            if !batch.is_empty() {
-                model.apply(&batch)?;
-            }
-            let outgoing = model.due(now)?;
+            let outgoing = model.apply_and_due(&batch, now)?;
             Ok::<_, ProjectionError>((model.position(), outgoing))
         })
         .await
