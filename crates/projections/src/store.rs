@@ -408,9 +408,24 @@ impl Store {
     /// depends on the clock rather than on the log, such as notifications already sent), with
     /// the checkpoint last (once there is one).
     pub fn dump(&self, volatile: &[&[u8]]) -> Result<Dump, ProjectionError> {
+        self.dump_holding(volatile, |_| Ok(()))
+    }
+
+    /// [`Store::dump`] with the records a model holds outside the store (`held` puts them, see
+    /// [`Changes::commit_holding`]), as the next image will have them.
+    pub fn dump_holding(
+        &self,
+        volatile: &[&[u8]],
+        held: impl FnOnce(&mut HeldRecords<'_>) -> Result<(), ProjectionError>,
+    ) -> Result<Dump, ProjectionError> {
         let mut dump = Vec::new();
         let memtable = self.memtable()?;
-        let overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        let mut overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        let mut bytes = 0;
+        held(&mut HeldRecords {
+            overlay: &mut overlay,
+            bytes: &mut bytes,
+        })?;
         let merged = Merged::new(
             stored_range(&self.tree, Bound::Unbounded, Bound::Unbounded),
             overlay.into_iter(),
@@ -436,8 +451,22 @@ impl Store {
     /// at the end of a rebuild, and after state that must not be lost, such as notifications
     /// sent).
     pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.flush_holding(|_| Ok(()))
+    }
+
+    /// [`Store::flush`] with the records a model holds outside the store: `held` puts them
+    /// into the image (and the model forgets them; see [`Changes::commit_holding`]).
+    pub fn flush_holding(
+        &self,
+        held: impl FnOnce(&mut HeldRecords<'_>) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let mut memtable = self.memtable()?;
         self.finish_writing(&mut memtable)?;
+        let memtable_parts = &mut *memtable;
+        held(&mut HeldRecords {
+            overlay: &mut memtable_parts.active,
+            bytes: &mut memtable_parts.bytes,
+        })?;
         if !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint() {
             let image = self.freeze(&mut memtable);
             let written = write_image(
@@ -492,7 +521,11 @@ impl Store {
     /// Starts writing an image when the memtable is large or old enough and the last image is
     /// written. Should the last one still be in writing, applying goes on into the memtable,
     /// up to twice its limit, before it waits.
-    fn maybe_write_image(&self, memtable: &mut Memtable) -> Result<(), ProjectionError> {
+    fn maybe_write_image(
+        &self,
+        memtable: &mut Memtable,
+        held: impl FnOnce(&mut HeldRecords<'_>) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let old = memtable
             .interval
             .is_some_and(|interval| memtable.since.elapsed() >= interval);
@@ -512,6 +545,12 @@ impl Store {
             return Ok(());
         }
         self.finish_writing(memtable)?;
+        // The records the model held decoded since the last image join this one, so that it
+        // is the whole model at its checkpoint.
+        held(&mut HeldRecords {
+            overlay: &mut memtable.active,
+            bytes: &mut memtable.bytes,
+        })?;
         let image = self.freeze(memtable);
         let db = self.db.clone();
         let tree = self.tree.clone();
@@ -900,6 +939,21 @@ impl Changes<'_> {
     /// Puts the buffered changes into the memtable with `checkpoint` (no disk call; the image
     /// is written when it is due, see [`Store`]).
     pub fn commit(self, checkpoint: u64) -> Result<(), ProjectionError> {
+        self.commit_holding(checkpoint, |_| Ok(()))
+    }
+
+    /// [`Changes::commit`] for a model that holds some records decoded in memory between
+    /// images instead of putting them here at every change (a room's record changed by ten
+    /// thousand messages is then encoded once per image, not ten thousand times). `held` is
+    /// called only when this commit freezes an image: it puts every record held into it (and
+    /// the model forgets them, now in the store), so each image is the whole model at its
+    /// checkpoint. Reads of held records are the model's business: the store has them only
+    /// as of the last image.
+    pub fn commit_holding(
+        self,
+        checkpoint: u64,
+        held: impl FnOnce(&mut HeldRecords<'_>) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let overlay = self.overlay;
         let mut memtable = self.store.memtable()?;
         let memtable = &mut *memtable;
@@ -912,7 +966,26 @@ impl Changes<'_> {
         }
         memtable.bytes += self.bytes;
         self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
-        self.store.maybe_write_image(memtable)
+        self.store.maybe_write_image(memtable, held)
+    }
+}
+
+/// Where a model puts the records it held outside the store when an image takes them
+/// ([`Changes::commit_holding`], [`Store::flush_holding`], [`Store::dump_holding`]).
+#[derive(Debug)]
+pub struct HeldRecords<'a> {
+    overlay: &'a mut Overlay,
+    bytes: &'a mut usize,
+}
+
+impl HeldRecords<'_> {
+    /// Puts `value` under `key`, encoded as [`Changes::put`] encodes it.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), ProjectionError> {
+        let bytes = protocol::codec::encode(value)
+            .map_err(|error| value_error(&key, &error.to_string()))?;
+        *self.bytes += key.len() + bytes.len();
+        self.overlay.insert(key, Some(bytes));
+        Ok(())
     }
 }
 
