@@ -13,13 +13,16 @@
 //! | `m/<room><user>\0` | [`ViewRecord`] | a member's own view; present exactly for members |
 //! | `s/<user>\0<room>` | `()` | a user's room set; present exactly for members |
 //! | `g/<message>` | [`MessageIndex`] | where a message is (its room and sequence) |
-//! | `p/<room><sequence>` | [`PostRecord`] | a room's messages in order, for a marker's own count |
+//! | `p/<room><chunk>` | `Vec<`[`PostRecord`]`>` | a room's messages in order, [`POSTS_PER_CHUNK`] a key (chunk *c* holds sequences *c*·64 + 1 …), for a marker's own count |
 //! | `d/<room><sequence>` | `()` | a room's deleted messages, for unread counts |
 //! | `v/layout` | `u32` | [`LAYOUT_VERSION`], written when the store is created |
 //!
 //! A message costs O(1) keys whatever the room's size: its room record, its post and index
-//! records and its author's view (`r/`, `p/`, `g/`, `m/`). Nothing per member is written, so
-//! what a member sees that depends on later messages is derived when asked:
+//! records and its author's view (`r/`, `p/`, `g/`, `m/`). Those are held decoded in memory
+//! between images ([`Rooms::held`]) and encoded once per image, not once per message: a room
+//! changed by ten thousand messages between two images is written once, and its posts go out
+//! sixty-four to a key. Nothing per member is written, so what a member sees that depends on
+//! later messages is derived when asked:
 //! - unread (R-S4) = room sequence − the marker's sequence − the member's own live messages after
 //!   the marker (kept in the view: only the member's own messages and deletions change it)
 //!   − the room's deleted messages after the marker (counted from `d/`, which only deletions
@@ -52,8 +55,17 @@ pub const NAME: &str = "rooms";
 /// The version of the key layout above. Layout 1 (before `v/layout` existed) wrote a view and
 /// two activity keys per member per message; its views decode as this layout's without an error
 /// but mean something else, so a store of another layout is refused
-/// ([`ProjectionError::Layout`]) rather than read.
-pub const LAYOUT_VERSION: u32 = 2;
+/// ([`ProjectionError::Layout`]) rather than read. Layout 2 had one `p/` key per message.
+pub const LAYOUT_VERSION: u32 = 3;
+
+/// A room's posts per `p/` record: few enough that a chunk (about a kilobyte) is cheap to
+/// encode again at each image while a room is busy, many enough that the posts of a rebuild
+/// are a small share of its keys.
+pub const POSTS_PER_CHUNK: u64 = 64;
+
+/// About what a held message costs in an image (its `g/` key and value, its share of a `p/`
+/// chunk besides the author): what counts towards the image's size limit.
+const HELD_MESSAGE_BYTES: usize = 48;
 
 /// The most room ids `member_rooms` returns (about 400 KiB of JSON, well inside a message).
 pub const MEMBER_ROOMS_MAX: usize = 10_000;
@@ -189,11 +201,19 @@ pub struct Rooms {
 
 /// Records held decoded in memory until the next image (see [`Rooms::held`]). A view is held
 /// only while it exists in the store too: membership (`m/`, `s/`) is written through the
-/// store, so scans of a room's members see it; only the view's contents are held.
+/// store, so scans of a room's members see it; only the view's contents are held. Queries read
+/// rooms and views; posts and the message index only applying reads.
 #[derive(Debug, Default)]
 struct Held {
     rooms: HashMap<RoomId, RoomRecord>,
     views: HashMap<RoomId, HashMap<UserId, ViewRecord>>,
+    /// Post chunks changed since the last image, by room and chunk number.
+    posts: HashMap<RoomId, HashMap<u64, Vec<PostRecord>>>,
+    /// Messages sent since the last image.
+    messages: HashMap<MessageId, MessageIndex>,
+    /// About what the held posts and messages encode to (rooms and views are bounded by the
+    /// number of rooms and members, not by the messages, and left out).
+    bytes: usize,
 }
 
 impl Held {
@@ -202,7 +222,7 @@ impl Held {
     }
 
     /// Puts every held record into an image (or a dump).
-    fn put_into(&self, image: &mut HeldRecords<'_>) -> Result<(), ProjectionError> {
+    fn put_into(&self, image: &mut HeldRecords) -> Result<(), ProjectionError> {
         for (room_id, room) in &self.rooms {
             image.put(room_key(room_id), room)?;
         }
@@ -211,14 +231,25 @@ impl Held {
                 image.put(view_key(room_id, user), view)?;
             }
         }
+        for (room_id, chunks) in &self.posts {
+            for (chunk, posts) in chunks {
+                image.put(post_key(room_id, *chunk), posts)?;
+            }
+        }
+        for (message_id, index) in &self.messages {
+            image.put(message_key(message_id), index)?;
+        }
         Ok(())
     }
 
     /// Puts every held record into an image and forgets them: the store has them now.
-    fn hand_over(&mut self, image: &mut HeldRecords<'_>) -> Result<(), ProjectionError> {
+    fn hand_over(&mut self, image: &mut HeldRecords) -> Result<(), ProjectionError> {
         self.put_into(image)?;
         self.rooms.clear();
         self.views.clear();
+        self.posts.clear();
+        self.messages.clear();
+        self.bytes = 0;
         Ok(())
     }
 }
@@ -548,7 +579,7 @@ impl Projector for Rooms {
             .try_for_each(|envelope| apply_event(&mut apply, envelope))
             .and_then(|()| {
                 let Apply { changes, held } = apply;
-                changes.commit_holding(last.position, |image| held.hand_over(image))
+                changes.commit_holding(last.position, held.bytes, |image| held.hand_over(image))
             });
         // The held records were changed in place, so a batch that failed part way cannot be
         // taken back as the store's changes are: refuse everything until reopened.
@@ -629,8 +660,8 @@ fn message_key(message: &MessageId) -> Vec<u8> {
     Key::new(b"g/").uuid(&message.0).build()
 }
 
-fn post_key(room: &RoomId, sequence: u64) -> Vec<u8> {
-    Key::new(b"p/").uuid(&room.0).number(sequence).build()
+fn post_key(room: &RoomId, chunk: u64) -> Vec<u8> {
+    Key::new(b"p/").uuid(&room.0).number(chunk).build()
 }
 
 fn deleted_key(room: &RoomId, sequence: u64) -> Vec<u8> {
@@ -682,6 +713,66 @@ impl Apply<'_, '_> {
             .views
             .get_mut(room)
             .and_then(|views| views.get_mut(user)))
+    }
+
+    /// Chunk `chunk` of a room's posts to change, held from now on (empty if it has none yet).
+    fn chunk(
+        &mut self,
+        room: &RoomId,
+        chunk: u64,
+    ) -> Result<&mut Vec<PostRecord>, ProjectionError> {
+        let held = self.held.posts.entry(*room).or_default();
+        if !held.contains_key(&chunk) {
+            let posts = self
+                .changes
+                .get::<Vec<PostRecord>>(&post_key(room, chunk))?
+                .unwrap_or_default();
+            held.insert(chunk, posts);
+        }
+        Ok(held.entry(chunk).or_default())
+    }
+
+    /// Where a message is: held, else the store's `g/` record.
+    fn message_index(&self, message: &MessageId) -> Result<Option<MessageIndex>, ProjectionError> {
+        match self.held.messages.get(message) {
+            Some(index) => Ok(Some(index.clone())),
+            None => self.changes.get::<MessageIndex>(&message_key(message)),
+        }
+    }
+
+    /// Calls `each` with every post of a room after the sequence `after` up to `last` (the
+    /// room's sequence), held or stored, and the post's sequence.
+    fn posts_after(
+        &self,
+        room: &RoomId,
+        after: u64,
+        last: u64,
+        mut each: impl FnMut(u64, &PostRecord),
+    ) -> Result<(), ProjectionError> {
+        if last <= after {
+            return Ok(());
+        }
+        let held = self.held.posts.get(room);
+        for chunk in after / POSTS_PER_CHUNK..=(last - 1) / POSTS_PER_CHUNK {
+            let stored;
+            let posts = match held.and_then(|chunks| chunks.get(&chunk)) {
+                Some(posts) => posts,
+                None => {
+                    stored = self
+                        .changes
+                        .get::<Vec<PostRecord>>(&post_key(room, chunk))?
+                        .unwrap_or_default();
+                    &stored
+                }
+            };
+            for (offset, post) in (0u64..).zip(posts) {
+                let sequence = chunk * POSTS_PER_CHUNK + offset + 1;
+                if sequence > after {
+                    each(sequence, post);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -973,7 +1064,7 @@ fn add_member(
     if apply.changes.contains(&key)? {
         return Ok(());
     }
-    let own_after_read = count_own_after(&apply.changes, room_id, user, 0)?;
+    let own_after_read = count_own_after(apply, room_id, user, 0)?;
     // Written through the store (not held), so that the store knows every member.
     apply.changes.put(
         key,
@@ -1007,19 +1098,24 @@ fn remove_member(
 }
 
 /// `user`'s own messages after the sequence `after`, not deleted: what R-S4 leaves out of the
-/// room's count besides deleted messages. A scan of the room's messages after the marker, so
+/// room's count besides deleted messages. A walk over the room's posts after the marker, so
 /// only marking read and joining pay it, never a new message.
 fn count_own_after(
-    changes: &Changes<'_>,
+    apply: &mut Apply<'_, '_>,
     room: &RoomId,
     user: &UserId,
     after: u64,
 ) -> Result<u64, ProjectionError> {
-    let prefix = Key::new(b"p/").uuid(&room.0).build();
-    let after = post_key(room, after);
-    changes.count::<PostRecord>(&prefix, Some(&after), |post| {
-        !post.deleted && &post.author == user
-    })
+    let Some(last) = apply.room(room)?.map(|room| room.message_sequence) else {
+        return Ok(0);
+    };
+    let mut count = 0u64;
+    apply.posts_after(room, after, last, |_, post| {
+        if !post.deleted && &post.author == user {
+            count += 1;
+        }
+    })?;
+    Ok(count)
 }
 
 /// A new message (or automatic reply) in a room: the room's sequence, last message and
@@ -1037,20 +1133,37 @@ fn post(
     room.message_sequence += 1;
     let sequence = room.message_sequence;
     room.last_activity_at = last.sent_at;
-    apply.changes.put(
-        post_key(room_id, sequence),
-        &PostRecord {
-            author: last.author.clone(),
-            deleted: false,
-        },
-    )?;
-    apply.changes.put(
-        message_key(&last.message_id),
-        &MessageIndex {
+    let chunk = (sequence - 1) / POSTS_PER_CHUNK;
+    let posts = if (sequence - 1) % POSTS_PER_CHUNK == 0 {
+        // The first post of a chunk: nothing to read.
+        apply
+            .held
+            .posts
+            .entry(*room_id)
+            .or_default()
+            .entry(chunk)
+            .or_default()
+    } else {
+        apply.chunk(room_id, chunk)?
+    };
+    posts.push(PostRecord {
+        author: last.author.clone(),
+        deleted: false,
+    });
+    // A chunk holds the sequences from its first on, without a gap.
+    debug_assert_eq!(
+        posts.len() as u64,
+        (sequence - 1) % POSTS_PER_CHUNK + 1,
+        "room {room_id}: chunk {chunk} out of step with the sequence {sequence}"
+    );
+    apply.held.messages.insert(
+        last.message_id,
+        MessageIndex {
             room_id: *room_id,
             sequence,
         },
-    )?;
+    );
+    apply.held.bytes += HELD_MESSAGE_BYTES + last.author.as_str().len();
     // The author's own message is after their marker (it is the newest): not unread for them.
     update_view(apply, room_id, &last.author, |view| {
         view.own_after_read += 1;
@@ -1068,28 +1181,26 @@ fn delete_message(
     room_id: &RoomId,
     message_id: &MessageId,
 ) -> Result<(), ProjectionError> {
-    let Some(index) = apply
-        .changes
-        .get::<MessageIndex>(&message_key(message_id))?
-    else {
+    let Some(index) = apply.message_index(message_id)? else {
         return Ok(());
     };
     if index.room_id != *room_id {
         return Ok(());
     }
-    let key = post_key(room_id, index.sequence);
-    let Some(mut post) = apply.changes.get::<PostRecord>(&key)? else {
+    let chunk = (index.sequence - 1) / POSTS_PER_CHUNK;
+    let offset = usize::try_from((index.sequence - 1) % POSTS_PER_CHUNK).unwrap_or(usize::MAX);
+    let Some(post) = apply.chunk(room_id, chunk)?.get_mut(offset) else {
         return Ok(());
     };
     if post.deleted {
         return Ok(());
     }
     post.deleted = true;
-    apply.changes.put(key, &post)?;
+    let author = post.author.clone();
     apply
         .changes
         .put(deleted_key(room_id, index.sequence), &())?;
-    update_view(apply, room_id, &post.author, |view| {
+    update_view(apply, room_id, &author, |view| {
         if view.read_sequence < index.sequence {
             view.own_after_read = view.own_after_read.saturating_sub(1);
         }
@@ -1113,10 +1224,7 @@ fn mark_read(
     user: &UserId,
     message_id: &MessageId,
 ) -> Result<(), ProjectionError> {
-    let Some(index) = apply
-        .changes
-        .get::<MessageIndex>(&message_key(message_id))?
-    else {
+    let Some(index) = apply.message_index(message_id)? else {
         return Ok(());
     };
     if index.room_id != *room_id {
@@ -1125,7 +1233,7 @@ fn mark_read(
     if apply.view(room_id, user)?.is_none() {
         return Ok(());
     }
-    let own_after_read = count_own_after(&apply.changes, room_id, user, index.sequence)?;
+    let own_after_read = count_own_after(apply, room_id, user, index.sequence)?;
     if let Some(view) = apply.view(room_id, user)? {
         view.read_sequence = index.sequence;
         view.own_after_read = own_after_read;
