@@ -19,10 +19,12 @@
 //!
 //! A message costs O(1) keys whatever the room's size: its room record, its post and index
 //! records and its author's view (`r/`, `p/`, `g/`, `m/`). Those are held decoded in memory
-//! between images ([`Rooms::held`]) and encoded once per image, not once per message: a room
-//! changed by ten thousand messages between two images is written once, and its posts go out
-//! sixty-four to a key. Nothing per member is written, so what a member sees that depends on
-//! later messages is derived when asked:
+//! between images (`Rooms::held`) and put into the store's image with its checkpoint
+//! ([`crate::store::Changes::commit_holding`]), encoded once per image, not once per message: a
+//! room changed by ten thousand messages between two images is written once, and its posts go
+//! out sixty-four to a key. A crash loses them with the store's memtable, and both are caught
+//! up from the last image's checkpoint. Nothing per member is written, so what a member sees
+//! that depends on later messages is derived when asked:
 //! - unread (R-S4) = room sequence − the marker's sequence − the member's own live messages after
 //!   the marker (kept in the view: only the member's own messages and deletions change it)
 //!   − the room's deleted messages after the marker (counted from `d/`, which only deletions
@@ -189,10 +191,11 @@ pub struct PostRecord {
 pub struct Rooms {
     store: Store,
     presence: Presence,
-    /// The room records and views changed since the last image, decoded: every message
-    /// changes its room's record and its author's view, so they are kept here and encoded
-    /// once per image ([`Changes::commit_holding`]) rather than once per message. Applying
-    /// has the model to itself (`&mut`); queries read these under the read lock.
+    /// The records messages change, held decoded since the last image: room records, views,
+    /// post chunks and message index entries. Every message changes its room's record and its
+    /// author's view and adds a post and an index entry, so they are kept here and encoded once
+    /// per image ([`Changes::commit_holding`]) rather than once per message. Applying has the
+    /// model to itself (`&mut`); queries read rooms and views under the read lock.
     held: RwLock<Held>,
     /// Why an apply failed part way, if one did: `held` may then hold part of a batch, so the
     /// model refuses all further work until reopened (which resumes from the last image).
