@@ -1243,3 +1243,178 @@ fn mark_read(
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use domain::{CommandId, UserKind};
+    use uuid::Uuid;
+
+    /// A log of users, rooms, messages, read markers, deletions, hides, and members leaving and
+    /// coming back, spread over a few busy rooms (so chunks of posts fill and images fall in
+    /// the middle of rooms' histories).
+    fn workload(events: usize) -> Vec<EventEnvelope> {
+        let users: Vec<UserId> = (0..12)
+            .map(|index| UserId::parse(&format!("u{index}")).unwrap())
+            .collect();
+        let rooms: Vec<RoomId> = (0..4)
+            .map(|index| RoomId(Uuid::from_u128(0x77 + index)))
+            .collect();
+        let members = |room: usize| -> Vec<UserId> {
+            (0..4)
+                .map(|k| users[(room * 3 + k) % users.len()].clone())
+                .collect()
+        };
+        let mut log: Vec<EventEnvelope> = Vec::new();
+        let push = |log: &mut Vec<EventEnvelope>, event: Event| {
+            let position = log.len() as u64 + 1;
+            log.push(EventEnvelope {
+                position,
+                stream: "s".into(),
+                version: position,
+                event_id: Uuid::from_u128(u128::from(position)),
+                command_id: CommandId(Uuid::from_u128(u128::from(position) << 64)),
+                actor: "u0".into(),
+                recorded_at: Timestamp::from_millis(position as i64),
+                event,
+            });
+        };
+        for user in &users {
+            push(
+                &mut log,
+                Event::UserRegistered {
+                    user_id: user.clone(),
+                    display_name: format!("User {user}"),
+                    kind: UserKind::Freelancer,
+                },
+            );
+        }
+        for (index, room) in rooms.iter().enumerate() {
+            push(
+                &mut log,
+                Event::GroupRoomCreated {
+                    room_id: *room,
+                    name: format!("room {index}"),
+                    creator: members(index)[0].clone(),
+                    members: members(index),
+                    created_at: Timestamp::from_millis(index as i64),
+                },
+            );
+        }
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let mut sent: Vec<Vec<MessageId>> = vec![Vec::new(); rooms.len()];
+        let mut outside: Vec<Option<UserId>> = vec![None; rooms.len()];
+        while log.len() < events {
+            let index = next(rooms.len());
+            let room_id = rooms[index];
+            let author = members(index)[next(3) + 1].clone();
+            let event = match next(20) {
+                0 if !sent[index].is_empty() => Event::MessageDeleted {
+                    room_id,
+                    message_id: sent[index][sent[index].len() - 1 - next(sent[index].len().min(5))],
+                    deleted_at: Timestamp::from_millis(log.len() as i64),
+                },
+                1..=3 if !sent[index].is_empty() => Event::RoomMarkedRead {
+                    room_id,
+                    user_id: members(index)[next(4)].clone(),
+                    message_id: sent[index][next(sent[index].len())],
+                },
+                4 => Event::RoomHiddenChanged {
+                    room_id,
+                    user_id: members(index)[next(4)].clone(),
+                    on: true,
+                },
+                5 => match outside[index].take() {
+                    None => {
+                        let user = members(index)[3].clone();
+                        outside[index] = Some(user.clone());
+                        Event::MemberLeft {
+                            room_id,
+                            user_id: user,
+                            left_at: Timestamp::from_millis(log.len() as i64),
+                        }
+                    }
+                    Some(user) => Event::MemberAdded {
+                        room_id,
+                        user_id: user,
+                        added_by: members(index)[0].clone(),
+                        added_at: Timestamp::from_millis(log.len() as i64),
+                    },
+                },
+                _ => {
+                    let message_id = MessageId(Uuid::from_u128((log.len() as u128) << 32 | 0xabc));
+                    sent[index].push(message_id);
+                    Event::MessageSent {
+                        room_id,
+                        message_id,
+                        author,
+                        body: format!("message {}", log.len()),
+                        reply_to: None,
+                        attachments: Vec::new(),
+                        sent_at: Timestamp::from_millis(log.len() as i64),
+                    }
+                }
+            };
+            push(&mut log, event);
+        }
+        log
+    }
+
+    fn apply_in_batches(model: &mut Rooms, events: &[EventEnvelope]) {
+        for batch in events.chunks(7) {
+            model.apply(batch).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_model_dropped_between_images_of_held_records_resumes_and_catches_up_equal() {
+        let log = workload(1_500);
+        let expected = {
+            let mut live = Rooms::temporary().unwrap();
+            apply_in_batches(&mut live, &log);
+            live.dump().unwrap()
+        };
+        let directory =
+            std::env::temp_dir().join(format!("rooms-held-images-{}", std::process::id()));
+        drop(std::fs::remove_dir_all(&directory));
+        // Images every few batches, triggered by the held records' size as much as by the
+        // memtable's; the model is dropped (as a crash drops its memory) with held records
+        // and memtable changes after the last image.
+        let crashed_at = 1_234;
+        {
+            let mut model = Rooms::open_path(&directory).unwrap();
+            model.store.set_image_limit(2_000);
+            apply_in_batches(&mut model, &log[..crashed_at]);
+            assert_eq!(model.position(), crashed_at as u64);
+            // The dump of a model holding records is the model: what a rebuild gives.
+            let mut rebuilt = Rooms::temporary().unwrap();
+            apply_in_batches(&mut rebuilt, &log[..crashed_at]);
+            assert_eq!(model.dump().unwrap(), rebuilt.dump().unwrap());
+        }
+        let mut reopened = Rooms::open_path(&directory).unwrap();
+        reopened.store.set_image_limit(2_000);
+        let resumed = reopened.position();
+        assert!(
+            resumed > 0 && resumed < crashed_at as u64,
+            "resumed at {resumed}"
+        );
+        assert_eq!(reopened.store.imaged_checkpoint().unwrap(), resumed);
+        apply_in_batches(&mut reopened, &log[resumed as usize..]);
+        assert_eq!(reopened.dump().unwrap(), expected);
+        // And a flushed model reopens as the same model.
+        reopened.flush().unwrap();
+        drop(reopened);
+        let reopened = Rooms::open_path(&directory).unwrap();
+        assert_eq!(reopened.position(), log.len() as u64);
+        assert_eq!(reopened.dump().unwrap(), expected);
+        drop(reopened);
+        std::fs::remove_dir_all(&directory).unwrap();
+    }
+}

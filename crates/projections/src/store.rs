@@ -589,6 +589,30 @@ impl Drop for Store {
     }
 }
 
+#[cfg(test)]
+impl Store {
+    /// Images once the memtable and a model's held records reach `limit` bytes, never by time
+    /// (tests of images written part way through a stream).
+    pub(crate) fn set_image_limit(&self, limit: usize) {
+        let mut memtable = self.memtable.lock().unwrap_or_else(PoisonError::into_inner);
+        memtable.limit = limit;
+        memtable.interval = None;
+    }
+
+    /// The checkpoint of the last image written to fjall.
+    pub(crate) fn imaged_checkpoint(&self) -> Result<u64, ProjectionError> {
+        Ok(match self.tree.get(CHECKPOINT_KEY)? {
+            None => 0,
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| value_error(CHECKPOINT_KEY, "not 8 bytes"))?,
+            ),
+        })
+    }
+}
+
 /// The key under which a model records the version of its key layout.
 pub const LAYOUT_KEY: &[u8] = b"v/layout";
 
