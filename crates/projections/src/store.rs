@@ -53,10 +53,6 @@ const STORE_WORKER_THREADS: usize = 1;
 /// smallest allowed value): bounds the disk and the replay time of a store's journal.
 const STORE_JOURNAL_BYTES_MAX: u64 = 64 * 1024 * 1024;
 
-/// How many bytes of a rebuild's image go into one fjall batch: a rebuild needs no atomicity
-/// (see [`Store::open_for`]), and smaller batches do not copy a whole image at once.
-const REBUILD_BATCH_BYTES: usize = 4 * 1024 * 1024;
-
 /// The name of the one keyspace in each store's fjall database.
 const KEYSPACE: &str = "model";
 
@@ -218,9 +214,10 @@ impl Store {
     /// Opens (or creates) the store in the directory `path` for `purpose`.
     ///
     /// A store opened for [`OpenFor::Rebuilding`] has a larger block cache and a larger
-    /// memtable ([`REBUILD_HELD_BYTES`], no time limit), and writes its images in batches of
-    /// [`REBUILD_BATCH_BYTES`] rather than one atomic batch. So a crash can leave it with part
-    /// of an image: that is safe because a rebuild is only ever used after [`Store::flush`] and
+    /// memtable ([`REBUILD_HELD_BYTES`], no time limit), and writes its images by fjall's bulk
+    /// ingestion (new tables written in key order) rather than as one atomic batch. So a crash
+    /// can leave it with part of an image: that is safe because a rebuild is only ever used
+    /// after [`Store::flush`] and
     /// a swap (`crate::swap`), and a rebuild a crash interrupted is deleted when the model is
     /// next opened.
     ///
@@ -408,9 +405,20 @@ impl Store {
     /// depends on the clock rather than on the log, such as notifications already sent), with
     /// the checkpoint last (once there is one).
     pub fn dump(&self, volatile: &[&[u8]]) -> Result<Dump, ProjectionError> {
+        self.dump_holding(volatile, |_| Ok(()))
+    }
+
+    /// [`Store::dump`] with the records a model holds outside the store (`held` puts them, see
+    /// [`Changes::commit_holding`]), as the next image will have them.
+    pub fn dump_holding(
+        &self,
+        volatile: &[&[u8]],
+        held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
+    ) -> Result<Dump, ProjectionError> {
         let mut dump = Vec::new();
         let memtable = self.memtable()?;
-        let overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        let mut overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        HeldRecords::take(&mut overlay, held)?;
         let merged = Merged::new(
             stored_range(&self.tree, Bound::Unbounded, Bound::Unbounded),
             overlay.into_iter(),
@@ -436,18 +444,39 @@ impl Store {
     /// at the end of a rebuild, and after state that must not be lost, such as notifications
     /// sent).
     pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.flush_holding(|_| Ok(()))
+    }
+
+    /// [`Store::flush`] with the records a model holds outside the store: `held` puts them
+    /// into the image (and the model forgets them; see [`Changes::commit_holding`]).
+    pub fn flush_holding(
+        &self,
+        held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let mut memtable = self.memtable()?;
         self.finish_writing(&mut memtable)?;
-        if !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint() {
-            let image = self.freeze(&mut memtable);
+        let mut records = HeldRecords::default();
+        held(&mut records)?;
+        let mut records = records.entries;
+        if !memtable.active.is_empty()
+            || !records.is_empty()
+            || memtable.imaged_checkpoint != self.checkpoint()
+        {
+            // Written while this holds the memtable's lock, so no read needs the image in a
+            // tree of its own: the held records (sorted) and the memtable are merged as they
+            // are written, which spares building a tree of a rebuild's million records.
+            records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let active = std::mem::take(&mut memtable.active);
+            memtable.bytes = 0;
+            memtable.since = Instant::now();
+            memtable.imaged_checkpoint = self.checkpoint();
             let written = write_image(
                 &self.db,
                 &self.tree,
                 self.purpose,
-                &image,
+                merge_newer(&active, &records),
                 self.checkpoint(),
             );
-            memtable.frozen = None;
             if let Err(why) = written {
                 memtable.broken = Some(why.clone());
                 return Err(ProjectionError::Store(why));
@@ -492,11 +521,18 @@ impl Store {
     /// Starts writing an image when the memtable is large or old enough and the last image is
     /// written. Should the last one still be in writing, applying goes on into the memtable,
     /// up to twice its limit, before it waits.
-    fn maybe_write_image(&self, memtable: &mut Memtable) -> Result<(), ProjectionError> {
+    fn maybe_write_image(
+        &self,
+        memtable: &mut Memtable,
+        held_bytes: usize,
+        held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let old = memtable
             .interval
             .is_some_and(|interval| memtable.since.elapsed() >= interval);
-        let full = memtable.bytes >= memtable.limit;
+        // What the model holds counts towards the limit: it is part of the next image.
+        let bytes = memtable.bytes.saturating_add(held_bytes);
+        let full = bytes >= memtable.limit;
         let changed =
             !memtable.active.is_empty() || memtable.imaged_checkpoint != self.checkpoint();
         if !(full || (old && changed)) {
@@ -508,10 +544,13 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             .is_some_and(|handle| !handle.is_finished());
-        if still_writing && memtable.bytes < memtable.limit.saturating_mul(2) {
+        if still_writing && bytes < memtable.limit.saturating_mul(2) {
             return Ok(());
         }
         self.finish_writing(memtable)?;
+        // The records the model held decoded since the last image join this one, so that it
+        // is the whole model at its checkpoint.
+        memtable.bytes += HeldRecords::take(&mut memtable.active, held)?;
         let image = self.freeze(memtable);
         let db = self.db.clone();
         let tree = self.tree.clone();
@@ -519,7 +558,12 @@ impl Store {
         let checkpoint = self.checkpoint();
         let handle = std::thread::Builder::new()
             .name("projection-image".into())
-            .spawn(move || write_image(&db, &tree, purpose, &image, checkpoint))
+            .spawn(move || {
+                let entries = image
+                    .iter()
+                    .map(|(key, value)| (key.as_slice(), value.as_deref()));
+                write_image(&db, &tree, purpose, entries, checkpoint)
+            })
             .map_err(|error| {
                 ProjectionError::Store(format!("starting the image writer: {error}"))
             })?;
@@ -542,6 +586,30 @@ impl Drop for Store {
             // Its error, if any, leaves fjall at the previous image, which reopening resumes.
             drop(handle.join());
         }
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Images once the memtable and a model's held records reach `limit` bytes, never by time
+    /// (tests of images written part way through a stream).
+    pub(crate) fn set_image_limit(&self, limit: usize) {
+        let mut memtable = self.memtable.lock().unwrap_or_else(PoisonError::into_inner);
+        memtable.limit = limit;
+        memtable.interval = None;
+    }
+
+    /// The checkpoint of the last image written to fjall.
+    pub(crate) fn imaged_checkpoint(&self) -> Result<u64, ProjectionError> {
+        Ok(match self.tree.get(CHECKPOINT_KEY)? {
+            None => 0,
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| value_error(CHECKPOINT_KEY, "not 8 bytes"))?,
+            ),
+        })
     }
 }
 
@@ -636,19 +704,19 @@ pub(crate) fn holds_sled_store(path: &Path) -> bool {
     path.join("conf").is_file() && path.join("db").is_file()
 }
 
-/// Writes `image` and `checkpoint` to fjall: in one atomic batch for a serving store; for a
-/// rebuilding one, in batches of [`REBUILD_BATCH_BYTES`], the checkpoint in the last (see
+/// Writes `image` (in key order) and `checkpoint` to fjall: in one atomic batch for a serving
+/// store; for a rebuilding one by bulk ingestion, the checkpoint last ([`ingest_image`], see
 /// [`Store::open_for`]).
-fn write_image(
+fn write_image<'a>(
     db: &fjall::Database,
     tree: &fjall::Keyspace,
     purpose: OpenFor,
-    image: &Overlay,
+    image: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     checkpoint: u64,
 ) -> Result<(), String> {
     let batch_bytes_max = match purpose {
         OpenFor::Serving => usize::MAX,
-        OpenFor::Rebuilding => REBUILD_BATCH_BYTES,
+        OpenFor::Rebuilding => return ingest_image(tree, image, checkpoint),
     };
     let mut batch = db.batch();
     let mut batch_bytes = 0usize;
@@ -656,11 +724,11 @@ fn write_image(
         match value {
             Some(bytes) => {
                 batch_bytes += key.len() + bytes.len();
-                batch.insert(tree, key.as_slice(), bytes.as_slice());
+                batch.insert(tree, key, bytes);
             }
             None => {
                 batch_bytes += key.len();
-                batch.remove(tree, key.as_slice());
+                batch.remove(tree, key);
             }
         }
         if batch_bytes >= batch_bytes_max {
@@ -672,6 +740,66 @@ fn write_image(
     }
     batch.insert(tree, CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..]);
     batch.commit().map_err(|error| error.to_string())
+}
+
+/// Writes a rebuild's image (in key order) straight into new tables of fjall (its bulk
+/// ingestion: no journal, no memtable, nothing to flush later), the checkpoint last. An
+/// ingestion is newer than everything before it, so a later image's keys win over an
+/// earlier one's, as a write batch's would.
+fn ingest_image<'a>(
+    tree: &fjall::Keyspace,
+    image: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+    checkpoint: u64,
+) -> Result<(), String> {
+    let failed = |error: fjall::Error| error.to_string();
+    let mut ingestion = tree.start_ingestion().map_err(failed)?;
+    for (key, value) in image {
+        // fjall panics on keys out of order: the image's are sorted, and every model key
+        // sorts before the checkpoint's (0xff); one that does not is refused, never written.
+        if key >= CHECKPOINT_KEY {
+            return Err(format!(
+                "the key {} sorts after the checkpoint's",
+                hex::encode(key)
+            ));
+        }
+        match value {
+            Some(bytes) => ingestion.write(key, bytes).map_err(failed)?,
+            None => ingestion.write_tombstone(key).map_err(failed)?,
+        }
+    }
+    ingestion
+        .write(CHECKPOINT_KEY, &checkpoint.to_be_bytes()[..])
+        .map_err(failed)?;
+    ingestion.finish().map_err(failed)
+}
+
+/// The entries of `older` and `newer` (sorted by key, each key once) in key order, `newer`'s
+/// where both have a key.
+fn merge_newer<'a>(
+    older: &'a Overlay,
+    newer: &'a [Entry],
+) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
+    let mut older = older.iter().peekable();
+    let mut newer = newer.iter().peekable();
+    std::iter::from_fn(move || {
+        let order = match (older.peek(), newer.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some((old, _)), Some((new, _))) => old.as_slice().cmp(new.as_slice()),
+        };
+        if order == std::cmp::Ordering::Less {
+            return older
+                .next()
+                .map(|(key, value)| (key.as_slice(), value.as_deref()));
+        }
+        if order == std::cmp::Ordering::Equal {
+            older.next();
+        }
+        newer
+            .next()
+            .map(|(key, value)| (key.as_slice(), Some(value.as_slice())))
+    })
 }
 
 /// A range of fjall's entries, walkable both ways.
@@ -900,6 +1028,23 @@ impl Changes<'_> {
     /// Puts the buffered changes into the memtable with `checkpoint` (no disk call; the image
     /// is written when it is due, see [`Store`]).
     pub fn commit(self, checkpoint: u64) -> Result<(), ProjectionError> {
+        self.commit_holding(checkpoint, 0, |_| Ok(()))
+    }
+
+    /// [`Changes::commit`] for a model that holds some records decoded in memory between
+    /// images instead of putting them here at every change (a room's record changed by ten
+    /// thousand messages is then encoded once per image, not ten thousand times). `held` is
+    /// called only when this commit freezes an image: it puts every record held into it (and
+    /// the model forgets them, now in the store), so each image is the whole model at its
+    /// checkpoint. `held_bytes` (about what the held records encode to) counts towards the
+    /// image's size limit, which so bounds what the model holds too. Reads of held records are
+    /// the model's business: the store has them only as of the last image.
+    pub fn commit_holding(
+        self,
+        checkpoint: u64,
+        held_bytes: usize,
+        held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
         let overlay = self.overlay;
         let mut memtable = self.store.memtable()?;
         let memtable = &mut *memtable;
@@ -912,9 +1057,68 @@ impl Changes<'_> {
         }
         memtable.bytes += self.bytes;
         self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
-        self.store.maybe_write_image(memtable)
+        self.store.maybe_write_image(memtable, held_bytes, held)
     }
 }
+
+/// Where a model puts the records it held outside the store when an image takes them
+/// ([`Changes::commit_holding`], [`Store::flush_holding`], [`Store::dump_holding`]).
+#[derive(Debug, Default)]
+pub struct HeldRecords {
+    /// Encoded, in the order put (each key once).
+    entries: Vec<Entry>,
+    bytes: usize,
+}
+
+impl HeldRecords {
+    /// Puts `value` under `key`, encoded as [`Changes::put`] encodes it. Each key at most once.
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) -> Result<(), ProjectionError> {
+        let bytes = protocol::codec::encode(value)
+            .map_err(|error| value_error(&key, &error.to_string()))?;
+        self.bytes += key.len() + bytes.len();
+        self.entries.push((key, bytes));
+        Ok(())
+    }
+
+    /// Has `held` put its records and merges them into `overlay`, where they replace what it
+    /// has under the same keys (they are newer); returns their bytes. Many records (a
+    /// rebuild's million message index entries) are sorted and merged with the overlay in one
+    /// pass and the tree built from the sorted whole, which costs a fraction of inserting them
+    /// one by one into a large tree.
+    fn take(
+        overlay: &mut Overlay,
+        held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
+    ) -> Result<usize, ProjectionError> {
+        let mut records = HeldRecords::default();
+        held(&mut records)?;
+        let HeldRecords { mut entries, bytes } = records;
+        if entries.len() < HELD_MERGE_ENTRIES_MIN || entries.len() < overlay.len() / 8 {
+            for (key, value) in entries {
+                overlay.insert(key, Some(value));
+            }
+            return Ok(bytes);
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut merged: Vec<(Vec<u8>, Option<Vec<u8>>)> =
+            Vec::with_capacity(overlay.len() + entries.len());
+        let mut existing = std::mem::take(overlay).into_iter().peekable();
+        for (key, value) in entries {
+            while let Some(older) = existing.next_if(|(older, _)| *older < key) {
+                merged.push(older);
+            }
+            // The held record is the newer of two under one key.
+            existing.next_if(|(older, _)| *older == key);
+            merged.push((key, Some(value)));
+        }
+        merged.extend(existing);
+        // Sorted and without duplicates, so the tree is built in one pass.
+        *overlay = merged.into_iter().collect();
+        Ok(bytes)
+    }
+}
+
+/// Below this many held records, [`HeldRecords::take`] inserts them one by one.
+const HELD_MERGE_ENTRIES_MIN: usize = 4_096;
 
 /// The stored range of a prefix scan; `after` is exclusive in the direction of the walk.
 fn scan_bounds(
