@@ -214,9 +214,17 @@ impl Committer {
             let in_flight = batch.pending;
             let committing = log.clone();
             let eventlog_batch = batch.batch;
+            // The debug lines time the two halves of a group-commit cycle (docs/speed-work.md,
+            // "B1's floor"): the write and flush on the blocking thread, and the whole cycle
+            // until the committer took the result.
+            let cycle_started = std::time::Instant::now();
             let mut commit = match &self.replication {
                 None => tokio::task::spawn_blocking(move || {
-                    committing.commit(eventlog_batch).map_err(CommitError::Log)
+                    let started = std::time::Instant::now();
+                    let committed = committing.commit(eventlog_batch).map_err(CommitError::Log);
+                    let micros = started.elapsed().as_micros();
+                    debug!(write_and_flush_us = micros, "batch written and flushed");
+                    committed
                 }),
                 Some(replication) => {
                     // The HA leader: the write-ahead log first (its ack means a majority of
@@ -266,7 +274,13 @@ impl Committer {
                 joined.map_err(|e| WriterError::Task(e.to_string()))?;
             match committed {
                 Ok(committed) => {
-                    debug!(commands, head = committed.head.position, "batch committed");
+                    let cycle_us = cycle_started.elapsed().as_micros();
+                    debug!(
+                        commands,
+                        head = committed.head.position,
+                        cycle_us,
+                        "batch committed"
+                    );
                     let _ = self.committed.send(committed.head.position);
                     durable = in_flight;
                 }
