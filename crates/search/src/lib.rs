@@ -10,11 +10,14 @@
 //! - [`schema`]: the index's fields and documents.
 //! - [`model`]: rooms, members and display names, kept in memory and persisted in the index.
 //!
-//! Membership is never baked into message documents: messages are filtered at query time by a
-//! `TermSetQuery` of the caller's rooms now, so a new member finds the room's whole history
-//! (R-R4) and a member who left finds nothing of it any more.
+//! - `newest`: the newest matching messages, found newest first so a query stops early.
+//!
+//! Membership is never baked into message documents: messages are filtered at query time by the
+//! caller's rooms now, so a new member finds the room's whole history (R-R4) and a member who
+//! left finds nothing of it any more.
 
 pub mod model;
+mod newest;
 pub mod projector;
 mod query;
 pub mod schema;

@@ -31,15 +31,13 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{
-    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
 };
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use domain::{Event, MessageId, RoomId, Timestamp, UserId};
-use projections::{
-    store_path, unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError,
-};
+use projections::{unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError};
 use protocol::query::{QueryRequest, SearchQuery};
 use serde_json::{json, Value};
 use tantivy::collector::DocSetCollector;
@@ -49,11 +47,13 @@ use tantivy::query::TermQuery;
 use tantivy::schema::{IndexRecordOption, Value as _};
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
-    DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument,
+    DocAddress, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
+    TantivyDocument, Warmer,
 };
 use tracing::warn;
 
 use crate::model::{Model, RoomRecord};
+use crate::newest::OrderCache;
 use crate::schema::{
     Fields, MessageDoc, MessageMeta, StoredRoom, StoredUser, DOC_MESSAGE, DOC_ROOM, DOC_USER,
     PREFIX_TOKENIZER,
@@ -103,8 +103,10 @@ pub const COMMIT_WAITERS_PRESSURE: usize = 4;
 /// itself (a committer that cannot keep up, or a model opened with a long cadence).
 pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(1);
 
-/// The version of the commit payload's layout.
-const PAYLOAD_FORMAT: u64 = 1;
+/// The version of the index's layout, recorded in every commit's payload: 2 since the room is
+/// a fast column as well (for [`crate::newest`]). An index of another layout is not read
+/// ([`ProjectionError::Layout`]); served, it is rebuilt from the log.
+const PAYLOAD_FORMAT: u64 = 2;
 
 /// How a [`SearchProjector`] writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +186,9 @@ impl std::fmt::Debug for SearchProjector {
 pub(crate) struct Shared {
     pub(crate) reader: IndexReader,
     pub(crate) fields: Fields,
+    /// Each segment's order of messages by time, made when a reload shows it (the reader's
+    /// warmer, which holds it weakly).
+    pub(crate) orders: Arc<OrderCache>,
     options: SearchOptions,
     writing: Mutex<Writing>,
     pub(crate) model: RwLock<Model>,
@@ -223,19 +228,23 @@ impl SearchProjector {
 
     /// Opens (or creates) the index under `<data_dir>/projections/search/` with `options`,
     /// after finishing or undoing a swap a crash interrupted ([`projections::swap::recover`]).
+    ///
+    /// An index of an earlier layout is deleted and the model starts at position 0 and catches
+    /// up from the log, as every served model does ([`projections::store::open_served`]).
     pub fn open_with(
         data_dir: &Path,
         options: SearchOptions,
     ) -> Result<SearchProjector, ProjectionError> {
-        let path = store_path(data_dir, NAME);
-        projections::swap::recover(&path)?;
-        SearchProjector::open_path(&path, options)
+        projections::store::open_served(data_dir, NAME, |path| {
+            SearchProjector::open_path(path, options.clone())
+        })
     }
 
     /// Opens (or creates) the index in the directory `path`.
     ///
     /// Fails with [`ProjectionError::Store`] when another writer holds the index (tantivy locks
-    /// its directory) or the index is not this model's.
+    /// its directory) and with [`ProjectionError::Layout`] when it is of another layout (its
+    /// payload's format or its schema).
     pub fn open_path(
         path: &Path,
         options: SearchOptions,
@@ -245,7 +254,20 @@ impl SearchProjector {
         })?;
         let directory = MmapDirectory::open(path).map_err(store_error)?;
         let (schema, fields) = Fields::schema();
-        let index = Index::open_or_create(directory, schema).map_err(store_error)?;
+        let index = if Index::exists(&directory).map_err(store_error)? {
+            let index = Index::open(directory).map_err(store_error)?;
+            let format = payload_format(&index)?;
+            if index.schema() != schema || format.is_some_and(|format| format != PAYLOAD_FORMAT) {
+                return Err(ProjectionError::Layout {
+                    model: NAME,
+                    found: format.unwrap_or(0).try_into().unwrap_or(u32::MAX),
+                    expected: PAYLOAD_FORMAT as u32,
+                });
+            }
+            index
+        } else {
+            Index::create(directory, schema, IndexSettings::default()).map_err(store_error)?
+        };
         SearchProjector::from_index(index, fields, options)
     }
 
@@ -273,15 +295,19 @@ impl SearchProjector {
         if !options.merge_while_indexing {
             writer.set_merge_policy(Box::new(NoMergePolicy));
         }
+        let orders = Arc::new(OrderCache::default());
+        let warmer: Weak<dyn Warmer> = Arc::downgrade(&orders) as Weak<dyn Warmer>;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![warmer])
             .try_into()
             .map_err(store_error)?;
         let model = load_model(&reader.searcher(), &fields)?;
         let shared = Arc::new(Shared {
             reader,
             fields,
+            orders,
             options,
             writing: Mutex::new(Writing {
                 writer,
@@ -845,6 +871,18 @@ fn checkpoint_payload(position: u64) -> String {
 }
 
 /// The position in the last commit's payload (0 for a new index).
+/// The layout recorded in the last commit's payload (None: nothing committed yet).
+fn payload_format(index: &Index) -> Result<Option<u64>, ProjectionError> {
+    let metas = index.load_metas().map_err(store_error)?;
+    let Some(payload) = metas.payload else {
+        return Ok(None);
+    };
+    let value: Value = from_json(&payload)?;
+    Ok(Some(
+        value.get("format").and_then(Value::as_u64).unwrap_or(0),
+    ))
+}
+
 fn read_checkpoint(index: &Index) -> Result<u64, ProjectionError> {
     let metas = index.load_metas().map_err(store_error)?;
     let Some(payload) = metas.payload else {

@@ -12,22 +12,16 @@
 //! the last message shown.
 
 use std::collections::BTreeSet;
-use std::ops::Bound;
 
 use domain::RoomId;
 use projections::query::encode_cursor;
 use projections::QueryError;
 use protocol::query::{Cursor, QueryRequest, SearchQuery};
 use serde_json::{json, Value};
-use tantivy::collector::TopDocs;
-use tantivy::query::{
-    BooleanQuery, InvertedIndexRangeQuery, Occur, Query, TermQuery, TermSetQuery,
-};
-use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, SegmentReader, Term};
 
+use crate::newest::{newest, Request, SortKey, WordTerms};
 use crate::projector::{read, read_message, store_error, Shared};
-use crate::text::{is_short, query_words, snippet};
+use crate::text::{query_words, snippet};
 
 /// Messages in a page when the request names no `limit` (protocol.md §3: 20 on search).
 pub const SEARCH_PAGE_ITEMS_DEFAULT: usize = protocol::query::SEARCH_RESULTS_DEFAULT;
@@ -37,9 +31,6 @@ pub const QUERY_BYTES_MAX: usize = protocol::query::SEARCH_QUERY_BYTES_MAX;
 
 /// The most words in `q`: each is one more term to intersect (`protocol::query`).
 pub const QUERY_WORDS_MAX: usize = protocol::query::SEARCH_QUERY_WORDS_MAX;
-
-/// The sort key of a message: `(sent_at in ms, position of its message_sent)`, larger is newer.
-type SortKey = (i64, u64);
 
 /// Answers `search` for `request.caller`.
 pub(crate) fn search(
@@ -119,49 +110,24 @@ fn search_messages(
     cursor: Option<SortKey>,
 ) -> Result<(Vec<Value>, Option<String>), QueryError> {
     let fields = shared.fields;
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = words
+    let terms: Vec<WordTerms> = words
         .iter()
-        .map(|word| (Occur::Must, prefix_query(fields.body, word)))
+        .map(|word| WordTerms::of(fields.body, word))
         .collect();
-    // The permission filter: the caller's rooms now (R-Q1, R-R4, R-R6).
-    let mut terms: Vec<Term> = rooms.iter().map(|room| fields.room_term(room)).collect();
-    let filter: Box<dyn Query> = match terms.pop() {
-        Some(term) if terms.is_empty() => Box::new(TermQuery::new(term, IndexRecordOption::Basic)),
-        Some(term) => {
-            terms.push(term);
-            Box::new(TermSetQuery::new(terms))
-        }
-        None => return Ok((Vec::new(), None)),
+    // The permission filter is the caller's rooms now (R-Q1, R-R4, R-R6); one more than a page
+    // tells whether there is a next one.
+    let request = Request {
+        rooms,
+        words: &terms,
+        want: limit + 1,
+        below: cursor,
     };
-    clauses.push((Occur::Must, filter));
-    let query = BooleanQuery::new(clauses);
-
-    // Newest first by (sent_at, position); on a later page only what sorts below the cursor.
-    let collector = TopDocs::with_limit(limit + 1).order_by(move |segment: &SegmentReader| {
-        let fast = segment.fast_fields();
-        let sent_at = fast.i64("sent_at").ok();
-        let position = fast.u64("position").ok();
-        move |doc: DocId| -> Option<SortKey> {
-            let key = (
-                sent_at.as_ref()?.first(doc)?,
-                position.as_ref()?.first(doc)?,
-            );
-            match cursor {
-                Some(cursor) if key >= cursor => None,
-                _ => Some(key),
-            }
-        }
-    });
     let searcher = shared.reader.searcher();
-    let found = searcher.search(&query, &collector).map_err(store_error)?;
-    let keyed: Vec<(SortKey, tantivy::DocAddress)> = found
-        .into_iter()
-        .filter_map(|(key, address)| key.map(|key| (key, address)))
-        .collect();
-    let more = keyed.len() > limit;
-    let mut messages = Vec::with_capacity(limit.min(keyed.len()));
+    let found = newest(&searcher, &fields, &shared.orders, &request).map_err(store_error)?;
+    let more = found.len() > limit;
+    let mut messages = Vec::with_capacity(limit.min(found.len()));
     let mut last = None;
-    for (key, address) in keyed.into_iter().take(limit) {
+    for (key, address) in found.into_iter().take(limit) {
         let message = read_message(&searcher, &fields, address)?;
         messages.push(json!({
             "room_id": message.meta.room_id.to_string(),
@@ -177,25 +143,6 @@ fn search_messages(
         _ => None,
     };
     Ok((messages, next_cursor))
-}
-
-/// The documents with a word starting with `word` (lowered): a short word is an indexed prefix,
-/// a longer one the range of whole words from `word` up to (excluding) `word` with its last
-/// byte incremented (see [`crate::text`]).
-fn prefix_query(body: Field, word: &str) -> Box<dyn Query> {
-    let lower = Term::from_field_text(body, word);
-    if is_short(word) {
-        return Box::new(TermQuery::new(lower, IndexRecordOption::Basic));
-    }
-    // UTF-8 has no 0xff byte, so the increment never carries; the bound need not be UTF-8.
-    let mut upper = word.as_bytes().to_vec();
-    if let Some(last) = upper.last_mut() {
-        *last = last.saturating_add(1);
-    }
-    Box::new(InvertedIndexRangeQuery::new(
-        Bound::Included(lower),
-        Bound::Excluded(Term::from_field_bytes(body, &upper)),
-    ))
 }
 
 /// A sort key as cursor bytes: `sent_at` then `position`, big-endian.

@@ -9,12 +9,14 @@
 //! `body` is indexed with [`crate::text::PrefixTokenizer`] (every word whole and its prefixes
 //! of one to three characters; doc ids only: no frequencies, positions or norms, since results
 //! are ordered by time, not relevance).
-//! `room_id` is a raw `STRING` term, so the permission filter is a `TermSetQuery` of the
-//! caller's rooms. `sent_at` and `position` are fast fields: the sort key, newest first.
+//! `room_id` is a raw `STRING` term and a fast column: the permission filter checks a
+//! candidate's room in the column, or intersects the caller's rooms' posting lists when they
+//! are the rarer (see [`crate::newest`]). `sent_at` and `position` are fast fields: the sort
+//! key, newest first.
 
 use domain::{MessageId, RoomId, Timestamp, UserId};
 use tantivy::schema::{
-    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, STORED,
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, FAST, STORED,
     STRING,
 };
 use tantivy::{TantivyDocument, Term};
@@ -38,7 +40,8 @@ pub struct Fields {
     pub doc_type: Field,
     /// A message's id (raw term; stored).
     pub message_id: Field,
-    /// A message's room (raw term: the permission filter; stored).
+    /// A message's room (raw term and fast column: the permission filter, see
+    /// [`crate::newest`]; stored).
     pub room_id: Field,
     /// A message's author (stored only).
     pub author: Field,
@@ -69,7 +72,7 @@ impl Fields {
         let fields = Fields {
             doc_type: builder.add_text_field("doc_type", STRING),
             message_id: builder.add_text_field("message_id", STRING | STORED),
-            room_id: builder.add_text_field("room_id", STRING | STORED),
+            room_id: builder.add_text_field("room_id", STRING | STORED | FAST),
             author: builder.add_text_field("author", STORED),
             sent_at: builder.add_i64_field("sent_at", fast_stored.clone()),
             position: builder.add_u64_field("position", fast_stored),

@@ -178,6 +178,52 @@ fn a_rebuild_merges_into_one_segment_and_keeps_its_checkpoint() {
     assert_eq!(model.dump().unwrap(), expected);
 }
 
+/// An index as layout 1 left it: the room a term only (not a fast column), the payload's
+/// format 1, messages applied up to position 5.
+fn layout_1_index(path: &std::path::Path) {
+    use tantivy::schema::{NumericOptions, Schema, STORED, STRING, TEXT};
+    std::fs::create_dir_all(path).unwrap();
+    let mut builder = Schema::builder();
+    builder.add_text_field("doc_type", STRING);
+    builder.add_text_field("message_id", STRING | STORED);
+    builder.add_text_field("room_id", STRING | STORED);
+    builder.add_text_field("author", STORED);
+    builder.add_i64_field("sent_at", NumericOptions::default().set_fast().set_stored());
+    builder.add_u64_field(
+        "position",
+        NumericOptions::default().set_fast().set_stored(),
+    );
+    builder.add_text_field("body", TEXT | STORED);
+    builder.add_text_field("record_key", STRING);
+    builder.add_text_field("record", STORED);
+    let index = tantivy::Index::create_in_dir(path, builder.build()).unwrap();
+    let mut writer: tantivy::IndexWriter = index.writer(15_000_000).unwrap();
+    let mut commit = writer.prepare_commit().unwrap();
+    commit.set_payload(r#"{"format":1,"position":5}"#);
+    commit.commit().unwrap();
+}
+
+#[test]
+fn an_index_of_the_earlier_layout_is_refused_by_path_and_rebuilt_when_served() {
+    let data = TempDataDir::new();
+    let path = projections::store_path(data.path(), search::NAME);
+    layout_1_index(&path);
+    match SearchProjector::open_path(&path, SearchOptions::live()) {
+        Err(projections::ProjectionError::Layout {
+            found, expected, ..
+        }) => assert_eq!((found, expected), (1, 2)),
+        other => panic!("expected a layout error, got {other:?}"),
+    }
+    // Served, it starts afresh from position 0 and finds what it applies.
+    let mut world = World::new();
+    let room = world.group("alice", "Planning", &["bob"]);
+    let message = world.say("alice", room, "layout upgrade");
+    let mut model = SearchProjector::open(data.path()).unwrap();
+    assert_eq!(model.position(), 0);
+    feed(&mut model, &world);
+    assert!(finds(&search(&model, "bob", "upgrade"), message));
+}
+
 #[test]
 fn a_second_writer_on_the_same_index_is_refused() {
     let data = TempDataDir::new();

@@ -12,6 +12,8 @@ mod bench;
 mod lifecycle;
 /// Matching: word prefixes, AND, case, snippets, order, pagination, parameters.
 mod matching;
+/// The newest-first search that stops early, against a full scan of the log.
+mod newest;
 /// Who finds what: members only, history before joining, leaving, room and people names.
 mod permissions;
 /// Under the real projection runtime: catch-up, live, read-your-writes over the bus.
