@@ -243,11 +243,16 @@ pub async fn run(settings: &Settings) -> anyhow::Result<Vec<Figure>> {
 
     // Postgres's table first, while nothing of Parlor runs (loading takes a while).
     let mut skipped = Vec::new();
-    let postgres = match PostgresPeer::load(&log).await {
-        Ok(peer) => Some(peer),
-        Err(reason) => {
-            skipped.push(format!("Postgres peer skipped: {reason:#}"));
-            None
+    let postgres = if !settings.peers {
+        skipped.push("Postgres peer skipped: --no-peers".to_owned());
+        None
+    } else {
+        match PostgresPeer::load(&log).await {
+            Ok(peer) => Some(peer),
+            Err(reason) => {
+                skipped.push(format!("Postgres peer skipped: {reason:#}"));
+                None
+            }
         }
     };
 

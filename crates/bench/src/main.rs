@@ -93,7 +93,7 @@ struct Cli {
     /// B1: concurrent publishers (default 100).
     #[arg(long, default_value_t = 100)]
     publishers: usize,
-    /// B1: measure Parlor only, without the peers.
+    /// B1 and B5: measure Parlor only, without the peers.
     #[arg(long)]
     no_peers: bool,
     /// B1 for B8: run Parlor on this data directory instead of an empty one — a copy of a B6
