@@ -10,6 +10,12 @@
 //!   what it lacks, then appends an empty entry (the fence of its epoch) expecting that last
 //!   sequence. From then on any append of an earlier leader fails. Only then does it serve as
 //!   [`crate::Writer`] does, with the state it kept warm (no snapshot load, no fold).
+//! - **Serving reads while following**: a standby answers `log.read` (in the same queue group
+//!   as the leader, so each request gets one answer) and announces `audit.head` from its own
+//!   log. Before each read it asks the stream for its last sequence and waits (bounded) until
+//!   it has applied that entry, so the head it reports is at least every head the leader has
+//!   answered a command or published an event at: a standby's page is one the leader could
+//!   have sent, never a stale "end of the log". Commands and `writer.ping` stay the leader's.
 //! - **Leading**: each batch goes to the stream first (expecting the sequence of the previous
 //!   entry), then to the local log, then the answers go out. A failed append or local commit,
 //!   or a lost lease, makes it step down: it stops answering and becomes a follower again,
@@ -28,10 +34,12 @@ use bus::Bus;
 use clock::Clock;
 use eventlog::{EventLog, ReplicatedBatch};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::shared_log::SharedLog;
 use crate::snapshot::{fold_tail, load_state};
-use crate::{stop_requested, Writer, WriterConfig, WriterError};
+use crate::{services, stop_requested, Writer, WriterConfig, WriterError};
 
 /// How far back from the first entry a follower lacks it looks for an entry with records, to
 /// check that its log and the stream agree (entries without records are fences).
@@ -42,6 +50,12 @@ const CATCH_UP_ENTRY_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// The pause before following again after the stream's consumer failed (a server restarting).
 const FOLLOW_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long a standby's `log.read` waits for the stream's last sequence and for its own log to
+/// hold that entry, before it answers `unavailable` instead. Well under a reader's timeout
+/// (5 s for the log follower); reads are served one at a time, so this also bounds how long
+/// one read can hold up the next.
+const STANDBY_LEVEL_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// The HA writer's settings.
 #[derive(Clone, Debug)]
@@ -212,9 +226,16 @@ pub async fn run_ha(
         .await
         .map_err(|e| WriterError::Task(e.to_string()))??;
         let warm = Arc::new(Mutex::new(warm));
-        let Some((held, last_sequence)) =
-            follow_until_leading(&log, &warm, &wal, &lease, &ha.name, &mut stop).await?
-        else {
+        let following = Following {
+            config: &config,
+            bus: &bus,
+            log: &log,
+            warm: &warm,
+            wal: &wal,
+            lease: &lease,
+            name: &ha.name,
+        };
+        let Some((held, last_sequence)) = following.until_leading(&mut stop).await? else {
             return Ok(());
         };
         // Every task that folded into it has ended: this is the only handle left.
@@ -286,46 +307,79 @@ async fn open_jetstream(
     }
 }
 
-/// Follows the stream into `log` until this writer wins the lease and fences the stream
-/// (returns the lease and the fence's sequence) or is stopped (`None`).
-async fn follow_until_leading(
-    log: &EventLog,
-    warm: &WarmState,
-    wal: &Wal,
-    lease: &Lease,
-    name: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<Option<(Held, u64)>, WriterError> {
-    let start = first_sequence_lacking(log, wal).await?;
-    info!(
-        head = log.head().position,
-        from_sequence = start,
-        "following the write-ahead log"
-    );
-    let mut follower = wal.follow(start).await.map_err(replication)?;
-    let mut try_lease = tokio::time::interval(lease.options().renew_every());
-    try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop_requested(stop) => return Ok(None),
-            entry = follower.next() => match entry {
-                Some(Ok(entry)) => apply_entry(log, warm, &entry).await?,
-                failed => {
-                    warn!(?failed, "following the write-ahead log failed; following again");
-                    tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
-                    follower = refollow(wal, &follower).await;
-                }
-            },
-            _ = try_lease.tick() => match lease.try_acquire(name).await {
-                Ok(Some(held)) => {
-                    let taken = take_over(log, warm, wal, lease, &mut follower, held).await?;
-                    if let Some(leading) = taken {
-                        return Ok(Some(leading));
+/// What a writer follows the write-ahead log with.
+struct Following<'a> {
+    config: &'a WriterConfig,
+    bus: &'a Bus,
+    log: &'a EventLog,
+    warm: &'a WarmState,
+    wal: &'a Wal,
+    lease: &'a Lease,
+    name: &'a str,
+}
+
+impl Following<'_> {
+    /// Follows the stream into the log, serving reads from it meanwhile, until this writer
+    /// wins the lease and fences the stream (returns the lease and the fence's sequence) or is
+    /// stopped (`None`).
+    async fn until_leading(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Held, u64)>, WriterError> {
+        let start = first_sequence_lacking(self.log, self.wal).await?;
+        info!(
+            head = self.log.head().position,
+            from_sequence = start,
+            "following the write-ahead log"
+        );
+        let (applied, level) = watch::channel(start - 1);
+        let level = Level {
+            wal: self.wal.clone(),
+            applied: level,
+        };
+        let served = StandbyServices::start(self.config, self.bus, self.log, level).await?;
+        let followed = self.follow(&applied, stop).await;
+        served.end().await;
+        followed
+    }
+
+    async fn follow(
+        &self,
+        applied: &watch::Sender<u64>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Held, u64)>, WriterError> {
+        let (log, warm, wal, lease) = (self.log, self.warm, self.wal, self.lease);
+        // The borrow ends here: its guard must not live across an await.
+        let start = applied.borrow().saturating_add(1);
+        let mut follower = wal.follow(start).await.map_err(replication)?;
+        let mut try_lease = tokio::time::interval(lease.options().renew_every());
+        try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                entry = follower.next() => match entry {
+                    Some(Ok(entry)) => {
+                        apply_entry(log, warm, &entry).await?;
+                        applied.send_replace(entry.sequence);
                     }
-                }
-                Ok(None) => {}
-                Err(lease_error) => warn!(%lease_error, "cannot reach the lease; following on"),
-            },
+                    failed => {
+                        warn!(?failed, "following the write-ahead log failed; following again");
+                        tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
+                        follower = refollow(wal, &follower).await;
+                    }
+                },
+                _ = try_lease.tick() => match lease.try_acquire(self.name).await {
+                    Ok(Some(held)) => {
+                        let taken =
+                            take_over(log, warm, wal, lease, &mut follower, applied, held).await?;
+                        if let Some(leading) = taken {
+                            return Ok(Some(leading));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(lease_error) => warn!(%lease_error, "cannot reach the lease; following on"),
+                },
+            }
         }
     }
 }
@@ -352,6 +406,7 @@ async fn take_over(
     wal: &Wal,
     lease: &Lease,
     follower: &mut WalFollower,
+    applied: &watch::Sender<u64>,
     mut held: Held,
 ) -> Result<Option<(Held, u64)>, WriterError> {
     let last = match wal.last_sequence().await {
@@ -364,6 +419,7 @@ async fn take_over(
             other => return give_up(lease, held, &format!("catching up: {other:?}")).await,
         };
         apply_entry(log, warm, &entry).await?;
+        applied.send_replace(entry.sequence);
         // A long catch-up must not outlast the lease.
         let remaining = held.valid_until().saturating_duration_since(Instant::now());
         if remaining < lease.options().ttl / 2 {
@@ -400,6 +456,95 @@ async fn give_up(
         warn!(%release_error, "could not give the lease up; it runs out by itself");
     }
     Ok(None)
+}
+
+/// A standby's check, before it answers a `log.read`, that its log holds every entry the
+/// write-ahead log held when the read arrived. A leader answers a command, and publishes its
+/// events, only after the stream acknowledged their entry, so a position any caller can know
+/// of is then in this log: the head a standby reports is no lower than the leader's was when
+/// the read was sent, and a caller never takes a lagging standby's head for the end of the log
+/// (a read model refusing a `min_position` as "beyond the head", say).
+pub(crate) struct Level {
+    wal: Wal,
+    /// The last sequence of the stream this writer's log holds (applied or already held).
+    applied: watch::Receiver<u64>,
+}
+
+impl Level {
+    /// Waits (at most [`STANDBY_LEVEL_WAIT_MAX`]) until the log holds the stream's last entry;
+    /// otherwise says why, for an `unavailable` answer (the caller asks again).
+    pub(crate) async fn reached(&self) -> Result<(), String> {
+        let mut applied = self.applied.clone();
+        let waited = tokio::time::timeout(STANDBY_LEVEL_WAIT_MAX, async {
+            let last =
+                self.wal.last_sequence().await.map_err(|error| {
+                    format!("this standby cannot ask the write-ahead log: {error}")
+                })?;
+            // The guard `wait_for` returns is dropped at once (it must not live across an await).
+            applied
+                .wait_for(|applied| *applied >= last)
+                .await
+                .map(|_| ())
+                .map_err(|_| "this standby stopped following the write-ahead log".to_owned())
+        })
+        .await;
+        match waited {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "this standby is behind the write-ahead log (it holds entry {} and has not \
+                 caught up within {} ms); ask again",
+                *self.applied.borrow(),
+                STANDBY_LEVEL_WAIT_MAX.as_millis()
+            )),
+        }
+    }
+}
+
+/// What a standby serves while it follows: `log.read` (gated by [`Level`]) and the
+/// `audit.head` announcement, both from its own log. Dropped with the following (an error
+/// aborts the tasks); [`StandbyServices::end`] stops them and waits.
+struct StandbyServices {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<Result<(), WriterError>>,
+}
+
+impl StandbyServices {
+    /// Subscribes `log.read` in the writers' queue group and starts announcing the head.
+    async fn start(
+        config: &WriterConfig,
+        bus: &Bus,
+        log: &EventLog,
+        level: Level,
+    ) -> Result<StandbyServices, WriterError> {
+        let config = Arc::new(config.clone());
+        let log = SharedLog::new(config.log_dir(), log.clone());
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(services::serve_log_reads(
+            bus.queue_subscribe(&config.subject("log.read"), services::LOG_READ_QUEUE_GROUP)
+                .await?,
+            bus.clone(),
+            log.clone(),
+            Some(level),
+            stopped.clone(),
+        ));
+        tasks.spawn(services::announce_head(config, bus.clone(), log, stopped));
+        Ok(StandbyServices { stop, tasks })
+    }
+
+    /// Stops serving (unsubscribes) and waits for the tasks, so that the log handle they
+    /// hold is gone before the writer leads with it.
+    async fn end(mut self) {
+        let _ = self.stop.send(true);
+        while let Some(joined) = self.tasks.join_next().await {
+            let result = joined
+                .map_err(|e| WriterError::Task(e.to_string()))
+                .and_then(|r| r);
+            if let Err(error) = result {
+                warn!(%error, "a standby service failed");
+            }
+        }
+    }
 }
 
 /// The write-side state a standby keeps level with its log, so that a takeover need not

@@ -12,8 +12,8 @@
 //!
 //! With [`run_ha`] (`parlor writer --ha`) several writers share one log through JetStream: one
 //! leads by a lease and replicates each batch to a stream before its own log and before any
-//! answer; the others follow that stream into their logs and take over when the lease is free
-//! (see `ha.rs`).
+//! answer; the others follow that stream into their logs, serve `log.read` and `audit.head`
+//! from them, and take over when the lease is free (see `ha.rs`).
 
 mod committer;
 mod ha;
@@ -242,10 +242,11 @@ impl Writer {
             stopped.clone(),
         ));
         tasks.spawn(services::serve_log_reads(
-            bus.queue_subscribe(&config.subject("log.read"), "parlor-writer")
+            bus.queue_subscribe(&config.subject("log.read"), services::LOG_READ_QUEUE_GROUP)
                 .await?,
             bus.clone(),
             log.clone(),
+            None,
             stopped.clone(),
         ));
         tasks.spawn(services::announce_head(

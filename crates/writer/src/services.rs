@@ -7,12 +7,17 @@ use bus::{Bus, Headers, Message, Subscription};
 use domain::ErrorCode;
 use eventlog::EventLog;
 
+use crate::ha::Level;
 use crate::shared_log::SharedLog;
 use protocol::{AuditHead, Format, LogReadReply, LogReadRequest, RecordedEvent, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::{WriterConfig, WriterError};
+
+/// The queue group every writer serves `log.read` in (a single writer, an HA leader and its
+/// standbys alike), so that each read gets exactly one answer.
+pub(crate) const LOG_READ_QUEUE_GROUP: &str = "parlor-writer";
 
 /// Room left in a `log.read` reply for headers and framing under the 1 MiB message limit.
 const READ_REPLY_MARGIN_BYTES: usize = 16 * 1024;
@@ -65,22 +70,35 @@ pub(crate) async fn serve_pings(
 }
 
 /// Serves `<prefix>.log.read`: `{"from", "max", "raw"}` → `{"events", "head"}`, at most
-/// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them).
+/// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them),
+/// none past the head the reply reports. An HA standby passes its `level`: each read waits
+/// for it and is answered `unavailable` when it is not reached (see [`Level`]).
 pub(crate) async fn serve_log_reads(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
+    level: Option<Level>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
+    let level = level.map(Arc::new);
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
         let log = log.clone();
+        let level = level.clone();
         async move {
+            let behind = match level {
+                Some(level) => level.reached().await.err(),
+                None => None,
+            };
             let format = Format::from_content_type(request.headers.get("Content-Type"));
             // Errors are always JSON (`{"error": {code, message}}`, with a JSON Content-Type),
             // so a reader can tell them from a page whatever format it asked for.
-            let (format, payload) =
-                match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
+            let (format, payload) = match behind {
+                Some(behind) => {
+                    debug!(%behind, "a standby answers a log.read unavailable");
+                    (Format::Json, error_object(ErrorCode::Unavailable, &behind))
+                }
+                None => match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
                     Some((format, Ok(read))) => {
                         let page = tokio::task::spawn_blocking(move || {
                             let log = log
@@ -110,7 +128,8 @@ pub(crate) async fn serve_log_reads(
                             "Content-Type: use application/json or application/x-bincode",
                         ),
                     ),
-                };
+                },
+            };
             let headers = Headers::new().with("Content-Type", format.content_type());
             if let Err(bus_error) = bus.respond(&request, headers, payload).await {
                 debug!(%bus_error, "could not deliver a log.read reply");
@@ -129,9 +148,13 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
     // the stored bytes so that the shrinking below is the exception, not the rule.
     let stored_budget = if read.raw { budget / 2 } else { budget };
     let from = read.from.max(1);
-    let records = log
+    let mut records = log
         .read_from(from, read.max as usize, stored_budget)
         .map_err(|e| format!("reading the log: {e}"))?;
+    // Records committed after `head` was taken would show events past the head the reply
+    // reports; they come with the next read.
+    let within_head = records.iter().take_while(|r| r.position <= head).count();
+    records.truncate(within_head);
     let mut raws = if read.raw && !records.is_empty() {
         // The same records again, as stored: the count is fixed by the first read, so appends
         // in between cannot make the two lists differ.
