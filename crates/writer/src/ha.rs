@@ -464,6 +464,7 @@ async fn give_up(
 /// of is then in this log: the head a standby reports is no lower than the leader's was when
 /// the read was sent, and a caller never takes a lagging standby's head for the end of the log
 /// (a read model refusing a `min_position` as "beyond the head", say).
+#[derive(Clone)]
 pub(crate) struct Level {
     wal: Wal,
     /// The last sequence of the stream this writer's log holds (applied or already held).
@@ -501,10 +502,11 @@ impl Level {
 }
 
 /// What a standby serves while it follows: `log.read` (gated by [`Level`]) and the
-/// `audit.head` announcement, both from its own log. Dropped with the following (an error
-/// aborts the tasks); [`StandbyServices::end`] stops them and waits.
+/// `audit.head` announcement (gated too), both from its own log. Dropping it aborts the
+/// tasks; [`StandbyServices::end`] also waits for them.
 struct StandbyServices {
-    stop: watch::Sender<bool>,
+    /// Held while they serve (its drop would end them too).
+    _stop: watch::Sender<bool>,
     tasks: JoinSet<Result<(), WriterError>>,
 }
 
@@ -525,25 +527,25 @@ impl StandbyServices {
                 .await?,
             bus.clone(),
             log.clone(),
-            Some(level),
+            Some(level.clone()),
             stopped.clone(),
         ));
-        tasks.spawn(services::announce_head(config, bus.clone(), log, stopped));
-        Ok(StandbyServices { stop, tasks })
+        tasks.spawn(services::announce_head(
+            config,
+            bus.clone(),
+            log,
+            Some(level),
+            stopped,
+        ));
+        Ok(StandbyServices { _stop: stop, tasks })
     }
 
-    /// Stops serving (unsubscribes) and waits for the tasks, so that the log handle they
-    /// hold is gone before the writer leads with it.
+    /// Stops serving (unsubscribes) and waits until the tasks and their log handles are gone.
+    /// They are aborted, not asked to stop: after a takeover no follower moves the level any
+    /// more, so a read waiting for it would hold the new leader up for a second; its caller
+    /// gets no answer and asks again.
     async fn end(mut self) {
-        let _ = self.stop.send(true);
-        while let Some(joined) = self.tasks.join_next().await {
-            let result = joined
-                .map_err(|e| WriterError::Task(e.to_string()))
-                .and_then(|r| r);
-            if let Err(error) = result {
-                warn!(%error, "a standby service failed");
-            }
-        }
+        self.tasks.shutdown().await;
     }
 }
 

@@ -253,6 +253,7 @@ impl Writer {
             config.clone(),
             bus.clone(),
             log.clone(),
+            None,
             stopped.clone(),
         ));
         if clock.is_adjustable() {

@@ -203,11 +203,14 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
     }
 }
 
-/// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`.
+/// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`. An HA
+/// standby passes its `level` and announces only once it is reached, so that its announcement
+/// is the head of the whole log at that moment, not a head it held before it caught up.
 pub(crate) async fn announce_head(
     config: Arc<WriterConfig>,
     bus: Bus,
     log: SharedLog,
+    level: Option<Level>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     let subject = config.subject("audit.head");
@@ -217,6 +220,12 @@ pub(crate) async fn announce_head(
         tokio::select! {
             _ = crate::stop_requested(&mut stopped) => return Ok(()),
             _ = ticks.tick() => {
+                if let Some(level) = &level {
+                    if let Err(behind) = level.reached().await {
+                        debug!(%behind, "a standby skips announcing its head");
+                        continue;
+                    }
+                }
                 let head = log.head();
                 let announcement = AuditHead { position: head.position, hash: Sha256(head.hash.0) };
                 let headers = Headers::new().with("Content-Type", Format::Json.content_type());
