@@ -87,9 +87,40 @@ pub(crate) struct Replication {
     lease_valid_until: LeaseClock,
 }
 
-/// Until when the leader's lease stands, shared by the lease keeper (which moves it on) and
-/// the committer (which answers nothing from its state alone once it has passed).
+/// Until when the leader's lease stands, shared by the lease keeper (which moves it on), the
+/// committer (which answers nothing from its state alone once it has passed) and the reads,
+/// announcements and pings (see [`ReadGate`]).
 pub(crate) type LeaseClock = Arc<Mutex<Instant>>;
+
+/// Whether the lease `clock` keeps still stands now.
+fn lease_stands(clock: &LeaseClock) -> bool {
+    Instant::now() < *clock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What an HA writer checks before it answers a `log.read`, announces its head or answers a
+/// ping: that what it is about to say is still the log's head, as far as any caller can know.
+#[derive(Clone)]
+pub(crate) enum ReadGate {
+    /// A standby: its log holds the stream's last entry ([`Level`]; boxed, as the stream's
+    /// handle is large).
+    Standby(Box<Level>),
+    /// A leader: its lease stands. A leader paused past its lease and resumed would otherwise
+    /// answer, until it steps down, with a head a newer leader has moved past.
+    Leader(LeaseClock),
+}
+
+impl ReadGate {
+    /// `Ok` when the writer may answer; otherwise why not (for an `unavailable` answer).
+    pub(crate) async fn open(&self) -> Result<(), String> {
+        match self {
+            ReadGate::Standby(level) => level.reached().await,
+            ReadGate::Leader(clock) if lease_stands(clock) => Ok(()),
+            ReadGate::Leader(_) => {
+                Err("this writer's lease has run out; it is stepping down".to_owned())
+            }
+        }
+    }
+}
 
 impl Replication {
     /// Whether the lease still stands now. A batch that writes nothing (only rejections and
@@ -97,11 +128,7 @@ impl Replication {
     /// leader; its answers are sent only while this holds, so a leader that was paused past
     /// its lease answers no rejection decided on a state that may be stale.
     pub(crate) fn lease_stands(&self) -> bool {
-        let valid_until = *self
-            .lease_valid_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Instant::now() < valid_until
+        lease_stands(&self.lease_valid_until)
     }
 
     /// Appends `entry` after the last entry this leader knows of and waits for the ack.
@@ -128,6 +155,11 @@ impl Leadership {
     pub(crate) fn describe(&self) -> String {
         let name = serde_json::to_string(&self.name).unwrap_or_else(|_| "\"?\"".to_owned());
         format!("\"leader\":{name},\"epoch\":{}", self.held.epoch)
+    }
+
+    /// What this leader's reads, announcements and pings check.
+    pub(crate) fn read_gate(&self) -> ReadGate {
+        ReadGate::Leader(Arc::clone(&self.replication.lease_valid_until))
     }
 
     /// The committer's part and the lease keeper's part.
@@ -458,8 +490,8 @@ async fn give_up(
     Ok(None)
 }
 
-/// A standby's check, before it answers a `log.read`, that its log holds every entry the
-/// write-ahead log held when the read arrived. A leader answers a command, and publishes its
+/// A standby's check, before it answers a `log.read` (or announces its head), that its log
+/// holds every entry the write-ahead log held when the read arrived. A leader answers a command, and publishes its
 /// events, only after the stream acknowledged their entry, so a position any caller can know
 /// of is then in this log: the head a standby reports is no lower than the leader's was when
 /// the read was sent, and a caller never takes a lagging standby's head for the end of the log
@@ -522,19 +554,20 @@ impl StandbyServices {
         let log = SharedLog::new(config.log_dir(), log.clone());
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let gate = ReadGate::Standby(Box::new(level));
         tasks.spawn(services::serve_log_reads(
             bus.queue_subscribe(&config.subject("log.read"), services::LOG_READ_QUEUE_GROUP)
                 .await?,
             bus.clone(),
             log.clone(),
-            Some(level.clone()),
+            Some(gate.clone()),
             stopped.clone(),
         ));
         tasks.spawn(services::announce_head(
             config,
             bus.clone(),
             log,
-            Some(level),
+            Some(gate),
             stopped,
         ));
         Ok(StandbyServices { _stop: stop, tasks })
@@ -661,4 +694,19 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
 
 fn replication(error: HaError) -> WriterError {
     WriterError::Replication(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_leader_answers_reads_only_while_its_lease_stands() {
+        let clock: LeaseClock = Arc::new(Mutex::new(Instant::now() + Duration::from_secs(60)));
+        let gate = ReadGate::Leader(Arc::clone(&clock));
+        assert_eq!(gate.open().await, Ok(()));
+        // Paused past the lease: the keeper has not moved the clock on.
+        *clock.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        assert!(gate.open().await.is_err());
+    }
 }

@@ -198,14 +198,14 @@ impl Writer {
         let mut tasks = JoinSet::new();
         // An HA leader keeps its lease from the start: rebuilding the state may take longer
         // than the lease lasts.
-        let (replication, leader) = match leadership {
+        let (replication, leader, gate) = match leadership {
             Some(leadership) => {
-                let leader = leadership.describe();
+                let (leader, gate) = (leadership.describe(), leadership.read_gate());
                 let (replication, keeper) = leadership.split();
                 tasks.spawn(ha::keep_lease(keeper, stopped.clone()));
-                (Some(replication), Some(leader))
+                (Some(replication), Some((leader, gate.clone())), Some(gate))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let started = std::time::Instant::now();
         let domain_config = domain::Config {
@@ -246,14 +246,14 @@ impl Writer {
                 .await?,
             bus.clone(),
             log.clone(),
-            None,
+            gate.clone(),
             stopped.clone(),
         ));
         tasks.spawn(services::announce_head(
             config.clone(),
             bus.clone(),
             log.clone(),
-            None,
+            gate,
             stopped.clone(),
         ));
         if clock.is_adjustable() {

@@ -7,7 +7,7 @@ use bus::{Bus, Headers, Message, Subscription};
 use domain::ErrorCode;
 use eventlog::EventLog;
 
-use crate::ha::Level;
+use crate::ha::ReadGate;
 use crate::shared_log::SharedLog;
 use protocol::{AuditHead, Format, LogReadReply, LogReadRequest, RecordedEvent, Sha256};
 use tokio::sync::watch;
@@ -45,22 +45,34 @@ where
 
 /// Answers `<prefix>.writer.ping` so a second writer refuses to start: `{"head": N}`, and for
 /// an HA leader also `"leader"` (its name) and `"epoch"` (its lease's epoch), as `leader`
-/// gives them (a JSON fragment).
+/// gives them (a JSON fragment), while its gate opens (its lease stands). Standbys do not
+/// serve pings: an answer always names the leader.
 pub(crate) async fn serve_pings(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
-    leader: Option<String>,
+    leader: Option<(String, ReadGate)>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
-    let leader = leader
-        .map(|fields| format!(",{fields}"))
-        .unwrap_or_default();
+    let (leader, gate) = match leader {
+        Some((fields, gate)) => (format!(",{fields}"), Some(Arc::new(gate))),
+        None => (String::new(), None),
+    };
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
-        let head = log.head().position;
+        let log = log.clone();
         let leader = leader.clone();
+        let gate = gate.clone();
         async move {
+            // A leader whose lease has run out says nothing rather than claim to lead: the
+            // answer, if any, is then the newer leader's.
+            if let Some(gate) = gate {
+                if let Err(lapsed) = gate.open().await {
+                    debug!(%lapsed, "a ping left unanswered");
+                    return;
+                }
+            }
+            let head = log.head().position;
             let payload = format!("{{\"head\":{head}{leader}}}");
             let headers = Headers::new().with("Content-Type", Format::Json.content_type());
             let _ = bus.respond(&request, headers, payload).await;
@@ -71,23 +83,23 @@ pub(crate) async fn serve_pings(
 
 /// Serves `<prefix>.log.read`: `{"from", "max", "raw"}` → `{"events", "head"}`, at most
 /// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them),
-/// none past the head the reply reports. An HA standby passes its `level`: each read waits
-/// for it and is answered `unavailable` when it is not reached (see [`Level`]).
+/// none past the head the reply reports. An HA writer passes its `gate`: a read it does not
+/// open is answered `unavailable` (see [`ReadGate`]).
 pub(crate) async fn serve_log_reads(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
-    level: Option<Level>,
+    gate: Option<ReadGate>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
-    let level = level.map(Arc::new);
+    let gate = gate.map(Arc::new);
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
         let log = log.clone();
-        let level = level.clone();
+        let gate = gate.clone();
         async move {
-            let behind = match level {
-                Some(level) => level.reached().await.err(),
+            let behind = match gate {
+                Some(gate) => gate.open().await.err(),
                 None => None,
             };
             let format = Format::from_content_type(request.headers.get("Content-Type"));
@@ -95,7 +107,7 @@ pub(crate) async fn serve_log_reads(
             // so a reader can tell them from a page whatever format it asked for.
             let (format, payload) = match behind {
                 Some(behind) => {
-                    debug!(%behind, "a standby answers a log.read unavailable");
+                    debug!(%behind, "an HA writer answers a log.read unavailable");
                     (Format::Json, error_object(ErrorCode::Unavailable, &behind))
                 }
                 None => match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
@@ -204,13 +216,13 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
 }
 
 /// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`. An HA
-/// standby passes its `level` and announces only once it is reached, so that its announcement
-/// is the head of the whole log at that moment, not a head it held before it caught up.
+/// writer passes its `gate` and announces only when it opens, so that a standby announces the
+/// head of the whole log at that moment, not a head it held before it caught up.
 pub(crate) async fn announce_head(
     config: Arc<WriterConfig>,
     bus: Bus,
     log: SharedLog,
-    level: Option<Level>,
+    gate: Option<ReadGate>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     let subject = config.subject("audit.head");
@@ -220,9 +232,9 @@ pub(crate) async fn announce_head(
         tokio::select! {
             _ = crate::stop_requested(&mut stopped) => return Ok(()),
             _ = ticks.tick() => {
-                if let Some(level) = &level {
-                    if let Err(behind) = level.reached().await {
-                        debug!(%behind, "a standby skips announcing its head");
+                if let Some(gate) = &gate {
+                    if let Err(behind) = gate.open().await {
+                        debug!(%behind, "an HA writer skips announcing its head");
                         continue;
                     }
                 }
