@@ -5,6 +5,9 @@
 //! every acknowledged command is in every writer's log exactly once, the positions are
 //! gapless, the hash chains verify and the logs are byte for byte equal.
 //!
+//! A third test pauses each writer in turn to show that a standby serves `log.read` and
+//! `audit.head` from its own log, byte for byte what the leader served, never past its head.
+//!
 //! `PARLOR_FAILOVER_ROUNDS` sets the number of leader kills (CI: 3; by hand `just failover 20`),
 //! `PARLOR_FAILOVER_SEED` replays the kill times.
 
@@ -14,7 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::Value;
+use bus::{Bus, Headers};
+use serde_json::{json, Value};
 use testkit::{ClusterOptions, NatsCluster};
 use uuid::Uuid;
 
@@ -23,6 +27,9 @@ use crate::harness::{read_logs, spawn_part, Client, Parlor};
 
 /// The lease's time to live: a dead leader is replaced about this long after its last renewal.
 const LEASE_TTL_MS: u64 = 2000;
+/// The lease of the standby-reads test: long enough that a paused leader is not replaced
+/// while the test reads from the standby.
+const LONG_LEASE_TTL_MS: u64 = 60_000;
 /// How long a test waits for a new leader.
 const LEADER_WAIT: Duration = Duration::from_secs(60);
 
@@ -35,8 +42,12 @@ struct HaWriter {
 
 impl HaWriter {
     fn start(urls: &str, name: &str) -> HaWriter {
+        HaWriter::start_with_ttl(urls, name, LEASE_TTL_MS)
+    }
+
+    fn start_with_ttl(urls: &str, name: &str, ttl_ms: u64) -> HaWriter {
         let data = tempfile::tempdir().unwrap();
-        let process = spawn_ha(urls, name, data.path());
+        let process = spawn_ha(urls, name, data.path(), ttl_ms);
         HaWriter {
             name: name.to_owned(),
             data,
@@ -45,7 +56,7 @@ impl HaWriter {
     }
 
     fn restart(&mut self, urls: &str) {
-        self.process = spawn_ha(urls, &self.name, self.data.path());
+        self.process = spawn_ha(urls, &self.name, self.data.path(), LEASE_TTL_MS);
     }
 
     fn signal(&self, signal: &str) {
@@ -58,8 +69,8 @@ impl HaWriter {
     }
 }
 
-fn spawn_ha(urls: &str, name: &str, data_dir: &Path) -> Parlor {
-    let ttl = LEASE_TTL_MS.to_string();
+fn spawn_ha(urls: &str, name: &str, data_dir: &Path, ttl_ms: u64) -> Parlor {
+    let ttl = ttl_ms.to_string();
     spawn_part(
         &[
             "writer",
@@ -346,5 +357,176 @@ async fn a_paused_leader_resumed_after_a_takeover_steps_down_and_a_stopped_stand
     println!(
         "paused leader: {} acknowledged, head {head}, lost 0, duplicated 0",
         acknowledged.len()
+    );
+}
+
+/// A `log.read` (JSON, with record bytes) from `from`: the reply's bytes and the reply. Asked
+/// again on a timeout (a paused writer's turn in the queue group) or an error answer, within
+/// a bound.
+async fn log_read(bus: &Bus, from: u64, max: u32) -> (Vec<u8>, Value) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last_failure = String::new();
+    while Instant::now() < deadline {
+        let request = json!({"from": from, "max": max, "raw": true}).to_string();
+        let headers = Headers::new().with("Content-Type", "application/json");
+        match bus
+            .request(
+                "parlor.log.read",
+                headers,
+                request,
+                Duration::from_millis(700),
+            )
+            .await
+        {
+            Ok(reply) => {
+                let value: Value = serde_json::from_slice(&reply.payload).unwrap();
+                if value.get("error").is_none() {
+                    return (reply.payload.to_vec(), value);
+                }
+                last_failure = value.to_string();
+            }
+            Err(error) => last_failure = error.to_string(),
+        }
+    }
+    panic!("log.read from {from} was not answered: {last_failure}");
+}
+
+/// The positions of a `log.read` reply's events, and its head.
+fn positions_and_head(reply: &Value) -> (Vec<u64>, u64) {
+    let positions = reply["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["position"].as_u64().unwrap())
+        .collect();
+    (positions, reply["head"].as_u64().unwrap())
+}
+
+/// Waits (bounded: the writer announces every 5 s) for an `audit.head` announcement.
+async fn next_audit_head(heads: &mut bus::Subscription) -> Value {
+    let announcement = tokio::time::timeout(Duration::from_secs(12), heads.next())
+        .await
+        .expect("an audit.head announcement within 12 s")
+        .expect("the subscription is open");
+    serde_json::from_slice(&announcement.payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_serves_log_read_and_audit_head_up_to_its_head_while_the_leader_is_paused() {
+    let cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
+    let urls = cluster.urls();
+    let mut writers = vec![
+        HaWriter::start_with_ttl(&urls, "r1", LONG_LEASE_TTL_MS),
+        HaWriter::start_with_ttl(&urls, "r2", LONG_LEASE_TTL_MS),
+    ];
+    let client = Client::connect(&urls).await;
+    let (leader_name, epoch) = wait_for_leader(&client, 0, &writers).await;
+    let leader = writers.iter().position(|w| w.name == leader_name).unwrap();
+    let standby = 1 - leader;
+
+    // Load, with the standby paused for the second half: it resumes behind the stream.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged: Acknowledged = Arc::default();
+    let senders = start_load(&client, &stop, &acknowledged).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    writers[standby].signal("-STOP");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged_head = acknowledged
+        .lock()
+        .unwrap()
+        .values()
+        .flat_map(|(reply, _)| reply["events"].as_array().cloned().unwrap_or_default())
+        .filter_map(|event| event["position"].as_u64())
+        .max()
+        .expect("the load was acknowledged");
+
+    // Only the leader can answer now: the log as it serves it, page by page.
+    let mut leader_pages = Vec::new();
+    let mut from = 1;
+    let head = loop {
+        let (bytes, reply) = log_read(&client.bus, from, 1000).await;
+        let (positions, head) = positions_and_head(&reply);
+        assert!(
+            head >= acknowledged_head,
+            "the leader's head holds every answer"
+        );
+        leader_pages.push((from, bytes, reply.clone()));
+        match positions.last() {
+            Some(&last) if last < head => from = last + 1,
+            _ => break head,
+        }
+    };
+    let (_, _, last_page) = leader_pages.last().unwrap();
+    let head_hash = last_page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["position"].as_u64() == Some(head))
+        .map(|event| event["hash"].clone())
+        .expect("the last page ends at the head");
+
+    // The leader paused (its lease stands for a minute: no takeover), the standby resumed:
+    // every read from here on is the standby's.
+    writers[leader].signal("-STOP");
+    writers[standby].signal("-CONT");
+    let mut heads = client.bus.subscribe("parlor.audit.head").await.unwrap();
+    // At once, before it could have read the stream it missed: it answers only once level
+    // with the stream, so the head it reports holds every acknowledged position.
+    let (_, first) = log_read(&client.bus, acknowledged_head, 1).await;
+    let (positions, standby_head) = positions_and_head(&first);
+    assert_eq!(
+        standby_head, head,
+        "the standby's first answer reports the whole log"
+    );
+    assert_eq!(positions, vec![acknowledged_head]);
+    for (from, leader_bytes, leader_reply) in &leader_pages {
+        let (bytes, reply) = log_read(&client.bus, *from, 1000).await;
+        let (positions, standby_head) = positions_and_head(&reply);
+        assert!(
+            positions.iter().all(|position| *position <= standby_head),
+            "no event past the head the standby reports"
+        );
+        assert_eq!(reply, *leader_reply, "the standby's page from {from}");
+        assert!(
+            bytes == *leader_bytes,
+            "the standby's page from {from}, byte for byte"
+        );
+    }
+    let (_, past) = log_read(&client.bus, head + 1, 1000).await;
+    assert_eq!(
+        positions_and_head(&past),
+        (vec![], head),
+        "nothing past the head"
+    );
+    let announced = next_audit_head(&mut heads).await;
+    assert_eq!(announced, json!({"position": head, "hash": head_hash}));
+    // writer.ping stays the leader's: a standby does not claim to lead, nor to take commands.
+    assert_eq!(crate::harness::ha_leader(&client.bus).await, None);
+
+    // What the standby served is what it holds durably: its log, read once it is gone.
+    writers[standby].process.kill();
+    let log = eventlog::EventLog::open(&writers[standby].data.path().join("log")).unwrap();
+    assert_eq!(log.head().position, head);
+    for (_, bytes, _) in &leader_pages {
+        let page = protocol::LogReadReply::decode(bytes, protocol::Format::Json).unwrap();
+        for event in page.events {
+            let stored = log.raw_record(event.position).unwrap();
+            assert_eq!(
+                stored, event.raw,
+                "the record at {} as stored",
+                event.position
+            );
+        }
+    }
+    writers[leader].signal("-CONT");
+    println!(
+        "standby reads: {} acknowledged, head {head}, {} pages served byte for byte by the \
+         standby with leader {leader_name} (epoch {epoch}) paused",
+        acknowledged.lock().unwrap().len(),
+        leader_pages.len()
     );
 }

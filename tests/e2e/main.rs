@@ -8,7 +8,8 @@
 //! - `lifecycle`: clean shutdown and restart with the state intact.
 //! - `crash`: SIGKILL under load; nothing acknowledged is lost or duplicated.
 //! - `failover`: HA writers (`parlor writer --ha`) on a three-node nats-server 2.15 cluster:
-//!   the leader killed under load, a paused leader resumed after a takeover, a standby behind.
+//!   the leader killed under load, a paused leader resumed after a takeover, a standby behind,
+//!   a standby serving reads while the leader is paused.
 //! - `http`: the HTTP API of `parlor up` (frontends' view), access refusals, hostile input.
 //! - `readside`: read models over NATS follow the log; a replay answers the same.
 //! - `reliability`: a full disk, overload.

@@ -10,6 +10,12 @@
 //!   what it lacks, then appends an empty entry (the fence of its epoch) expecting that last
 //!   sequence. From then on any append of an earlier leader fails. Only then does it serve as
 //!   [`crate::Writer`] does, with the state it kept warm (no snapshot load, no fold).
+//! - **Serving reads while following**: a standby answers `log.read` (in the same queue group
+//!   as the leader, so each request gets one answer) and announces `audit.head` from its own
+//!   log. Before each read it asks the stream for its last sequence and waits (bounded) until
+//!   it has applied that entry, so the head it reports is at least every head the leader has
+//!   answered a command or published an event at: a standby's page is one the leader could
+//!   have sent, never a stale "end of the log". Commands and `writer.ping` stay the leader's.
 //! - **Leading**: each batch goes to the stream first (expecting the sequence of the previous
 //!   entry), then to the local log, then the answers go out. A failed append or local commit,
 //!   or a lost lease, makes it step down: it stops answering and becomes a follower again,
@@ -28,10 +34,12 @@ use bus::Bus;
 use clock::Clock;
 use eventlog::{EventLog, ReplicatedBatch};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
+use crate::shared_log::SharedLog;
 use crate::snapshot::{fold_tail, load_state};
-use crate::{stop_requested, Writer, WriterConfig, WriterError};
+use crate::{services, stop_requested, Writer, WriterConfig, WriterError};
 
 /// How far back from the first entry a follower lacks it looks for an entry with records, to
 /// check that its log and the stream agree (entries without records are fences).
@@ -42,6 +50,12 @@ const CATCH_UP_ENTRY_WAIT_MAX: Duration = Duration::from_secs(10);
 
 /// The pause before following again after the stream's consumer failed (a server restarting).
 const FOLLOW_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long a standby's `log.read` waits for the stream's last sequence and for its own log to
+/// hold that entry, before it answers `unavailable` instead. Well under a reader's timeout
+/// (5 s for the log follower); reads are served one at a time, so this also bounds how long
+/// one read can hold up the next.
+const STANDBY_LEVEL_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// The HA writer's settings.
 #[derive(Clone, Debug)]
@@ -73,9 +87,40 @@ pub(crate) struct Replication {
     lease_valid_until: LeaseClock,
 }
 
-/// Until when the leader's lease stands, shared by the lease keeper (which moves it on) and
-/// the committer (which answers nothing from its state alone once it has passed).
+/// Until when the leader's lease stands, shared by the lease keeper (which moves it on), the
+/// committer (which answers nothing from its state alone once it has passed) and the reads,
+/// announcements and pings (see [`ReadGate`]).
 pub(crate) type LeaseClock = Arc<Mutex<Instant>>;
+
+/// Whether the lease `clock` keeps still stands now.
+fn lease_stands(clock: &LeaseClock) -> bool {
+    Instant::now() < *clock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What an HA writer checks before it answers a `log.read`, announces its head or answers a
+/// ping: that what it is about to say is still the log's head, as far as any caller can know.
+#[derive(Clone)]
+pub(crate) enum ReadGate {
+    /// A standby: its log holds the stream's last entry ([`Level`]; boxed, as the stream's
+    /// handle is large).
+    Standby(Box<Level>),
+    /// A leader: its lease stands. A leader paused past its lease and resumed would otherwise
+    /// answer, until it steps down, with a head a newer leader has moved past.
+    Leader(LeaseClock),
+}
+
+impl ReadGate {
+    /// `Ok` when the writer may answer; otherwise why not (for an `unavailable` answer).
+    pub(crate) async fn open(&self) -> Result<(), String> {
+        match self {
+            ReadGate::Standby(level) => level.reached().await,
+            ReadGate::Leader(clock) if lease_stands(clock) => Ok(()),
+            ReadGate::Leader(_) => {
+                Err("this writer's lease has run out; it is stepping down".to_owned())
+            }
+        }
+    }
+}
 
 impl Replication {
     /// Whether the lease still stands now. A batch that writes nothing (only rejections and
@@ -83,11 +128,7 @@ impl Replication {
     /// leader; its answers are sent only while this holds, so a leader that was paused past
     /// its lease answers no rejection decided on a state that may be stale.
     pub(crate) fn lease_stands(&self) -> bool {
-        let valid_until = *self
-            .lease_valid_until
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        Instant::now() < valid_until
+        lease_stands(&self.lease_valid_until)
     }
 
     /// Appends `entry` after the last entry this leader knows of and waits for the ack.
@@ -114,6 +155,11 @@ impl Leadership {
     pub(crate) fn describe(&self) -> String {
         let name = serde_json::to_string(&self.name).unwrap_or_else(|_| "\"?\"".to_owned());
         format!("\"leader\":{name},\"epoch\":{}", self.held.epoch)
+    }
+
+    /// What this leader's reads, announcements and pings check.
+    pub(crate) fn read_gate(&self) -> ReadGate {
+        ReadGate::Leader(Arc::clone(&self.replication.lease_valid_until))
     }
 
     /// The committer's part and the lease keeper's part.
@@ -212,9 +258,16 @@ pub async fn run_ha(
         .await
         .map_err(|e| WriterError::Task(e.to_string()))??;
         let warm = Arc::new(Mutex::new(warm));
-        let Some((held, last_sequence)) =
-            follow_until_leading(&log, &warm, &wal, &lease, &ha.name, &mut stop).await?
-        else {
+        let following = Following {
+            config: &config,
+            bus: &bus,
+            log: &log,
+            warm: &warm,
+            wal: &wal,
+            lease: &lease,
+            name: &ha.name,
+        };
+        let Some((held, last_sequence)) = following.until_leading(&mut stop).await? else {
             return Ok(());
         };
         // Every task that folded into it has ended: this is the only handle left.
@@ -286,46 +339,79 @@ async fn open_jetstream(
     }
 }
 
-/// Follows the stream into `log` until this writer wins the lease and fences the stream
-/// (returns the lease and the fence's sequence) or is stopped (`None`).
-async fn follow_until_leading(
-    log: &EventLog,
-    warm: &WarmState,
-    wal: &Wal,
-    lease: &Lease,
-    name: &str,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<Option<(Held, u64)>, WriterError> {
-    let start = first_sequence_lacking(log, wal).await?;
-    info!(
-        head = log.head().position,
-        from_sequence = start,
-        "following the write-ahead log"
-    );
-    let mut follower = wal.follow(start).await.map_err(replication)?;
-    let mut try_lease = tokio::time::interval(lease.options().renew_every());
-    try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = stop_requested(stop) => return Ok(None),
-            entry = follower.next() => match entry {
-                Some(Ok(entry)) => apply_entry(log, warm, &entry).await?,
-                failed => {
-                    warn!(?failed, "following the write-ahead log failed; following again");
-                    tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
-                    follower = refollow(wal, &follower).await;
-                }
-            },
-            _ = try_lease.tick() => match lease.try_acquire(name).await {
-                Ok(Some(held)) => {
-                    let taken = take_over(log, warm, wal, lease, &mut follower, held).await?;
-                    if let Some(leading) = taken {
-                        return Ok(Some(leading));
+/// What a writer follows the write-ahead log with.
+struct Following<'a> {
+    config: &'a WriterConfig,
+    bus: &'a Bus,
+    log: &'a EventLog,
+    warm: &'a WarmState,
+    wal: &'a Wal,
+    lease: &'a Lease,
+    name: &'a str,
+}
+
+impl Following<'_> {
+    /// Follows the stream into the log, serving reads from it meanwhile, until this writer
+    /// wins the lease and fences the stream (returns the lease and the fence's sequence) or is
+    /// stopped (`None`).
+    async fn until_leading(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Held, u64)>, WriterError> {
+        let start = first_sequence_lacking(self.log, self.wal).await?;
+        info!(
+            head = self.log.head().position,
+            from_sequence = start,
+            "following the write-ahead log"
+        );
+        let (applied, level) = watch::channel(start - 1);
+        let level = Level {
+            wal: self.wal.clone(),
+            applied: level,
+        };
+        let served = StandbyServices::start(self.config, self.bus, self.log, level).await?;
+        let followed = self.follow(&applied, stop).await;
+        served.end().await;
+        followed
+    }
+
+    async fn follow(
+        &self,
+        applied: &watch::Sender<u64>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Held, u64)>, WriterError> {
+        let (log, warm, wal, lease) = (self.log, self.warm, self.wal, self.lease);
+        // The borrow ends here: its guard must not live across an await.
+        let start = applied.borrow().saturating_add(1);
+        let mut follower = wal.follow(start).await.map_err(replication)?;
+        let mut try_lease = tokio::time::interval(lease.options().renew_every());
+        try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                entry = follower.next() => match entry {
+                    Some(Ok(entry)) => {
+                        apply_entry(log, warm, &entry).await?;
+                        applied.send_replace(entry.sequence);
                     }
-                }
-                Ok(None) => {}
-                Err(lease_error) => warn!(%lease_error, "cannot reach the lease; following on"),
-            },
+                    failed => {
+                        warn!(?failed, "following the write-ahead log failed; following again");
+                        tokio::time::sleep(FOLLOW_RETRY_PAUSE).await;
+                        follower = refollow(wal, &follower).await;
+                    }
+                },
+                _ = try_lease.tick() => match lease.try_acquire(self.name).await {
+                    Ok(Some(held)) => {
+                        let taken =
+                            take_over(log, warm, wal, lease, &mut follower, applied, held).await?;
+                        if let Some(leading) = taken {
+                            return Ok(Some(leading));
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(lease_error) => warn!(%lease_error, "cannot reach the lease; following on"),
+                },
+            }
         }
     }
 }
@@ -352,6 +438,7 @@ async fn take_over(
     wal: &Wal,
     lease: &Lease,
     follower: &mut WalFollower,
+    applied: &watch::Sender<u64>,
     mut held: Held,
 ) -> Result<Option<(Held, u64)>, WriterError> {
     let last = match wal.last_sequence().await {
@@ -364,6 +451,7 @@ async fn take_over(
             other => return give_up(lease, held, &format!("catching up: {other:?}")).await,
         };
         apply_entry(log, warm, &entry).await?;
+        applied.send_replace(entry.sequence);
         // A long catch-up must not outlast the lease.
         let remaining = held.valid_until().saturating_duration_since(Instant::now());
         if remaining < lease.options().ttl / 2 {
@@ -400,6 +488,98 @@ async fn give_up(
         warn!(%release_error, "could not give the lease up; it runs out by itself");
     }
     Ok(None)
+}
+
+/// A standby's check, before it answers a `log.read` (or announces its head), that its log
+/// holds every entry the write-ahead log held when the read arrived. A leader answers a command, and publishes its
+/// events, only after the stream acknowledged their entry, so a position any caller can know
+/// of is then in this log: the head a standby reports is no lower than the leader's was when
+/// the read was sent, and a caller never takes a lagging standby's head for the end of the log
+/// (a read model refusing a `min_position` as "beyond the head", say).
+#[derive(Clone)]
+pub(crate) struct Level {
+    wal: Wal,
+    /// The last sequence of the stream this writer's log holds (applied or already held).
+    applied: watch::Receiver<u64>,
+}
+
+impl Level {
+    /// Waits (at most [`STANDBY_LEVEL_WAIT_MAX`]) until the log holds the stream's last entry;
+    /// otherwise says why, for an `unavailable` answer (the caller asks again).
+    pub(crate) async fn reached(&self) -> Result<(), String> {
+        let mut applied = self.applied.clone();
+        let waited = tokio::time::timeout(STANDBY_LEVEL_WAIT_MAX, async {
+            let last =
+                self.wal.last_sequence().await.map_err(|error| {
+                    format!("this standby cannot ask the write-ahead log: {error}")
+                })?;
+            // The guard `wait_for` returns is dropped at once (it must not live across an await).
+            applied
+                .wait_for(|applied| *applied >= last)
+                .await
+                .map(|_| ())
+                .map_err(|_| "this standby stopped following the write-ahead log".to_owned())
+        })
+        .await;
+        match waited {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "this standby is behind the write-ahead log (it holds entry {} and has not \
+                 caught up within {} ms); ask again",
+                *self.applied.borrow(),
+                STANDBY_LEVEL_WAIT_MAX.as_millis()
+            )),
+        }
+    }
+}
+
+/// What a standby serves while it follows: `log.read` (gated by [`Level`]) and the
+/// `audit.head` announcement (gated too), both from its own log. Dropping it aborts the
+/// tasks; [`StandbyServices::end`] also waits for them.
+struct StandbyServices {
+    /// Held while they serve (its drop would end them too).
+    _stop: watch::Sender<bool>,
+    tasks: JoinSet<Result<(), WriterError>>,
+}
+
+impl StandbyServices {
+    /// Subscribes `log.read` in the writers' queue group and starts announcing the head.
+    async fn start(
+        config: &WriterConfig,
+        bus: &Bus,
+        log: &EventLog,
+        level: Level,
+    ) -> Result<StandbyServices, WriterError> {
+        let config = Arc::new(config.clone());
+        let log = SharedLog::new(config.log_dir(), log.clone());
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let gate = ReadGate::Standby(Box::new(level));
+        tasks.spawn(services::serve_log_reads(
+            bus.queue_subscribe(&config.subject("log.read"), services::LOG_READ_QUEUE_GROUP)
+                .await?,
+            bus.clone(),
+            log.clone(),
+            Some(gate.clone()),
+            stopped.clone(),
+        ));
+        tasks.spawn(services::announce_head(
+            config,
+            bus.clone(),
+            log,
+            Some(gate),
+            stopped,
+        ));
+        Ok(StandbyServices { _stop: stop, tasks })
+    }
+
+    /// Stops serving (unsubscribes) and waits until the tasks and their log handles are gone.
+    /// They are aborted, not asked to stop: after a takeover no follower moves the level any
+    /// more, so a read waiting for it would hold the new leader up for a second; its caller
+    /// gets no answer and asks again.
+    async fn end(mut self) {
+        self.tasks.shutdown().await;
+    }
 }
 
 /// The write-side state a standby keeps level with its log, so that a takeover need not
@@ -514,4 +694,19 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
 
 fn replication(error: HaError) -> WriterError {
     WriterError::Replication(error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_leader_answers_reads_only_while_its_lease_stands() {
+        let clock: LeaseClock = Arc::new(Mutex::new(Instant::now() + Duration::from_secs(60)));
+        let gate = ReadGate::Leader(Arc::clone(&clock));
+        assert_eq!(gate.open().await, Ok(()));
+        // Paused past the lease: the keeper has not moved the clock on.
+        *clock.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        assert!(gate.open().await.is_err());
+    }
 }

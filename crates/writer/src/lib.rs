@@ -12,8 +12,8 @@
 //!
 //! With [`run_ha`] (`parlor writer --ha`) several writers share one log through JetStream: one
 //! leads by a lease and replicates each batch to a stream before its own log and before any
-//! answer; the others follow that stream into their logs and take over when the lease is free
-//! (see `ha.rs`).
+//! answer; the others follow that stream into their logs, serve `log.read` and `audit.head`
+//! from them, and take over when the lease is free (see `ha.rs`).
 
 mod committer;
 mod ha;
@@ -198,14 +198,14 @@ impl Writer {
         let mut tasks = JoinSet::new();
         // An HA leader keeps its lease from the start: rebuilding the state may take longer
         // than the lease lasts.
-        let (replication, leader) = match leadership {
+        let (replication, leader, gate) = match leadership {
             Some(leadership) => {
-                let leader = leadership.describe();
+                let (leader, gate) = (leadership.describe(), leadership.read_gate());
                 let (replication, keeper) = leadership.split();
                 tasks.spawn(ha::keep_lease(keeper, stopped.clone()));
-                (Some(replication), Some(leader))
+                (Some(replication), Some((leader, gate.clone())), Some(gate))
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let started = std::time::Instant::now();
         let domain_config = domain::Config {
@@ -242,16 +242,18 @@ impl Writer {
             stopped.clone(),
         ));
         tasks.spawn(services::serve_log_reads(
-            bus.queue_subscribe(&config.subject("log.read"), "parlor-writer")
+            bus.queue_subscribe(&config.subject("log.read"), services::LOG_READ_QUEUE_GROUP)
                 .await?,
             bus.clone(),
             log.clone(),
+            gate.clone(),
             stopped.clone(),
         ));
         tasks.spawn(services::announce_head(
             config.clone(),
             bus.clone(),
             log.clone(),
+            gate,
             stopped.clone(),
         ));
         if clock.is_adjustable() {

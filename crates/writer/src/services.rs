@@ -7,12 +7,17 @@ use bus::{Bus, Headers, Message, Subscription};
 use domain::ErrorCode;
 use eventlog::EventLog;
 
+use crate::ha::ReadGate;
 use crate::shared_log::SharedLog;
 use protocol::{AuditHead, Format, LogReadReply, LogReadRequest, RecordedEvent, Sha256};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::{WriterConfig, WriterError};
+
+/// The queue group every writer serves `log.read` in (a single writer, an HA leader and its
+/// standbys alike), so that each read gets exactly one answer.
+pub(crate) const LOG_READ_QUEUE_GROUP: &str = "parlor-writer";
 
 /// Room left in a `log.read` reply for headers and framing under the 1 MiB message limit.
 const READ_REPLY_MARGIN_BYTES: usize = 16 * 1024;
@@ -40,22 +45,34 @@ where
 
 /// Answers `<prefix>.writer.ping` so a second writer refuses to start: `{"head": N}`, and for
 /// an HA leader also `"leader"` (its name) and `"epoch"` (its lease's epoch), as `leader`
-/// gives them (a JSON fragment).
+/// gives them (a JSON fragment), while its gate opens (its lease stands). Standbys do not
+/// serve pings: an answer always names the leader.
 pub(crate) async fn serve_pings(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
-    leader: Option<String>,
+    leader: Option<(String, ReadGate)>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
-    let leader = leader
-        .map(|fields| format!(",{fields}"))
-        .unwrap_or_default();
+    let (leader, gate) = match leader {
+        Some((fields, gate)) => (format!(",{fields}"), Some(Arc::new(gate))),
+        None => (String::new(), None),
+    };
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
-        let head = log.head().position;
+        let log = log.clone();
         let leader = leader.clone();
+        let gate = gate.clone();
         async move {
+            // A leader whose lease has run out says nothing rather than claim to lead: the
+            // answer, if any, is then the newer leader's.
+            if let Some(gate) = gate {
+                if let Err(lapsed) = gate.open().await {
+                    debug!(%lapsed, "a ping left unanswered");
+                    return;
+                }
+            }
+            let head = log.head().position;
             let payload = format!("{{\"head\":{head}{leader}}}");
             let headers = Headers::new().with("Content-Type", Format::Json.content_type());
             let _ = bus.respond(&request, headers, payload).await;
@@ -65,22 +82,35 @@ pub(crate) async fn serve_pings(
 }
 
 /// Serves `<prefix>.log.read`: `{"from", "max", "raw"}` → `{"events", "head"}`, at most
-/// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them).
+/// `max` events and less than 1 MiB per reply (record bytes included when `raw` asks for them),
+/// none past the head the reply reports. An HA writer passes its `gate`: a read it does not
+/// open is answered `unavailable` (see [`ReadGate`]).
 pub(crate) async fn serve_log_reads(
     subscription: Subscription,
     bus: Bus,
     log: SharedLog,
+    gate: Option<ReadGate>,
     stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
+    let gate = gate.map(Arc::new);
     serve_each(subscription, stopped, |request| {
         let bus = bus.clone();
         let log = log.clone();
+        let gate = gate.clone();
         async move {
+            let behind = match gate {
+                Some(gate) => gate.open().await.err(),
+                None => None,
+            };
             let format = Format::from_content_type(request.headers.get("Content-Type"));
             // Errors are always JSON (`{"error": {code, message}}`, with a JSON Content-Type),
             // so a reader can tell them from a page whatever format it asked for.
-            let (format, payload) =
-                match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
+            let (format, payload) = match behind {
+                Some(behind) => {
+                    debug!(%behind, "an HA writer answers a log.read unavailable");
+                    (Format::Json, error_object(ErrorCode::Unavailable, &behind))
+                }
+                None => match format.map(|f| (f, LogReadRequest::decode(&request.payload, f))) {
                     Some((format, Ok(read))) => {
                         let page = tokio::task::spawn_blocking(move || {
                             let log = log
@@ -110,7 +140,8 @@ pub(crate) async fn serve_log_reads(
                             "Content-Type: use application/json or application/x-bincode",
                         ),
                     ),
-                };
+                },
+            };
             let headers = Headers::new().with("Content-Type", format.content_type());
             if let Err(bus_error) = bus.respond(&request, headers, payload).await {
                 debug!(%bus_error, "could not deliver a log.read reply");
@@ -129,9 +160,13 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
     // the stored bytes so that the shrinking below is the exception, not the rule.
     let stored_budget = if read.raw { budget / 2 } else { budget };
     let from = read.from.max(1);
-    let records = log
+    let mut records = log
         .read_from(from, read.max as usize, stored_budget)
         .map_err(|e| format!("reading the log: {e}"))?;
+    // Records committed after `head` was taken would show events past the head the reply
+    // reports; they come with the next read.
+    let within_head = records.iter().take_while(|r| r.position <= head).count();
+    records.truncate(within_head);
     let mut raws = if read.raw && !records.is_empty() {
         // The same records again, as stored: the count is fixed by the first read, so appends
         // in between cannot make the two lists differ.
@@ -180,11 +215,14 @@ fn read_page(log: &EventLog, read: LogReadRequest, format: Format) -> Result<Vec
     }
 }
 
-/// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`.
+/// Publishes `{"position", "hash"}` on `<prefix>.audit.head` every `head_interval`. An HA
+/// writer passes its `gate` and announces only when it opens, so that a standby announces the
+/// head of the whole log at that moment, not a head it held before it caught up.
 pub(crate) async fn announce_head(
     config: Arc<WriterConfig>,
     bus: Bus,
     log: SharedLog,
+    gate: Option<ReadGate>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<(), WriterError> {
     let subject = config.subject("audit.head");
@@ -194,6 +232,12 @@ pub(crate) async fn announce_head(
         tokio::select! {
             _ = crate::stop_requested(&mut stopped) => return Ok(()),
             _ = ticks.tick() => {
+                if let Some(gate) = &gate {
+                    if let Err(behind) = gate.open().await {
+                        debug!(%behind, "an HA writer skips announcing its head");
+                        continue;
+                    }
+                }
                 let head = log.head();
                 let announcement = AuditHead { position: head.position, hash: Sha256(head.hash.0) };
                 let headers = Headers::new().with("Content-Type", Format::Json.content_type());
