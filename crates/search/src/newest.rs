@@ -58,6 +58,11 @@ const FIRST_WINDOW_BLOCKS: u32 = 4;
 /// How much larger each next window of a run is than the last.
 const WINDOW_GROWTH: u32 = 4;
 
+/// The most posting lists a union steps through together ([`AnyOf`]); more (a short prefix
+/// of a long word with many completions) are read into a bit set of the window
+/// ([`WindowBits`]).
+const STEPPED_UNION_PARTS_MAX: usize = 16;
+
 /// One query word as the index matches it: a short word is an indexed prefix term, a longer
 /// one every whole word in `[word, word with its last byte incremented)` (see [`crate::text`]).
 pub(crate) enum WordTerms {
@@ -128,46 +133,60 @@ pub(crate) fn newest(
     if request.want == 0 || request.words.is_empty() || request.rooms.is_empty() {
         return Ok(Vec::new());
     }
-    let mut segments = Vec::new();
+    let readers = searcher.segment_readers();
+    let room_names: Vec<String> = request.rooms.iter().map(ToString::to_string).collect();
+    // Only the orders (cached) are read up front: a segment's terms are looked up when its
+    // first window comes due, so a page found in the newest segments never opens the rest.
+    let mut orders_of = Vec::with_capacity(readers.len());
     let mut frontier = BinaryHeap::new();
-    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
-        let Some(segment) = SegmentSearch::open(ord as u32, reader, fields, orders, request)?
-        else {
-            continue;
-        };
-        let index = segments.len();
-        for (run, blocks) in segment.order.runs.iter().enumerate() {
-            let end = segment
-                .order
-                .end_before(blocks, request.below, reader.max_doc());
-            if let Some(bound) = segment.order.bound_before(blocks, end) {
+    for (segment, reader) in readers.iter().enumerate() {
+        let order = orders.of(reader)?;
+        for (run, blocks) in order.runs.iter().enumerate() {
+            let end = order.end_before(blocks, request.below, reader.max_doc());
+            if let Some(bound) = order.bound_before(blocks, end) {
                 frontier.push(Window {
                     bound,
-                    segment: index,
+                    segment,
                     run,
                     end,
                     blocks: FIRST_WINDOW_BLOCKS,
                 });
             }
         }
-        segments.push(segment);
+        orders_of.push(order);
     }
+    let mut opened: Vec<Opened<'_>> = readers.iter().map(|_| Opened::NotYet).collect();
     while let Some(window) = frontier.pop() {
         if !found.could_take(window.bound) {
             break;
         }
-        let segment = &segments[window.segment];
-        let blocks = &segment.order.runs[window.run];
+        if let Opened::NotYet = opened[window.segment] {
+            let reader = &readers[window.segment];
+            opened[window.segment] = match SegmentSearch::open(
+                window.segment as u32,
+                reader,
+                fields,
+                &room_names,
+                request,
+            )? {
+                Some(segment) => Opened::Searching(Box::new(segment)),
+                None => Opened::Nothing,
+            };
+        }
+        let Opened::Searching(segment) = &opened[window.segment] else {
+            continue;
+        };
+        let blocks = &orders_of[window.segment].runs[window.run];
         let run_start = blocks.start * BLOCK_DOCS;
         let start = window
             .end
-            .saturating_sub(window.blocks * BLOCK_DOCS)
+            .saturating_sub(window.blocks.saturating_mul(BLOCK_DOCS))
             .max(run_start)
             / BLOCK_DOCS
             * BLOCK_DOCS;
         segment.collect(start..window.end, &mut found)?;
         if start > run_start {
-            if let Some(bound) = segment.order.bound_before(blocks, start) {
+            if let Some(bound) = orders_of[window.segment].bound_before(blocks, start) {
                 frontier.push(Window {
                     bound,
                     end: start,
@@ -178,6 +197,14 @@ pub(crate) fn newest(
         }
     }
     Ok(found.newest_first())
+}
+
+/// A segment's part of a query, looked up when its first window comes due.
+enum Opened<'a> {
+    NotYet,
+    /// Nothing in it can match (a word or every one of the caller's rooms is missing there).
+    Nothing,
+    Searching(Box<SegmentSearch<'a>>),
 }
 
 /// A range of documents still to search: `[run start, end)` of one run, of which the next
@@ -242,7 +269,6 @@ impl Found {
 struct SegmentSearch<'a> {
     ord: u32,
     reader: &'a SegmentReader,
-    order: Arc<SegmentOrder>,
     body: Arc<InvertedIndexReader>,
     /// Each word's terms here (none empty).
     words: Vec<Vec<TermInfo>>,
@@ -262,19 +288,16 @@ impl<'a> SegmentSearch<'a> {
         ord: u32,
         reader: &'a SegmentReader,
         fields: &Fields,
-        orders: &OrderCache,
+        room_names: &[String],
         request: &Request<'_>,
     ) -> tantivy::Result<Option<SegmentSearch<'a>>> {
         let fast = reader.fast_fields();
         let Some(rooms_column) = fast.str("room_id")? else {
             return Ok(None);
         };
-        let mut caller_rooms = Vec::with_capacity(request.rooms.len());
-        for room in request.rooms {
-            if let Some(ord) = rooms_column
-                .dictionary()
-                .term_ord(room.to_string().as_bytes())?
-            {
+        let mut caller_rooms = Vec::with_capacity(room_names.len());
+        for room in room_names {
+            if let Some(ord) = rooms_column.dictionary().term_ord(room.as_bytes())? {
                 caller_rooms.push(ord);
             }
         }
@@ -297,9 +320,11 @@ impl<'a> SegmentSearch<'a> {
             .map(|infos| infos.iter().map(|info| u64::from(info.doc_freq)).sum())
             .min()
             .unwrap_or(0);
-        let mut room_terms = Vec::with_capacity(request.rooms.len());
-        for room in request.rooms {
-            if let Some(info) = rooms_index.get_term_info(&fields.room_term(room))? {
+        let mut room_terms = Vec::with_capacity(room_names.len());
+        for room in room_names {
+            if let Some(info) =
+                rooms_index.get_term_info(&Term::from_field_text(fields.room_id, room))?
+            {
                 room_terms.push(info);
             }
         }
@@ -307,7 +332,6 @@ impl<'a> SegmentSearch<'a> {
         Ok(Some(SegmentSearch {
             ord,
             reader,
-            order: orders.of(reader)?,
             body,
             words,
             rooms_index,
@@ -364,8 +388,94 @@ impl<'a> SegmentSearch<'a> {
         }
         Ok(match postings.len() {
             1 => Box::new(postings.remove(0)),
-            _ => Box::new(AnyOf::new(postings)),
+            parts if parts <= STEPPED_UNION_PARTS_MAX => Box::new(AnyOf::new(postings)),
+            _ => Box::new(WindowBits::new(postings, docs)),
         })
+    }
+}
+
+/// The union of many posting lists over one window, read into a bit set of the window's
+/// documents first: for a long word's many completions, where [`AnyOf`] would look at every
+/// part for every document.
+struct WindowBits {
+    start: DocId,
+    bits: Vec<u64>,
+    doc: DocId,
+    cost: u32,
+}
+
+impl WindowBits {
+    fn new(parts: Vec<Within>, docs: &Range<DocId>) -> WindowBits {
+        let length = docs.end.saturating_sub(docs.start) as usize;
+        let mut bits = vec![0u64; length.div_ceil(64)];
+        let mut cost = 0u32;
+        for mut part in parts {
+            cost = cost.saturating_add(part.size_hint());
+            let mut doc = part.doc();
+            while doc != TERMINATED {
+                let offset = (doc - docs.start) as usize;
+                bits[offset / 64] |= 1 << (offset % 64);
+                doc = part.advance();
+            }
+        }
+        let mut union = WindowBits {
+            start: docs.start,
+            bits,
+            doc: TERMINATED,
+            cost,
+        };
+        union.doc = union.first_from(docs.start);
+        union
+    }
+
+    /// The first document of the set at or after `target`.
+    fn first_from(&self, target: DocId) -> DocId {
+        let offset = target.saturating_sub(self.start) as usize;
+        let mut word = offset / 64;
+        let Some(&first) = self.bits.get(word) else {
+            return TERMINATED;
+        };
+        let mut bits = first & (u64::MAX << (offset % 64));
+        loop {
+            if bits != 0 {
+                return self.start + (word * 64) as DocId + bits.trailing_zeros();
+            }
+            word += 1;
+            match self.bits.get(word) {
+                Some(&next) => bits = next,
+                None => return TERMINATED,
+            }
+        }
+    }
+}
+
+impl DocSet for WindowBits {
+    fn advance(&mut self) -> DocId {
+        if self.doc != TERMINATED {
+            self.doc = self.first_from(self.doc + 1);
+        }
+        self.doc
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        if self.doc != TERMINATED && target > self.doc {
+            self.doc = self.first_from(target);
+        }
+        self.doc
+    }
+
+    fn doc(&self) -> DocId {
+        self.doc
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.cost
+    }
+}
+
+impl Scorer for WindowBits {
+    fn score(&mut self) -> Score {
+        1.0
     }
 }
 
@@ -474,6 +584,9 @@ impl DocSet for Within {
     }
 
     fn seek(&mut self, target: DocId) -> DocId {
+        if target <= self.doc() {
+            return self.doc();
+        }
         if self.done || target >= self.end {
             self.done = true;
             return TERMINATED;
@@ -502,7 +615,7 @@ impl Scorer for Within {
 }
 
 /// One segment's messages by sort key, block by block: what bounds the windows.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct SegmentOrder {
     /// For each block, the largest key of the messages from its run's first block to it (None:
     /// no message so far in the run). Never decreasing within a run.
@@ -514,23 +627,44 @@ pub(crate) struct SegmentOrder {
 }
 
 impl SegmentOrder {
-    /// Reads the keys of every document of `segment`.
+    /// Reads the keys of every document of `segment`, a block at a time.
     fn of(segment: &SegmentReader) -> tantivy::Result<SegmentOrder> {
         let fast = segment.fast_fields();
         let sent_at = fast.i64("sent_at")?;
         let position = fast.u64("position")?;
-        let keys =
-            (0..segment.max_doc()).map(|doc| Some((sent_at.first(doc)?, position.first(doc)?)));
-        Ok(SegmentOrder::from_keys(keys))
+        let max_doc = segment.max_doc();
+        let mut order = SegmentOrder::default();
+        let mut docs: Vec<DocId> = Vec::with_capacity(BLOCK_DOCS as usize);
+        let mut times = vec![None; BLOCK_DOCS as usize];
+        let mut positions = vec![None; BLOCK_DOCS as usize];
+        for start in (0..max_doc).step_by(BLOCK_DOCS as usize) {
+            docs.clear();
+            docs.extend(start..max_doc.min(start + BLOCK_DOCS));
+            let count = docs.len();
+            sent_at.first_vals(&docs, &mut times[..count]);
+            position.first_vals(&docs, &mut positions[..count]);
+            let keys = times[..count]
+                .iter()
+                .zip(&positions[..count])
+                .filter_map(|(&time, &position)| Some((time?, position?)));
+            let (min, max) = keys.fold(
+                (None, None),
+                |(min, max): (Option<SortKey>, Option<SortKey>), key| {
+                    (
+                        Some(min.map_or(key, |min| min.min(key))),
+                        Some(max.map_or(key, |max| max.max(key))),
+                    )
+                },
+            );
+            order.push_block(max, min);
+        }
+        Ok(order)
     }
 
     /// The order of documents whose keys (None: not a message) are `keys`, in document order.
-    pub(crate) fn from_keys(keys: impl Iterator<Item = Option<SortKey>>) -> SegmentOrder {
-        let mut order = SegmentOrder {
-            run_max: Vec::new(),
-            block_min: Vec::new(),
-            runs: Vec::new(),
-        };
+    #[cfg(test)]
+    fn from_keys(keys: impl Iterator<Item = Option<SortKey>>) -> SegmentOrder {
+        let mut order = SegmentOrder::default();
         let mut keys = keys.peekable();
         let mut block: Vec<SortKey> = Vec::with_capacity(BLOCK_DOCS as usize);
         while keys.peek().is_some() {
@@ -594,7 +728,8 @@ pub(crate) struct OrderCache {
 }
 
 impl OrderCache {
-    /// The order of `segment`, computed now if no reload has (the first searcher's segments).
+    /// The order of `segment`, computed now if no warming has (opening the reader warms its
+    /// first searcher too, so this is a fallback).
     fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentOrder>> {
         let id = segment.segment_id();
         if let Some(order) = self
@@ -633,6 +768,9 @@ impl Warmer for OrderCache {
             .retain(|id, _| live.contains(id));
     }
 }
+
+#[cfg(test)]
+mod against_a_scan;
 
 #[cfg(test)]
 mod tests {

@@ -870,7 +870,6 @@ fn checkpoint_payload(position: u64) -> String {
     json!({"format": PAYLOAD_FORMAT, "position": position}).to_string()
 }
 
-/// The position in the last commit's payload (0 for a new index).
 /// The layout recorded in the last commit's payload (None: nothing committed yet).
 fn payload_format(index: &Index) -> Result<Option<u64>, ProjectionError> {
     let metas = index.load_metas().map_err(store_error)?;
@@ -883,6 +882,7 @@ fn payload_format(index: &Index) -> Result<Option<u64>, ProjectionError> {
     ))
 }
 
+/// The position in the last commit's payload (0 for a new index).
 fn read_checkpoint(index: &Index) -> Result<u64, ProjectionError> {
     let metas = index.load_metas().map_err(store_error)?;
     let Some(payload) = metas.payload else {
