@@ -22,8 +22,9 @@
 //! windows it visits hold. When the caller's rooms hold fewer postings than the rarest word,
 //! their posting lists join the intersection and lead it.
 //!
-//! The order of each segment is computed once, when a reload first shows the segment (the
-//! [`OrderCache`] is the reader's [`Warmer`]), and dropped with the last searcher using it.
+//! The order of each segment and its opened fast columns are made once, when a reload first
+//! shows the segment (the [`SegmentCache`] is the reader's [`Warmer`]), and dropped with the
+//! last searcher using it.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -32,7 +33,7 @@ use std::ops::Range;
 use std::sync::{Arc, PoisonError, RwLock};
 
 use domain::RoomId;
-use tantivy::columnar::Column;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::postings::{SegmentPostings, TermInfo};
 use tantivy::query::{intersect_scorers, Scorer};
@@ -126,7 +127,7 @@ pub(crate) struct Request<'a> {
 pub(crate) fn newest(
     searcher: &Searcher,
     fields: &Fields,
-    orders: &OrderCache,
+    segments: &SegmentCache,
     request: &Request<'_>,
 ) -> tantivy::Result<Vec<(SortKey, DocAddress)>> {
     let mut found = Found::new(request.want, request.below);
@@ -135,12 +136,13 @@ pub(crate) fn newest(
     }
     let readers = searcher.segment_readers();
     let room_names: Vec<String> = request.rooms.iter().map(ToString::to_string).collect();
-    // Only the orders (cached) are read up front: a segment's terms are looked up when its
+    // Only the cached facts are read up front: a segment's terms are looked up when its
     // first window comes due, so a page found in the newest segments never opens the rest.
-    let mut orders_of = Vec::with_capacity(readers.len());
+    let mut facts_of = Vec::with_capacity(readers.len());
     let mut frontier = BinaryHeap::new();
     for (segment, reader) in readers.iter().enumerate() {
-        let order = orders.of(reader)?;
+        let facts = segments.of(reader)?;
+        let order = &facts.order;
         for (run, blocks) in order.runs.iter().enumerate() {
             let end = order.end_before(blocks, request.below, reader.max_doc());
             if let Some(bound) = order.bound_before(blocks, end) {
@@ -153,7 +155,7 @@ pub(crate) fn newest(
                 });
             }
         }
-        orders_of.push(order);
+        facts_of.push(facts);
     }
     let mut opened: Vec<Opened<'_>> = readers.iter().map(|_| Opened::NotYet).collect();
     while let Some(window) = frontier.pop() {
@@ -162,9 +164,11 @@ pub(crate) fn newest(
         }
         if let Opened::NotYet = opened[window.segment] {
             let reader = &readers[window.segment];
+            let facts = Arc::clone(&facts_of[window.segment]);
             opened[window.segment] = match SegmentSearch::open(
                 window.segment as u32,
                 reader,
+                facts,
                 fields,
                 &room_names,
                 request,
@@ -176,7 +180,7 @@ pub(crate) fn newest(
         let Opened::Searching(segment) = &opened[window.segment] else {
             continue;
         };
-        let blocks = &orders_of[window.segment].runs[window.run];
+        let blocks = &facts_of[window.segment].order.runs[window.run];
         let run_start = blocks.start * BLOCK_DOCS;
         let start = window
             .end
@@ -186,7 +190,7 @@ pub(crate) fn newest(
             * BLOCK_DOCS;
         segment.collect(start..window.end, &mut found)?;
         if start > run_start {
-            if let Some(bound) = orders_of[window.segment].bound_before(blocks, start) {
+            if let Some(bound) = facts_of[window.segment].order.bound_before(blocks, start) {
                 frontier.push(Window {
                     bound,
                     end: start,
@@ -275,11 +279,10 @@ struct SegmentSearch<'a> {
     rooms_index: Arc<InvertedIndexReader>,
     /// The caller's rooms' terms here, when they lead the intersection.
     room_terms: Option<Vec<TermInfo>>,
-    /// The caller's rooms' ordinals in `room_ords`, sorted.
+    /// The caller's rooms' ordinals in the room column, sorted.
     caller_rooms: Vec<u64>,
     room_ords: Column<u64>,
-    sent_at: Column<i64>,
-    position: Column<u64>,
+    facts: Arc<SegmentFacts>,
 }
 
 impl<'a> SegmentSearch<'a> {
@@ -287,12 +290,12 @@ impl<'a> SegmentSearch<'a> {
     fn open(
         ord: u32,
         reader: &'a SegmentReader,
+        facts: Arc<SegmentFacts>,
         fields: &Fields,
         room_names: &[String],
         request: &Request<'_>,
     ) -> tantivy::Result<Option<SegmentSearch<'a>>> {
-        let fast = reader.fast_fields();
-        let Some(rooms_column) = fast.str("room_id")? else {
+        let Some(rooms_column) = facts.columns.rooms.clone() else {
             return Ok(None);
         };
         let mut caller_rooms = Vec::with_capacity(room_names.len());
@@ -338,8 +341,7 @@ impl<'a> SegmentSearch<'a> {
             room_terms: (room_postings < rarest_word).then_some(room_terms),
             caller_rooms,
             room_ords: rooms_column.ords().clone(),
-            sent_at: fast.i64("sent_at")?,
-            position: fast.u64("position")?,
+            facts,
         }))
     }
 
@@ -357,9 +359,10 @@ impl<'a> SegmentSearch<'a> {
         let mut doc = matches.doc();
         while doc < docs.end {
             if alive.is_none_or(|alive| alive.is_alive(doc)) && self.in_caller_rooms(doc) {
-                if let (Some(sent_at), Some(position)) =
-                    (self.sent_at.first(doc), self.position.first(doc))
-                {
+                if let (Some(sent_at), Some(position)) = (
+                    self.facts.columns.sent_at.first(doc),
+                    self.facts.columns.position.first(doc),
+                ) {
                     found.offer((sent_at, position), DocAddress::new(self.ord, doc));
                 }
             }
@@ -627,12 +630,9 @@ pub(crate) struct SegmentOrder {
 }
 
 impl SegmentOrder {
-    /// Reads the keys of every document of `segment`, a block at a time.
-    fn of(segment: &SegmentReader) -> tantivy::Result<SegmentOrder> {
-        let fast = segment.fast_fields();
-        let sent_at = fast.i64("sent_at")?;
-        let position = fast.u64("position")?;
-        let max_doc = segment.max_doc();
+    /// Reads the keys of every document of a segment, a block at a time.
+    fn of(columns: &Columns, max_doc: DocId) -> SegmentOrder {
+        let (sent_at, position) = (&columns.sent_at, &columns.position);
         let mut order = SegmentOrder::default();
         let mut docs: Vec<DocId> = Vec::with_capacity(BLOCK_DOCS as usize);
         let mut times = vec![None; BLOCK_DOCS as usize];
@@ -658,7 +658,7 @@ impl SegmentOrder {
             );
             order.push_block(max, min);
         }
-        Ok(order)
+        order
     }
 
     /// The order of documents whose keys (None: not a message) are `keys`, in document order.
@@ -720,36 +720,67 @@ impl SegmentOrder {
     }
 }
 
-/// Each segment's [`SegmentOrder`], computed when a reload first shows the segment: the index
-/// reader's [`Warmer`], so queries find it ready.
-#[derive(Debug, Default)]
-pub(crate) struct OrderCache {
-    orders: RwLock<HashMap<SegmentId, Arc<SegmentOrder>>>,
+/// A segment's fast columns that queries read, opened once: opening a column decodes its
+/// codec's header (for a large segment, thousands of blocks' parameters), which per query cost
+/// more than the search itself.
+pub(crate) struct Columns {
+    /// `sent_at` of each message document.
+    pub(crate) sent_at: Column<i64>,
+    /// `position` of each message document.
+    pub(crate) position: Column<u64>,
+    /// `room_id` of each message document (None: a segment written before the column).
+    pub(crate) rooms: Option<StrColumn>,
 }
 
-impl OrderCache {
-    /// The order of `segment`, computed now if no warming has (opening the reader warms its
-    /// first searcher too, so this is a fallback).
-    fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentOrder>> {
+impl Columns {
+    fn open(segment: &SegmentReader) -> tantivy::Result<Columns> {
+        let fast = segment.fast_fields();
+        Ok(Columns {
+            sent_at: fast.i64("sent_at")?,
+            position: fast.u64("position")?,
+            rooms: fast.str("room_id")?,
+        })
+    }
+}
+
+/// What a query needs of a segment besides its terms, made once per segment.
+pub(crate) struct SegmentFacts {
+    pub(crate) columns: Columns,
+    pub(crate) order: SegmentOrder,
+}
+
+/// Each segment's [`SegmentFacts`], made when a reload first shows the segment: the index
+/// reader's [`Warmer`], so queries find them ready.
+#[derive(Default)]
+pub(crate) struct SegmentCache {
+    segments: RwLock<HashMap<SegmentId, Arc<SegmentFacts>>>,
+}
+
+impl SegmentCache {
+    /// The facts of `segment`, made now if no warming has (opening the reader warms its first
+    /// searcher too, so this is a fallback).
+    fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<SegmentFacts>> {
         let id = segment.segment_id();
-        if let Some(order) = self
-            .orders
+        if let Some(facts) = self
+            .segments
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&id)
         {
-            return Ok(Arc::clone(order));
+            return Ok(Arc::clone(facts));
         }
-        let order = Arc::new(SegmentOrder::of(segment)?);
-        self.orders
+        let columns = Columns::open(segment)?;
+        let order = SegmentOrder::of(&columns, segment.max_doc());
+        let facts = Arc::new(SegmentFacts { columns, order });
+        self.segments
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, Arc::clone(&order));
-        Ok(order)
+            .insert(id, Arc::clone(&facts));
+        Ok(facts)
     }
 }
 
-impl Warmer for OrderCache {
+impl Warmer for SegmentCache {
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
         for segment in searcher.segment_readers() {
             self.of(segment)?;
@@ -762,7 +793,7 @@ impl Warmer for OrderCache {
             .iter()
             .flat_map(|generation| generation.segments().keys().copied())
             .collect();
-        self.orders
+        self.segments
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .retain(|id, _| live.contains(id));

@@ -53,7 +53,7 @@ use tantivy::{
 use tracing::warn;
 
 use crate::model::{Model, RoomRecord};
-use crate::newest::OrderCache;
+use crate::newest::SegmentCache;
 use crate::schema::{
     Fields, MessageDoc, MessageMeta, StoredRoom, StoredUser, DOC_MESSAGE, DOC_ROOM, DOC_USER,
     PREFIX_TOKENIZER,
@@ -188,7 +188,7 @@ pub(crate) struct Shared {
     pub(crate) fields: Fields,
     /// Each segment's order of messages by time, made when a reload shows it (the reader's
     /// warmer, which holds it weakly).
-    pub(crate) orders: Arc<OrderCache>,
+    pub(crate) segments: Arc<SegmentCache>,
     options: SearchOptions,
     writing: Mutex<Writing>,
     pub(crate) model: RwLock<Model>,
@@ -295,8 +295,8 @@ impl SearchProjector {
         if !options.merge_while_indexing {
             writer.set_merge_policy(Box::new(NoMergePolicy));
         }
-        let orders = Arc::new(OrderCache::default());
-        let warmer: Weak<dyn Warmer> = Arc::downgrade(&orders) as Weak<dyn Warmer>;
+        let segments = Arc::new(SegmentCache::default());
+        let warmer: Weak<dyn Warmer> = Arc::downgrade(&segments) as Weak<dyn Warmer>;
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -307,7 +307,7 @@ impl SearchProjector {
         let shared = Arc::new(Shared {
             reader,
             fields,
-            orders,
+            segments,
             options,
             writing: Mutex::new(Writing {
                 writer,

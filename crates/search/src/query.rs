@@ -123,7 +123,7 @@ fn search_messages(
         below: cursor,
     };
     let searcher = shared.reader.searcher();
-    let found = newest(&searcher, &fields, &shared.orders, &request).map_err(store_error)?;
+    let found = newest(&searcher, &fields, &shared.segments, &request).map_err(store_error)?;
     let more = found.len() > limit;
     let mut messages = Vec::with_capacity(limit.min(found.len()));
     let mut last = None;

@@ -161,7 +161,7 @@ fn cap(want: usize) -> usize {
     }
 }
 
-fn check(world: &World, reader: &IndexReader, orders: &OrderCache, label: &str) {
+fn check(world: &World, reader: &IndexReader, orders: &SegmentCache, label: &str) {
     let searcher = reader.searcher();
     let callers: Vec<Vec<usize>> = vec![vec![0], vec![1, 2, 3], (0..8).collect(), vec![0, 7]];
     let queries = [
@@ -247,7 +247,7 @@ fn equals_a_scan_over_runs_of_many_windows_and_after_a_merge() {
     );
     let mut writer: IndexWriter = index.writer_with_num_threads(1, 200_000_000).unwrap();
     writer.set_merge_policy(Box::new(NoMergePolicy));
-    let orders = Arc::new(OrderCache::default());
+    let orders = Arc::new(SegmentCache::default());
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
@@ -290,7 +290,7 @@ fn equals_a_scan_over_runs_of_many_windows_and_after_a_merge() {
     reader.reload().unwrap();
     assert_eq!(reader.searcher().segment_readers().len(), 4);
     let first = reader.searcher();
-    let order = orders.of(&first.segment_readers()[0]).unwrap();
+    let order = &orders.of(&first.segment_readers()[0]).unwrap().order;
     assert!(order.runs.len() >= 2, "{:?}", order.runs);
     assert!(
         order
@@ -306,7 +306,10 @@ fn equals_a_scan_over_runs_of_many_windows_and_after_a_merge() {
     writer.merge(&ids).wait().unwrap();
     reader.reload().unwrap();
     assert_eq!(reader.searcher().segment_readers().len(), 1);
-    let order = orders.of(&reader.searcher().segment_readers()[0]).unwrap();
+    let order = &orders
+        .of(&reader.searcher().segment_readers()[0])
+        .unwrap()
+        .order;
     eprintln!("merged runs: {:?}", order.runs);
     check(&world, &reader, &orders, "merged");
 }
