@@ -86,6 +86,10 @@ pub const WRITER_HEAP_BYTES_REBUILD: usize = 512 * 1024 * 1024;
 /// memory until the commit (an edit in the same commit needs them), so this forces a commit.
 pub const PENDING_MESSAGES_MAX: usize = 250_000;
 
+/// The most documents a merge makes a segment of ([`SearchProjector::merge_segments`], and
+/// about what background merges reach).
+pub const SEGMENT_DOCS_MAX: u32 = 1_000_000;
+
 /// Attempts of [`SearchProjector::merge_segments`] while background merges end.
 const MERGE_ATTEMPTS_MAX: u32 = 600;
 
@@ -126,6 +130,8 @@ pub struct SearchOptions {
     /// policy). A rebuild does not, and merges once at the end
     /// ([`SearchProjector::merge_segments`]).
     pub merge_while_indexing: bool,
+    /// The most documents merges make a segment of ([`SEGMENT_DOCS_MAX`]).
+    pub segment_docs_max: u32,
 }
 
 impl SearchOptions {
@@ -139,6 +145,7 @@ impl SearchOptions {
             indexing_threads: 1,
             pending_messages_max: PENDING_MESSAGES_MAX,
             merge_while_indexing: true,
+            segment_docs_max: SEGMENT_DOCS_MAX,
         }
     }
 
@@ -154,6 +161,7 @@ impl SearchOptions {
             indexing_threads: 2,
             pending_messages_max: PENDING_MESSAGES_MAX,
             merge_while_indexing: false,
+            segment_docs_max: SEGMENT_DOCS_MAX,
         }
     }
 }
@@ -292,7 +300,9 @@ impl SearchProjector {
         let writer: IndexWriter = index
             .writer_with_num_threads(options.indexing_threads.max(1), options.writer_heap_bytes)
             .map_err(store_error)?;
-        if !options.merge_while_indexing {
+        if options.merge_while_indexing {
+            writer.set_merge_policy(live_merge_policy(options.segment_docs_max));
+        } else {
             writer.set_merge_policy(Box::new(NoMergePolicy));
         }
         let segments = Arc::new(SegmentCache::default());
@@ -367,9 +377,15 @@ impl SearchProjector {
         self.shared.reader.searcher().segment_readers().len()
     }
 
-    /// Commits, then merges every segment into one and waits for it (after a rebuild: the
-    /// fewest segments make the fastest queries). Applying waits meanwhile; queries do not.
-    /// The merge keeps the last commit's payload, so the checkpoint is unchanged.
+    /// Commits, then merges the segments, oldest first, into as few as hold at most
+    /// [`SearchOptions::segment_docs_max`] documents each, and waits for it (after a rebuild). Applying waits
+    /// meanwhile; queries do not. The merges keep the last commit's payload, so the checkpoint
+    /// is unchanged.
+    ///
+    /// Why not one segment: a query walks the newest documents first ([`crate::newest`]), and
+    /// reaching the end of a long posting list costs a walk of its skip list from the start; in
+    /// segments bounded and ordered by time, a page is usually found in the newest, small one,
+    /// and the older ones are never opened.
     pub fn merge_segments(&self) -> Result<(), ProjectionError> {
         let mut writing = lock(&self.shared.writing)?;
         self.shared.commit_locked(&mut writing)?;
@@ -379,28 +395,73 @@ impl SearchProjector {
         let mut attempt = 0;
         let merged = loop {
             attempt += 1;
-            let segments = writing
-                .writer
-                .index()
-                .searchable_segment_ids()
-                .map_err(store_error)?;
-            if segments.len() <= 1 {
+            let groups = self.merge_groups()?;
+            if groups.is_empty() {
                 break Ok(());
             }
-            match writing.writer.merge(&segments).wait() {
-                Ok(_) => break Ok(()),
-                Err(_) if attempt < MERGE_ATTEMPTS_MAX => std::thread::sleep(MERGE_RETRY_PAUSE),
+            let outcome = groups
+                .into_iter()
+                .try_for_each(|group| writing.writer.merge(&group).wait().map(drop));
+            match outcome {
+                Ok(()) => break Ok(()),
+                Err(_) if attempt < MERGE_ATTEMPTS_MAX => {
+                    std::thread::sleep(MERGE_RETRY_PAUSE);
+                    self.shared.reader.reload().map_err(store_error)?;
+                }
                 Err(error) => break Err(store_error(error)),
             }
         };
         if self.shared.options.merge_while_indexing {
             writing
                 .writer
-                .set_merge_policy(Box::new(LogMergePolicy::default()));
+                .set_merge_policy(live_merge_policy(self.shared.options.segment_docs_max));
         }
         merged?;
         self.shared.reader.reload().map_err(store_error)
     }
+
+    /// The searchable segments oldest first, in runs of neighbours whose documents add up to
+    /// at most [`SearchOptions::segment_docs_max`]: what [`SearchProjector::merge_segments`] merges (runs of
+    /// one segment are left alone).
+    fn merge_groups(&self) -> Result<Vec<Vec<tantivy::index::SegmentId>>, ProjectionError> {
+        self.shared.reader.reload().map_err(store_error)?;
+        let searcher = self.shared.reader.searcher();
+        let mut segments: Vec<(u64, u32, tantivy::index::SegmentId)> = Vec::new();
+        for segment in searcher.segment_readers() {
+            let oldest = segment
+                .fast_fields()
+                .u64("position")
+                .map_err(store_error)?
+                .min_value();
+            segments.push((oldest, segment.num_docs(), segment.segment_id()));
+        }
+        segments.sort_unstable();
+        let mut groups: Vec<Vec<tantivy::index::SegmentId>> = Vec::new();
+        let mut current: Vec<tantivy::index::SegmentId> = Vec::new();
+        let mut docs = 0u32;
+        for (_, segment_docs, id) in segments {
+            if !current.is_empty()
+                && docs.saturating_add(segment_docs) > self.shared.options.segment_docs_max
+            {
+                groups.push(std::mem::take(&mut current));
+                docs = 0;
+            }
+            current.push(id);
+            docs = docs.saturating_add(segment_docs);
+        }
+        groups.push(current);
+        groups.retain(|group| group.len() > 1);
+        Ok(groups)
+    }
+}
+
+/// The background merges while following the log: tantivy's log merge policy, but no segment
+/// above an eighth of `segment_docs_max` is merged again, so merged segments stay near that
+/// size and ordered by time (see [`SearchProjector::merge_segments`]).
+fn live_merge_policy(segment_docs_max: u32) -> Box<LogMergePolicy> {
+    let mut policy = LogMergePolicy::default();
+    policy.set_max_docs_before_merge(segment_docs_max as usize / 8);
+    Box::new(policy)
 }
 
 impl Drop for SearchProjector {
@@ -450,7 +511,7 @@ impl Projector for SearchProjector {
     }
 
     fn finish_rebuild(&self) -> Result<(), ProjectionError> {
-        // Commits, then one segment: the fewest segments make the fastest queries.
+        // Commits, then few segments, bounded and ordered by time.
         self.merge_segments()
     }
 }

@@ -155,7 +155,41 @@ fn what_was_not_committed_is_applied_again_after_a_restart() {
 }
 
 #[test]
-fn a_rebuild_merges_into_one_segment_and_keeps_its_checkpoint() {
+fn a_rebuild_merges_into_segments_of_bounded_size_and_answers_alike() {
+    let world = busy_world();
+    let reference = model_of(&world);
+    let model = SearchProjector::temporary(SearchOptions {
+        segment_docs_max: 30,
+        ..SearchOptions::rebuild()
+    })
+    .unwrap();
+    let mut model = model;
+    // Batches of 10 events, each committed: a small segment each.
+    for chunk in world.envelopes().chunks(10) {
+        model.apply(chunk).unwrap();
+        model.commit().unwrap();
+    }
+    let before = model.segment_count();
+    model.merge_segments().unwrap();
+    let after = model.segment_count();
+    assert!(after > 1, "merged into one segment despite the bound");
+    assert!(
+        after < before,
+        "{before} segments were not merged ({after} after)"
+    );
+    assert_eq!(model.dump().unwrap(), reference.dump().unwrap());
+    for q in ["roadmap", "update", "edited roadmap", "budget 3"] {
+        let mut params = json!({"q": q, "limit": 200});
+        assert_eq!(
+            message_ids(&ask(&model, "bob", params.clone()).unwrap()),
+            message_ids(&ask(&reference, "bob", params.take()).unwrap()),
+            "q={q:?}"
+        );
+    }
+}
+
+#[test]
+fn a_small_rebuild_merges_into_one_segment_and_keeps_its_checkpoint() {
     let data = TempDataDir::new();
     let world = busy_world();
     let expected = model_of(&world).dump().unwrap();
