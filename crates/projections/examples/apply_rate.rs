@@ -19,6 +19,7 @@ use projections::{
     QueryRequest, Rooms, Timeline,
 };
 use protocol::query::{PageLimit, RoomView, RoomsQuery};
+use testkit::SeededRng;
 use uuid::Uuid;
 
 /// Users in the synthetic log.
@@ -135,7 +136,7 @@ fn measure<P: Projector>(
 /// users, and prints the median and 99th percentile of each.
 fn measure_lists(rooms: &Rooms, queries: usize) -> Result<(), ProjectionError> {
     let now = Timestamp::from_millis(1_795_900_000_000);
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut rng = SeededRng::new(0x2545_f491_4f6c_dd1d);
     for who in ["hub", "users"] {
         let mut micros = Vec::with_capacity(queries);
         for _ in 0..queries {
@@ -170,18 +171,6 @@ fn measure_lists(rooms: &Rooms, queries: usize) -> Result<(), ProjectionError> {
     Ok(())
 }
 
-/// A deterministic pseudo-random sequence (xorshift), so runs compare.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
-
 fn synthetic_log(events: usize, with_hub: bool) -> Vec<EventEnvelope> {
     let users: Vec<UserId> = (0..USERS)
         .map(|index| UserId::parse(&format!("user{index}")).expect("a valid user id"))
@@ -190,7 +179,7 @@ fn synthetic_log(events: usize, with_hub: bool) -> Vec<EventEnvelope> {
     let rooms: Vec<RoomId> = (0..ROOMS)
         .map(|index| RoomId(Uuid::from_u128(0x1000 + index as u128)))
         .collect();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = SeededRng::new(0x9e37_79b9_7f4a_7c15);
     let mut log = Vec::with_capacity(events);
     let push = |log: &mut Vec<EventEnvelope>, stream: String, actor: &UserId, event: Event| {
         let position = log.len() as u64 + 1;

@@ -10,6 +10,7 @@ mod child;
 mod cluster;
 mod ports;
 mod process;
+mod rng;
 mod server215;
 
 use std::io;
@@ -21,6 +22,7 @@ pub use cluster::{ClusterOptions, NatsCluster, NodeFiles, NodeLayout, NodeText, 
 pub use ports::ReservedPort;
 use process::ServerProcess;
 pub use process::{reap_within, NATS_SERVER_ENV, START_WAIT_MAX, STOP_WAIT_MAX};
+pub use rng::SeededRng;
 pub use server215::{nats_server_215, NATS_SERVER_215_DEFAULT, NATS_SERVER_215_ENV};
 
 /// How many ports `start` tries before giving up: another process may bind the port between

@@ -13,20 +13,11 @@ use domain::{MessageId, RoomId, Timestamp, UserId};
 use tantivy::indexer::NoMergePolicy;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument};
+use testkit::SeededRng;
 
 use super::*;
 use crate::schema::{MessageDoc, MessageMeta, PREFIX_TOKENIZER};
 use crate::text::{all_match, name_words, query_words, PrefixTokenizer};
-
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 const VOCABULARY: [&str; 13] = [
     "alpha", "alphabet", "alpine", "beta", "bet", "better", "gamma", "gam", "delta", "del",
@@ -45,7 +36,7 @@ struct World {
     fields: Fields,
     rooms: Vec<RoomId>,
     msgs: Vec<Msg>,
-    rng: Rng,
+    rng: SeededRng,
     next_position: u64,
 }
 
@@ -261,7 +252,7 @@ fn equals_a_scan_over_runs_of_many_windows_and_after_a_merge() {
         fields,
         rooms,
         msgs: Vec::new(),
-        rng: Rng(0x5EA2_C401),
+        rng: SeededRng::new(0x5EA2_C401),
         next_position: 0,
     };
     // Segment 1: a middle chunk, then the oldest, then the newest (two runs, each of

@@ -7,6 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use domain::{Event, MessageId, RoomId};
 use search::text::{all_match, name_words, query_words};
 use serde_json::json;
+use testkit::SeededRng;
 
 use crate::support::{ask, feed, message_ids, model, World};
 
@@ -15,18 +16,6 @@ const VOCABULARY: [&str; 12] = [
     "alpha", "alphabet", "alpine", "beta", "bet", "better", "gamma", "gam", "delta", "del",
     "omega", "zeta",
 ];
-
-/// A small deterministic generator (xorshift), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
 
 /// One message as a full scan sees it.
 struct Seen {
@@ -109,7 +98,7 @@ fn all_pages(model: &search::SearchProjector, caller: &str, q: &str, limit: usiz
 #[test]
 fn the_newest_matches_equal_a_full_scan_over_segments_edits_deletions_and_leaving() {
     let mut world = World::new();
-    let mut rng = Rng(0x5EA2_C401);
+    let mut rng = SeededRng::new(0x5EA2_C401);
     let members: [&[&str]; 6] = [
         &["bob", "carol"],
         &["bob", "dave"],
