@@ -192,8 +192,28 @@ pub async fn open_nats_blob_store(
     };
     let replicas = usize::try_from(common.blobs.blob_replicas).unwrap_or(1);
     let config = blobs::NatsBlobStoreConfig::for_subject_prefix(&common.subject_prefix, replicas);
-    let store = blobs::NatsBlobStore::open(client, &config)
-        .await
-        .with_context(|| format!("opening the NATS object store {}", config.bucket))?;
+    // A JetStream cluster that has just formed (or lost a server) answers "timed out" until it
+    // has elected its leaders: the gateway keeps trying for a while rather than exit (seen in
+    // CI's chaos test); what still fails after that is reported with its cause.
+    let started = std::time::Instant::now();
+    let store = loop {
+        match blobs::NatsBlobStore::open(client.clone(), &config).await {
+            Ok(store) => break store,
+            Err(error) if started.elapsed() < BLOB_STORE_OPEN_WAIT_MAX => {
+                tracing::warn!(%error, bucket = %config.bucket, "cannot open the NATS object store yet; trying again");
+                tokio::time::sleep(BLOB_STORE_OPEN_RETRY_PAUSE).await;
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("opening the NATS object store {}", config.bucket)))
+            }
+        }
+    };
     Ok(Arc::new(store))
 }
+
+/// How long a gateway keeps trying to open the NATS object store when it starts.
+const BLOB_STORE_OPEN_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The pause between two tries to open the NATS object store.
+const BLOB_STORE_OPEN_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(500);
