@@ -16,7 +16,7 @@ use bus::BusError;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::harness::{json_headers, log_file, Client, Parlor, System};
+use crate::harness::{json_headers, log_file, read_logs, Client, Parlor, System};
 
 /// `parlor up` over NATS on `data_dir`: the writer and every read model in one process.
 fn start_up(nats_url: &str, data_dir: &std::path::Path) -> Parlor {
@@ -214,11 +214,21 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
             .await;
         let page: Value = match reply {
             Ok(reply) => serde_json::from_slice(&reply.payload).unwrap(),
-            Err(error) if std::time::Instant::now() < reads_until => {
-                eprintln!("timeline not answered yet ({error:?}); asking again");
-                continue;
+            Err(error) => {
+                // A process that exited (or a read side that never came back) is explained by
+                // what it wrote to stderr: print it with the exit status.
+                let exited = system.parlor.child.try_wait().ok().flatten();
+                if exited.is_none() && std::time::Instant::now() < reads_until {
+                    eprintln!("timeline not answered yet ({error:?}); asking again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                panic!(
+                    "timeline answers within a minute: {error:?}; parlor up exited: {exited:?}; \
+                     the logs of every parlor of this test:\n{}",
+                    read_logs(system.data.path())
+                )
             }
-            Err(error) => panic!("timeline answers within a minute: {error:?}"),
         };
         if page["error"]["code"] == "projection_lagging" && std::time::Instant::now() < reads_until
         {
