@@ -24,6 +24,7 @@ pub mod presence;
 pub mod query;
 pub mod rooms;
 pub mod runtime;
+mod sorted_runs;
 pub mod store;
 pub mod swap;
 pub mod text;

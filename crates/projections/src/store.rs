@@ -34,6 +34,7 @@ use uuid::Uuid;
 
 use crate::error::ProjectionError;
 use crate::runtime::OpenFor;
+use crate::sorted_runs::{self, Run, SortedRuns};
 
 /// fjall's block cache per store: five read models run in one process, and the hot part of a
 /// read model (recent rooms and messages) fits in this.
@@ -142,13 +143,14 @@ impl std::fmt::Debug for Store {
 /// What is applied but not yet in fjall.
 #[derive(Debug)]
 struct Memtable {
-    /// Changes since the last image was frozen.
-    active: Overlay,
+    /// Changes since the last image was frozen, as sorted runs (cheaper to fill than one tree
+    /// of a rebuild's millions of keys).
+    active: SortedRuns,
     /// Bytes of keys and values put into `active` (overwritten ones counted again: an upper
     /// bound, so the bound on memory holds).
     bytes: usize,
     /// An image being written to fjall: read after `active`, dropped once written.
-    frozen: Option<Arc<Overlay>>,
+    frozen: Option<Arc<Run>>,
     /// When `active` started collecting.
     since: Instant,
     /// The checkpoint of the last image frozen (or the one fjall had on opening).
@@ -182,7 +184,7 @@ impl Memtable {
         }
         self.frozen
             .as_ref()
-            .and_then(|frozen| frozen.get(key))
+            .and_then(|frozen| sorted_runs::find(frozen, key))
             .map(|value| value.as_deref())
     }
 
@@ -191,13 +193,11 @@ impl Memtable {
         let mut merged = Overlay::new();
         let bounds = (lower.clone(), upper.clone());
         if let Some(frozen) = &self.frozen {
-            for (key, value) in frozen.range::<Vec<u8>, _>(bounds.clone()) {
+            for (key, value) in sorted_runs::slice_within(frozen, &bounds) {
                 merged.insert(key.clone(), value.clone());
             }
         }
-        for (key, value) in self.active.range::<Vec<u8>, _>(bounds) {
-            merged.insert(key.clone(), value.clone());
-        }
+        self.active.range_into(&bounds, &mut merged);
         merged
     }
 }
@@ -290,7 +290,7 @@ impl Store {
             checkpoint: AtomicU64::new(checkpoint),
             purpose,
             memtable: Mutex::new(Memtable {
-                active: Overlay::new(),
+                active: SortedRuns::default(),
                 bytes: 0,
                 frozen: None,
                 since: Instant::now(),
@@ -417,11 +417,12 @@ impl Store {
     ) -> Result<Dump, ProjectionError> {
         let mut dump = Vec::new();
         let memtable = self.memtable()?;
-        let mut overlay = memtable.range(&Bound::Unbounded, &Bound::Unbounded);
+        let mut overlay = SortedRuns::default();
+        overlay.push_batch(memtable.range(&Bound::Unbounded, &Bound::Unbounded));
         HeldRecords::take(&mut overlay, held)?;
         let merged = Merged::new(
             stored_range(&self.tree, Bound::Unbounded, Bound::Unbounded),
-            overlay.into_iter(),
+            overlay.into_sorted().into_iter(),
             Direction::Forward,
         );
         for entry in merged {
@@ -466,7 +467,7 @@ impl Store {
             // tree of its own: the held records (sorted) and the memtable are merged as they
             // are written, which spares building a tree of a rebuild's million records.
             records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            let active = std::mem::take(&mut memtable.active);
+            let active = std::mem::take(&mut memtable.active).into_sorted();
             memtable.bytes = 0;
             memtable.since = Instant::now();
             memtable.imaged_checkpoint = self.checkpoint();
@@ -509,8 +510,8 @@ impl Store {
     }
 
     /// Freezes the active memtable as the image at the current checkpoint.
-    fn freeze(&self, memtable: &mut Memtable) -> Arc<Overlay> {
-        let image = Arc::new(std::mem::take(&mut memtable.active));
+    fn freeze(&self, memtable: &mut Memtable) -> Arc<Run> {
+        let image = Arc::new(std::mem::take(&mut memtable.active).into_sorted());
         memtable.bytes = 0;
         memtable.since = Instant::now();
         memtable.imaged_checkpoint = self.checkpoint();
@@ -776,7 +777,7 @@ fn ingest_image<'a>(
 /// The entries of `older` and `newer` (sorted by key, each key once) in key order, `newer`'s
 /// where both have a key.
 fn merge_newer<'a>(
-    older: &'a Overlay,
+    older: &'a [(Vec<u8>, Option<Vec<u8>>)],
     newer: &'a [Entry],
 ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> + 'a {
     let mut older = older.iter().peekable();
@@ -1048,13 +1049,7 @@ impl Changes<'_> {
         let overlay = self.overlay;
         let mut memtable = self.store.memtable()?;
         let memtable = &mut *memtable;
-        if memtable.active.is_empty() {
-            memtable.active = overlay;
-        } else {
-            for (key, value) in overlay {
-                memtable.active.insert(key, value);
-            }
-        }
+        memtable.active.push_batch(overlay);
         memtable.bytes += self.bytes;
         self.store.checkpoint.store(checkpoint, Ordering::SeqCst);
         self.store.maybe_write_image(memtable, held_bytes, held)
@@ -1080,45 +1075,27 @@ impl HeldRecords {
         Ok(())
     }
 
-    /// Has `held` put its records and merges them into `overlay`, where they replace what it
-    /// has under the same keys (they are newer); returns their bytes. Many records (a
-    /// rebuild's million message index entries) are sorted and merged with the overlay in one
-    /// pass and the tree built from the sorted whole, which costs a fraction of inserting them
-    /// one by one into a large tree.
+    /// Has `held` put its records and adds them to `overlay` as its newest run, where they
+    /// replace what it has under the same keys (they are newer); returns their bytes. Sorted
+    /// once and merged in passes, a rebuild's million message index entries cost a fraction of
+    /// inserting them one by one into a large tree.
     fn take(
-        overlay: &mut Overlay,
+        overlay: &mut SortedRuns,
         held: impl FnOnce(&mut HeldRecords) -> Result<(), ProjectionError>,
     ) -> Result<usize, ProjectionError> {
         let mut records = HeldRecords::default();
         held(&mut records)?;
         let HeldRecords { mut entries, bytes } = records;
-        if entries.len() < HELD_MERGE_ENTRIES_MIN || entries.len() < overlay.len() / 8 {
-            for (key, value) in entries {
-                overlay.insert(key, Some(value));
-            }
-            return Ok(bytes);
-        }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut merged: Vec<(Vec<u8>, Option<Vec<u8>>)> =
-            Vec::with_capacity(overlay.len() + entries.len());
-        let mut existing = std::mem::take(overlay).into_iter().peekable();
-        for (key, value) in entries {
-            while let Some(older) = existing.next_if(|(older, _)| *older < key) {
-                merged.push(older);
-            }
-            // The held record is the newer of two under one key.
-            existing.next_if(|(older, _)| *older == key);
-            merged.push((key, Some(value)));
-        }
-        merged.extend(existing);
-        // Sorted and without duplicates, so the tree is built in one pass.
-        *overlay = merged.into_iter().collect();
+        overlay.push_sorted(
+            entries
+                .into_iter()
+                .map(|(key, value)| (key, Some(value)))
+                .collect(),
+        );
         Ok(bytes)
     }
 }
-
-/// Below this many held records, [`HeldRecords::take`] inserts them one by one.
-const HELD_MERGE_ENTRIES_MIN: usize = 4_096;
 
 /// The stored range of a prefix scan; `after` is exclusive in the direction of the walk.
 fn scan_bounds(
