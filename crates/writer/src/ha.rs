@@ -48,7 +48,8 @@ const FORK_CHECK_ENTRIES_MAX: u64 = 16;
 /// How long a new leader waits for each entry while reading the stream to its end.
 const CATCH_UP_ENTRY_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// The pause before following again after the stream's consumer failed (a server restarting).
+/// The pause before following again after the stream's consumer failed (a server restarting),
+/// and before asking the stream again where to start following when it could not be read.
 const FOLLOW_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
 /// How long a standby's `log.read` waits for the stream's last sequence and for its own log to
@@ -358,7 +359,22 @@ impl Following<'_> {
         &self,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Option<(Held, u64)>, WriterError> {
-        let start = first_sequence_lacking(self.log, self.wal).await?;
+        let start = loop {
+            match first_sequence_lacking(self.log, self.wal).await {
+                Ok(start) => break start,
+                // A stream with no leader for a moment (an election, often right after the
+                // restart that started this writer) is waited out: exiting would take a
+                // standby away exactly when it may be needed.
+                Err(Lacking::Unreadable(read_error)) => {
+                    warn!(%read_error, "cannot read the write-ahead log yet; trying again");
+                }
+                Err(Lacking::Fatal(error)) => return Err(error),
+            }
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
+            }
+        };
         info!(
             head = self.log.head().position,
             from_sequence = start,
@@ -383,7 +399,17 @@ impl Following<'_> {
         let (log, warm, wal, lease) = (self.log, self.warm, self.wal, self.lease);
         // The borrow ends here: its guard must not live across an await.
         let start = applied.borrow().saturating_add(1);
-        let mut follower = wal.follow(start).await.map_err(replication)?;
+        let mut follower = loop {
+            // Subscribing fails only while the connection is down (NATS reconnects by itself).
+            match wal.follow(start).await {
+                Ok(follower) => break follower,
+                Err(follow_error) => warn!(%follow_error, "cannot follow the write-ahead log yet"),
+            }
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
+            }
+        };
         let mut try_lease = tokio::time::interval(lease.options().renew_every());
         try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -623,24 +649,43 @@ async fn apply_entry(
     })
 }
 
-/// The tip position of the entry at `sequence`.
-async fn tip_at(wal: &Wal, sequence: u64) -> Result<ReplicatedBatch, WriterError> {
-    let entry = wal
-        .get(sequence)
-        .await
-        .map_err(replication)?
-        .ok_or_else(|| {
-            WriterError::Replication(format!("write-ahead log entry {sequence} is missing"))
-        })?;
-    Ok(ReplicatedBatch::decode(&entry.payload)?)
+/// Why [`first_sequence_lacking`] found no answer.
+#[derive(Debug)]
+enum Lacking {
+    /// The stream cannot be read now (no leader server for a moment, the connection down):
+    /// ask again after a pause.
+    Unreadable(HaError),
+    /// The log and the stream disagree (a fork, a log ahead of the stream, an entry that is
+    /// missing or does not decode), or the local log failed: this needs an operator.
+    Fatal(WriterError),
+}
+
+impl From<HaError> for Lacking {
+    fn from(error: HaError) -> Lacking {
+        Lacking::Unreadable(error)
+    }
+}
+
+impl From<WriterError> for Lacking {
+    fn from(error: WriterError) -> Lacking {
+        Lacking::Fatal(error)
+    }
+}
+
+/// The entry at `sequence`, decoded.
+async fn tip_at(wal: &Wal, sequence: u64) -> Result<ReplicatedBatch, Lacking> {
+    let entry = wal.get(sequence).await?.ok_or_else(|| {
+        WriterError::Replication(format!("write-ahead log entry {sequence} is missing"))
+    })?;
+    Ok(ReplicatedBatch::decode(&entry.payload).map_err(WriterError::from)?)
 }
 
 /// The first sequence of the stream whose entry goes past the local head (binary search: tips
 /// never decrease along the stream), after checking that the local head ends an entry and
 /// that the log holds the last entries with records before it byte for byte.
-async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, WriterError> {
+async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Lacking> {
     let head = log.head().position;
-    let last = wal.last_sequence().await.map_err(replication)?;
+    let last = wal.last_sequence().await?;
     if head == 0 {
         return Ok(1);
     }
@@ -660,9 +705,7 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
         ))
     };
     if low == 1 {
-        return Err(mismatch(
-            "the stream holds none of the local records".to_owned(),
-        ));
+        return Err(mismatch("the stream holds none of the local records".to_owned()).into());
     }
     let before = tip_at(wal, low - 1).await?;
     if before.tip_position() != head {
@@ -670,7 +713,8 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
             "the local head is not the end of a replicated batch (entry {} ends at {})",
             low - 1,
             before.tip_position()
-        )));
+        ))
+        .into());
     }
     let mut sequence = low - 1;
     while sequence >= 1 && low - sequence <= FORK_CHECK_ENTRIES_MAX {
@@ -683,17 +727,13 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
                     .map_err(|e| WriterError::Task(e.to_string()))?
             };
             if !matches!(held, Ok(true)) {
-                return Err(mismatch(format!("entry {sequence}: {held:?}")));
+                return Err(mismatch(format!("entry {sequence}: {held:?}")).into());
             }
             break;
         }
         sequence -= 1;
     }
     Ok(low)
-}
-
-fn replication(error: HaError) -> WriterError {
-    WriterError::Replication(error.to_string())
 }
 
 #[cfg(test)]
