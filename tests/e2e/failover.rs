@@ -318,6 +318,29 @@ async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
 /// the write-ahead log to fail a few times (before the fix, the first such failure ended it).
 const QUORUM_LOSS: Duration = Duration::from_secs(15);
 
+/// The index of the NATS server that leads the write-ahead log's stream (servers are named
+/// `n1`… in index order).
+async fn wal_stream_leader(bus: &Bus) -> usize {
+    let reply = bus
+        .request(
+            "$JS.API.STREAM.INFO.PARLOR_WAL",
+            Headers::new(),
+            "{}",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let info: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let leader = info["cluster"]["leader"].as_str().unwrap_or_default();
+    match leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(number @ 1..=3) => number - 1,
+        _ => panic!("no stream leader in {info}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_cannot_read_the_stream_waits_for_it_instead_of_exiting() {
     let mut cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
@@ -328,9 +351,14 @@ async fn a_writer_that_cannot_read_the_stream_waits_for_it_instead_of_exiting() 
     client.register(&["before"]).await;
 
     // No quorum for the lease or the stream: the leader steps down and then follows, which
-    // starts by asking the stream for its last sequence, which cannot be answered.
-    cluster.stop(1);
-    cluster.stop(2);
+    // starts by asking the stream for its last sequence, which cannot be answered. The server
+    // that leads the stream is one of the two stopped: a leader left without quorum would
+    // still answer reads for a few seconds.
+    let stream_leader = wal_stream_leader(&client.bus).await;
+    let stopped = [stream_leader, (stream_leader + 1) % 3];
+    for node in stopped {
+        cluster.stop(node);
+    }
     tokio::time::sleep(QUORUM_LOSS).await;
     writers[0].process.assert_alive();
     let logs = read_logs(writers[0].data.path());
@@ -339,8 +367,9 @@ async fn a_writer_that_cannot_read_the_stream_waits_for_it_instead_of_exiting() 
         "the leader stepped down and waited for the stream:\n{logs}"
     );
 
-    cluster.start(1);
-    cluster.start(2);
+    for node in stopped {
+        cluster.start(node);
+    }
     let (leader, next_epoch) = wait_for_leader(&client, epoch, &writers).await;
     assert_eq!(leader, "q1");
     assert!(next_epoch > epoch);
