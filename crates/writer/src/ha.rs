@@ -420,7 +420,7 @@ impl Following<'_> {
                 _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
             }
         };
-        let mut try_lease = tokio::time::interval(lease.options().renew_every());
+        let mut try_lease = tokio::time::interval(lease.options().contend_every());
         try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
