@@ -8,6 +8,9 @@
 //! A third test pauses each writer in turn to show that a standby serves `log.read` and
 //! `audit.head` from its own log, byte for byte what the leader served, never past its head.
 //!
+//! A fourth takes two of the three NATS servers away from a lone leader: it steps down, cannot
+//! read the write-ahead log, and must wait (not exit) until the servers are back, then lead.
+//!
 //! `PARLOR_FAILOVER_ROUNDS` sets the number of leader kills (CI: 3; by hand `just failover 20`),
 //! `PARLOR_FAILOVER_SEED` replays the kill times.
 
@@ -308,6 +311,70 @@ async fn killing_the_leader_under_load_loses_and_duplicates_nothing() {
             .map(Duration::as_millis)
             .collect::<Vec<_>>()
     );
+}
+
+/// How long the test below keeps two of the three NATS servers down: long enough for the
+/// leader's lease renewals to fail (each up to 5 s), for it to step down, and for its reads of
+/// the write-ahead log to fail a few times (before the fix, the first such failure ended it).
+const QUORUM_LOSS: Duration = Duration::from_secs(15);
+
+/// The index of the NATS server that leads the write-ahead log's stream (servers are named
+/// `n1`… in index order).
+async fn wal_stream_leader(bus: &Bus) -> usize {
+    let reply = bus
+        .request(
+            "$JS.API.STREAM.INFO.PARLOR_WAL",
+            Headers::new(),
+            "{}",
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    let info: Value = serde_json::from_slice(&reply.payload).unwrap();
+    let leader = info["cluster"]["leader"].as_str().unwrap_or_default();
+    match leader
+        .strip_prefix('n')
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(number @ 1..=3) => number - 1,
+        _ => panic!("no stream leader in {info}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_cannot_read_the_stream_waits_for_it_instead_of_exiting() {
+    let mut cluster = NatsCluster::start_cluster_with(ClusterOptions::ha());
+    let urls = cluster.urls();
+    let mut writers = vec![HaWriter::start(&urls, "q1")];
+    let client = Client::connect(&urls).await;
+    let (_, epoch) = wait_for_leader(&client, 0, &writers).await;
+    client.register(&["before"]).await;
+
+    // No quorum for the lease or the stream: the leader steps down and then follows, which
+    // starts by asking the stream for its last sequence, which cannot be answered. The server
+    // that leads the stream is one of the two stopped: a leader left without quorum would
+    // still answer reads for a few seconds.
+    let stream_leader = wal_stream_leader(&client.bus).await;
+    let stopped = [stream_leader, (stream_leader + 1) % 3];
+    for node in stopped {
+        cluster.stop(node);
+    }
+    tokio::time::sleep(QUORUM_LOSS).await;
+    writers[0].process.assert_alive();
+    let logs = read_logs(writers[0].data.path());
+    assert!(
+        logs.contains("stepped down") && logs.contains("cannot read the write-ahead log yet"),
+        "the leader stepped down and waited for the stream:\n{logs}"
+    );
+
+    for node in stopped {
+        cluster.start(node);
+    }
+    let (leader, next_epoch) = wait_for_leader(&client, epoch, &writers).await;
+    assert_eq!(leader, "q1");
+    assert!(next_epoch > epoch);
+    client.register(&["after"]).await;
+    assert!(writers[0].process.terminate().success(), "q1 exits cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

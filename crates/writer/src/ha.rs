@@ -48,8 +48,19 @@ const FORK_CHECK_ENTRIES_MAX: u64 = 16;
 /// How long a new leader waits for each entry while reading the stream to its end.
 const CATCH_UP_ENTRY_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// The pause before following again after the stream's consumer failed (a server restarting).
+/// The pause before following again after the stream's consumer failed (a server restarting),
+/// and before asking the stream again where to start following when it could not be read.
 const FOLLOW_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long a writer that won the lease keeps it while the stream cannot be read or appended to
+/// (no leader server for it: nats-server's own election takes 4–9 s after a server dies), before
+/// it gives the lease up. Longer than the longest election plus a few looks.
+const TAKE_OVER_UNAVAILABLE_WAIT_MAX: Duration = Duration::from_secs(12);
+
+/// The pause between a new leader's looks at a stream it could not read or append to: a few
+/// looks per second end the wait soon after the stream has a leader again, while each look
+/// costs the servers one small request.
+const TAKE_OVER_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// How long a standby's `log.read` waits for the stream's last sequence and for its own log to
 /// hold that entry, before it answers `unavailable` instead. Well under a reader's timeout
@@ -358,7 +369,22 @@ impl Following<'_> {
         &self,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Option<(Held, u64)>, WriterError> {
-        let start = first_sequence_lacking(self.log, self.wal).await?;
+        let start = loop {
+            match first_sequence_lacking(self.log, self.wal).await {
+                Ok(start) => break start,
+                // A stream with no leader for a moment (an election, often right after the
+                // restart that started this writer) is waited out: exiting would take a
+                // standby away exactly when it may be needed.
+                Err(Lacking::Unreadable(read_error)) => {
+                    warn!(%read_error, "cannot read the write-ahead log yet; trying again");
+                }
+                Err(Lacking::Fatal(error)) => return Err(error),
+            }
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
+            }
+        };
         info!(
             head = self.log.head().position,
             from_sequence = start,
@@ -383,8 +409,18 @@ impl Following<'_> {
         let (log, warm, wal, lease) = (self.log, self.warm, self.wal, self.lease);
         // The borrow ends here: its guard must not live across an await.
         let start = applied.borrow().saturating_add(1);
-        let mut follower = wal.follow(start).await.map_err(replication)?;
-        let mut try_lease = tokio::time::interval(lease.options().renew_every());
+        let mut follower = loop {
+            // Subscribing fails only while the connection is down (NATS reconnects by itself).
+            match wal.follow(start).await {
+                Ok(follower) => break follower,
+                Err(follow_error) => warn!(%follow_error, "cannot follow the write-ahead log yet"),
+            }
+            tokio::select! {
+                _ = stop_requested(stop) => return Ok(None),
+                _ = tokio::time::sleep(FOLLOW_RETRY_PAUSE) => {}
+            }
+        };
+        let mut try_lease = tokio::time::interval(lease.options().contend_every());
         try_lease.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -402,8 +438,9 @@ impl Following<'_> {
                 },
                 _ = try_lease.tick() => match lease.try_acquire(self.name).await {
                     Ok(Some(held)) => {
-                        let taken =
-                            take_over(log, warm, wal, lease, &mut follower, applied, held).await?;
+                        let taken = TakeOver { log, warm, wal, lease, applied }
+                            .run(&mut follower, held, stop)
+                            .await?;
                         if let Some(leading) = taken {
                             return Ok(Some(leading));
                         }
@@ -429,52 +466,164 @@ async fn refollow(wal: &Wal, follower: &WalFollower) -> WalFollower {
     }
 }
 
-/// Having won the lease: reads the stream to its end, then fences it. `None` (the lease given
-/// up again) when another leader appended meanwhile or JetStream failed; an error when an
-/// entry does not fit the local log.
-async fn take_over(
-    log: &EventLog,
-    warm: &WarmState,
-    wal: &Wal,
-    lease: &Lease,
-    follower: &mut WalFollower,
-    applied: &watch::Sender<u64>,
-    mut held: Held,
-) -> Result<Option<(Held, u64)>, WriterError> {
-    let last = match wal.last_sequence().await {
-        Ok(last) => last,
-        Err(error) => return give_up(lease, held, &error.to_string()).await,
-    };
-    while follower.next_sequence() <= last {
-        let entry = match tokio::time::timeout(CATCH_UP_ENTRY_WAIT_MAX, follower.next()).await {
-            Ok(Some(Ok(entry))) => entry,
-            other => return give_up(lease, held, &format!("catching up: {other:?}")).await,
-        };
-        apply_entry(log, warm, &entry).await?;
-        applied.send_replace(entry.sequence);
-        // A long catch-up must not outlast the lease.
-        let remaining = held.valid_until().saturating_duration_since(Instant::now());
-        if remaining < lease.options().ttl / 2 {
-            match lease.renew(&mut held).await {
-                Ok(true) => {}
-                Ok(false) => return Ok(None),
-                Err(error) => return give_up(lease, held, &error.to_string()).await,
+/// What a writer that won the lease needs to read the stream to its end and fence it.
+struct TakeOver<'a> {
+    log: &'a EventLog,
+    warm: &'a WarmState,
+    wal: &'a Wal,
+    lease: &'a Lease,
+    applied: &'a watch::Sender<u64>,
+}
+
+impl TakeOver<'_> {
+    /// Having won the lease: reads the stream to its end, then fences it. `None` (the lease
+    /// given up again) when another leader appended meanwhile, the lease was lost, the stream
+    /// stayed unavailable for [`TAKE_OVER_UNAVAILABLE_WAIT_MAX`] or a stop was asked for; an
+    /// error when an entry does not fit the local log.
+    ///
+    /// A stream that cannot be read or appended to now (no leader server for a moment) is
+    /// asked again every [`TAKE_OVER_RETRY_PAUSE`] while the lease is kept, instead of giving
+    /// the lease up at once: the writer that would win it next would meet the same stream.
+    /// Every retry keeps the one rule the fencing rests on: the fence expects a sequence that
+    /// this writer read as the stream's last *after* winning the lease, and its log holds every
+    /// entry up to it. So the fence lands right after what this writer holds or not at all, and
+    /// once it lands every append of an earlier leader fails.
+    async fn run(
+        &self,
+        follower: &mut WalFollower,
+        mut held: Held,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<(Held, u64)>, WriterError> {
+        let waited_until = Instant::now() + TAKE_OVER_UNAVAILABLE_WAIT_MAX;
+        // The sequence to fence on again without reading the end first, after an append that no
+        // server took: nothing was stored, so sending the same fence again cannot store it twice
+        // (and had another writer appended meanwhile, the expected sequence would refuse it).
+        let mut fence_again_on = None;
+        loop {
+            let tried = match fence_again_on.take() {
+                Some(last) => self.fence(last, &mut held).await,
+                None => match self.wal.last_sequence().await {
+                    Ok(last) => match self.catch_up(follower, last, &mut held).await? {
+                        Ok(()) => self.fence(last, &mut held).await,
+                        Err(not_yet) => Err(not_yet),
+                    },
+                    Err(read_error) => Err(NotLeading::Unavailable(read_error)),
+                },
+            };
+            let unavailable = match tried {
+                Ok(sequence) => return Ok(Some((held, sequence))),
+                Err(NotLeading::GiveUp(reason)) => return give_up(self.lease, held, &reason).await,
+                Err(NotLeading::Untaken(last)) => {
+                    fence_again_on = Some(last);
+                    NotLeading::Untaken(last)
+                }
+                Err(unavailable) => unavailable,
+            };
+            if Instant::now() + TAKE_OVER_RETRY_PAUSE > waited_until {
+                let reason = format!("the write-ahead log stayed unavailable: {unavailable}");
+                return give_up(self.lease, held, &reason).await;
+            }
+            warn!(%unavailable, "taking over: the write-ahead log is unavailable; keeping the lease and trying again");
+            tokio::select! {
+                _ = stop_requested(stop) => return give_up(self.lease, held, "stopping").await,
+                _ = tokio::time::sleep(TAKE_OVER_RETRY_PAUSE) => {}
+            }
+            if !keep(self.lease, &mut held).await {
+                return give_up(self.lease, held, "the lease was lost while taking over").await;
             }
         }
     }
-    if !held.is_valid() {
-        return give_up(lease, held, "the lease ran out while catching up").await;
+
+    /// Applies the stream's entries up to `last` (those the log lacks), keeping the lease. The
+    /// outer error: an entry does not fit the local log (fatal); the inner one: why this try
+    /// ends (an entry that cannot be read now is asked for again on the next: reads change
+    /// nothing).
+    async fn catch_up(
+        &self,
+        follower: &mut WalFollower,
+        last: u64,
+        held: &mut Held,
+    ) -> Result<Result<(), NotLeading>, WriterError> {
+        while follower.next_sequence() <= last {
+            let entry = match tokio::time::timeout(CATCH_UP_ENTRY_WAIT_MAX, follower.next()).await {
+                Ok(Some(Ok(entry))) => entry,
+                Ok(Some(Err(read_error))) => return Ok(Err(NotLeading::Unavailable(read_error))),
+                other => return Ok(Err(NotLeading::GiveUp(format!("catching up: {other:?}")))),
+            };
+            apply_entry(self.log, self.warm, &entry).await?;
+            self.applied.send_replace(entry.sequence);
+            // A long catch-up must not outlast the lease.
+            if !keep(self.lease, held).await {
+                return Ok(Err(NotLeading::lease_lost()));
+            }
+        }
+        Ok(Ok(()))
     }
-    let fence = ReplicatedBatch {
-        base_position: log.head().position,
-        ..ReplicatedBatch::default()
-    };
-    // Whatever happens to the fence, the follower reads it later like any other entry.
-    match wal.append(last, fence.encode().into()).await {
-        Ok(sequence) if held.is_valid() => Ok(Some((held, sequence))),
-        Ok(_) => give_up(lease, held, "the lease ran out while fencing").await,
-        Err(error) => give_up(lease, held, &error.to_string()).await,
+
+    /// Appends the fence of this writer's epoch, expecting `last` as the stream's last
+    /// sequence; the fence's sequence when it landed while the lease stood.
+    async fn fence(&self, last: u64, held: &mut Held) -> Result<u64, NotLeading> {
+        if !keep(self.lease, held).await {
+            return Err(NotLeading::lease_lost());
+        }
+        let fence = ReplicatedBatch {
+            base_position: self.log.head().position,
+            ..ReplicatedBatch::default()
+        };
+        // Whatever happens to the fence, the follower reads it later like any other entry.
+        match self.wal.append(last, fence.encode().into()).await {
+            Ok(sequence) if held.is_valid() => Ok(sequence),
+            Ok(_) => Err(NotLeading::GiveUp(
+                "the lease ran out while fencing".to_owned(),
+            )),
+            // Another writer appended after `last`: it led meanwhile, this one must not.
+            Err(fenced @ HaError::Fenced { .. }) => Err(NotLeading::GiveUp(fenced.to_string())),
+            // No server took it, so nothing was stored: the same fence may be sent again.
+            Err(HaError::NoResponders) => Err(NotLeading::Untaken(last)),
+            // It may have landed: the next try reads the stream's end again and fences on that
+            // (a fence of this writer's found there is applied like any entry and fenced after;
+            // one landing later makes that second fence fail, and the lease is given up).
+            Err(append_error) => Err(NotLeading::Unavailable(append_error)),
+        }
     }
+}
+
+/// Why a take-over try did not make this writer the leader.
+#[derive(Debug, thiserror::Error)]
+enum NotLeading {
+    /// A read, or an append whose outcome is unknown, failed: the next try reads the stream's
+    /// end again.
+    #[error("{0}")]
+    Unavailable(HaError),
+    /// No server took the fence expecting this sequence, so nothing was stored: the next try
+    /// sends it again.
+    #[error("no server took the fence (expecting sequence {0})")]
+    Untaken(u64),
+    /// This writer must not lead (fenced by another, its lease lost or run out, the stream
+    /// stalled); why. The lease is given up.
+    #[error("{0}")]
+    GiveUp(String),
+}
+
+impl NotLeading {
+    fn lease_lost() -> NotLeading {
+        NotLeading::GiveUp("the lease was lost or ran out while taking over".to_owned())
+    }
+}
+
+/// Renews `held` once less than half its time to live is left (a long catch-up, a wait for the
+/// stream); whether it still stands. A failed renewal is tried again on the next call, while
+/// the lease stands.
+async fn keep(lease: &Lease, held: &mut Held) -> bool {
+    let remaining = held.valid_until().saturating_duration_since(Instant::now());
+    if remaining < lease.options().ttl / 2 {
+        match lease.renew(held).await {
+            Ok(true) => {}
+            Ok(false) => return false,
+            Err(renew_error) => warn!(%renew_error, "lease renewal failed while taking over"),
+        }
+    }
+    held.is_valid()
 }
 
 /// Gives a lease just won up again (the takeover did not complete).
@@ -623,24 +772,43 @@ async fn apply_entry(
     })
 }
 
-/// The tip position of the entry at `sequence`.
-async fn tip_at(wal: &Wal, sequence: u64) -> Result<ReplicatedBatch, WriterError> {
-    let entry = wal
-        .get(sequence)
-        .await
-        .map_err(replication)?
-        .ok_or_else(|| {
-            WriterError::Replication(format!("write-ahead log entry {sequence} is missing"))
-        })?;
-    Ok(ReplicatedBatch::decode(&entry.payload)?)
+/// Why [`first_sequence_lacking`] found no answer.
+#[derive(Debug)]
+enum Lacking {
+    /// The stream cannot be read now (no leader server for a moment, the connection down):
+    /// ask again after a pause.
+    Unreadable(HaError),
+    /// The log and the stream disagree (a fork, a log ahead of the stream, an entry that is
+    /// missing or does not decode), or the local log failed: this needs an operator.
+    Fatal(WriterError),
+}
+
+impl From<HaError> for Lacking {
+    fn from(error: HaError) -> Lacking {
+        Lacking::Unreadable(error)
+    }
+}
+
+impl From<WriterError> for Lacking {
+    fn from(error: WriterError) -> Lacking {
+        Lacking::Fatal(error)
+    }
+}
+
+/// The entry at `sequence`, decoded.
+async fn tip_at(wal: &Wal, sequence: u64) -> Result<ReplicatedBatch, Lacking> {
+    let entry = wal.get(sequence).await?.ok_or_else(|| {
+        WriterError::Replication(format!("write-ahead log entry {sequence} is missing"))
+    })?;
+    Ok(ReplicatedBatch::decode(&entry.payload).map_err(WriterError::from)?)
 }
 
 /// The first sequence of the stream whose entry goes past the local head (binary search: tips
 /// never decrease along the stream), after checking that the local head ends an entry and
 /// that the log holds the last entries with records before it byte for byte.
-async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, WriterError> {
+async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Lacking> {
     let head = log.head().position;
-    let last = wal.last_sequence().await.map_err(replication)?;
+    let last = wal.last_sequence().await?;
     if head == 0 {
         return Ok(1);
     }
@@ -660,9 +828,7 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
         ))
     };
     if low == 1 {
-        return Err(mismatch(
-            "the stream holds none of the local records".to_owned(),
-        ));
+        return Err(mismatch("the stream holds none of the local records".to_owned()).into());
     }
     let before = tip_at(wal, low - 1).await?;
     if before.tip_position() != head {
@@ -670,7 +836,8 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
             "the local head is not the end of a replicated batch (entry {} ends at {})",
             low - 1,
             before.tip_position()
-        )));
+        ))
+        .into());
     }
     let mut sequence = low - 1;
     while sequence >= 1 && low - sequence <= FORK_CHECK_ENTRIES_MAX {
@@ -683,17 +850,13 @@ async fn first_sequence_lacking(log: &EventLog, wal: &Wal) -> Result<u64, Writer
                     .map_err(|e| WriterError::Task(e.to_string()))?
             };
             if !matches!(held, Ok(true)) {
-                return Err(mismatch(format!("entry {sequence}: {held:?}")));
+                return Err(mismatch(format!("entry {sequence}: {held:?}")).into());
             }
             break;
         }
         sequence -= 1;
     }
     Ok(low)
-}
-
-fn replication(error: HaError) -> WriterError {
-    WriterError::Replication(error.to_string())
 }
 
 #[cfg(test)]

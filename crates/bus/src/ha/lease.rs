@@ -48,6 +48,15 @@ impl LeaseOptions {
     pub fn renew_every(&self) -> Duration {
         self.ttl / 3
     }
+
+    /// How often a standby tries to take the lease: ten times per time to live. A takeover
+    /// waits for the dead leader's lease to run out and then for a standby's next try, so this
+    /// adds up to ttl/10 to it (ttl/3 before). A try while the lease is held is a create that
+    /// the bucket's leader server refuses without storing anything, so the extra tries cost a
+    /// small request each, not a write.
+    pub fn contend_every(&self) -> Duration {
+        self.ttl / 10
+    }
 }
 
 /// The lease bucket, as one contender sees it.

@@ -16,10 +16,20 @@ pub use wal::{Wal, WalEntry, WalFollower, WalOptions};
 
 use crate::{Bus, Inner};
 
-/// How long one JetStream request (a publish's ack, a stream lookup) may take before it fails.
-/// A leader that waits longer than this for an append's ack steps down (the append may or may
-/// not have landed; the next leader reads the stream to find out).
+/// How long one JetStream request that changes something (an append's ack, a lease write, a
+/// stream lookup at start) may take before it fails. A leader that waits longer than this for an
+/// append's ack steps down (the append may or may not have landed; the next leader reads the
+/// stream to find out).
 pub const JETSTREAM_WAIT_MAX: Duration = Duration::from_secs(5);
+
+/// How long an idempotent read of the write-ahead log ([`Wal::last_sequence`], [`Wal::get`])
+/// may take before it fails with [`HaError::TimedOut`]. While the servers that survive a dead
+/// one still believe it leads the stream (nats-server's own election takes 4–9 s), they drop
+/// such a read instead of refusing it: the reader learns only by timing out. A read can be
+/// asked again at no cost, so a short bound lets a new leader look again every fraction of a
+/// second instead of losing 5 s per look; a stream leader that is there answers it from memory
+/// in milliseconds, so half a second leaves room for a loaded machine.
+pub const JETSTREAM_READ_WAIT_MAX: Duration = Duration::from_millis(500);
 
 /// Why a lease or write-ahead-log operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +44,15 @@ pub enum HaError {
         /// The last sequence the append expected.
         expected_last: u64,
     },
-    /// Any other JetStream failure (timeouts, no quorum, a missing stream), as text.
+    /// Nobody took the request: the stream (or the bucket) has no leader server now, as during
+    /// an election. Nothing was stored; the same request may be sent again.
+    #[error("jetstream: no responders (no leader server for the stream now)")]
+    NoResponders,
+    /// No answer in time: the servers may be electing a leader. A read may be asked again; an
+    /// append may or may not have landed (read the stream's last sequence to find out).
+    #[error("jetstream: no answer in time (the servers may be electing a leader)")]
+    TimedOut,
+    /// Any other JetStream failure (no quorum, a missing stream, a refusal), as text.
     #[error("jetstream: {0}")]
     JetStream(String),
 }
@@ -42,6 +60,16 @@ pub enum HaError {
 impl HaError {
     fn from_display(error: impl std::fmt::Display) -> HaError {
         HaError::JetStream(error.to_string())
+    }
+
+    /// A JetStream API request's failure, keeping the two kinds a caller may wait out.
+    fn from_request(error: async_nats::jetstream::context::RequestError) -> HaError {
+        use async_nats::jetstream::context::RequestErrorKind;
+        match error.kind() {
+            RequestErrorKind::NoResponders => HaError::NoResponders,
+            RequestErrorKind::TimedOut => HaError::TimedOut,
+            _ => HaError::from_display(error),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use async_nats::jetstream::{self, stream};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 
-use super::{context, HaError};
+use super::{context, HaError, JETSTREAM_READ_WAIT_MAX};
 use crate::Bus;
 
 /// Where the log lives.
@@ -95,20 +95,21 @@ impl Wal {
         })
     }
 
-    /// The stream's last sequence now (0 when it is empty), as its leader server says.
+    /// The stream's last sequence now (0 when it is empty), as its leader server says; waits at
+    /// most [`JETSTREAM_READ_WAIT_MAX`].
     pub async fn last_sequence(&self) -> Result<u64, HaError> {
-        let info = self
-            .stream
-            .get_info()
+        let info = tokio::time::timeout(JETSTREAM_READ_WAIT_MAX, self.stream.get_info())
             .await
-            .map_err(HaError::from_display)?;
+            .map_err(|_| HaError::TimedOut)?
+            .map_err(HaError::from_request)?;
         Ok(info.state.last_sequence)
     }
 
     /// Appends `payload` if the stream's last sequence is `expected_last`, and waits (at most
     /// [`super::JETSTREAM_WAIT_MAX`]) for the stream's ack, which JetStream gives once a
     /// majority of the replicas stored it. Returns the entry's sequence. `Fenced` when the
-    /// stream has moved on; any other error leaves it unknown whether the entry landed.
+    /// stream has moved on; `NoResponders` when no server took it (nothing was stored); any
+    /// other error leaves it unknown whether the entry landed.
     pub async fn append(&self, expected_last: u64, payload: Bytes) -> Result<u64, HaError> {
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
@@ -119,6 +120,10 @@ impl Wal {
             jetstream::context::PublishErrorKind::WrongLastSequence => {
                 HaError::Fenced { expected_last }
             }
+            // async-nats reports the "no responders" status of a publish this way: no server
+            // listens on the subject, because the stream has no leader now.
+            jetstream::context::PublishErrorKind::StreamNotFound => HaError::NoResponders,
+            jetstream::context::PublishErrorKind::TimedOut => HaError::TimedOut,
             _ => HaError::from_display(error),
         };
         let ack = self
@@ -131,9 +136,16 @@ impl Wal {
         Ok(ack.sequence)
     }
 
-    /// The entry at `sequence`, `None` if there is none.
+    /// The entry at `sequence`, `None` if there is none; waits at most
+    /// [`JETSTREAM_READ_WAIT_MAX`].
     pub async fn get(&self, sequence: u64) -> Result<Option<WalEntry>, HaError> {
-        match self.stream.get_raw_message(sequence).await {
+        let got = tokio::time::timeout(
+            JETSTREAM_READ_WAIT_MAX,
+            self.stream.get_raw_message(sequence),
+        )
+        .await
+        .map_err(|_| HaError::TimedOut)?;
+        match got {
             Ok(message) => Ok(Some(WalEntry {
                 sequence: message.sequence,
                 payload: message.payload,
