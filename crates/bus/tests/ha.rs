@@ -96,10 +96,11 @@ async fn one_contender_wins_the_lease_and_the_other_only_after_it_stops_renewing
 
     // The holder stops renewing (it died, or paused): the other wins after the time to live.
     let stopped = Instant::now();
-    let taken = loop {
+    let (taken, taken_at) = loop {
         assert!(stopped.elapsed() < WAIT_MAX, "the lease never expired");
+        let asked = Instant::now();
         if let Some(taken) = second.try_acquire("b").await.unwrap() {
-            break taken;
+            break (taken, asked);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -111,9 +112,21 @@ async fn one_contender_wins_the_lease_and_the_other_only_after_it_stops_renewing
     assert!(!first.renew(&mut held).await.unwrap());
     assert_eq!(first.try_acquire("a").await.unwrap(), None);
 
-    // Released, it is free at once.
+    // Released, it is free long before it would have expired. Not necessarily on the very
+    // next try: the key-value store answers the read that `create` makes on a conflict from
+    // any replica (direct get), and one that has not applied the deletion yet still shows the
+    // holder (seen once in about five runs). A standby tries again anyway.
     second.release(taken).await.unwrap();
-    assert!(first.try_acquire("a").await.unwrap().is_some());
+    loop {
+        if first.try_acquire("a").await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            taken_at.elapsed() < TTL / 2,
+            "the released lease was still held half a time to live after it was taken"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
