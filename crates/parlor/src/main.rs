@@ -23,6 +23,12 @@ use options::{Cli, Command, CommonOptions};
 use tracing::{error, info};
 use writer::{Writer, WriterConfig};
 
+/// mimalloc instead of glibc's malloc: a rebuild or a busy `parlor up` makes and frees millions
+/// of small vectors (keys, values, decoded events), and glibc's free lists (`malloc_consolidate`,
+/// `unlink_chunk`) were a fifth of a timeline rebuild's samples (docs/speed-work.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before any thread or file exists: everything this process creates is owner-only.
     private_files::restrict_new_files();
