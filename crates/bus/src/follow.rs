@@ -3,9 +3,10 @@
 //! verify --nats-url`).
 //!
 //! - [`LogReader`] sends one `<prefix>.log.read` request and decodes its reply.
-//! - [`EventHub`] subscribes `<prefix>.evt.>` once per process, decodes each event once and
-//!   broadcasts it to any number of followers (bounded: a follower that falls behind the
-//!   buffer is told it lagged, and reads the log instead).
+//! - [`EventHub`] subscribes `<prefix>.evt.>` once per process, decodes each event once,
+//!   checks once whether it chains from the event the hub received before it, and broadcasts
+//!   it to any number of followers (bounded: a follower that falls behind the buffer is told it
+//!   lagged, and reads the log instead).
 //! - [`LogFollower`] is a cursor, the last position handed out. [`LogFollower::next`] yields
 //!   the events after it, contiguous and in order:
 //!   1. Live events come from its own `evt.>` subscription or from a hub, taken *before* the
@@ -175,7 +176,7 @@ impl LogReader {
 /// Cheap to clone; the subscription ends when the last clone is dropped.
 #[derive(Debug, Clone)]
 pub struct EventHub {
-    sender: broadcast::Sender<Arc<RecordedEvent>>,
+    sender: broadcast::Sender<HubEvent>,
     _pump: Arc<AbortOnDrop>,
 }
 
@@ -213,17 +214,52 @@ impl EventHub {
     }
 
     /// A receiver of every event broadcast from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
+    fn subscribe(&self) -> broadcast::Receiver<HubEvent> {
         self.sender.subscribe()
     }
 }
 
-/// Moves events from the bus to the broadcast channel, decoded.
-async fn pump(mut subscription: Subscription, sender: broadcast::Sender<Arc<RecordedEvent>>) {
+/// An event as a hub broadcasts it: decoded, and with the hash it was found to chain from.
+///
+/// Every follower of a process checks each live event's chain (H-N2), and with one hub they
+/// all check the same events against the same hashes: the hub checks each event once against
+/// the event it received before it, and a follower whose last hash is that one takes the
+/// answer instead of hashing again: one hash per event instead of one per follower. Only the hub
+/// makes these, so the claim cannot be forged from outside the process.
+#[derive(Debug, Clone)]
+struct HubEvent {
+    event: Arc<RecordedEvent>,
+    /// `Some(h)` when the hub computed that `event` chains from `h`; `None` when it did not
+    /// check (no event before it) or the event does not chain from its predecessor.
+    chains_from: Option<Sha256>,
+}
+
+impl HubEvent {
+    /// Whether the event chains from `previous`: the hub's answer when it checked against
+    /// that hash, else computed here (and logged when it does not).
+    fn chains_from(&self, previous: Option<Sha256>) -> bool {
+        if previous.is_some() && self.chains_from == previous {
+            return true;
+        }
+        chains_from(previous, &self.event)
+    }
+}
+
+/// Moves events from the bus to the broadcast channel, decoded, each checked against the hash
+/// of the event received before it when that one is its predecessor.
+async fn pump(mut subscription: Subscription, sender: broadcast::Sender<HubEvent>) {
+    let mut last: Option<(u64, Sha256)> = None;
     while let Some(message) = subscription.next().await {
         if let Some(event) = decode_event(&message) {
+            let chained = last
+                .filter(|&(position, hash)| event.position == position + 1 && chains(&hash, &event))
+                .map(|(_, hash)| hash);
+            last = Some((event.position, event.hash));
             // No receiver is fine: nobody is following right now.
-            let _ = sender.send(Arc::new(event));
+            let _ = sender.send(HubEvent {
+                event: Arc::new(event),
+                chains_from: chained,
+            });
         }
     }
     tracing::warn!("the event subscription ended; followers of this hub get no more live events");
@@ -254,7 +290,7 @@ enum Live {
     /// the cursor (duplicates are skipped by their position header).
     Subscription(Subscription),
     /// A receiver of an [`EventHub`].
-    Hub(broadcast::Receiver<Arc<RecordedEvent>>),
+    Hub(broadcast::Receiver<HubEvent>),
 }
 
 /// One page of the log as a follower read it.
@@ -563,15 +599,16 @@ async fn receive_live(
             while let Some(current) = first.take() {
                 taken += 1;
                 match current {
-                    Ok(event) => {
+                    Ok(hub_event) => {
                         let expected = cursor + received.events.len() as u64 + 1;
-                        if event.position == expected {
-                            if !chains_from(previous(&received), &event) {
+                        let position = hub_event.event.position;
+                        if position == expected {
+                            if !hub_event.chains_from(previous(&received)) {
                                 received.gap = true;
                                 break;
                             }
-                            received.events.push(event);
-                        } else if event.position > expected {
+                            received.events.push(hub_event.event);
+                        } else if position > expected {
                             received.gap = true;
                             break;
                         }
@@ -675,5 +712,106 @@ fn continue_from_message(message: &Message, expected: u64, previous: Option<Sha2
             tracing::warn!(position = expected, %error, "undecodable live event; reading the log");
             Continues::Gap
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use domain::{CommandId, Event, Timestamp, UserId, UserKind};
+    use protocol::{HEADER_POSITION, HEADER_STREAM, HEADER_VERSION};
+
+    use super::*;
+    use crate::chain::chained_hash;
+
+    fn event(position: u64, previous: &Sha256) -> RecordedEvent {
+        let mut event = RecordedEvent {
+            position,
+            stream: format!("user-u{position}"),
+            version: 1,
+            event_id: uuid::Uuid::from_u128(u128::from(position)),
+            command_id: CommandId(uuid::Uuid::from_u128(u128::from(position) + 1_000_000)),
+            actor: "service:test".into(),
+            recorded_at: Timestamp::from_millis(0),
+            event: Event::UserRegistered {
+                user_id: UserId::parse(&format!("u{position}")).unwrap(),
+                display_name: format!("User {position}"),
+                kind: UserKind::Client,
+            },
+            hash: Sha256([0; 32]),
+            raw: None,
+        };
+        event.hash = chained_hash(previous, &event).unwrap();
+        event
+    }
+
+    async fn publish(bus: &Bus, event: &RecordedEvent) {
+        let headers = Headers::new()
+            .with(HEADER_POSITION, event.position.to_string())
+            .with(HEADER_STREAM, event.stream.clone())
+            .with(HEADER_VERSION, event.version.to_string())
+            .with(HEADER_CONTENT_TYPE, Format::Bincode.content_type());
+        bus.publish(
+            "parlor.evt.user_registered",
+            headers,
+            event.encode(Format::Bincode).unwrap(),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The hub vouches for a chain link only where it computed one, and a follower takes its
+    /// word only for the hash it vouched for: a forged event, an event after a gap and an
+    /// event whose predecessor the hub never saw are each checked by the follower itself.
+    #[tokio::test]
+    async fn the_hub_vouches_only_for_links_it_checked() {
+        let bus = Bus::in_process();
+        let hub = EventHub::start(&bus, "parlor.evt.>").await.unwrap();
+        let mut receiver = hub.subscribe();
+        let zero = Sha256([0; 32]);
+        let first = event(1, &zero);
+        let second = event(2, &first.hash);
+        let mut forged = event(3, &second.hash);
+        forged.actor = "mallory".into();
+        let third = event(3, &second.hash);
+        let fifth = event(5, &third.hash);
+        for event in [&first, &second, &forged, &third, &fifth] {
+            publish(&bus, event).await;
+        }
+        let mut received = Vec::new();
+        for _ in 0..5 {
+            received.push(receiver.recv().await.unwrap());
+        }
+
+        assert_eq!(received[0].chains_from, None, "no event before the first");
+        assert_eq!(received[1].chains_from, Some(first.hash));
+        assert!(received[1].chains_from(Some(first.hash)));
+        assert_eq!(
+            received[2].chains_from, None,
+            "the forged event does not chain"
+        );
+        assert!(!received[2].chains_from(Some(second.hash)));
+        assert_eq!(
+            received[3].chains_from, None,
+            "the real 3 came after the forged 3, not after 2"
+        );
+        assert!(
+            received[3].chains_from(Some(second.hash)),
+            "the follower checks it itself"
+        );
+        assert_eq!(received[4].chains_from, None, "5 does not follow 3");
+        assert!(
+            !received[4].chains_from(Some(second.hash)),
+            "checked by the follower: 5 does not chain from 2"
+        );
+        assert!(
+            !received[1].chains_from(Some(zero)),
+            "vouched for another hash than the follower's: checked, and refused"
+        );
+        assert!(
+            !received[1].chains_from(None),
+            "an unknown chain start is a gap"
+        );
     }
 }
