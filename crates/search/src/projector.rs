@@ -37,7 +37,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use domain::{Event, MessageId, RoomId, Timestamp, UserId};
-use projections::{unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError};
+use projections::{
+    unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError, VisibilityWait,
+};
 use protocol::query::{QueryRequest, SearchQuery};
 use serde_json::{json, Value};
 use tantivy::collector::DocSetCollector;
@@ -499,6 +501,13 @@ impl Projector for SearchProjector {
             self.shared.commit_up_to(min_position)?;
         }
         crate::query::search(&self.shared, request)
+    }
+
+    fn visibility_wait(&self, min_position: u64) -> Option<VisibilityWait> {
+        let shared = Arc::clone(&self.shared);
+        Some(Box::new(move || {
+            shared.commit_up_to(min_position).map_err(QueryError::from)
+        }))
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {
