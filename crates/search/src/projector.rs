@@ -16,9 +16,9 @@
 //! [`SearchOptions::bulk_commit_interval`] instead, for fewer, larger segments.
 //! A query with `min_position` above the committed position waits for the next scheduled
 //! commit rather than making one: while a query waits, the committer keeps the live cadence
-//! ([`COMMIT_INTERVAL_LIVE`]) even when catching up, and once [`COMMIT_WAITERS_PRESSURE`]
-//! queries wait it commits at its next tick. Only a query that waited
-//! [`COMMIT_WAIT_MAX`] in vain commits itself. So `min_position` on search still means
+//! ([`COMMIT_INTERVAL_LIVE`]) even when catching up, but no sooner (committing at once when
+//! several waited made a segment every tick under read load, and B3's reads slower: see
+//! docs/speed-work.md). Only a query that waited [`COMMIT_WAIT_MAX`] in vain commits itself. So `min_position` on search still means
 //! "committed and reloaded" (protocol.md §3), and many reads share one commit.
 //!
 //! [`Projector::position`] is the *applied* position, not the committed one: the runner takes it
@@ -100,10 +100,6 @@ const MERGE_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// How often the committer thread looks for a commit that is due.
 pub const COMMITTER_TICK: Duration = Duration::from_millis(25);
-
-/// Queries waiting for a commit that make the committer commit at its next tick rather than
-/// at the cadence: read pressure.
-pub const COMMIT_WAITERS_PRESSURE: usize = 4;
 
 /// The longest a query with `min_position` waits for a scheduled commit before it commits
 /// itself (a committer that cannot keep up, or a model opened with a long cadence).
@@ -671,8 +667,7 @@ impl Shared {
         if self.committed.load(Ordering::SeqCst) >= position {
             return Ok(());
         }
-        // Counted while it waits: waiting queries keep the committer at the live cadence, and
-        // enough of them make it commit at once.
+        // Counted while it waits: waiting queries keep the committer at the live cadence.
         self.commit_waiters.fetch_add(1, Ordering::SeqCst);
         let deadline = Instant::now() + COMMIT_WAIT_MAX;
         let waited = (|| -> Result<(), ProjectionError> {
@@ -792,9 +787,6 @@ impl Shared {
     /// Whether the commit interval (bulk or live) has passed since the last commit.
     fn is_due(&self, writing: &Writing) -> bool {
         let waiters = self.commit_waiters.load(Ordering::SeqCst);
-        if waiters >= COMMIT_WAITERS_PRESSURE {
-            return true;
-        }
         let interval = if writing.bulk && waiters == 0 {
             self.options.bulk_commit_interval
         } else {
