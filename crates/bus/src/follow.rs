@@ -231,14 +231,14 @@ struct HubEvent {
     event: Arc<RecordedEvent>,
     /// `Some(h)` when the hub computed that `event` chains from `h`; `None` when it did not
     /// check (no event before it) or the event does not chain from its predecessor.
-    chains_from: Option<Sha256>,
+    vouched_from: Option<Sha256>,
 }
 
 impl HubEvent {
     /// Whether the event chains from `previous`: the hub's answer when it checked against
     /// that hash, else computed here (and logged when it does not).
-    fn chains_from(&self, previous: Option<Sha256>) -> bool {
-        if previous.is_some() && self.chains_from == previous {
+    fn chains_onto(&self, previous: Option<Sha256>) -> bool {
+        if previous.is_some() && self.vouched_from == previous {
             return true;
         }
         chains_from(previous, &self.event)
@@ -248,17 +248,23 @@ impl HubEvent {
 /// Moves events from the bus to the broadcast channel, decoded, each checked against the hash
 /// of the event received before it when that one is its predecessor.
 async fn pump(mut subscription: Subscription, sender: broadcast::Sender<HubEvent>) {
+    // The last event received, whatever it was: only what the hub vouches for depends on it,
+    // never what a follower accepts, so a forged event here costs the followers one hash of
+    // their own for the event after it, nothing more.
     let mut last: Option<(u64, Sha256)> = None;
     while let Some(message) = subscription.next().await {
         if let Some(event) = decode_event(&message) {
-            let chained = last
-                .filter(|&(position, hash)| event.position == position + 1 && chains(&hash, &event))
+            // `checked_add`: a forged event may carry any position, u64::MAX included.
+            let vouched = last
+                .filter(|&(position, hash)| {
+                    position.checked_add(1) == Some(event.position) && chains(&hash, &event)
+                })
                 .map(|(_, hash)| hash);
             last = Some((event.position, event.hash));
             // No receiver is fine: nobody is following right now.
             let _ = sender.send(HubEvent {
                 event: Arc::new(event),
-                chains_from: chained,
+                vouched_from: vouched,
             });
         }
     }
@@ -603,7 +609,7 @@ async fn receive_live(
                         let expected = cursor + received.events.len() as u64 + 1;
                         let position = hub_event.event.position;
                         if position == expected {
-                            if !hub_event.chains_from(previous(&received)) {
+                            if !hub_event.chains_onto(previous(&received)) {
                                 received.gap = true;
                                 break;
                             }
@@ -781,37 +787,54 @@ mod tests {
         }
         let mut received = Vec::new();
         for _ in 0..5 {
-            received.push(receiver.recv().await.unwrap());
+            received.push(next(&mut receiver).await);
         }
 
-        assert_eq!(received[0].chains_from, None, "no event before the first");
-        assert_eq!(received[1].chains_from, Some(first.hash));
-        assert!(received[1].chains_from(Some(first.hash)));
+        assert_eq!(received[0].vouched_from, None, "no event before the first");
+        assert_eq!(received[1].vouched_from, Some(first.hash));
+        assert!(received[1].chains_onto(Some(first.hash)));
         assert_eq!(
-            received[2].chains_from, None,
+            received[2].vouched_from, None,
             "the forged event does not chain"
         );
-        assert!(!received[2].chains_from(Some(second.hash)));
+        assert!(!received[2].chains_onto(Some(second.hash)));
         assert_eq!(
-            received[3].chains_from, None,
+            received[3].vouched_from, None,
             "the real 3 came after the forged 3, not after 2"
         );
         assert!(
-            received[3].chains_from(Some(second.hash)),
+            received[3].chains_onto(Some(second.hash)),
             "the follower checks it itself"
         );
-        assert_eq!(received[4].chains_from, None, "5 does not follow 3");
+        assert_eq!(received[4].vouched_from, None, "5 does not follow 3");
         assert!(
-            !received[4].chains_from(Some(second.hash)),
+            !received[4].chains_onto(Some(second.hash)),
             "checked by the follower: 5 does not chain from 2"
         );
         assert!(
-            !received[1].chains_from(Some(zero)),
+            !received[1].chains_onto(Some(zero)),
             "vouched for another hash than the follower's: checked, and refused"
         );
         assert!(
-            !received[1].chains_from(None),
+            !received[1].chains_onto(None),
             "an unknown chain start is a gap"
         );
+
+        // A forged event at the last position there is, then another: the hub goes on.
+        let mut at_the_end = event(6, &fifth.hash);
+        at_the_end.position = u64::MAX;
+        let after = event(7, &fifth.hash);
+        publish(&bus, &at_the_end).await;
+        publish(&bus, &after).await;
+        assert_eq!(next(&mut receiver).await.vouched_from, None);
+        assert_eq!(next(&mut receiver).await.vouched_from, None);
+    }
+
+    /// The hub's next event; fails rather than waits forever when the pump has died.
+    async fn next(receiver: &mut broadcast::Receiver<HubEvent>) -> HubEvent {
+        tokio::time::timeout(std::time::Duration::from_secs(5), receiver.recv())
+            .await
+            .expect("the hub broadcast nothing for 5 s (its pump died?)")
+            .unwrap()
     }
 }
