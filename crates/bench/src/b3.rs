@@ -9,7 +9,8 @@
 //! One command in [`SAMPLE_EVERY`] carries a word of its own ([`crate::corpus::unique_word`]);
 //! the moment its accepted reply (position `P`, `message_id` `M`) arrives, three requests go
 //! out at once as its author, each with `min_position=P` (protocol.md §3: the read waits until
-//! the model applied `P`; for search, until the index committed and reloaded it):
+//! the model applied `P`; search answers from its committed index and, in memory, what it
+//! applied since):
 //! `GET /v1/rooms`, `GET /v1/rooms/<room>/messages`, and `GET /v1/search?q=<its word>`. The
 //! lag is the time from the reply to each answer, and each answer is checked: the room list
 //! shows the room with `M` or a later message as its last one, the timeline's first page holds

@@ -13,6 +13,15 @@ use crate::procfs;
 
 /// The environment variable naming the `parlor` binary to benchmark.
 pub const PARLOR_BIN_ENV: &str = "PARLOR_BIN";
+
+/// Overrides the log filter of the `parlor` processes a workload starts (`warn` without it):
+/// `PARLOR_BENCH_PARLOR_LOG=warn,search=debug` to see what a model logs while measured.
+pub const PARLOR_LOG_ENV: &str = "PARLOR_BENCH_PARLOR_LOG";
+
+/// The log filter of the `parlor` processes a workload starts ([`PARLOR_LOG_ENV`]).
+pub fn parlor_log_filter() -> String {
+    std::env::var(PARLOR_LOG_ENV).unwrap_or_else(|_| "warn".to_owned())
+}
 /// How long a started writer may take to answer `parlor.writer.ping` (a big log may be folded
 /// first; B6 measures that separately with its own bound).
 pub const WRITER_READY_WAIT: Duration = Duration::from_secs(120);
@@ -91,7 +100,7 @@ impl Parlor {
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
-            .env("PARLOR_LOG", "warn")
+            .env("PARLOR_LOG", parlor_log_filter())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))

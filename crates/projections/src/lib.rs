@@ -40,7 +40,7 @@ pub use query::QueryRequest;
 pub use rooms::Rooms;
 pub use runtime::{
     rebuild, replay, replay_read_ahead, run, unapplied, LiveRebuild, OpenFor, OpenModel, Outgoing,
-    Projector, RunOptions, Runner, Shared, VisibilityWait,
+    Projector, RunOptions, Runner, Shared,
 };
 pub use store::{store_path, Dump, Store};
 pub use timeline::Timeline;

@@ -60,9 +60,6 @@ pub const QUERIES_IN_FLIGHT_MAX: usize = 64;
 /// Events per store write in [`rebuild`].
 pub const REBUILD_BATCH_EVENTS: usize = 1_000;
 
-/// A blocking wait until a position is visible to queries ([`Projector::visibility_wait`]).
-pub type VisibilityWait = Box<dyn FnOnce() -> Result<(), QueryError> + Send>;
-
 /// A message to publish that is not an answer: a notification batch, say. `subject` comes
 /// after the prefix (`notify.alice` is published on `<prefix>.notify.alice`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,16 +106,6 @@ pub trait Projector: Send + Sync + 'static {
     /// clock rather than the log: equal logs give equal dumps, however they were applied. For
     /// tests and consistency checks: it holds the whole model in memory.
     fn dump(&self) -> Result<Dump, ProjectionError>;
-
-    /// For a model whose applied events become visible to queries later than they are
-    /// applied (search: at its next commit), a wait until everything up to `min_position` is
-    /// visible, which the runtime runs *without* holding the model's lock, so a waiting query
-    /// does not hold up the next batch. `None` (the default): visible once applied.
-    /// [`Projector::query`] must still honour `min_position` itself (it is then usually
-    /// met already).
-    fn visibility_wait(&self, _min_position: u64) -> Option<VisibilityWait> {
-        None
-    }
 
     /// A digest of [`Projector::dump`] (sha256, 64 lowercase hex characters).
     fn digest(&self) -> Result<String, ProjectionError> {
@@ -848,22 +835,7 @@ impl<P: Projector> Answers<P> {
         };
         let now = self.clock.now();
         let model = Arc::clone(&self.model);
-        let min_position = request.min_position;
         tokio::task::spawn_blocking(move || {
-            // Waited for outside the lock: a batch to apply meanwhile is not held up.
-            let wait = match min_position {
-                Some(min_position) => {
-                    let model = model.read().map_err(poisoned)?;
-                    model
-                        .as_ref()
-                        .ok_or_else(closed)?
-                        .visibility_wait(min_position)
-                }
-                None => None,
-            };
-            if let Some(wait) = wait {
-                wait()?;
-            }
             let model = model.read().map_err(poisoned)?;
             let model = model.as_ref().ok_or_else(closed)?;
             let data = model.query(&request, now)?;

@@ -5,12 +5,15 @@
 //! - [`SearchProjector`]: the [`projections::Projector`] named `search`, its index under
 //!   `<data_dir>/projections/search/`, its checkpoint in the payload of the index's own
 //!   commits (so index and checkpoint never disagree), committed every
-//!   [`COMMIT_INTERVAL_LIVE`] while events come (near-real-time) or rarely while rebuilding.
+//!   [`COMMIT_INTERVAL_LIVE`] while events come or rarely while rebuilding; what it applied but
+//!   has not committed is searched in memory beside the index (`recent`), so a message is found
+//!   as soon as it is applied.
 //! - [`text`]: the one definition of a word, the prefix tokenizer of the index, and snippets.
 //! - [`schema`]: the index's fields and documents.
 //! - [`model`]: rooms, members and display names, kept in memory and persisted in the index.
 //!
 //! - `newest`: the newest matching messages, found newest first so a query stops early.
+//! - `recent`: what was applied but not committed, searched in memory with the same words.
 //!
 //! Membership is never baked into message documents: messages are filtered at query time by the
 //! caller's rooms now, so a new member finds the room's whole history (R-R4) and a member who
@@ -20,6 +23,7 @@ pub mod model;
 mod newest;
 pub mod projector;
 mod query;
+mod recent;
 pub mod schema;
 pub mod text;
 

@@ -6,40 +6,36 @@
 //! commit are written into that same commit. So after any crash the index, the rooms and the
 //! checkpoint agree, and the runner resumes from the checkpoint + 1, applying nothing twice.
 //!
+//! Visibility: a message is found as soon as it is applied. What the index has not committed
+//! yet is held in memory ([`Recent`]) and searched beside the committed index, so queries,
+//! `min_position` ones included, never wait for or force a commit (docs/speed-work.md).
+//!
 //! Commit cadence: applied events are buffered in the `IndexWriter` and committed (then the
 //! reader reloaded, [`ReloadPolicy::Manual`]) once [`SearchOptions::commit_interval`] has passed
-//! since the last commit: at the end of `apply` when it is due, else by a small committer thread
-//! that checks every [`COMMITTER_TICK`]. A message is so searchable about
-//! [`COMMIT_INTERVAL_LIVE`] after it is applied, and under load commits happen at most that often.
-//! While the model is catching up (batches of at least [`BULK_BATCH_EVENTS_MIN`] events: the
-//! runner's `log.read` pages, or a backlog of live events) it commits every
-//! [`SearchOptions::bulk_commit_interval`] instead, for fewer, larger segments.
-//! A query with `min_position` above the committed position waits for the next scheduled
-//! commit rather than making one: while a query waits, the committer keeps the live cadence
-//! ([`COMMIT_INTERVAL_LIVE`]) even when catching up, but no sooner (committing at once when
-//! several waited made a segment every tick under read load, and B3's reads slower: see
-//! docs/speed-work.md). Only a query that waited [`COMMIT_WAIT_MAX`] in vain commits itself. So `min_position` on search still means
-//! "committed and reloaded" (protocol.md §3), and many reads share one commit.
+//! since the last commit, by a small committer thread that checks every [`COMMITTER_TICK`] (a
+//! batch never waits for a commit: see [`Shared::apply`]). The cadence bounds what a restart applies again and what
+//! is held in memory, not what queries see. While the model is catching up (batches of at least
+//! [`BULK_BATCH_EVENTS_MIN`] events: the runner's `log.read` pages, or a backlog of live events)
+//! it commits every [`SearchOptions::bulk_commit_interval`] instead, for fewer, larger segments.
 //!
 //! [`Projector::position`] is the *applied* position, not the committed one: the runner takes it
 //! as the base of its gap check, and a position behind what it has handed over would make every
 //! live event after a buffered one look like a gap (a needless `log.read`). The durable
 //! checkpoint is [`SearchProjector::committed_position`].
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{
-    Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak,
+    Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+    Weak,
 };
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use domain::{Event, MessageId, RoomId, Timestamp, UserId};
-use projections::{
-    unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError, VisibilityWait,
-};
+use projections::{unapplied, Dump, EventEnvelope, ProjectionError, Projector, QueryError};
 use protocol::query::{QueryRequest, SearchQuery};
 use serde_json::{json, Value};
 use tantivy::collector::DocSetCollector;
@@ -52,10 +48,11 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher,
     TantivyDocument, Warmer,
 };
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::model::{Model, RoomRecord};
 use crate::newest::SegmentCache;
+use crate::recent::Recent;
 use crate::schema::{
     Fields, MessageDoc, MessageMeta, StoredRoom, StoredUser, DOC_MESSAGE, DOC_ROOM, DOC_USER,
     PREFIX_TOKENIZER,
@@ -65,10 +62,10 @@ use crate::text::PrefixTokenizer;
 /// The model's name: its query subject, queue group and directory.
 pub const NAME: &str = "search";
 
-/// The live commit cadence: a message is searchable about this long after it is applied.
+/// The live commit cadence (what queries see does not wait for it: see the module docs).
 pub const COMMIT_INTERVAL_LIVE: Duration = Duration::from_millis(150);
 
-/// The live commit cadence while catching up: a backlog is searchable within about a second.
+/// The live commit cadence while catching up.
 pub const COMMIT_INTERVAL_BULK: Duration = Duration::from_secs(1);
 
 /// The rebuild commit cadence: rare commits make few, large segments.
@@ -84,8 +81,8 @@ pub const WRITER_HEAP_BYTES_LIVE: usize = 64 * 1024 * 1024;
 /// The indexing memory of a rebuilding writer: larger segments, fewer merges.
 pub const WRITER_HEAP_BYTES_REBUILD: usize = 512 * 1024 * 1024;
 
-/// Messages added since the last commit, at most: their room, author and time are kept in
-/// memory until the commit (an edit in the same commit needs them), so this forces a commit.
+/// Messages added or edited since the last commit, at most: they are held in memory until the
+/// commit ([`Recent`]), so this many forces a commit.
 pub const PENDING_MESSAGES_MAX: usize = 250_000;
 
 /// The most documents a merge makes a segment of ([`SearchProjector::merge_segments`], and
@@ -100,10 +97,6 @@ const MERGE_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// How often the committer thread looks for a commit that is due.
 pub const COMMITTER_TICK: Duration = Duration::from_millis(25);
-
-/// The longest a query with `min_position` waits for a scheduled commit before it commits
-/// itself (a committer that cannot keep up, or a model opened with a long cadence).
-pub const COMMIT_WAIT_MAX: Duration = Duration::from_secs(1);
 
 /// The version of the index's layout, recorded in every commit's payload: 2 since the room is
 /// a fast column as well (for [`crate::newest`]). An index of another layout is not read
@@ -198,32 +191,37 @@ pub(crate) struct Shared {
     options: SearchOptions,
     writing: Mutex<Writing>,
     pub(crate) model: RwLock<Model>,
+    /// The messages applied but not committed yet, and the committed documents they made
+    /// stale: queries search them beside the reader's searcher, taken under this lock.
+    pub(crate) recent: RwLock<Recent>,
+    /// The index changes of applied events the writer has not taken yet: a batch applied while
+    /// a commit holds the writer queues here (see [`Shared::apply`]). Pushed to under the
+    /// model's lock, with the model and `applied`, so that a commit that empties it under that
+    /// lock has the writer, the model and `applied` agree.
+    backlog: Mutex<Vec<IndexChange>>,
     /// The position of the last applied event.
     applied: AtomicU64,
     /// The position in the last commit's payload: what a restart resumes from.
     committed: AtomicU64,
-    /// The committed position again, for queries waiting on `commit_done`.
-    commit_signal: Mutex<u64>,
-    /// Signalled after every commit.
-    commit_done: Condvar,
-    /// Queries waiting for a commit.
-    commit_waiters: AtomicUsize,
+    /// Whether the last batch was large: the model is catching up.
+    bulk: AtomicBool,
+    /// Set when applying or committing failed: the writer's buffer may then hold half a batch,
+    /// so nothing more is committed; reopening resumes from the last good commit.
+    failure: Mutex<Option<String>>,
     /// Commits made since opening (tests count them).
     commits: AtomicU64,
 }
 
-/// The writer and what has been applied to it but not committed yet.
+/// The writer, applied to but not committed yet ([`Recent`] holds what it has not committed).
 struct Writing {
     writer: IndexWriter,
-    /// Messages added since the last commit (an edit needs their room, author and time, and
-    /// the reader does not see them yet).
-    pending: HashMap<MessageId, MessageMeta>,
     last_commit: Instant,
-    /// Whether the last batch was large: the model is catching up.
-    bulk: bool,
-    /// Set when applying or committing failed: the writer's buffer may then hold half a batch,
-    /// so nothing more is committed; reopening resumes from the last good commit.
-    failure: Option<String>,
+}
+
+/// One change to the index, in the order of the events.
+enum IndexChange {
+    Add(TantivyDocument),
+    Delete(tantivy::Term),
 }
 
 impl SearchProjector {
@@ -319,17 +317,15 @@ impl SearchProjector {
             options,
             writing: Mutex::new(Writing {
                 writer,
-                pending: HashMap::new(),
                 last_commit: Instant::now(),
-                bulk: false,
-                failure: None,
             }),
+            backlog: Mutex::new(Vec::new()),
             model: RwLock::new(model),
+            recent: RwLock::new(Recent::default()),
             applied: AtomicU64::new(committed),
             committed: AtomicU64::new(committed),
-            commit_signal: Mutex::new(committed),
-            commit_done: Condvar::new(),
-            commit_waiters: AtomicUsize::new(0),
+            bulk: AtomicBool::new(false),
+            failure: Mutex::new(None),
             commits: AtomicU64::new(0),
         });
         let (stop, stopped) = mpsc::channel::<()>();
@@ -488,22 +484,14 @@ impl Projector for SearchProjector {
 
     type Query = SearchQuery;
 
+    /// Answers from the committed index and what was applied since ([`Recent`]): everything
+    /// applied is found, so `min_position` needs no commit.
     fn query(
         &self,
         request: &QueryRequest<SearchQuery>,
         _now: Timestamp,
     ) -> Result<Value, QueryError> {
-        if let Some(min_position) = request.min_position {
-            self.shared.commit_up_to(min_position)?;
-        }
         crate::query::search(&self.shared, request)
-    }
-
-    fn visibility_wait(&self, min_position: u64) -> Option<VisibilityWait> {
-        let shared = Arc::clone(&self.shared);
-        Some(Box::new(move || {
-            shared.commit_up_to(min_position).map_err(QueryError::from)
-        }))
     }
 
     fn dump(&self) -> Result<Dump, ProjectionError> {
@@ -522,41 +510,84 @@ impl Projector for SearchProjector {
 }
 
 impl Shared {
+    /// Applies `batch` to the model and to what queries see at once, then hands its index
+    /// changes to the writer — or, while a commit holds the writer, leaves them queued for the
+    /// commit or the next batch to hand over: a batch never waits for a commit (one took 150 ms
+    /// at 5,000 messages/s and held every search answer back that long, docs/speed-work.md).
     fn apply(&self, batch: &[EventEnvelope]) -> Result<(), ProjectionError> {
-        let mut writing = lock(&self.writing)?;
-        if let Some(failure) = &writing.failure {
-            return Err(ProjectionError::Store(format!(
-                "an earlier write failed ({failure}); reopen the index"
-            )));
-        }
+        self.refuse_after_failure()?;
         let fresh = unapplied(batch, self.applied.load(Ordering::SeqCst))?;
         let Some(last) = fresh.last() else {
             return Ok(());
         };
-        let applied = {
+        let held = {
             let mut model = write(&self.model)?;
-            fresh
-                .iter()
-                .try_for_each(|envelope| self.apply_event(&mut writing, &mut model, envelope))
+            let mut recent = write(&self.recent)?;
+            let mut backlog = lock(&self.backlog)?;
+            let applied = fresh.iter().try_for_each(|envelope| {
+                self.apply_event(&mut model, &mut recent, &mut backlog, envelope)
+            });
+            if let Err(error) = applied {
+                *lock(&self.failure)? = Some(error.to_string());
+                return Err(error);
+            }
+            self.applied.store(last.position, Ordering::SeqCst);
+            recent.len()
         };
-        if let Err(error) = applied {
-            writing.failure = Some(error.to_string());
-            return Err(error);
-        }
-        self.applied.store(last.position, Ordering::SeqCst);
-        writing.bulk = fresh.len() >= BULK_BATCH_EVENTS_MIN;
-        if self.is_due(&writing) || writing.pending.len() >= self.options.pending_messages_max {
+        self.bulk
+            .store(fresh.len() >= BULK_BATCH_EVENTS_MIN, Ordering::SeqCst);
+        let mut writing = match self.writing.try_lock() {
+            Ok(writing) => writing,
+            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::Poisoned(error)) => return Err(poisoned(error)),
+        };
+        self.hand_over_backlog(&mut writing)?;
+        // Commits on the cadence are the committer thread's, so that a batch never waits for
+        // one; only the bound on what is held in memory makes a batch commit.
+        if held >= self.options.pending_messages_max {
             self.commit_locked(&mut writing)?;
+        }
+        Ok(())
+    }
+
+    /// The error of an earlier failed write, if any.
+    fn refuse_after_failure(&self) -> Result<(), ProjectionError> {
+        match &*lock(&self.failure)? {
+            Some(failure) => Err(ProjectionError::Store(format!(
+                "an earlier write failed ({failure}); reopen the index"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Gives the writer the queued index changes, in order.
+    fn hand_over_backlog(&self, writing: &mut Writing) -> Result<(), ProjectionError> {
+        let changes = std::mem::take(&mut *lock(&self.backlog)?);
+        for change in changes {
+            let added = match change {
+                IndexChange::Add(document) => writing.writer.add_document(document).map(drop),
+                IndexChange::Delete(term) => {
+                    writing.writer.delete_term(term);
+                    Ok(())
+                }
+            };
+            if let Err(error) = added {
+                let error = store_error(error);
+                *lock(&self.failure)? = Some(error.to_string());
+                return Err(error);
+            }
         }
         Ok(())
     }
 
     fn apply_event(
         &self,
-        writing: &mut Writing,
         model: &mut Model,
+        recent: &mut Recent,
+        changes: &mut Vec<IndexChange>,
         envelope: &EventEnvelope,
     ) -> Result<(), ProjectionError> {
+        let position = envelope.position;
         model.apply(&envelope.event);
         match &envelope.event {
             Event::MessageSent {
@@ -579,20 +610,20 @@ impl Shared {
                     room_id: *room_id,
                     author: author.clone(),
                     sent_at: *sent_at,
-                    position: envelope.position,
+                    position,
                 };
-                self.add_message(writing, *message_id, meta, body)?;
+                self.add_message(recent, changes, *message_id, meta, body, position);
             }
             Event::MessageEdited {
                 message_id, body, ..
             } => {
                 // The latest body replaces the document (R-M3); room, author and time stay.
-                match self.message_meta(writing, message_id)? {
+                // An earlier body may be committed, or be committed before this edit is.
+                match self.message_meta(recent, message_id)? {
                     Some(meta) => {
-                        writing
-                            .writer
-                            .delete_term(self.fields.message_term(message_id));
-                        self.add_message(writing, *message_id, meta, body)?;
+                        recent.mark_stale(&meta, position);
+                        changes.push(IndexChange::Delete(self.fields.message_term(message_id)));
+                        self.add_message(recent, changes, *message_id, meta, body, position);
                     }
                     None => {
                         warn!(%message_id, position = envelope.position, "edit of a message search does not hold")
@@ -600,11 +631,13 @@ impl Shared {
                 }
             }
             Event::MessageDeleted { message_id, .. } => {
-                // Deleted messages are not found (R-M4).
-                writing
-                    .writer
-                    .delete_term(self.fields.message_term(message_id));
-                writing.pending.remove(message_id);
+                // Deleted messages are not found (R-M4): nor is the committed document until
+                // the commit applies the delete.
+                if let Some(meta) = self.message_meta(recent, message_id)? {
+                    recent.mark_stale(&meta, position);
+                }
+                recent.remove(message_id);
+                changes.push(IndexChange::Delete(self.fields.message_term(message_id)));
             }
             _ => {}
         }
@@ -613,32 +646,30 @@ impl Shared {
 
     fn add_message(
         &self,
-        writing: &mut Writing,
+        recent: &mut Recent,
+        changes: &mut Vec<IndexChange>,
         message_id: MessageId,
         meta: MessageMeta,
         body: &str,
-    ) -> Result<(), ProjectionError> {
+        position: u64,
+    ) {
         let message = MessageDoc {
             message_id,
             meta,
             body: body.to_owned(),
         };
-        writing
-            .writer
-            .add_document(self.fields.message_document(&message))
-            .map_err(store_error)?;
-        writing.pending.insert(message_id, message.meta);
-        Ok(())
+        changes.push(IndexChange::Add(self.fields.message_document(&message)));
+        recent.put(message, position);
     }
 
-    /// Room, author, time and position of a live message: from the uncommitted ones, else from
-    /// the index as last committed.
+    /// Room, author, time and position of a live message: from the messages applied since the
+    /// last commit, else from the committed index.
     fn message_meta(
         &self,
-        writing: &Writing,
+        recent: &Recent,
         message_id: &MessageId,
     ) -> Result<Option<MessageMeta>, ProjectionError> {
-        if let Some(meta) = writing.pending.get(message_id) {
+        if let Some(meta) = recent.meta(message_id) {
             return Ok(Some(meta.clone()));
         }
         let searcher = self.reader.searcher();
@@ -661,121 +692,108 @@ impl Shared {
         self.commit_locked(&mut writing)
     }
 
-    /// Returns once `position` is committed (a query's `min_position`): after the next
-    /// scheduled commit, or after its own if none came within [`COMMIT_WAIT_MAX`].
-    fn commit_up_to(&self, position: u64) -> Result<(), ProjectionError> {
-        if self.committed.load(Ordering::SeqCst) >= position {
-            return Ok(());
-        }
-        // Counted while it waits: waiting queries keep the committer at the live cadence.
-        self.commit_waiters.fetch_add(1, Ordering::SeqCst);
-        let deadline = Instant::now() + COMMIT_WAIT_MAX;
-        let waited = (|| -> Result<(), ProjectionError> {
-            let mut committed = lock(&self.commit_signal)?;
-            while *committed < position {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                committed = self
-                    .commit_done
-                    .wait_timeout(committed, left)
-                    .map_err(poisoned)?
-                    .0;
-            }
-            Ok(())
-        })();
-        self.commit_waiters.fetch_sub(1, Ordering::SeqCst);
-        waited?;
-        if self.committed.load(Ordering::SeqCst) >= position {
-            return Ok(());
-        }
-        let mut writing = lock(&self.writing)?;
-        if self.committed.load(Ordering::SeqCst) >= position {
-            return Ok(());
-        }
-        self.commit_locked(&mut writing)
-    }
-
+    /// Commits everything applied so far. The writer takes the backlog, and the rooms and
+    /// users changed since the last commit, under the model's lock, so the commit is the model
+    /// at one position; the commit itself runs without that lock, and batches applied
+    /// meanwhile queue in the backlog.
     fn commit_locked(&self, writing: &mut Writing) -> Result<(), ProjectionError> {
-        if let Some(failure) = &writing.failure {
-            return Err(ProjectionError::Store(format!(
-                "an earlier write failed ({failure}); reopen the index"
-            )));
-        }
-        let applied = self.applied.load(Ordering::SeqCst);
-        if applied == self.committed.load(Ordering::SeqCst) {
-            writing.last_commit = Instant::now();
-            return Ok(());
-        }
-        let result = self.write_commit(writing, applied);
-        match result {
-            Ok(()) => {
-                self.committed.store(applied, Ordering::SeqCst);
-                self.commits.fetch_add(1, Ordering::SeqCst);
-                writing.pending.clear();
+        self.refuse_after_failure()?;
+        let checkpoint = {
+            let mut model = write(&self.model)?;
+            let checkpoint = self.applied.load(Ordering::SeqCst);
+            if checkpoint == self.committed.load(Ordering::SeqCst) {
                 writing.last_commit = Instant::now();
-                *lock(&self.commit_signal)? = applied;
-                self.commit_done.notify_all();
-                Ok(())
+                return Ok(());
+            }
+            self.hand_over_backlog(writing)?;
+            self.hand_over_records(writing, &mut model)
+                .map(|()| checkpoint)
+        };
+        let result = checkpoint
+            .and_then(|checkpoint| self.write_commit(writing, checkpoint).map(|()| checkpoint));
+        match result {
+            Ok(checkpoint) => {
+                self.committed.store(checkpoint, Ordering::SeqCst);
+                self.commits.fetch_add(1, Ordering::SeqCst);
+                writing.last_commit = Instant::now();
+                // After the reload (in `write_commit`): a query in between finds these
+                // messages in both parts, with the same keys, and keeps one of each.
+                write(&self.recent)?.forget_up_to(checkpoint);
+                // What was applied during the commit goes to the writer now.
+                self.hand_over_backlog(writing)
             }
             Err(error) => {
-                writing.failure = Some(error.to_string());
+                *lock(&self.failure)? = Some(error.to_string());
                 Err(error)
             }
         }
     }
 
-    fn write_commit(&self, writing: &mut Writing, applied: u64) -> Result<(), ProjectionError> {
-        {
-            let mut model = write(&self.model)?;
-            let (rooms, users) = model.take_dirty();
-            for room_id in rooms {
-                let Some(room) = model.room(&room_id) else {
-                    continue;
-                };
-                let stored = StoredRoom {
-                    room_id,
-                    room: room.clone(),
-                };
-                let json = to_json(&stored)?;
-                writing
-                    .writer
-                    .delete_term(self.fields.room_record_term(&room_id));
-                writing
-                    .writer
-                    .add_document(self.fields.room_document(&room_id, &json))
-                    .map_err(store_error)?;
-            }
-            for user_id in users {
-                let Some(display_name) = model.display_name(&user_id) else {
-                    continue;
-                };
-                let stored = StoredUser {
-                    user_id: user_id.clone(),
-                    display_name: display_name.to_owned(),
-                };
-                let json = to_json(&stored)?;
-                writing
-                    .writer
-                    .delete_term(self.fields.user_record_term(&user_id));
-                writing
-                    .writer
-                    .add_document(self.fields.user_document(&user_id, &json))
-                    .map_err(store_error)?;
-            }
+    /// Puts the room and user records changed since the last commit into the writer.
+    fn hand_over_records(
+        &self,
+        writing: &mut Writing,
+        model: &mut Model,
+    ) -> Result<(), ProjectionError> {
+        let (rooms, users) = model.take_dirty();
+        for room_id in rooms {
+            let Some(room) = model.room(&room_id) else {
+                continue;
+            };
+            let stored = StoredRoom {
+                room_id,
+                room: room.clone(),
+            };
+            let json = to_json(&stored)?;
+            writing
+                .writer
+                .delete_term(self.fields.room_record_term(&room_id));
+            writing
+                .writer
+                .add_document(self.fields.room_document(&room_id, &json))
+                .map_err(store_error)?;
         }
+        for user_id in users {
+            let Some(display_name) = model.display_name(&user_id) else {
+                continue;
+            };
+            let stored = StoredUser {
+                user_id: user_id.clone(),
+                display_name: display_name.to_owned(),
+            };
+            let json = to_json(&stored)?;
+            writing
+                .writer
+                .delete_term(self.fields.user_record_term(&user_id));
+            writing
+                .writer
+                .add_document(self.fields.user_document(&user_id, &json))
+                .map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    fn write_commit(&self, writing: &mut Writing, checkpoint: u64) -> Result<(), ProjectionError> {
+        let started = Instant::now();
         let mut prepared = writing.writer.prepare_commit().map_err(store_error)?;
-        prepared.set_payload(&checkpoint_payload(applied));
+        let prepared_at = started.elapsed();
+        prepared.set_payload(&checkpoint_payload(checkpoint));
         prepared.commit().map_err(store_error)?;
+        let committed_at = started.elapsed();
         self.reader.reload().map_err(store_error)?;
+        debug!(
+            prepare_ms = prepared_at.as_secs_f64() * 1e3,
+            commit_ms = (committed_at - prepared_at).as_secs_f64() * 1e3,
+            reload_ms = (started.elapsed() - committed_at).as_secs_f64() * 1e3,
+            "search: committed"
+        );
         Ok(())
     }
 
     /// Commits when the interval has passed (the committer thread's tick).
     fn commit_if_due(&self) -> Result<(), ProjectionError> {
         let mut writing = lock(&self.writing)?;
-        if writing.failure.is_some()
+        if lock(&self.failure)?.is_some()
             || self.applied.load(Ordering::SeqCst) == self.committed.load(Ordering::SeqCst)
             || !self.is_due(&writing)
         {
@@ -786,8 +804,7 @@ impl Shared {
 
     /// Whether the commit interval (bulk or live) has passed since the last commit.
     fn is_due(&self, writing: &Writing) -> bool {
-        let waiters = self.commit_waiters.load(Ordering::SeqCst);
-        let interval = if writing.bulk && waiters == 0 {
+        let interval = if self.bulk.load(Ordering::SeqCst) {
             self.options.bulk_commit_interval
         } else {
             self.options.commit_interval
@@ -995,4 +1012,95 @@ pub(crate) fn read<T>(lock: &RwLock<T>) -> Result<RwLockReadGuard<'_, T>, Projec
 
 fn write<T>(lock: &RwLock<T>) -> Result<RwLockWriteGuard<'_, T>, ProjectionError> {
     lock.write().map_err(poisoned)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use domain::CommandId;
+
+    fn id(n: u64) -> String {
+        format!("00000000-0000-4000-8000-{n:012}")
+    }
+
+    fn envelope(position: u64, event: Event) -> EventEnvelope {
+        EventEnvelope {
+            position,
+            stream: format!("room-{}", id(100)),
+            version: position,
+            event_id: uuid::Uuid::parse_str(&id(position)).unwrap(),
+            command_id: CommandId::parse(&id(position)).unwrap(),
+            actor: "alice".into(),
+            recorded_at: Timestamp::from_millis(1_000),
+            event,
+        }
+    }
+
+    fn sent(position: u64, body: &str) -> EventEnvelope {
+        envelope(
+            position,
+            Event::MessageSent {
+                room_id: RoomId::parse(&id(100)).unwrap(),
+                message_id: MessageId::parse(&id(position)).unwrap(),
+                author: UserId::parse("alice").unwrap(),
+                body: body.into(),
+                reply_to: None,
+                attachments: vec![],
+                sent_at: Timestamp::from_millis(1_000),
+            },
+        )
+    }
+
+    /// Whether the committed index holds a message with `word` in its body.
+    fn committed_has(projector: &SearchProjector, word: &str) -> bool {
+        let searcher = projector.shared.reader.searcher();
+        let term = tantivy::Term::from_field_text(projector.shared.fields.body, word);
+        let query = TermQuery::new(term, IndexRecordOption::Basic);
+        !searcher
+            .search(&query, &DocSetCollector)
+            .unwrap()
+            .is_empty()
+    }
+
+    /// A batch applied while a commit holds the writer does not wait for it: the model and
+    /// what queries see take it at once, its index changes queue, and the commit (or the next
+    /// batch) hands them to the writer; the commit's checkpoint never covers what it has not.
+    #[test]
+    fn a_batch_applied_during_a_commit_queues_its_index_changes() {
+        let mut projector = SearchProjector::temporary(SearchOptions {
+            commit_interval: Duration::from_secs(3600),
+            bulk_commit_interval: Duration::from_secs(3600),
+            ..SearchOptions::live()
+        })
+        .unwrap();
+        projector.apply(&[sent(1, "before the commit")]).unwrap();
+        {
+            // As a commit does while it runs.
+            let shared = Arc::clone(&projector.shared);
+            let _commit = lock(&shared.writing).unwrap();
+            projector.apply(&[sent(2, "during the commit")]).unwrap();
+            assert_eq!(projector.position(), 2);
+            assert_eq!(read(&projector.shared.recent).unwrap().len(), 2);
+            assert_eq!(lock(&projector.shared.backlog).unwrap().len(), 1);
+        }
+        projector.shared.commit_now().unwrap();
+        assert_eq!(projector.committed_position(), 2);
+        assert!(lock(&projector.shared.backlog).unwrap().is_empty());
+        assert_eq!(read(&projector.shared.recent).unwrap().len(), 0);
+        assert!(committed_has(&projector, "during"));
+        assert!(committed_has(&projector, "before"));
+
+        // The next batch takes what queued while the writer was held, in order.
+        {
+            let shared = Arc::clone(&projector.shared);
+            let _commit = lock(&shared.writing).unwrap();
+            projector.apply(&[sent(3, "third")]).unwrap();
+        }
+        projector.apply(&[sent(4, "fourth")]).unwrap();
+        assert!(lock(&projector.shared.backlog).unwrap().is_empty());
+        projector.shared.commit_now().unwrap();
+        assert_eq!(projector.committed_position(), 4);
+        assert!(committed_has(&projector, "third") && committed_has(&projector, "fourth"));
+    }
 }

@@ -11,16 +11,18 @@
 //! at most `limit`); messages page on with the cursor, which is the `(sent_at, position)` of
 //! the last message shown.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use domain::RoomId;
 use projections::query::encode_cursor;
 use projections::QueryError;
 use protocol::query::{Cursor, QueryRequest, SearchQuery};
 use serde_json::{json, Value};
+use tantivy::DocAddress;
 
 use crate::newest::{newest, Request, SortKey, WordTerms};
 use crate::projector::{read, read_message, store_error, Shared};
+use crate::schema::MessageDoc;
 use crate::text::{query_words, snippet};
 
 /// Messages in a page when the request names no `limit` (protocol.md §3: 20 on search).
@@ -115,20 +117,44 @@ fn search_messages(
         .map(|word| WordTerms::of(fields.body, word))
         .collect();
     // The permission filter is the caller's rooms now (R-Q1, R-R4, R-R6); one more than a page
-    // tells whether there is a next one.
+    // tells whether there is a next one. The two parts are taken together (see
+    // [`crate::recent`]): the committed index and what was applied since.
+    let want = limit + 1;
+    let (searcher, recent, stale) = {
+        let held = read(&shared.recent)?;
+        let searcher = shared.reader.searcher();
+        let recent = held.newest(rooms, words, want, cursor);
+        (searcher, recent, held.stale_keys())
+    };
+    // Stale documents, and documents also found in the recent part (a commit just reloaded),
+    // may take places in the committed part's answer: ask for that many more.
     let request = Request {
         rooms,
         words: &terms,
-        want: limit + 1,
+        want: want + stale.len() + recent.len(),
         below: cursor,
     };
-    let searcher = shared.reader.searcher();
-    let found = newest(&searcher, &fields, &shared.segments, &request).map_err(store_error)?;
+    let committed = newest(&searcher, &fields, &shared.segments, &request).map_err(store_error)?;
+    let mut found: Vec<(SortKey, Found)> = recent
+        .into_iter()
+        .map(|(key, message)| (key, Found::Recent(message)))
+        .collect();
+    let recent_keys: HashSet<SortKey> = found.iter().map(|(key, _)| *key).collect();
+    found.extend(
+        committed
+            .into_iter()
+            .filter(|(key, _)| !stale.contains(key) && !recent_keys.contains(key))
+            .map(|(key, address)| (key, Found::Committed(address))),
+    );
+    found.sort_unstable_by_key(|(key, _)| std::cmp::Reverse(*key));
     let more = found.len() > limit;
     let mut messages = Vec::with_capacity(limit.min(found.len()));
     let mut last = None;
-    for (key, address) in found.into_iter().take(limit) {
-        let message = read_message(&searcher, &fields, address)?;
+    for (key, found) in found.into_iter().take(limit) {
+        let message = match found {
+            Found::Recent(message) => message,
+            Found::Committed(address) => read_message(&searcher, &fields, address)?,
+        };
         messages.push(json!({
             "room_id": message.meta.room_id.to_string(),
             "message_id": message.message_id.to_string(),
@@ -143,6 +169,14 @@ fn search_messages(
         _ => None,
     };
     Ok((messages, next_cursor))
+}
+
+/// A message found in one of the two parts.
+enum Found {
+    /// Applied since the last commit.
+    Recent(MessageDoc),
+    /// In the committed index.
+    Committed(DocAddress),
 }
 
 /// A sort key as cursor bytes: `sent_at` then `position`, big-endian.

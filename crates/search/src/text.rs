@@ -101,6 +101,20 @@ pub fn all_match<'a>(query: &[String], words: impl Iterator<Item = &'a str> + Cl
         .all(|wanted| words.clone().any(|word| word.starts_with(wanted.as_str())))
 }
 
+/// What separates the words [`body_words`] returns: no lowered word holds a space (a space is
+/// not alphanumeric, and no letter or digit lowers to one).
+pub const BODY_WORDS_SEPARATOR: char = ' ';
+
+/// The lowered words of a message body, each once, separated by [`BODY_WORDS_SEPARATOR`]: what
+/// the index holds of it ([`PrefixTokenizer`]), for matching messages not committed yet with
+/// [`all_match`] exactly as the index would.
+pub fn body_words(body: &str) -> String {
+    let mut words: Vec<String> = terms_of(body).collect();
+    words.sort_unstable();
+    words.dedup();
+    words.join(&BODY_WORDS_SEPARATOR.to_string())
+}
+
 /// A snippet of `body` around its first matched word: at most [`SNIPPET_CHARS_MAX`] characters,
 /// every word that starts with a query word inside `<mark>…</mark>`, the rest HTML-escaped,
 /// `…` where the body was cut. A body without a match shows its beginning.
@@ -278,6 +292,23 @@ mod tests {
             out.push(stream.token().text.clone());
         }
         out
+    }
+
+    #[test]
+    fn no_lowered_word_holds_the_separator_of_body_words() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if c.is_alphanumeric() {
+                assert!(
+                    !c.to_lowercase()
+                        .any(|lowered| lowered == BODY_WORDS_SEPARATOR),
+                    "{c:?}"
+                );
+            }
+        }
+        assert_eq!(
+            body_words("Roadmap: the ROAD map, road"),
+            "map road roadmap the"
+        );
     }
 
     #[test]

@@ -265,41 +265,22 @@ fn a_second_writer_on_the_same_index_is_refused() {
     assert!(SearchProjector::open(data.path()).is_err());
 }
 
-#[test]
-fn min_position_means_committed_and_reloaded() {
-    let mut world = World::new();
-    let room = world.group("alice", "Planning", &["bob"]);
-    world.say("alice", room, "quarterly numbers");
-    let mut model = SearchProjector::temporary(SearchOptions {
-        commit_interval: Duration::from_secs(3_600),
-        bulk_commit_interval: Duration::from_secs(3_600),
+/// A model that commits only when told to (or when forced by its memory bound).
+fn never_committing() -> SearchProjector {
+    SearchProjector::temporary(SearchOptions {
+        commit_interval: Duration::from_secs(3600),
+        bulk_commit_interval: Duration::from_secs(3600),
         ..SearchOptions::live()
     })
-    .unwrap();
-    feed(&mut model, &world);
-    assert_eq!(model.position(), world.head());
-    assert_eq!(model.committed_position(), 0);
-
-    // Without min_position the answer is what is committed (nothing yet)...
-    let request = crate::support::search_request(json!({
-        "op": "search", "caller": "bob", "q": "quarterly",
-    }))
-    .unwrap();
-    let now = domain::Timestamp::from_millis(0);
-    let answer = model.query(&request, now).unwrap();
-    assert!(message_ids(&answer).is_empty());
-    // ...with it, the model commits and reloads first.
-    let answer = ask(&model, "bob", json!({"q": "quarterly"})).unwrap();
-    assert_eq!(message_ids(&answer).len(), 1);
-    assert_eq!(model.committed_position(), world.head());
+    .unwrap()
 }
 
 #[test]
-fn queries_with_min_position_wait_for_one_scheduled_commit_together() {
+fn queries_with_min_position_find_what_is_applied_without_a_commit() {
     let mut world = World::new();
     let room = world.group("alice", "Planning", &["bob"]);
     let message = world.say("alice", room, "quarterly numbers");
-    let mut model = model();
+    let mut model = never_committing();
     feed(&mut model, &world);
     let commits = model.commit_count();
     let answers: Vec<serde_json::Value> = std::thread::scope(|scope| {
@@ -311,13 +292,133 @@ fn queries_with_min_position_wait_for_one_scheduled_commit_together() {
             .map(|reader| reader.join().unwrap())
             .collect()
     });
-    // Every read saw the message, and all of them together needed at most one commit (none
-    // when the commit at the end of `apply` was already due).
+    // Every read saw the message, and none of them waited for or made a commit.
     for answer in &answers {
         assert!(finds(answer, message));
     }
-    assert!(model.commit_count() - commits <= 1);
+    assert_eq!(model.commit_count(), commits);
+    assert!(model.committed_position() < world.head());
+}
+
+/// Every page of every query of `queries` as `caller`, following the cursors to the end.
+fn every_page(
+    model: &SearchProjector,
+    caller: &str,
+    queries: &[&str],
+    limit: usize,
+) -> Vec<serde_json::Value> {
+    let mut pages = Vec::new();
+    for q in queries {
+        let mut cursor = serde_json::Value::Null;
+        loop {
+            let mut params = json!({"q": q, "limit": limit});
+            if !cursor.is_null() {
+                params["cursor"] = cursor.clone();
+            }
+            let page = ask(model, caller, params).unwrap();
+            cursor = page["next_cursor"].clone();
+            pages.push(page);
+            if cursor.is_null() {
+                break;
+            }
+        }
+    }
+    pages
+}
+
+/// What is applied but not committed is searched in memory beside the committed index
+/// (crate::recent): the answers are the same once it is committed — new messages, edits and
+/// deletions of committed messages and of uncommitted ones, short and long prefixes, pages.
+#[test]
+fn answers_are_the_same_before_and_after_a_commit() {
+    let mut world = World::new();
+    let planning = world.group("alice", "Planning", &["bob"]);
+    let (direct, _) = world.direct("alice", "bob", "roadmap draft attached");
+    let elsewhere = world.group("carol", "Elsewhere", &["dave"]);
+    let words = ["roadmap", "review", "invoice", "meeting", "road", "rollout"];
+    let mut committed = Vec::new();
+    // Ten seconds apart: edits and deletions stay within their hour (R-M3, R-M4).
+    for index in 0..40 {
+        world.advance(MINUTE / 6);
+        let room = [planning, direct, elsewhere][index % 3];
+        let author = if room == elsewhere { "carol" } else { "alice" };
+        let body = format!(
+            "{} {} number {index}",
+            words[index % 6],
+            words[(index + 1) % 6]
+        );
+        committed.push((room, author, world.say(author, room, &body)));
+    }
+    let mut model = never_committing();
+    feed(&mut model, &world);
+    model.commit().unwrap();
     assert_eq!(model.committed_position(), world.head());
+
+    // Then, uncommitted: new messages, edits and deletions of committed ones and of new ones.
+    for index in 0..30 {
+        world.advance(MINUTE / 6);
+        let room = [planning, direct, elsewhere][index % 3];
+        let author = if room == elsewhere { "carol" } else { "alice" };
+        let body = format!(
+            "{} later {index} {}",
+            words[(index + 2) % 6],
+            words[index % 6]
+        );
+        let message = world.say(author, room, &body);
+        match index % 5 {
+            0 => world.edit(author, room, message, "rollout moved to friday"),
+            1 => world.delete(author, room, message),
+            _ => {}
+        }
+    }
+    for (index, (room, author, message)) in committed.iter().enumerate() {
+        match index % 4 {
+            0 => world.edit(
+                author,
+                *room,
+                *message,
+                "invoice corrected, roadmap unchanged",
+            ),
+            1 => world.delete(author, *room, *message),
+            _ => {}
+        }
+    }
+    feed(&mut model, &world);
+    assert!(model.committed_position() < world.head());
+
+    let queries = [
+        "ro",
+        "road",
+        "roadmap",
+        "r",
+        "invoice roadmap",
+        "later",
+        "number",
+        "fri",
+    ];
+    let before: Vec<_> = ["bob", "carol"]
+        .iter()
+        .flat_map(|caller| every_page(&model, caller, &queries, 3))
+        .collect();
+    model.commit().unwrap();
+    assert_eq!(model.committed_position(), world.head());
+    let after: Vec<_> = ["bob", "carol"]
+        .iter()
+        .flat_map(|caller| every_page(&model, caller, &queries, 3))
+        .collect();
+    assert_eq!(before, after);
+    // Not vacuous: the answers hold messages of both parts, and edits and deletions showed.
+    let found: usize = after
+        .iter()
+        .map(|page| page["messages"].as_array().unwrap().len())
+        .sum();
+    assert!(found > 100, "only {found} messages found");
+    let all = every_page(&model, "bob", &["invoice"], 200);
+    assert!(all[0]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|message| message["snippet"].as_str().unwrap().contains("corrected")));
 }
 
 #[test]
@@ -364,10 +465,17 @@ fn a_large_batch_is_committed_at_the_bulk_cadence() {
     model.apply(&world.envelopes()).unwrap();
     assert_eq!(model.position(), world.head());
     assert_eq!(model.committed_position(), 0);
-    // ...and the first small batch after it, at the live cadence, commits everything.
+    // ...and after the first small batch, the committer thread commits everything at the live
+    // cadence.
     let last = world.say("bob", room, "caught up");
     let head = model.position();
     model.apply(&world.envelopes_after(head)).unwrap();
+    // Generous: the committer ticks every 25 ms; this only bounds a hang.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while model.committed_position() < world.head() {
+        assert!(Instant::now() < deadline, "the committer never committed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(model.committed_position(), world.head());
     let request = crate::support::search_request(json!({
         "op": "search", "caller": "alice", "q": "caught",

@@ -294,7 +294,7 @@ pub fn feed(model: &mut SearchProjector, world: &World) {
 
 /// Asks `model` a `search` as `caller` with extra parameters (`q`, `room_id`, `limit`,
 /// `cursor`); always with `min_position` at the model's position, so the answer sees every
-/// applied event (committed and reloaded first).
+/// applied event.
 pub fn ask(model: &SearchProjector, caller: &str, params: Value) -> Result<Value, QueryError> {
     let mut request = json!({
         "op": "search",
