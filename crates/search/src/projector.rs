@@ -95,6 +95,10 @@ const MERGE_ATTEMPTS_MAX: u32 = 600;
 /// The pause between two of those attempts.
 const MERGE_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// Index changes queued while a commit holds the writer, at most: past this a batch waits for
+/// the commit, so a slow commit slows the model down rather than filling memory.
+pub const BACKLOG_CHANGES_MAX: usize = 100_000;
+
 /// How often the committer thread looks for a commit that is due.
 pub const COMMITTER_TICK: Duration = Duration::from_millis(25);
 
@@ -121,6 +125,11 @@ pub struct SearchOptions {
     /// policy). A rebuild does not, and merges once at the end
     /// ([`SearchProjector::merge_segments`]).
     pub merge_while_indexing: bool,
+    /// Whether queries search what is applied but not committed yet ([`Recent`] then holds
+    /// each such message's body and words). A rebuilding instance answers no query before it
+    /// is committed and swapped in, so it keeps only what an edit needs (room, author, time):
+    /// holding the bodies cost a rebuild about a tenth of its speed (docs/speed-work.md).
+    pub search_uncommitted: bool,
     /// The most documents merges make a segment of ([`SEGMENT_DOCS_MAX`]).
     pub segment_docs_max: u32,
 }
@@ -136,6 +145,7 @@ impl SearchOptions {
             indexing_threads: 1,
             pending_messages_max: PENDING_MESSAGES_MAX,
             merge_while_indexing: true,
+            search_uncommitted: true,
             segment_docs_max: SEGMENT_DOCS_MAX,
         }
     }
@@ -152,6 +162,7 @@ impl SearchOptions {
             indexing_threads: 2,
             pending_messages_max: PENDING_MESSAGES_MAX,
             merge_while_indexing: false,
+            search_uncommitted: false,
             segment_docs_max: SEGMENT_DOCS_MAX,
         }
     }
@@ -293,6 +304,7 @@ impl SearchProjector {
             TextAnalyzer::from(PrefixTokenizer::default()),
         );
         let committed = read_checkpoint(&index)?;
+        let search_uncommitted = options.search_uncommitted;
         let writer: IndexWriter = index
             .writer_with_num_threads(options.indexing_threads.max(1), options.writer_heap_bytes)
             .map_err(store_error)?;
@@ -321,7 +333,7 @@ impl SearchProjector {
             }),
             backlog: Mutex::new(Vec::new()),
             model: RwLock::new(model),
-            recent: RwLock::new(Recent::default()),
+            recent: RwLock::new(Recent::new(search_uncommitted)),
             applied: AtomicU64::new(committed),
             committed: AtomicU64::new(committed),
             bulk: AtomicBool::new(false),
@@ -520,7 +532,7 @@ impl Shared {
         let Some(last) = fresh.last() else {
             return Ok(());
         };
-        let held = {
+        let (held, queued) = {
             let mut model = write(&self.model)?;
             let mut recent = write(&self.recent)?;
             let mut backlog = lock(&self.backlog)?;
@@ -532,13 +544,14 @@ impl Shared {
                 return Err(error);
             }
             self.applied.store(last.position, Ordering::SeqCst);
-            recent.len()
+            (recent.len(), backlog.len())
         };
         self.bulk
             .store(fresh.len() >= BULK_BATCH_EVENTS_MIN, Ordering::SeqCst);
         let mut writing = match self.writing.try_lock() {
             Ok(writing) => writing,
-            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::WouldBlock) if queued < BACKLOG_CHANGES_MAX => return Ok(()),
+            Err(TryLockError::WouldBlock) => lock(&self.writing)?,
             Err(TryLockError::Poisoned(error)) => return Err(poisoned(error)),
         };
         self.hand_over_backlog(&mut writing)?;

@@ -45,6 +45,9 @@ impl Held {
 /// The uncommitted messages and the committed documents they made stale.
 #[derive(Debug, Default)]
 pub(crate) struct Recent {
+    /// Whether bodies are held and searched (`SearchOptions::search_uncommitted`); without
+    /// them only room, author and time are kept, and [`Recent::newest`] finds nothing.
+    bodies: bool,
     /// Live messages added or edited since the last commit, with their latest body.
     messages: HashMap<MessageId, Held>,
     /// The same messages by room, by sort key: a query walks only the caller's rooms, newest
@@ -56,15 +59,27 @@ pub(crate) struct Recent {
 }
 
 impl Recent {
+    /// Empty; holding bodies for queries or not (see [`Recent::bodies`]).
+    pub(crate) fn new(bodies: bool) -> Recent {
+        Recent {
+            bodies,
+            ..Recent::default()
+        }
+    }
+
     /// Holds `message`'s latest body (a new message, or an edit of one), put by the event at
     /// `position`.
-    pub(crate) fn put(&mut self, message: MessageDoc, position: u64) {
-        let key = sort_key(&message.meta);
-        self.by_room
-            .entry(message.meta.room_id)
-            .or_default()
-            .insert(key, message.message_id);
-        let words = body_words(&message.body);
+    pub(crate) fn put(&mut self, mut message: MessageDoc, position: u64) {
+        let words = if self.bodies {
+            self.by_room
+                .entry(message.meta.room_id)
+                .or_default()
+                .insert(sort_key(&message.meta), message.message_id);
+            body_words(&message.body)
+        } else {
+            message.body = String::new();
+            String::new()
+        };
         self.messages.insert(
             message.message_id,
             Held {
@@ -134,7 +149,7 @@ impl Recent {
         below: Option<SortKey>,
     ) -> Vec<(SortKey, MessageDoc)> {
         let mut found: Vec<(SortKey, MessageDoc)> = Vec::new();
-        if want == 0 || words.is_empty() {
+        if !self.bodies || want == 0 || words.is_empty() {
             return found;
         }
         for room in rooms {
@@ -199,7 +214,7 @@ mod tests {
             RoomId::parse(&id(100)).unwrap(),
             RoomId::parse(&id(101)).unwrap(),
         );
-        let mut recent = Recent::default();
+        let mut recent = Recent::new(true);
         let messages: Vec<MessageDoc> = (1..=6)
             .map(|position| {
                 let room = if position == 5 { other } else { mine };
